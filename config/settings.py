@@ -1,0 +1,201 @@
+"""One settings module, read from environment variables (12-factor).
+
+Every setting has a zero-config development default; the README lists them all.
+"""
+
+import base64
+import hashlib
+import os
+import socket
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("ONEOFF_VAR_DIR", BASE_DIR / "var"))
+
+env = environ.Env()
+if (BASE_DIR / ".env").exists():
+    env.read_env(BASE_DIR / ".env", overwrite=False)
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+
+def _database(url: str) -> dict:
+    try:
+        config = environ.Env.db_url_config(url)
+    except Exception as exc:
+        raise ImproperlyConfigured(f"DATABASE_URL is not a valid database URL: {exc}") from exc
+    engine = config.get("ENGINE", "")
+    if not engine or engine not in (
+        "django.db.backends.sqlite3",
+        "django.db.backends.postgresql",
+    ):
+        raise ImproperlyConfigured(
+            f"DATABASE_URL must start with sqlite:/// or postgres:// (got scheme of {url!r})"
+        )
+    if engine == "django.db.backends.sqlite3":
+        # WAL lets the web process read while the worker writes; IMMEDIATE transactions and a
+        # busy timeout make concurrent writers wait for each other instead of failing.
+        config["OPTIONS"] = {
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 30,
+        }
+    else:
+        config.setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
+        config["CONN_HEALTH_CHECKS"] = True
+    config["TEST"] = {"NAME": env.str("TEST_DATABASE_NAME", default=None)}
+    return config
+
+
+DEBUG = env.bool("DEBUG", default=True)
+SECRET_KEY = env.str("SECRET_KEY", default="") or "dev-only-insecure-secret-key-change-me"
+if not DEBUG and SECRET_KEY.startswith("dev-only"):
+    raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+SITE_URL = env.str("SITE_URL", default="http://localhost:8000")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_htmx",
+    "services",
+    "jobs",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASE_URL = env.str("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'oneoff.sqlite3'}")
+DATABASES = {"default": _database(DATABASE_URL)}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# A cache every web process shares: rate-limit counters live here. The embedded default is the
+# database (no server); production points CACHE_URL at Redis.
+CACHE_URL = env.str("CACHE_URL", default="")
+if CACHE_URL:
+    CACHES = {"default": env.cache_url_config(CACHE_URL)}
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "oneoff_cache",
+        }
+    }
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LOGIN_URL = "/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/login/"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = VAR_DIR / "staticfiles"
+
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=not DEBUG)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+
+
+def _fernet_keys(raw: list[str]) -> list[str]:
+    if raw:
+        return raw
+    # Development default: a key derived from SECRET_KEY, so `make run` needs no setup.
+    digest = hashlib.sha256(b"oneoff-field-encryption:" + SECRET_KEY.encode()).digest()
+    return [base64.urlsafe_b64encode(digest).decode()]
+
+
+# Comma-separated Fernet keys; the first encrypts, all decrypt (rotation: prepend a new key, run
+# `manage.py rotate_field_keys`, then drop the old one).
+FIELD_ENCRYPTION_KEYS = _fernet_keys(env.list("FIELD_ENCRYPTION_KEY", default=[]))
+if not DEBUG and not env.list("FIELD_ENCRYPTION_KEY", default=[]):
+    raise ImproperlyConfigured("FIELD_ENCRYPTION_KEY must be set when DEBUG is off")
+
+# Celery. The embedded default is kombu's filesystem transport: no server, and web, worker and
+# beat share it through a folder.
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
+BROKER_DIR = Path(env.str("BROKER_DIR", default=str(VAR_DIR / "broker")))
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(BROKER_DIR / "out"),
+        "data_folder_out": str(BROKER_DIR / "out"),
+        "processed_folder": str(BROKER_DIR / "processed"),
+        "control_folder": str(BROKER_DIR / "control"),
+        "store_processed": False,
+    }
+    for sub in ("out", "processed", "control"):
+        (BROKER_DIR / sub).mkdir(parents=True, exist_ok=True)
+else:
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+# Runner.
+RUNNER_HOST = env.str("RUNNER_HOST", default=socket.gethostname())
+JOB_NETWORK = env.str("JOB_NETWORK", default="none")
+JOB_MAX_RUNTIME = env.int("JOB_MAX_RUNTIME", default=30 * 24 * 3600)  # seconds
+JOB_STOP_GRACE = env.int("JOB_STOP_GRACE", default=10)  # seconds between SIGTERM and SIGKILL
+JOB_PIDS_LIMIT = env.int("JOB_PIDS_LIMIT", default=512)
+JOB_CAP_ADD = env.list("JOB_CAP_ADD", default=[])
+JOB_LOG_MAX_BYTES = env.int("JOB_LOG_MAX_BYTES", default=100 * 1024 * 1024)
+JOB_LOG_LINE_MAX_BYTES = env.int("JOB_LOG_LINE_MAX_BYTES", default=16 * 1024)
+JOB_START_TIMEOUT = env.int("JOB_START_TIMEOUT", default=3600)  # seconds a job may wait for Docker
+
+# Builds.
+BUILD_KEEP_IMAGES = env.int("BUILD_KEEP_IMAGES", default=3)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {"django.db.backends": {"level": "INFO"}},
+}

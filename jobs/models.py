@@ -1,0 +1,187 @@
+"""Jobs, their env snapshots and their log lines."""
+
+import hashlib
+import hmac
+import json
+import math
+from datetime import datetime
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from services.crypto import EncryptedTextField
+from services.models import Build, Plan, PublicIdField, Service, Workspace
+
+
+class EnvSnapshot(models.Model):
+    """An immutable copy of a service's env vars, taken when a job is created."""
+
+    service = models.ForeignKey(Service, models.CASCADE, related_name="env_snapshots")
+    data = EncryptedTextField(help_text="JSON object of the env vars, encrypted at rest.")
+    digest = models.CharField(
+        max_length=64, help_text="Keyed hash of the snapshot: equal digests, equal env."
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"env of {self.service_id} at {self.created_at:%Y-%m-%d %H:%M:%S}"
+
+    @classmethod
+    def capture(cls, service: Service) -> "EnvSnapshot":
+        values = service.env_dict()
+        canonical = json.dumps(values, sort_keys=True, separators=(",", ":"))
+        digest = hmac.new(
+            settings.SECRET_KEY.encode(), canonical.encode(), hashlib.sha256
+        ).hexdigest()
+        return cls.objects.create(service=service, data=canonical, digest=digest)
+
+    @property
+    def values(self) -> dict[str, str]:
+        return json.loads(self.data)
+
+
+class JobStatus(models.TextChoices):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+
+FINISHED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED)
+UNFINISHED = (JobStatus.PENDING, JobStatus.RUNNING)
+
+
+class JobQuerySet(models.QuerySet):
+    def for_user(self, user):
+        if not user.is_authenticated:
+            return self.none()
+        return self.filter(workspace__memberships__user=user)
+
+    def for_workspace(self, workspace):
+        return self.filter(workspace=workspace)
+
+    def unfinished(self):
+        return self.filter(status__in=UNFINISHED)
+
+
+class Job(models.Model):
+    id = PublicIdField(prefix="job")
+    workspace = models.ForeignKey(Workspace, models.CASCADE, related_name="jobs")
+    service = models.ForeignKey(Service, models.CASCADE, related_name="jobs")
+    start_command = models.TextField()
+    plan = models.ForeignKey(Plan, models.PROTECT, related_name="jobs")
+    build = models.ForeignKey(Build, models.PROTECT, related_name="jobs")
+    env_snapshot = models.ForeignKey(EnvSnapshot, models.PROTECT, related_name="jobs")
+    status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.PENDING)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    exit_code = models.IntegerField(null=True, blank=True)
+    # In the spirit of Render's job_run_ended reason: nonZeroExit, oomKilled {memoryLimit},
+    # timedOutSeconds, canceledBy, startError.
+    reason = models.JSONField(default=dict, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    canceled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    billed_seconds = models.PositiveIntegerField(null=True, blank=True)
+    cost = models.DecimalField(max_digits=14, decimal_places=6, null=True, blank=True)
+    # Runner bookkeeping.
+    host = models.CharField(max_length=200, blank=True, help_text="Runner host that claimed it.")
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    container_id = models.CharField(max_length=80, blank=True)
+    note = models.CharField(max_length=500, blank=True, help_text="Why a pending job waits.")
+    # Log bookkeeping: the last stored Docker log message (nanoseconds since the epoch) and how
+    # many messages carried exactly that timestamp, so a restarted follower resumes without gap
+    # or repeat.
+    log_cursor_ns = models.BigIntegerField(default=0)
+    log_cursor_count = models.PositiveIntegerField(default=0)
+    log_line_count = models.PositiveBigIntegerField(default=0)
+    log_bytes = models.PositiveBigIntegerField(default=0)
+    log_dropped_bytes = models.PositiveBigIntegerField(default=0)
+    logs_purged_at = models.DateTimeField(null=True, blank=True)
+
+    objects = JobQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["service", "-created_at", "-id"], name="job_list"),
+            models.Index(
+                fields=["service", "status", "-created_at", "-id"], name="job_list_status"
+            ),
+            models.Index(fields=["status", "created_at"], name="job_status"),
+        ]
+
+    def __str__(self) -> str:
+        return self.id
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in FINISHED
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.started_at is None:
+            return None
+        end = self.finished_at or timezone.now()
+        return max(0.0, (end - self.started_at).total_seconds())
+
+    @staticmethod
+    def billable_seconds(started_at: datetime | None, finished_at: datetime | None) -> int:
+        if started_at is None or finished_at is None:
+            return 0
+        return max(0, math.ceil((finished_at - started_at).total_seconds()))
+
+    @property
+    def container_name(self) -> str:
+        return f"oneoff-{self.id}"
+
+
+class LogStream(models.IntegerChoices):
+    STDOUT = 1, "stdout"
+    STDERR = 2, "stderr"
+
+
+class JobLogLine(models.Model):
+    id = models.BigAutoField(primary_key=True)
+    job = models.ForeignKey(Job, models.CASCADE, related_name="log_lines", db_index=False)
+    seq = models.PositiveBigIntegerField()
+    # Unique and increasing per job (the runner nudges ties by a microsecond), so the time-window
+    # paging of Render's logs API returns every line exactly once.
+    timestamp = models.DateTimeField()
+    stream = models.PositiveSmallIntegerField(choices=LogStream.choices, default=LogStream.STDOUT)
+    text = models.TextField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["job", "seq"], name="job_log_seq")]
+        indexes = [models.Index(fields=["job", "timestamp"], name="job_log_time")]
+
+    def __str__(self) -> str:
+        return f"{self.job_id}#{self.seq}"
+
+
+class IdempotencyKey(models.Model):
+    """The first response to a create request carrying an Idempotency-Key header (kept 24 h)."""
+
+    workspace = models.ForeignKey(Workspace, models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    scope = models.CharField(max_length=200, help_text="The endpoint, e.g. a service's jobs.")
+    request_hash = models.CharField(max_length=64)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    response = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "scope", "key"], name="idempotency_key")
+        ]
+        indexes = [models.Index(fields=["created_at"], name="idempotency_age")]
+
+    def __str__(self) -> str:
+        return self.key

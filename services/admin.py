@@ -1,0 +1,87 @@
+from django import forms
+from django.contrib import admin
+
+from services.models import ApiKey, Build, EnvVar, Membership, Plan, Service, Workspace
+
+
+@admin.register(Plan)
+class PlanAdmin(admin.ModelAdmin):
+    list_display = ("id", "name", "kind", "memory_mb", "cpu", "price_monthly")
+    list_editable = ("price_monthly",)
+    list_filter = ("kind",)
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    autocomplete_fields = ("user",)
+
+
+@admin.register(Workspace)
+class WorkspaceAdmin(admin.ModelAdmin):
+    list_display = ("name", "id", "log_retention_days", "created_at")
+    search_fields = ("name", "id")
+    readonly_fields = ("id",)
+    inlines = [MembershipInline]
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ("user", "workspace", "role")
+    list_filter = ("role",)
+    autocomplete_fields = ("user", "workspace")
+
+
+class EnvVarForm(forms.ModelForm):
+    # Values are write-only here: the widget never renders the stored secret.
+    value = forms.CharField(
+        widget=forms.PasswordInput(render_value=False, attrs={"placeholder": "•••••• (unchanged)"}),
+        required=False,
+        help_text="Leave empty to keep the current value.",
+    )
+
+    class Meta:
+        model = EnvVar
+        fields = ("key", "value")
+
+    def clean_value(self):
+        value = self.cleaned_data.get("value", "")
+        if not value and self.instance.pk:
+            return self.instance.value
+        return value
+
+
+class EnvVarInline(admin.TabularInline):
+    model = EnvVar
+    form = EnvVarForm
+    extra = 0
+
+
+@admin.register(Service)
+class ServiceAdmin(admin.ModelAdmin):
+    list_display = ("name", "id", "type", "plan", "workspace", "suspended")
+    list_filter = ("type", "suspended")
+    search_fields = ("name", "id")
+    readonly_fields = ("id", "created_at", "updated_at")
+    autocomplete_fields = ("workspace",)
+    inlines = [EnvVarInline]
+
+
+@admin.register(Build)
+class BuildAdmin(admin.ModelAdmin):
+    list_display = ("id", "service", "status", "image_id", "created_at")
+    list_filter = ("status",)
+    readonly_fields = [f.name for f in Build._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    list_display = ("prefix", "user", "workspace", "read_only", "last_used_at", "revoked_at")
+    readonly_fields = ("prefix", "key_hash", "created_at", "last_used_at")
+    exclude = ()
+
+    def has_add_permission(self, request):
+        return False  # keys are shown once at creation: use the dashboard or createapikey

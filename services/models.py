@@ -1,0 +1,389 @@
+"""Workspaces, members, plans, services, env vars, builds and API keys."""
+
+import hashlib
+import hmac
+import secrets
+from datetime import timedelta
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+from django.utils.text import slugify
+
+from services.crypto import EncryptedTextField
+from services.ids import new_id
+
+SECONDS_PER_MONTH = 30 * 24 * 3600  # prices are per 30-day month, billed per second
+
+
+class PublicIdField(models.CharField):
+    """Primary key holding a public id such as ``srv-c3rfdgg6n88pa7t3a6ag``."""
+
+    def __init__(self, *args, prefix: str = "", **kwargs):
+        self.prefix = prefix
+        kwargs.setdefault("max_length", 32)
+        kwargs.setdefault("primary_key", True)
+        kwargs.setdefault("editable", False)
+        super().__init__(*args, **kwargs)
+
+    def deconstruct(self):
+        name, path, args, kwargs = super().deconstruct()
+        kwargs["prefix"] = self.prefix
+        for key, default in (("max_length", 32), ("primary_key", True), ("editable", False)):
+            if kwargs.get(key) == default:
+                kwargs.pop(key)
+        return name, path, args, kwargs
+
+    def pre_save(self, model_instance, add):
+        value = getattr(model_instance, self.attname)
+        if not value:
+            value = new_id(model_instance.id_prefix() if not self.prefix else self.prefix)
+            setattr(model_instance, self.attname, value)
+        return value
+
+
+class Role(models.TextChoices):
+    ADMIN = "admin", "Admin"
+    DEVELOPER = "developer", "Developer"
+    VIEWER = "viewer", "Viewer"
+
+
+class WorkspaceQuerySet(models.QuerySet):
+    def for_user(self, user):
+        if not user.is_authenticated:
+            return self.none()
+        return self.filter(memberships__user=user)
+
+
+class Workspace(models.Model):
+    id = PublicIdField(prefix="tea")
+    name = models.CharField(max_length=100, unique=True)
+    email = models.EmailField(blank=True, help_text="Contact address shown as the owner's email.")
+    log_retention_days = models.PositiveSmallIntegerField(
+        default=7, help_text="Days job and build logs are kept (Render's tiers: 7, 14, 30)."
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = WorkspaceQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def role_of(self, user) -> str | None:
+        if not user.is_authenticated:
+            return None
+        membership = self.memberships.filter(user=user).first()
+        return membership.role if membership else None
+
+
+class Membership(models.Model):
+    workspace = models.ForeignKey(Workspace, models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.DEVELOPER)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "user"], name="one_membership_per_user")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.workspace} ({self.role})"
+
+    @property
+    def can_write(self) -> bool:
+        return self.role in (Role.ADMIN, Role.DEVELOPER)
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == Role.ADMIN
+
+
+class PlanKind(models.TextChoices):
+    SRV = "srv", "Web, private and background worker services"
+    CRON = "cron", "Cron jobs"
+
+
+class Plan(models.Model):
+    """An instance type. Prices are monthly (30 days); jobs are billed per second."""
+
+    id = models.CharField(max_length=32, primary_key=True)
+    name = models.CharField(max_length=50)
+    kind = models.CharField(max_length=8, choices=PlanKind.choices)
+    memory_mb = models.PositiveIntegerField()
+    cpu = models.DecimalField(max_digits=6, decimal_places=2, help_text="Cores; may be fractional.")
+    price_monthly = models.DecimalField(
+        max_digits=10, decimal_places=2, help_text="USD per 30-day month; 0 makes it a free plan."
+    )
+
+    class Meta:
+        ordering = ["kind", "memory_mb", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.id})"
+
+    @property
+    def is_free(self) -> bool:
+        return self.price_monthly <= 0
+
+    @property
+    def rate_per_second(self) -> Decimal:
+        return self.price_monthly / SECONDS_PER_MONTH
+
+    def cost_of(self, seconds: int) -> Decimal:
+        return (self.rate_per_second * seconds).quantize(Decimal("0.000001"), ROUND_HALF_UP)
+
+    @property
+    def specs(self) -> str:
+        memory = (
+            f"{self.memory_mb // 1024} GB" if self.memory_mb >= 1024 else f"{self.memory_mb} MB"
+        )
+        return f"{memory} RAM, {self.cpu.normalize()} CPU"
+
+
+class ServiceType(models.TextChoices):
+    WEB_SERVICE = "web_service", "Web service"
+    PRIVATE_SERVICE = "private_service", "Private service"
+    BACKGROUND_WORKER = "background_worker", "Background worker"
+    CRON_JOB = "cron_job", "Cron job"
+
+
+class ServiceQuerySet(models.QuerySet):
+    def for_user(self, user):
+        if not user.is_authenticated:
+            return self.none()
+        return self.filter(workspace__memberships__user=user)
+
+
+class Service(models.Model):
+    id = PublicIdField()
+    workspace = models.ForeignKey(Workspace, models.CASCADE, related_name="services")
+    name = models.CharField(max_length=100)
+    type = models.CharField(max_length=32, choices=ServiceType.choices)
+    plan = models.ForeignKey(Plan, models.PROTECT, related_name="services")
+    # Build source: an image reference, or a git repository with branch, Dockerfile and context.
+    image_ref = models.CharField(max_length=500, blank=True)
+    repo_url = models.CharField(max_length=500, blank=True)
+    branch = models.CharField(max_length=200, blank=True)
+    root_dir = models.CharField(max_length=500, blank=True)
+    dockerfile_path = models.CharField(max_length=500, blank=True, default="./Dockerfile")
+    docker_context = models.CharField(max_length=500, blank=True, default=".")
+    # A persistent disk is never mounted into jobs; it is recorded so the API can say so.
+    disk_name = models.CharField(max_length=100, blank=True)
+    disk_mount_path = models.CharField(max_length=500, blank=True)
+    disk_size_gb = models.PositiveIntegerField(null=True, blank=True)
+    suspended = models.BooleanField(default=False)
+    auto_deploy = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ServiceQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "name"], name="service_name_per_workspace")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def id_prefix(self) -> str:
+        return "crn" if self.type == ServiceType.CRON_JOB else "srv"
+
+    @property
+    def plan_kind(self) -> str:
+        return PlanKind.CRON if self.type == ServiceType.CRON_JOB else PlanKind.SRV
+
+    @property
+    def slug(self) -> str:
+        return slugify(self.name) or self.id
+
+    @property
+    def build_source(self) -> str:
+        return "image" if self.image_ref else "repo"
+
+    def valid_plans(self):
+        return Plan.objects.filter(kind=self.plan_kind)
+
+    def latest_successful_build(self):
+        return (
+            self.builds.filter(status=BuildStatus.SUCCEEDED).order_by("-finished_at", "-id").first()
+        )
+
+    def env_dict(self) -> dict[str, str]:
+        return {var.key: var.value for var in self.env_vars.order_by("key")}
+
+
+class EnvVar(models.Model):
+    service = models.ForeignKey(Service, models.CASCADE, related_name="env_vars")
+    key = models.CharField(max_length=256)
+    value = EncryptedTextField(blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["key"]
+        constraints = [
+            models.UniqueConstraint(fields=["service", "key"], name="env_key_per_service")
+        ]
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class BuildStatus(models.TextChoices):
+    QUEUED = "queued"
+    BUILDING = "building"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+
+BUILD_FINISHED = (BuildStatus.SUCCEEDED, BuildStatus.FAILED, BuildStatus.CANCELED)
+
+
+class BuildQuerySet(models.QuerySet):
+    def for_user(self, user):
+        if not user.is_authenticated:
+            return self.none()
+        return self.filter(service__workspace__memberships__user=user)
+
+
+class Build(models.Model):
+    id = PublicIdField(prefix="bld")
+    service = models.ForeignKey(Service, models.CASCADE, related_name="builds")
+    status = models.CharField(max_length=16, choices=BuildStatus.choices, default="queued")
+    # What was asked for.
+    image_ref = models.CharField(max_length=500, blank=True)
+    repo_url = models.CharField(max_length=500, blank=True)
+    branch = models.CharField(max_length=200, blank=True)
+    commit_id = models.CharField(max_length=64, blank=True)
+    commit_message = models.TextField(blank=True)
+    # What was made: the immutable image id (sha256:...), never a tag.
+    image_id = models.CharField(max_length=100, blank=True)
+    image_tag = models.CharField(max_length=200, blank=True)
+    reason = models.TextField(blank=True, help_text="Why the build failed or was canceled.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    logs_purged_at = models.DateTimeField(null=True, blank=True)
+
+    objects = BuildQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["service", "-created_at", "-id"], name="build_list")]
+
+    def __str__(self) -> str:
+        return self.id
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in BUILD_FINISHED
+
+
+class BuildLogLine(models.Model):
+    id = models.BigAutoField(primary_key=True)
+    build = models.ForeignKey(Build, models.CASCADE, related_name="log_lines", db_index=False)
+    seq = models.PositiveIntegerField()
+    timestamp = models.DateTimeField()
+    text = models.TextField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["build", "seq"], name="build_log_seq"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.build_id}#{self.seq}"
+
+
+class ApiKeyQuerySet(models.QuerySet):
+    def active(self):
+        return self.filter(revoked_at__isnull=True)
+
+
+class ApiKey(models.Model):
+    """A bearer key for one user in one workspace. Only a hash of the secret is stored."""
+
+    PREFIX = "oneoff_"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, models.CASCADE, related_name="api_keys")
+    workspace = models.ForeignKey(Workspace, models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100, blank=True)
+    prefix = models.CharField(
+        max_length=16, help_text="The key's first characters, to recognise it."
+    )
+    key_hash = models.CharField(max_length=64, unique=True)
+    read_only = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ApiKeyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.user})"
+
+    @staticmethod
+    def hash(secret: str) -> str:
+        # The secret has 256 bits of entropy, so a fast keyed hash is enough (no password KDF).
+        return hmac.new(settings.SECRET_KEY.encode(), secret.encode(), hashlib.sha256).hexdigest()
+
+    @classmethod
+    def issue(cls, user, workspace, *, name: str = "", read_only: bool = False):
+        """Create a key; returns (ApiKey, secret). The secret is never stored or shown again."""
+        secret = cls.PREFIX + secrets.token_urlsafe(32)
+        key = cls.objects.create(
+            user=user,
+            workspace=workspace,
+            name=name,
+            prefix=secret[: len(cls.PREFIX) + 6],
+            key_hash=cls.hash(secret),
+            read_only=read_only,
+        )
+        return key, secret
+
+    @classmethod
+    def authenticate(cls, secret: str):
+        """The active key for a secret, or None. The lookup is by a hash of the secret, and the
+        stored hash is compared again in constant time."""
+        digest = cls.hash(secret)
+        key = (
+            cls.objects.active().select_related("user", "workspace").filter(key_hash=digest).first()
+        )
+        if key is None or not hmac.compare_digest(key.key_hash, digest):
+            return None
+        if not key.user.is_active:
+            return None
+        return key
+
+    def touch(self) -> None:
+        """Record use, at most once a minute per key to keep reads cheap."""
+        now = timezone.now()
+        if self.last_used_at is None or now - self.last_used_at > timedelta(minutes=1):
+            ApiKey.objects.filter(pk=self.pk).update(last_used_at=now)
+            self.last_used_at = now
+
+
+class RunnerHost(models.Model):
+    """A host running a Celery worker with a Docker Engine. Heart-beats while alive."""
+
+    name = models.CharField(max_length=200, primary_key=True)
+    last_seen_at = models.DateTimeField()
+    docker_ok = models.BooleanField(default=False)
+    docker_error = models.TextField(blank=True)
+
+    def __str__(self) -> str:
+        return self.name

@@ -1,0 +1,135 @@
+"""Personas and makers shared by every test.
+
+Personas: ``owner`` (admin of ``workspace``), ``developer``, ``viewer``, and ``outsider`` (admin
+of another workspace). Makers build services, builds and jobs with sane defaults.
+"""
+
+import os
+import shutil
+import subprocess
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+
+from services.models import Build, BuildStatus, Membership, Plan, Role, Service, Workspace
+
+REQUIRE_PARTS = os.environ.get("ONEOFF_REQUIRE_PARTS") == "1" or os.environ.get("CI") == "true"
+
+
+def missing_part(message: str):
+    """A test needing a real part that is missing: fail in CI, skip on a laptop."""
+    if REQUIRE_PARTS:
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def docker_client():
+    try:
+        import docker
+
+        client = docker.from_env(timeout=30)
+        client.ping()
+    except Exception as exc:
+        missing_part(f"a Docker Engine is needed: {exc}")
+    return client
+
+
+@pytest.fixture(scope="session")
+def busybox_image(docker_client, tmp_path_factory) -> str:
+    """A tiny image made offline from Debian's static busybox (no registry is reachable)."""
+    tag = "oneoff-test/busybox:latest"
+    try:
+        return docker_client.images.get(tag).id
+    except Exception:
+        pass
+    busybox = shutil.which("busybox") or "/bin/busybox"
+    if not os.path.exists(busybox):
+        missing_part("Debian's busybox-static is needed to make the test image")
+    root = tmp_path_factory.mktemp("busybox-root")
+    subprocess.run(
+        [os.path.join(os.path.dirname(__file__), "..", "scripts", "make-busybox-image.sh"), tag],
+        check=True,
+        env={**os.environ, "ROOTFS": str(root)},
+    )
+    return docker_client.images.get(tag).id
+
+
+def make_user(email: str, **extra):
+    return get_user_model().objects.create_user(username=email, email=email, password="pw", **extra)
+
+
+@pytest.fixture
+def workspace(db):
+    return Workspace.objects.create(name="Acme", email="ops@acme.test")
+
+
+@pytest.fixture
+def other_workspace(db):
+    return Workspace.objects.create(name="Globex", email="ops@globex.test")
+
+
+def _member(workspace, email, role):
+    user = make_user(email)
+    Membership.objects.create(workspace=workspace, user=user, role=role)
+    return user
+
+
+@pytest.fixture
+def owner(workspace):
+    return _member(workspace, "alice@acme.test", Role.ADMIN)
+
+
+@pytest.fixture
+def developer(workspace):
+    return _member(workspace, "dave@acme.test", Role.DEVELOPER)
+
+
+@pytest.fixture
+def viewer(workspace):
+    return _member(workspace, "vera@acme.test", Role.VIEWER)
+
+
+@pytest.fixture
+def outsider(other_workspace):
+    return _member(other_workspace, "olga@globex.test", Role.ADMIN)
+
+
+@pytest.fixture
+def make_service(workspace):
+    def make(ws=None, *, name=None, type="web_service", plan_id=None, **fields):
+        ws = ws or workspace
+        plan_id = plan_id or ("plan-crn-003" if type == "cron_job" else "plan-srv-006")
+        count = Service.objects.count()
+        return Service.objects.create(
+            workspace=ws,
+            name=name or f"svc-{count + 1}",
+            type=type,
+            plan=Plan.objects.get(id=plan_id),
+            **fields,
+        )
+
+    return make
+
+
+@pytest.fixture
+def service(make_service):
+    return make_service(name="web")
+
+
+@pytest.fixture
+def make_build():
+    def make(service, *, status=BuildStatus.SUCCEEDED, image_id="sha256:" + "0" * 64, **fields):
+        now = timezone.now()
+        finished = status in (BuildStatus.SUCCEEDED, BuildStatus.FAILED, BuildStatus.CANCELED)
+        return Build.objects.create(
+            service=service,
+            status=status,
+            image_id=image_id if status == BuildStatus.SUCCEEDED else "",
+            started_at=now,
+            finished_at=now if finished else None,
+            **fields,
+        )
+
+    return make
