@@ -177,7 +177,11 @@ CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
-# Runner.
+# Runner. ONEOFF_INSTANCE labels this installation's containers, so two installations (or two test
+# runs) sharing one Docker Engine never touch each other's jobs.
+ONEOFF_INSTANCE = env.str(
+    "ONEOFF_INSTANCE", default=hashlib.sha256(DATABASE_URL.encode()).hexdigest()[:12]
+)
 RUNNER_HOST = env.str("RUNNER_HOST", default=socket.gethostname())
 JOB_NETWORK = env.str("JOB_NETWORK", default="none")
 JOB_MAX_RUNTIME = env.int("JOB_MAX_RUNTIME", default=30 * 24 * 3600)  # seconds

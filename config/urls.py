@@ -1,11 +1,13 @@
 from django.contrib import admin
-from django.urls import path
-from django.views.generic import TemplateView
+from django.urls import include, path
 
+from config.api import api
 from config.health import healthz
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
-    path("", TemplateView.as_view(template_name="home.html"), name="home"),
+    path("v1/", api.urls),
+    path("", include("services.urls")),
+    path("", include("jobs.urls")),
 ]
