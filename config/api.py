@@ -5,6 +5,7 @@ from ninja import NinjaAPI
 from jobs.api import router as jobs_router
 from jobs.logs_api import router as logs_router
 from services.api import router as services_router
+from services.logstreams_api import router as logstreams_router
 
 api = NinjaAPI(
     title="Oneoff API",
@@ -16,3 +17,4 @@ api = NinjaAPI(
 api.add_router("", services_router)
 api.add_router("", jobs_router)
 api.add_router("", logs_router)
+api.add_router("", logstreams_router)

@@ -10,4 +10,5 @@ urlpatterns = [
     path("v1/", api.urls),
     path("", include("services.urls")),
     path("", include("jobs.urls")),
+    path("", include("services.logstream_urls")),
 ]
