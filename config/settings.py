@@ -192,6 +192,12 @@ JOB_LOG_MAX_BYTES = env.int("JOB_LOG_MAX_BYTES", default=100 * 1024 * 1024)
 JOB_LOG_LINE_MAX_BYTES = env.int("JOB_LOG_LINE_MAX_BYTES", default=16 * 1024)
 JOB_START_TIMEOUT = env.int("JOB_START_TIMEOUT", default=3600)  # seconds a job may wait for Docker
 
+# API rate limits per API key ("count/period", period s, m, h or d), counted in the default cache.
+# Defaults are Render's: 2000 job creations an hour, 400 reads and 30 other writes a minute.
+API_RATE_LIMIT_JOB_CREATE = env.str("API_RATE_LIMIT_JOB_CREATE", default="2000/h")
+API_RATE_LIMIT_READ = env.str("API_RATE_LIMIT_READ", default="400/m")
+API_RATE_LIMIT_WRITE = env.str("API_RATE_LIMIT_WRITE", default="30/m")
+
 # Builds.
 BUILD_KEEP_IMAGES = env.int("BUILD_KEEP_IMAGES", default=3)
 
