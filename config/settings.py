@@ -200,6 +200,14 @@ API_RATE_LIMIT_WRITE = env.str("API_RATE_LIMIT_WRITE", default="30/m")
 
 # Builds.
 BUILD_KEEP_IMAGES = env.int("BUILD_KEEP_IMAGES", default=3)
+BUILD_TIMEOUT = env.int("BUILD_TIMEOUT", default=3600)  # seconds a clone + docker build may take
+BUILD_PULL_TIMEOUT = env.int("BUILD_PULL_TIMEOUT", default=120)  # seconds to pull a missing image
+BUILD_NETWORK = env.str("BUILD_NETWORK", default="none")  # network mode of Dockerfile RUN steps
+BUILD_LOG_MAX_BYTES = env.int("BUILD_LOG_MAX_BYTES", default=5 * 1024 * 1024)
+# Git transports a repository URL may use; file:// (a folder on the server) only in development.
+BUILD_GIT_PROTOCOLS = env.list(
+    "BUILD_GIT_PROTOCOLS", default=["https", "ssh", "git", "file"] if DEBUG else ["https", "ssh"]
+)
 
 LOGGING = {
     "version": 1,

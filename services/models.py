@@ -275,6 +275,9 @@ class Build(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     logs_purged_at = models.DateTimeField(null=True, blank=True)
+    image_removed_at = models.DateTimeField(
+        null=True, blank=True, help_text="When cleanup removed this build's image tag."
+    )
 
     objects = BuildQuerySet.as_manager()
 
