@@ -278,6 +278,9 @@ class Build(models.Model):
     image_removed_at = models.DateTimeField(
         null=True, blank=True, help_text="When cleanup removed this build's image tag."
     )
+    heartbeat_at = models.DateTimeField(
+        null=True, blank=True, help_text="Last sign of life from the worker running the build."
+    )
 
     objects = BuildQuerySet.as_manager()
 
