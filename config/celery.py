@@ -2,13 +2,37 @@
 
 import os
 
-from celery import Celery
+from celery import Celery, bootsteps
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 app = Celery("oneoff")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+# Tasks are short and wait on Docker or the database, so threads serve them well; and the worker's
+# main process runs the job supervisor's threads, which must not be forked into pool children.
+app.conf.worker_pool = os.environ.get("CELERY_WORKER_POOL", "threads")
+
+
+class JobSupervisorStep(bootsteps.StartStopStep):
+    """Runs jobs.supervisor in every worker (one per host is active; the others stand by):
+    it follows this host's job containers, their logs, cancels, timeouts and exits."""
+
+    requires = {"celery.worker.components:Pool"}
+
+    def start(self, worker):
+        from jobs.supervisor import start_supervisor
+
+        start_supervisor()
+
+    def stop(self, worker):
+        from jobs.supervisor import stop_supervisor
+
+        stop_supervisor()
+
+
+app.steps["worker"].add(JobSupervisorStep)
 
 app.conf.beat_schedule = {
     "heartbeat": {"task": "services.tasks.heartbeat", "schedule": 5.0},
