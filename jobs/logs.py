@@ -1,0 +1,627 @@
+"""Job logs: parse Docker's log stream, clean it, store it in batches, and read it back.
+
+Docker's ``/containers/{id}/logs`` endpoint (with ``timestamps=1`` and no TTY) sends frames:
+an 8-byte header (stream 1 = stdout, 2 = stderr; 3 zero bytes; a big-endian length) followed by
+one log message that starts with an RFC 3339 timestamp with nanoseconds. Each message is one
+line (with its ``\\n``) or, for a longer line, a 16 KiB piece of it without one.
+
+Resuming without gap or duplicate: ``Job.log_cursor_ns`` is the newest stored message's
+timestamp and ``Job.log_cursor_count`` how many stored messages had exactly it. A follower asks
+Docker for messages ``since`` that time (inclusive) and skips that many of them. Both move in the
+same transaction as the batch of lines they describe.
+
+``BATCH_LISTENERS``: callables ``listener(job_id: str, lines: list[StoredLine])`` run after each
+batch of log lines commits, in the follower's thread. They must be cheap and never block (hand the
+lines to a queue of your own); an exception in one is logged and ignored. The log-stream forwarder
+registers itself here.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+
+from jobs.models import Job, JobLogLine, LogStream
+
+logger = logging.getLogger(__name__)
+
+FLUSH_INTERVAL = 0.25  # seconds: stored lines are at most this old (plus one INSERT)
+FLUSH_LINES = 5000
+FLUSH_BYTES = 2 * 1024 * 1024
+QUEUE_CHUNKS = 64  # chunks of parsed messages between reader and writer (each <= ~64 KiB)
+HEADER = 8
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+BATCH_LISTENERS: list[Callable[[str, list[StoredLine]], None]] = []
+
+
+@dataclass(slots=True)
+class StoredLine:
+    seq: int
+    timestamp_us: int  # microseconds since the epoch, unique and increasing per job
+    stream: int
+    text: str
+
+    @property
+    def timestamp(self) -> datetime:
+        return EPOCH + timedelta(microseconds=self.timestamp_us)
+
+
+# --- parsing -----------------------------------------------------------------------------------
+
+_second_cache: dict[bytes, int] = {}
+
+
+def parse_timestamp_ns(raw: bytes) -> int:
+    """Nanoseconds since the epoch of Docker's ``2026-11-29T12:17:29.042672859Z`` (any offset)."""
+    text = raw.decode("ascii")
+    main, frac, offset = text, "", "+00:00"
+    if text.endswith("Z"):
+        main = text[:-1]
+    elif len(text) > 6 and text[-6] in "+-" and text[-3] == ":":
+        main, offset = text[:-6], text[-6:]
+    if "." in main:
+        main, frac = main.split(".", 1)
+    key = (main + offset).encode()
+    seconds = _second_cache.get(key)
+    if seconds is None:
+        moment = datetime.fromisoformat(main + offset)
+        seconds = int((moment - EPOCH).total_seconds())
+        if len(_second_cache) > 4096:
+            _second_cache.clear()
+        _second_cache[key] = seconds
+    nanos = int((frac + "000000000")[:9]) if frac else 0
+    return seconds * 1_000_000_000 + nanos
+
+
+class FrameParser:
+    """Turns the bytes of a multiplexed log stream into ``(timestamp_ns, stream, payload)``."""
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+
+    def feed(self, data: bytes) -> list[tuple[int, int, bytes]]:
+        buf = self.buffer
+        buf += data
+        out = []
+        pos = 0
+        size = len(buf)
+        while size - pos >= HEADER:
+            stream = buf[pos]
+            length = int.from_bytes(buf[pos + 4 : pos + 8], "big")
+            end = pos + HEADER + length
+            if end > size:
+                break
+            message = bytes(buf[pos + HEADER : end])
+            pos = end
+            space = message.find(b" ")
+            if space <= 0:
+                continue
+            try:
+                ts = parse_timestamp_ns(message[:space])
+            except ValueError:
+                continue
+            out.append(
+                (ts, LogStream.STDERR if stream == 2 else LogStream.STDOUT, message[space + 1 :])
+            )
+        del buf[:pos]
+        return out
+
+
+# --- cleaning ----------------------------------------------------------------------------------
+
+
+def split_bytes(payload: bytes, limit: int) -> Iterator[bytes]:
+    """Pieces of at most ``limit`` bytes, never cutting a UTF-8 character in two."""
+    start = 0
+    size = len(payload)
+    while size - start > limit:
+        end = start + limit
+        back = 0
+        # Step back over continuation bytes (0b10xxxxxx) so a character stays whole.
+        while back < 3 and (payload[end - back] & 0xC0) == 0x80:
+            back += 1
+        if back < 3:
+            end -= back
+        yield payload[start:end]
+        start = end
+    yield payload[start:]
+
+
+def clean_text(piece: bytes) -> str:
+    """Text safe to store: invalid UTF-8 replaced, NUL removed (PostgreSQL refuses it)."""
+    text = piece.decode("utf-8", "replace")
+    if "\x00" in text:
+        text = text.replace("\x00", "")
+    return text
+
+
+def format_bytes(size: int) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size} bytes"  # pragma: no cover
+
+
+def truncation_text(cap: int, dropped: int) -> str:
+    return (
+        f"[oneoff] log truncated: this job's output passed the {format_bytes(cap)} log cap "
+        f"(JOB_LOG_MAX_BYTES); {format_bytes(dropped)} ({dropped} bytes) after this line "
+        "were not stored"
+    )
+
+
+# --- storing -----------------------------------------------------------------------------------
+
+
+class LogConflict(Exception):
+    """Another follower stored lines for this job meanwhile: this one must stop."""
+
+
+def _copy_escape(text: str) -> str:
+    if "\\" in text:
+        text = text.replace("\\", "\\\\")
+    if "\t" in text:
+        text = text.replace("\t", "\\t")
+    if "\r" in text:
+        text = text.replace("\r", "\\r")
+    if "\n" in text:
+        text = text.replace("\n", "\\n")
+    return text
+
+
+_ts_second_cache: dict[int, str] = {}
+
+
+def _copy_timestamp(us: int) -> str:
+    seconds, micro = divmod(us, 1_000_000)
+    prefix = _ts_second_cache.get(seconds)
+    if prefix is None:
+        prefix = (EPOCH + timedelta(seconds=seconds)).strftime("%Y-%m-%d %H:%M:%S")
+        if len(_ts_second_cache) > 4096:
+            _ts_second_cache.clear()
+        _ts_second_cache[seconds] = prefix
+    return f"{prefix}.{micro:06d}+00"
+
+
+def insert_lines(job_id: str, lines: list[StoredLine]) -> None:
+    """One COPY on PostgreSQL, multi-row INSERTs elsewhere. Call inside a transaction."""
+    if not lines:
+        return
+    if connection.vendor == "postgresql":
+        table = connection.ops.quote_name(JobLogLine._meta.db_table)
+        sql = f"COPY {table} (job_id, seq, timestamp, stream, text) FROM STDIN"
+        prefix = f"{job_id}\t"
+        with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
+            parts = []
+            size = 0
+            for line in lines:
+                row = (
+                    f"{prefix}{line.seq}\t{_copy_timestamp(line.timestamp_us)}\t{line.stream}\t"
+                    f"{_copy_escape(line.text)}\n"
+                )
+                parts.append(row)
+                size += len(row)
+                if size > 1_000_000:
+                    copy.write("".join(parts))
+                    parts, size = [], 0
+            if parts:
+                copy.write("".join(parts))
+    else:
+        JobLogLine.objects.bulk_create(
+            [
+                JobLogLine(
+                    job_id=job_id,
+                    seq=line.seq,
+                    timestamp=line.timestamp,
+                    stream=line.stream,
+                    text=line.text,
+                )
+                for line in lines
+            ],
+            batch_size=500,
+        )
+
+
+@dataclass
+class LogWriter:
+    """Cleans messages of one job and stores them in batches, moving the job's cursor with them.
+
+    Memory is bounded: messages arrive in pieces of at most ~16 KiB (Docker splits longer lines),
+    pieces longer than JOB_LOG_LINE_MAX_BYTES are split again, and a batch is flushed once it
+    holds FLUSH_LINES lines or FLUSH_BYTES bytes.
+    """
+
+    job_id: str
+    line_count: int = 0
+    cursor_ns: int = 0
+    cursor_count: int = 0
+    stored_bytes: int = 0
+    dropped_bytes: int = 0
+    last_us: int = 0
+    truncation_seq: int | None = None
+    skip_ns: int = 0
+    skip_count: int = 0
+    pending: list[StoredLine] = field(default_factory=list)
+    pending_bytes: int = 0
+    truncation_dirty: bool = False
+    dirty: bool = False
+    max_bytes: int = 0
+    line_max: int = 0
+
+    @classmethod
+    def for_job(cls, job_id: str) -> LogWriter:
+        job = Job.objects.only(
+            "log_cursor_ns",
+            "log_cursor_count",
+            "log_line_count",
+            "log_bytes",
+            "log_dropped_bytes",
+        ).get(pk=job_id)
+        last = (
+            JobLogLine.objects.filter(job_id=job_id)
+            .order_by("-seq")
+            .values_list("seq", "timestamp", "text")
+            .first()
+        )
+        last_us = 0
+        truncation_seq = None
+        if last:
+            last_us = (last[1] - EPOCH) // timedelta(microseconds=1)
+            if last[2].startswith("[oneoff] log truncated:"):
+                truncation_seq = last[0]
+        return cls(
+            job_id=job_id,
+            line_count=job.log_line_count,
+            cursor_ns=job.log_cursor_ns,
+            cursor_count=job.log_cursor_count,
+            stored_bytes=job.log_bytes,
+            dropped_bytes=job.log_dropped_bytes,
+            last_us=last_us,
+            truncation_seq=truncation_seq,
+            skip_ns=job.log_cursor_ns,
+            skip_count=job.log_cursor_count,
+            max_bytes=settings.JOB_LOG_MAX_BYTES,
+            line_max=settings.JOB_LOG_LINE_MAX_BYTES,
+        )
+
+    @property
+    def since(self) -> str | None:
+        """Docker's ``since`` for a follower resuming after the stored messages (inclusive)."""
+        if not self.cursor_ns:
+            return None
+        seconds, nanos = divmod(self.cursor_ns, 1_000_000_000)
+        return f"{seconds}.{nanos:09d}"
+
+    def add(self, ts_ns: int, stream: int, payload: bytes) -> None:
+        # Already stored before a restart: Docker's ``since`` is inclusive.
+        if ts_ns < self.skip_ns:
+            return
+        if ts_ns == self.skip_ns and self.skip_count > 0:
+            self.skip_count -= 1
+            return
+        if ts_ns > self.cursor_ns:
+            self.cursor_ns, self.cursor_count = ts_ns, 1
+        elif ts_ns == self.cursor_ns:
+            self.cursor_count += 1
+        self.dirty = True
+        if payload.endswith(b"\n"):
+            payload = payload[:-1]
+        if self.truncation_seq is not None:
+            self.dropped_bytes += len(payload) + 1
+            self.truncation_dirty = True
+            return
+        ts_us = ts_ns // 1000
+        offset = 0
+        for piece in split_bytes(payload, self.line_max):
+            size = len(piece) + 1
+            if self.stored_bytes + size > self.max_bytes:
+                self._truncate(ts_us, len(payload) + 1 - offset)
+                return
+            offset += len(piece)
+            if ts_us <= self.last_us:
+                ts_us = self.last_us + 1
+            self.last_us = ts_us
+            self.pending.append(StoredLine(self.line_count, ts_us, stream, clean_text(piece)))
+            self.line_count += 1
+            self.stored_bytes += size
+            self.pending_bytes += size
+
+    def _truncate(self, ts_us: int, dropped: int) -> None:
+        if ts_us <= self.last_us:
+            ts_us = self.last_us + 1
+        self.last_us = ts_us
+        self.truncation_seq = self.line_count
+        self.dropped_bytes += dropped
+        self.pending.append(
+            StoredLine(
+                self.line_count,
+                ts_us,
+                LogStream.STDERR,
+                truncation_text(self.max_bytes, self.dropped_bytes),
+            )
+        )
+        self.line_count += 1
+
+    @property
+    def should_flush(self) -> bool:
+        return len(self.pending) >= FLUSH_LINES or self.pending_bytes >= FLUSH_BYTES
+
+    def flush(self) -> list[StoredLine]:
+        """Store the pending lines and the cursor in one transaction; returns what was stored."""
+        lines = self.pending
+        if not lines and not self.truncation_dirty and not self.dirty:
+            return []
+        expected = self.line_count - len(lines)
+        with transaction.atomic():
+            updated = Job.objects.filter(pk=self.job_id, log_line_count=expected).update(
+                log_cursor_ns=self.cursor_ns,
+                log_cursor_count=self.cursor_count,
+                log_line_count=self.line_count,
+                log_bytes=self.stored_bytes,
+                log_dropped_bytes=self.dropped_bytes,
+            )
+            if not updated:
+                raise LogConflict(self.job_id)
+            insert_lines(self.job_id, lines)
+            if self.truncation_dirty and self.truncation_seq is not None:
+                text = truncation_text(self.max_bytes, self.dropped_bytes)
+                JobLogLine.objects.filter(job_id=self.job_id, seq=self.truncation_seq).update(
+                    text=text
+                )
+                for line in lines:
+                    if line.seq == self.truncation_seq:
+                        line.text = text
+        self.truncation_dirty = False
+        self.pending = []
+        self.pending_bytes = 0
+        self.dirty = False
+        if lines:
+            notify(self.job_id, lines)
+        return lines
+
+
+def notify(job_id: str, lines: list[StoredLine]) -> None:
+    for listener in list(BATCH_LISTENERS):
+        try:
+            listener(job_id, lines)
+        except Exception:
+            logger.exception("log batch listener %r failed for %s", listener, job_id)
+
+
+# --- following a container ---------------------------------------------------------------------
+
+
+def _raw_chunks(response) -> Iterator[bytes]:
+    raw = response.raw
+    if getattr(raw, "chunked", False) and raw.supports_chunked_reads():
+        yield from raw.read_chunked(decode_content=False)
+    else:
+        while True:
+            data = raw.read1(65536)
+            if not data:
+                return
+            yield data
+
+
+def open_log_stream(client, container_id: str, since: str | None):
+    """The raw multiplexed ``follow`` stream of a container's logs (a ``requests`` response)."""
+    api = client.api
+    params = {"follow": 1, "stdout": 1, "stderr": 1, "timestamps": 1}
+    if since:
+        params["since"] = since
+    response = api._get(api._url("/containers/{0}/logs", container_id), params=params, stream=True)
+    api._raise_for_status(response)
+    sock = api._get_raw_response_socket(response)
+    api._disable_socket_timeout(sock)
+    return response
+
+
+class LogFollower(threading.Thread):
+    """Follows one container's logs into the database until the stream ends.
+
+    Two threads: this one reads and parses the stream into a bounded queue (back-pressure keeps
+    memory bounded when the database is slower than the job); a writer drains it and flushes at
+    least every FLUSH_INTERVAL. ``done`` is set when everything Docker had was stored, ``error``
+    when it stopped early (the supervisor then starts a new follower, which resumes).
+    """
+
+    def __init__(self, job_id: str, container_id: str, client_factory: Callable[[], object]):
+        super().__init__(name=f"logs-{job_id}", daemon=True)
+        self.job_id = job_id
+        self.container_id = container_id
+        self.client_factory = client_factory
+        self.queue: queue.Queue = queue.Queue(maxsize=QUEUE_CHUNKS)
+        self.done = False
+        self.error: BaseException | None = None
+        self.stopping = threading.Event()
+        self.response = None
+
+    def run(self) -> None:
+        writer_thread = None
+        client = None
+        try:
+            writer = LogWriter.for_job(self.job_id)
+            writer_thread = threading.Thread(
+                target=self._write, args=(writer,), name=f"logw-{self.job_id}", daemon=True
+            )
+            writer_thread.start()
+            client = self.client_factory()
+            self.response = open_log_stream(client, self.container_id, writer.since)
+            parser = FrameParser()
+            for chunk in _raw_chunks(self.response):
+                if self.stopping.is_set() or self.error is not None:
+                    break
+                messages = parser.feed(chunk)
+                if messages:
+                    self._put(messages)
+            self._put(None)
+            writer_thread.join()
+            if self.error is None and not self.stopping.is_set():
+                self.done = True
+        except BaseException as exc:
+            if self.error is None:
+                self.error = exc
+            if not self.stopping.is_set():
+                logger.warning("log follower for %s stopped: %r", self.job_id, exc)
+            self._put(None)
+            if writer_thread is not None:
+                writer_thread.join(timeout=10)
+        finally:
+            if self.response is not None:
+                self.response.close()
+            if client is not None:
+                client.close()
+            connection.close()
+
+    def _put(self, item) -> None:
+        while True:
+            try:
+                self.queue.put(item, timeout=0.5)
+                return
+            except queue.Full:
+                if self.error is not None or self.stopping.is_set():
+                    return
+
+    def stop(self) -> None:
+        self.stopping.set()
+        if self.response is not None:
+            try:
+                self.response.close()
+            except Exception:
+                logger.debug("closing the log stream of %s", self.job_id, exc_info=True)
+
+    def _write(self, writer: LogWriter) -> None:
+        try:
+            deadline = time.monotonic() + FLUSH_INTERVAL
+            while True:
+                timeout = max(0.0, deadline - time.monotonic())
+                try:
+                    item = self.queue.get(timeout=timeout)
+                except queue.Empty:
+                    item = ()
+                if item is None:
+                    writer.flush()
+                    return
+                for ts, stream, payload in item:
+                    writer.add(ts, stream, payload)
+                    if writer.should_flush:
+                        writer.flush()
+                        deadline = time.monotonic() + FLUSH_INTERVAL
+                if time.monotonic() >= deadline:
+                    writer.flush()
+                    deadline = time.monotonic() + FLUSH_INTERVAL
+        except BaseException as exc:
+            self.error = exc
+            self.stop()
+            # Unblock the reader if it waits on a full queue.
+            while True:
+                try:
+                    self.queue.get_nowait()
+                except queue.Empty:
+                    break
+        finally:
+            connection.close()
+
+
+# --- reading back (Render's GET /v1/logs) ------------------------------------------------------
+
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 100
+ONE_US = timedelta(microseconds=1)
+
+
+@dataclass
+class LogQuery:
+    jobs: list[Job]
+    start: datetime
+    end: datetime
+    direction: str = "backward"
+    text: list[str] = field(default_factory=list)
+    levels: list[str] = field(default_factory=list)
+    limit: int = DEFAULT_LIMIT
+
+
+def _entry(job: Job, line: JobLogLine) -> dict:
+    return {
+        "id": f"{job.id}-{line.seq}",
+        "message": line.text,
+        "timestamp": line.timestamp.isoformat(),
+        "labels": [
+            {"name": "resource", "value": job.id},
+            {"name": "instance", "value": job.id},
+            {"name": "level", "value": "error" if line.stream == LogStream.STDERR else "info"},
+            {"name": "type", "value": "app"},
+        ],
+    }
+
+
+def query_logs(q: LogQuery) -> dict:
+    """One page of Render's time-window pagination over the jobs' log lines.
+
+    The window is ``[start, end]``. Backward pages go newest first and the next page's window
+    ends just before the oldest line returned; forward pages go oldest first and the next window
+    starts just after the newest line. Stored timestamps are unique per job, and a page never
+    ends between two lines of equal timestamp, so paging returns every line exactly once.
+    """
+    by_id = {job.id: job for job in q.jobs}
+    rows = JobLogLine.objects.filter(
+        job_id__in=list(by_id), timestamp__gte=q.start, timestamp__lte=q.end
+    )
+    for text in q.text:
+        rows = rows.filter(text__contains=text)
+    streams = {LogStream.STDOUT if v == "info" else LogStream.STDERR for v in q.levels}
+    if q.levels:
+        rows = rows.filter(stream__in=streams) if streams else rows.none()
+    forward = q.direction == "forward"
+    order = ("timestamp", "job_id", "seq") if forward else ("-timestamp", "-job_id", "-seq")
+    page = list(rows.order_by(*order)[: q.limit + 1])
+    has_more = len(page) > q.limit
+    if has_more:
+        boundary = page[q.limit - 1].timestamp
+        page = page[: q.limit]
+        if page and len(q.jobs) > 1:
+            # Lines of different jobs may share a timestamp: never split them across pages.
+            seen = {(line.job_id, line.seq) for line in page}
+            page += [
+                line
+                for line in rows.filter(timestamp=boundary).order_by(*order)
+                if (line.job_id, line.seq) not in seen
+            ]
+    if forward:
+        next_start = page[-1].timestamp + ONE_US if page else q.start
+        next_end = q.end
+    else:
+        next_start = q.start
+        next_end = page[-1].timestamp - ONE_US if page else q.end
+    if not has_more:
+        if forward:
+            next_start = max(next_start, q.start)
+        else:
+            next_end = min(next_end, q.end)
+    return {
+        "hasMore": has_more,
+        "nextStartTime": next_start.isoformat(),
+        "nextEndTime": next_end.isoformat(),
+        "logs": [_entry(by_id[line.job_id], line) for line in page],
+    }
+
+
+def iter_lines(job: Job, batch: int = 2000) -> Iterable[JobLogLine]:
+    """Every stored line of a job in order, in keyset batches (for downloads)."""
+    after = -1
+    while True:
+        chunk = list(JobLogLine.objects.filter(job=job, seq__gt=after).order_by("seq")[:batch])
+        if not chunk:
+            return
+        yield from chunk
+        after = chunk[-1].seq

@@ -1,0 +1,368 @@
+"""Docker: start a job's container, and map a container's end to the job's outcome.
+
+The database row is the truth. Every transition is a compare-and-set UPDATE on ``status``, so a
+message delivered twice, a restarted worker or a race with cancel can never move a job twice, and
+terminal states never change. Containers have a deterministic name (a second create fails with
+409) and carry labels naming this installation, the job, the service and the workspace, which is
+how the supervisor (jobs/supervisor.py) finds them again after a crash.
+
+Every function takes an optional Docker client so unit tests can pass a fake.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import math
+import threading
+from datetime import UTC, datetime, timedelta
+
+import docker
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+from docker.errors import APIError, DockerException, ImageNotFound, NotFound
+from docker.types import LogConfig
+
+from jobs.models import Job, JobStatus
+
+logger = logging.getLogger(__name__)
+
+LABEL_INSTANCE = "oneoff.instance"
+LABEL_JOB = "oneoff.job"
+LABEL_SERVICE = "oneoff.service"
+LABEL_WORKSPACE = "oneoff.workspace"
+DOCKER_TIMEOUT = 30  # seconds for one Docker API call
+CLAIM_STALE = timedelta(seconds=60)  # a claim this old, still pending, may be taken over
+
+_local = threading.local()
+
+
+def new_client(timeout: int = DOCKER_TIMEOUT):
+    """A Docker client from the environment (DOCKER_HOST etc.)."""
+    return docker.from_env(timeout=timeout)
+
+
+def get_client():
+    """This thread's Docker client (requests sessions are not shared between threads)."""
+    client = getattr(_local, "client", None)
+    if client is None:
+        client = _local.client = new_client()
+    return client
+
+
+def reset_client() -> None:
+    client = getattr(_local, "client", None)
+    _local.client = None
+    if client is not None:
+        try:
+            client.close()
+        except Exception:
+            logger.debug("closing a Docker client", exc_info=True)
+
+
+def instance_filter() -> dict:
+    return {"label": f"{LABEL_INSTANCE}={settings.ONEOFF_INSTANCE}"}
+
+
+def memory_limit_label(memory_mb: int) -> str:
+    return f"{memory_mb}Mi"
+
+
+def container_config(job: Job) -> dict:
+    """Keyword arguments for ``client.containers.create`` (the Docker SDK)."""
+    plan = job.plan
+    memory = f"{plan.memory_mb}m"
+    return {
+        "image": job.build.image_id,
+        "command": ["/bin/sh", "-c", job.start_command],
+        # Exactly the snapshot: the image's own ENV (e.g. PATH) still applies underneath.
+        "environment": job.env_snapshot.values,
+        "name": job.container_name,
+        "labels": {
+            LABEL_INSTANCE: settings.ONEOFF_INSTANCE,
+            LABEL_JOB: job.id,
+            LABEL_SERVICE: job.service_id,
+            LABEL_WORKSPACE: job.workspace_id,
+        },
+        "mem_limit": memory,
+        "memswap_limit": memory,  # equal to memory: no swap on top
+        "nano_cpus": int(plan.cpu * 1_000_000_000),
+        "pids_limit": settings.JOB_PIDS_LIMIT,
+        "security_opt": ["no-new-privileges"],
+        "cap_drop": ["ALL"],
+        "cap_add": list(settings.JOB_CAP_ADD) or None,
+        "privileged": False,
+        "network_mode": settings.JOB_NETWORK,
+        # An init process forwards SIGTERM to the command and reaps zombies (a shell as PID 1
+        # would ignore SIGTERM and every cancel would wait for the SIGKILL).
+        "init": True,
+        # json-file keeps every line until the container is removed, so a restarted follower can
+        # resume from its cursor; no rotation, which could drop lines not yet stored.
+        "log_config": LogConfig(type="json-file", config={}),
+        "detach": True,
+    }
+
+
+def docker_time(value: str | None) -> datetime | None:
+    """Docker's RFC 3339 nanosecond times (``0001-01-01T00:00:00Z`` means unset), as UTC."""
+    if not value or value.startswith("0001-"):
+        return None
+    main = value.rstrip("Z")
+    offset = "+00:00"
+    if len(main) > 6 and main[-6] in "+-" and main[-3] == ":":
+        main, offset = main[:-6], main[-6:]
+    if "." in main:
+        main, frac = main.split(".", 1)
+        main = f"{main}.{(frac + '000000')[:6]}"
+    return datetime.fromisoformat(main + offset).astimezone(UTC)
+
+
+class StartOutcome(enum.StrEnum):
+    STARTED = "started"
+    SKIPPED = "skipped"  # not pending, claimed elsewhere, or lost a race: nothing to do
+    WAITING = "waiting"  # the Docker Engine did not answer: try again later
+    FAILED = "failed"  # could not start (bad image, timed out waiting for Docker)
+
+
+def claim(job_id: str) -> bool:
+    """Compare-and-set: a pending job nobody holds (or whose holder went quiet) becomes ours."""
+    now = timezone.now()
+    free = Q(host="") | Q(host=settings.RUNNER_HOST) | Q(claimed_at__lt=now - CLAIM_STALE)
+    return bool(
+        Job.objects.filter(free, pk=job_id, status=JobStatus.PENDING).update(
+            host=settings.RUNNER_HOST, claimed_at=now
+        )
+    )
+
+
+def fail_start(job_id: str, message: str, *, from_status=JobStatus.PENDING) -> bool:
+    now = timezone.now()
+    return bool(
+        Job.objects.filter(pk=job_id, status=from_status).update(
+            status=JobStatus.FAILED,
+            finished_at=now,
+            reason={"startError": message[:1000]},
+            billed_seconds=0,
+            cost=0,
+            note="",
+        )
+    )
+
+
+def start(job_id: str, client=None) -> StartOutcome:
+    """Start a pending job's container and mark it running. Safe to call any number of times."""
+    job = (
+        Job.objects.select_related("plan", "build", "env_snapshot", "service")
+        .filter(pk=job_id)
+        .first()
+    )
+    if job is None or job.status != JobStatus.PENDING:
+        return StartOutcome.SKIPPED
+    if timezone.now() - job.created_at > timedelta(seconds=settings.JOB_START_TIMEOUT):
+        fail_start(
+            job_id,
+            f"the job could not start within JOB_START_TIMEOUT ({settings.JOB_START_TIMEOUT} s)"
+            + (f": {job.note}" if job.note else ""),
+        )
+        return StartOutcome.FAILED
+    if not claim(job_id):
+        return StartOutcome.SKIPPED
+    try:
+        client = client or get_client()
+        client.ping()
+    except (DockerException, OSError) as exc:
+        reset_client()
+        note = f"Waiting for the Docker Engine on {settings.RUNNER_HOST}: {exc}"
+        Job.objects.filter(pk=job_id, status=JobStatus.PENDING).update(
+            host="", claimed_at=None, note=note[:500]
+        )
+        return StartOutcome.WAITING
+    if not job.build.image_id:
+        fail_start(job_id, f"build {job.build_id} has no image")
+        return StartOutcome.FAILED
+    try:
+        container = _create_or_get(client, job)
+        container.reload()
+        if container.status == "created":
+            container.start()
+            container.reload()
+    except (ImageNotFound, NotFound) as exc:
+        _remove_quietly(client, job.container_name)
+        fail_start(job_id, f"the build's image {job.build.image_id} is gone: {_explain(exc)}")
+        return StartOutcome.FAILED
+    except APIError as exc:
+        _remove_quietly(client, job.container_name)
+        fail_start(job_id, f"Docker could not start the container: {_explain(exc)}")
+        return StartOutcome.FAILED
+    except (DockerException, OSError) as exc:
+        reset_client()
+        Job.objects.filter(pk=job_id, status=JobStatus.PENDING).update(
+            host="", claimed_at=None, note=f"Docker Engine error: {exc}"[:500]
+        )
+        return StartOutcome.WAITING
+    started_at = docker_time(container.attrs["State"].get("StartedAt")) or timezone.now()
+    moved = Job.objects.filter(pk=job_id, status=JobStatus.PENDING).update(
+        status=JobStatus.RUNNING,
+        started_at=started_at,
+        container_id=container.id,
+        host=settings.RUNNER_HOST,
+        note="",
+    )
+    if not moved:
+        # Canceled while we were starting it: it must never run. (Unless the supervisor adopted
+        # this very container meanwhile: then it is running and stays.)
+        if not Job.objects.filter(pk=job_id, container_id=container.id).exists():
+            _remove_quietly(client, container.id)
+        return StartOutcome.SKIPPED
+    return StartOutcome.STARTED
+
+
+def _create_or_get(client, job: Job):
+    try:
+        return client.containers.create(**container_config(job))
+    except APIError as exc:
+        if exc.status_code != 409:
+            raise
+        # A previous delivery created it: same deterministic name. Use it if it is ours.
+        container = client.containers.get(job.container_name)
+        if container.labels.get(LABEL_JOB) != job.id:
+            raise
+        return container
+
+
+def _explain(exc: Exception) -> str:
+    return getattr(exc, "explanation", None) or str(exc)
+
+
+def _remove_quietly(client, name_or_id: str) -> None:
+    try:
+        client.api.remove_container(name_or_id, force=True)
+    except NotFound:
+        pass
+    except (DockerException, OSError):
+        logger.warning("could not remove container %s", name_or_id, exc_info=True)
+
+
+def adopt(job: Job, attrs: dict) -> bool:
+    """A pending job whose container already started (its start_job died before recording it):
+    mark it running now."""
+    started_at = docker_time(attrs["State"].get("StartedAt"))
+    if started_at is None:
+        return False
+    return bool(
+        Job.objects.filter(pk=job.pk, status=JobStatus.PENDING).update(
+            status=JobStatus.RUNNING,
+            started_at=started_at,
+            container_id=attrs["Id"],
+            host=settings.RUNNER_HOST,
+            note="",
+        )
+    )
+
+
+def canceled_by(job: Job) -> str:
+    user = job.canceled_by
+    return (user.email or user.username) if user is not None else "api"
+
+
+def outcome(job: Job, state: dict) -> dict:
+    """The fields that end a job, from its container's ``State``."""
+    finished_at = docker_time(state.get("FinishedAt")) or timezone.now()
+    started_at = job.started_at or finished_at
+    finished_at = max(finished_at, started_at)
+    exit_code = state.get("ExitCode")
+    runtime = (finished_at - started_at).total_seconds()
+    if job.cancel_requested_at is not None:
+        status, reason = JobStatus.CANCELED, {"canceledBy": canceled_by(job)}
+    elif runtime >= settings.JOB_MAX_RUNTIME:
+        status, reason = JobStatus.FAILED, {"timedOutSeconds": settings.JOB_MAX_RUNTIME}
+    elif state.get("OOMKilled"):
+        status = JobStatus.FAILED
+        reason = {"oomKilled": {"memoryLimit": memory_limit_label(job.plan.memory_mb)}}
+    elif exit_code == 0:
+        status, reason = JobStatus.SUCCEEDED, {}
+    else:
+        status, reason = JobStatus.FAILED, {"nonZeroExit": exit_code}
+    billed = max(0, math.ceil(runtime))
+    return {
+        "status": status,
+        "finished_at": finished_at,
+        "exit_code": exit_code,
+        "reason": reason,
+        "billed_seconds": billed,
+        "cost": job.plan.cost_of(billed),
+    }
+
+
+def record_exit(job: Job, state: dict) -> bool:
+    """End a running job from its exited container's state (compare-and-set on ``running``)."""
+    return bool(
+        Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(**outcome(job, state))
+    )
+
+
+def record_lost(job: Job, why: str) -> bool:
+    """A running job whose container vanished: it ends ``failed`` (or ``canceled`` if asked)."""
+    now = timezone.now()
+    started_at = job.started_at or now
+    billed = max(0, math.ceil((now - started_at).total_seconds()))
+    if job.cancel_requested_at is not None:
+        status, reason = JobStatus.CANCELED, {"canceledBy": canceled_by(job)}
+    else:
+        status, reason = JobStatus.FAILED, {"evicted": True, "evictionReason": why}
+    return bool(
+        Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(
+            status=status,
+            finished_at=now,
+            reason=reason,
+            billed_seconds=billed,
+            cost=job.plan.cost_of(billed),
+        )
+    )
+
+
+def remove(client, container_id: str) -> None:
+    _remove_quietly(client, container_id)
+
+
+def sweep(batch: int = 100) -> dict:
+    """The periodic reaper (beat): bounded batches, safe to run anywhere, any number of times.
+
+    - pending jobs nobody holds (their start message may be lost) get a new start message;
+    - pending jobs older than JOB_START_TIMEOUT fail with ``startError``;
+    - running jobs whose runner host stopped heart-beating for JOB_HOST_TIMEOUT fail.
+    """
+    from jobs.launch import enqueue_start
+    from services.models import RunnerHost
+
+    now = timezone.now()
+    counts = {"requeued": 0, "timed_out": 0, "host_lost": 0}
+    too_old = now - timedelta(seconds=settings.JOB_START_TIMEOUT)
+    for job in Job.objects.filter(status=JobStatus.PENDING, created_at__lt=too_old)[:batch]:
+        note = f": {job.note}" if job.note else ""
+        limit = settings.JOB_START_TIMEOUT
+        if fail_start(
+            job.pk, f"the job could not start within JOB_START_TIMEOUT ({limit} s){note}"
+        ):
+            counts["timed_out"] += 1
+    waiting = Job.objects.filter(
+        Q(host="") | Q(claimed_at__lt=now - CLAIM_STALE),
+        status=JobStatus.PENDING,
+        created_at__lt=now - timedelta(seconds=5),
+    ).order_by("created_at")
+    for job_id in waiting.values_list("pk", flat=True)[:batch]:
+        enqueue_start(job_id)
+        counts["requeued"] += 1
+    host_timeout = timedelta(seconds=getattr(settings, "JOB_HOST_TIMEOUT", 300))
+    alive = RunnerHost.objects.filter(last_seen_at__gte=now - host_timeout).values("name")
+    orphans = (
+        Job.objects.select_related("plan", "canceled_by")
+        .filter(status=JobStatus.RUNNING, started_at__lt=now - host_timeout)
+        .exclude(host__in=alive)
+    )
+    for job in orphans[:batch]:
+        why = f"runner host {job.host or '?'} stopped answering (no heartbeat for {host_timeout})"
+        if record_lost(job, why):
+            counts["host_lost"] += 1
+    return counts

@@ -1,0 +1,278 @@
+"""The per-host supervisor: follows every container of this installation on this host's engine.
+
+It runs as a thread in the Celery worker's main process (a worker bootstep, see config/celery.py),
+so a job's life never hangs on one Celery task staying acknowledged. Every ``interval`` it lists the
+containers labelled ``oneoff.instance=<ONEOFF_INSTANCE>``, reads their jobs in one query, and:
+
+- keeps one log follower per running job (jobs/logs.py), which resumes from the job's cursor;
+- stops a container whose job was asked to cancel, or ran past JOB_MAX_RUNTIME
+  (``docker stop``: SIGTERM, JOB_STOP_GRACE seconds, SIGKILL), in a thread of its own;
+- once a container exited and its follower stored everything, records the exit (a
+  compare-and-set on ``running``) and removes the container;
+- removes containers whose job is already finished or gone;
+- marks running jobs of this host whose container vanished ``failed`` with a reason;
+- adopts a container whose start was not recorded (its ``start_job`` died between the Docker
+  start and the database update).
+
+One supervisor per host and installation: a file lock (released by the kernel even on SIGKILL)
+keeps a second worker on the same host waiting as a standby.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import threading
+import time
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import close_old_connections, connection
+from django.utils import timezone
+from docker.errors import DockerException, NotFound
+
+from jobs import runner
+from jobs.logs import LogFollower
+from jobs.models import FINISHED, Job, JobStatus
+from services.models import RunnerHost
+
+logger = logging.getLogger(__name__)
+
+HEARTBEAT_EVERY = 5.0
+LOST_GRACE = timedelta(seconds=5)  # a running job's container may be missing this long at start
+
+
+class Supervisor(threading.Thread):
+    def __init__(self, interval: float = 0.5, client_factory=runner.new_client):
+        super().__init__(name="oneoff-supervisor", daemon=True)
+        self.interval = interval
+        self.client_factory = client_factory
+        self.client = None
+        self.followers: dict[str, LogFollower] = {}
+        self.stoppers: dict[str, threading.Thread] = {}
+        self.stopped = threading.Event()
+        self.last_heartbeat = 0.0
+        self.docker_ok = False
+        self.docker_error = ""
+        self.lock_file = None
+
+    # --- life ----------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        try:
+            if not self._acquire_lock():
+                return
+            logger.info(
+                "oneoff supervisor running on %s for instance %s",
+                settings.RUNNER_HOST,
+                settings.ONEOFF_INSTANCE,
+            )
+            while not self.stopped.is_set():
+                started = time.monotonic()
+                try:
+                    self.tick()
+                except Exception:
+                    logger.exception("supervisor tick failed")
+                    connection.close()
+                self.stopped.wait(max(0.05, self.interval - (time.monotonic() - started)))
+        finally:
+            for follower in self.followers.values():
+                follower.stop()
+            connection.close()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.stopped.set()
+        self.join(timeout)
+
+    def _acquire_lock(self) -> bool:
+        path = (
+            settings.VAR_DIR / f"supervisor-{settings.ONEOFF_INSTANCE}-{settings.RUNNER_HOST}.lock"
+        )
+        self.lock_file = open(path, "a+")  # noqa: SIM115 - held for the thread's life
+        announced = False
+        while not self.stopped.is_set():
+            try:
+                fcntl.flock(self.lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                if not announced:
+                    logger.info("another supervisor holds %s; standing by", path)
+                    announced = True
+                self.stopped.wait(1.0)
+        return False
+
+    # --- one pass ------------------------------------------------------------------------------
+
+    def tick(self) -> None:
+        close_old_connections()
+        containers = self._list_containers()
+        self._heartbeat()
+        if containers is None:
+            return
+        by_job = {}
+        for item in containers:
+            job_id = (item.get("Labels") or {}).get(runner.LABEL_JOB)
+            if job_id:
+                by_job[job_id] = item
+        jobs = Job.objects.select_related("plan", "canceled_by").in_bulk(list(by_job))
+        for job_id, item in by_job.items():
+            try:
+                self.handle(job_id, item, jobs.get(job_id))
+            except (DockerException, OSError) as exc:
+                logger.warning("supervising %s: Docker error %r", job_id, exc)
+        self._find_lost(set(by_job))
+        for job_id in [j for j in self.followers if j not in by_job]:
+            self.followers.pop(job_id).stop()
+
+    def _list_containers(self) -> list[dict] | None:
+        try:
+            if self.client is None:
+                self.client = self.client_factory()
+            containers = self.client.api.containers(all=True, filters=runner.instance_filter())
+            self.docker_ok, self.docker_error = True, ""
+            return containers
+        except (DockerException, OSError) as exc:
+            if self.docker_ok or not self.docker_error:
+                logger.warning("the Docker Engine does not answer: %s", exc)
+            self.docker_ok, self.docker_error = False, str(exc)[:1000]
+            if self.client is not None:
+                try:
+                    self.client.close()
+                except Exception:
+                    logger.debug("closing the Docker client", exc_info=True)
+            self.client = None
+            return None
+
+    def _heartbeat(self) -> None:
+        now = time.monotonic()
+        if now - self.last_heartbeat < HEARTBEAT_EVERY:
+            return
+        self.last_heartbeat = now
+        RunnerHost.objects.update_or_create(
+            name=settings.RUNNER_HOST,
+            defaults={
+                "last_seen_at": timezone.now(),
+                "docker_ok": self.docker_ok,
+                "docker_error": self.docker_error,
+            },
+        )
+
+    def handle(self, job_id: str, item: dict, job: Job | None) -> None:
+        state = item.get("State")
+        container_id = item["Id"]
+        if job is None or job.status in FINISHED:
+            # Finished (or deleted) jobs keep no container; a running one is killed first.
+            follower = self.followers.pop(job_id, None)
+            if follower is not None:
+                follower.stop()
+            runner.remove(self.client, container_id)
+            return
+        if job.status == JobStatus.PENDING:
+            self._handle_pending(job, item)
+            return
+        # Running.
+        follower = self.followers.get(job_id)
+        if follower is None or (not follower.is_alive() and not follower.done):
+            self.followers[job_id] = follower = LogFollower(
+                job_id, container_id, self.client_factory
+            )
+            follower.start()
+        if state == "running":
+            if follower.done:
+                # The stream ended while the container runs (engine restart?): follow again.
+                self.followers[job_id] = follower = LogFollower(
+                    job_id, container_id, self.client_factory
+                )
+                follower.start()
+            max_runtime = timedelta(seconds=settings.JOB_MAX_RUNTIME)
+            too_long = job.started_at and timezone.now() - job.started_at >= max_runtime
+            if job.cancel_requested_at is not None or too_long:
+                self._stop(job_id, container_id)
+        elif state in ("exited", "dead") and follower.done:
+            attrs = self.client.api.inspect_container(container_id)
+            if runner.record_exit(job, attrs["State"]):
+                logger.info("job %s ended (exit %s)", job_id, attrs["State"].get("ExitCode"))
+            self.followers.pop(job_id, None)
+            self.stoppers.pop(job_id, None)
+            runner.remove(self.client, container_id)
+
+    def _handle_pending(self, job: Job, item: dict) -> None:
+        claimed_at = job.claimed_at or job.created_at
+        if timezone.now() - claimed_at < runner.CLAIM_STALE / 2:
+            return  # start_job is (probably) still at work on it
+        if item.get("State") in ("running", "exited", "dead"):
+            attrs = self.client.api.inspect_container(item["Id"])
+            if runner.adopt(job, attrs):
+                logger.info("adopted container of %s whose start was not recorded", job.id)
+        else:
+            # Created but never started: remove it and let start_job (via the sweep) try again.
+            runner.remove(self.client, item["Id"])
+            Job.objects.filter(pk=job.pk, status=JobStatus.PENDING).update(host="", claimed_at=None)
+
+    def _stop(self, job_id: str, container_id: str) -> None:
+        thread = self.stoppers.get(job_id)
+        if thread is not None and thread.is_alive():
+            return
+        thread = threading.Thread(
+            target=self._stop_container, args=(container_id,), name=f"stop-{job_id}", daemon=True
+        )
+        self.stoppers[job_id] = thread
+        thread.start()
+
+    def _stop_container(self, container_id: str) -> None:
+        grace = settings.JOB_STOP_GRACE
+        try:
+            client = runner.new_client(timeout=grace + runner.DOCKER_TIMEOUT)
+            try:
+                client.api.stop(container_id, timeout=grace)
+            finally:
+                client.close()
+        except NotFound:
+            pass
+        except (DockerException, OSError):
+            logger.warning("could not stop container %s", container_id, exc_info=True)
+
+    def _find_lost(self, seen: set[str]) -> None:
+        cutoff = timezone.now() - LOST_GRACE
+        candidates = (
+            Job.objects.select_related("plan", "canceled_by")
+            .filter(status=JobStatus.RUNNING, host=settings.RUNNER_HOST, started_at__lt=cutoff)
+            .exclude(pk__in=seen)[:100]
+        )
+        for job in candidates:
+            try:
+                self.client.api.inspect_container(job.container_id or job.container_name)
+                continue  # it exists after all (started after the listing)
+            except NotFound:
+                pass
+            follower = self.followers.pop(job.id, None)
+            if follower is not None:
+                follower.stop()
+            why = (
+                f"the job's container {job.container_name} disappeared from the Docker Engine "
+                f"on {settings.RUNNER_HOST} (removed outside Oneoff?)"
+            )
+            if runner.record_lost(job, why):
+                logger.warning("job %s: %s", job.id, why)
+
+
+_supervisor: Supervisor | None = None
+
+
+def start_supervisor() -> Supervisor | None:
+    """Start this process's supervisor (once). ``ONEOFF_SUPERVISOR=0`` turns it off."""
+    global _supervisor
+    if os.environ.get("ONEOFF_SUPERVISOR", "1") == "0":
+        return None
+    if _supervisor is None or not _supervisor.is_alive():
+        _supervisor = Supervisor(interval=float(os.environ.get("ONEOFF_SUPERVISOR_INTERVAL", 0.5)))
+        _supervisor.start()
+    return _supervisor
+
+
+def stop_supervisor() -> None:
+    global _supervisor
+    if _supervisor is not None:
+        _supervisor.stop()
+        _supervisor = None

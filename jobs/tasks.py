@@ -1,0 +1,21 @@
+"""Thin Celery tasks; the logic lives in jobs/runner.py."""
+
+from celery import shared_task
+
+from jobs import runner
+
+
+@shared_task(bind=True, ignore_result=True, max_retries=None, acks_late=True)
+def start_job(self, job_id: str) -> str:
+    """Start a pending job's container. Short: the per-host supervisor follows it afterwards."""
+    outcome = runner.start(job_id)
+    if outcome == runner.StartOutcome.WAITING:
+        # The Docker Engine did not answer: the job stays pending with a visible note.
+        raise self.retry(countdown=min(15, 2 ** min(self.request.retries, 4)))
+    return outcome.value
+
+
+@shared_task(ignore_result=True)
+def sweep() -> dict:
+    """Re-enqueue pending jobs whose start message may be lost; end jobs stuck on dead hosts."""
+    return runner.sweep()
