@@ -1,3 +1,115 @@
-from ninja import Router
+"""The four jobs endpoints of Render's API: create, list, retrieve, cancel."""
 
-router = Router()
+from django.http import HttpRequest
+from ninja import Query, Router, Status
+
+from config.api_base import (
+    ApiError,
+    ApiKeyAuth,
+    aware,
+    encode_cursor,
+    errors,
+    get_job,
+    get_service,
+    paginate,
+    require_write,
+)
+from config.api_idempotency import idempotent
+from jobs.launch import CancelRefused, LaunchError, cancel_job, create_job
+from jobs.models import Job
+from jobs.schemas import JobCreateIn, JobListQuery, JobOut, JobWithCursor, job_dict
+
+router = Router(tags=["One-Off Jobs"])
+
+TIME_FILTERS = {
+    "createdBefore": "created_at__lt",
+    "createdAfter": "created_at__gte",
+    "startedBefore": "started_at__lt",
+    "startedAfter": "started_at__gte",
+    "finishedBefore": "finished_at__lt",
+    "finishedAfter": "finished_at__gte",
+}
+
+
+@router.post(
+    "/services/{serviceId}/jobs",
+    response={201: JobOut, **errors(400, 403, 404, 409, 422)},
+    auth=ApiKeyAuth(bucket="job_create"),
+    exclude_none=True,
+    operation_id="post-job",
+    summary="Create job",
+    description="Snapshots the service's latest successful build and env vars and starts the "
+    "command. With an `Idempotency-Key` header, a retry with the same body within 24 h answers "
+    "the first job and starts nothing (another body with that key: 422).",
+)
+def create(request: HttpRequest, serviceId: str, payload: JobCreateIn):
+    require_write(request)
+    service = get_service(request, serviceId)
+
+    def run():
+        try:
+            job = create_job(service, payload.startCommand, payload.planId, user=request.auth.user)
+        except LaunchError as exc:
+            raise ApiError(400, "bad_request", exc.message) from exc
+        job = Job.objects.select_related("build", "env_snapshot", "created_by").get(pk=job.pk)
+        return 201, job_dict(job)
+
+    status, body = idempotent(request, f"jobs:{service.id}", payload.dict(), run)
+    return Status(status, body)
+
+
+@router.get(
+    "/services/{serviceId}/jobs",
+    response={200: list[JobWithCursor], **errors(400, 404)},
+    exclude_none=True,
+    operation_id="list-job",
+    summary="List jobs",
+    description="Newest first. Pass the last item's `cursor` for the next page; a page has "
+    "fewer than `limit` items at the end. `…Before` bounds are exclusive, `…After` inclusive.",
+)
+def list_jobs(request: HttpRequest, serviceId: str, filters: Query[JobListQuery]):
+    service = get_service(request, serviceId)
+    jobs = Job.objects.filter(service=service).select_related(
+        "build", "env_snapshot", "created_by", "canceled_by"
+    )
+    if filters.status:
+        jobs = jobs.filter(status__in=filters.status.split(","))
+    for name, lookup in TIME_FILTERS.items():
+        value = getattr(filters, name)
+        if value is not None:
+            jobs = jobs.filter(**{lookup: aware(value)})
+    page = paginate(jobs, filters, "job")
+    return [{"job": job_dict(job), "cursor": encode_cursor(job.created_at, job.id)} for job in page]
+
+
+@router.get(
+    "/services/{serviceId}/jobs/{jobId}",
+    response={200: JobOut, **errors(404)},
+    exclude_none=True,
+    operation_id="retrieve-job",
+    summary="Retrieve job",
+)
+def retrieve(request: HttpRequest, serviceId: str, jobId: str):
+    service = get_service(request, serviceId)
+    return job_dict(get_job(request, service, jobId))
+
+
+@router.post(
+    "/services/{serviceId}/jobs/{jobId}/cancel",
+    response={200: JobOut, **errors(400, 403, 404)},
+    exclude_none=True,
+    operation_id="cancel-job",
+    summary="Cancel job",
+    description="A pending job ends `canceled` at once; a running one is stopped (SIGTERM, then "
+    "SIGKILL) and ends `canceled`. Canceling a canceled job returns it unchanged; a succeeded "
+    "or failed job is a 400.",
+)
+def cancel(request: HttpRequest, serviceId: str, jobId: str):
+    require_write(request)
+    service = get_service(request, serviceId)
+    job = get_job(request, service, jobId)
+    try:
+        job = cancel_job(job, user=request.auth.user)
+    except CancelRefused as exc:
+        raise ApiError(400, "bad_request", exc.message) from exc
+    return job_dict(get_job(request, service, job.id))

@@ -1,0 +1,106 @@
+"""The job's JSON shape (Render's job object plus Oneoff's extensions) and the API's job schemas.
+
+``job_dict`` is the one place the shape is written; the API and the dashboard both use it.
+"""
+
+from datetime import datetime
+
+from ninja import Field, Schema
+
+from config.api_base import Page, isoformat
+from jobs.launch import MAX_COMMAND_BYTES
+from jobs.models import Job, JobStatus
+
+STATUSES = [s.value for s in JobStatus]
+_ONE = "(" + "|".join(STATUSES) + ")"
+STATUS_LIST = f"^{_ONE}(,{_ONE})*$"
+DATETIME = {"format": "date-time"}
+
+
+def job_dict(job: Job) -> dict:
+    """Render's job object: ``startedAt``/``finishedAt`` and the extensions appear only once set
+    (no ``null``s). Timestamps are UTC with microseconds. Needs ``build``, ``env_snapshot``,
+    ``created_by`` and ``canceled_by`` loaded (``select_related``) to stay one query per page."""
+    data = {
+        "id": job.id,
+        "serviceId": job.service_id,
+        "startCommand": job.start_command,
+        "planId": job.plan_id,
+        "createdAt": isoformat(job.created_at),
+        "status": job.status,
+    }
+    if job.started_at:
+        data["startedAt"] = isoformat(job.started_at)
+    if job.finished_at:
+        data["finishedAt"] = isoformat(job.finished_at)
+    if job.exit_code is not None:
+        data["exitCode"] = job.exit_code
+    if job.reason:
+        data["reason"] = job.reason
+    data["buildId"] = job.build_id
+    if job.build.image_id:
+        data["imageId"] = job.build.image_id
+    data["envDigest"] = job.env_snapshot.digest
+    if job.cost is not None:
+        data["cost"] = str(job.cost)
+    if job.billed_seconds is not None:
+        data["billedSeconds"] = job.billed_seconds
+    if job.created_by:
+        data["createdBy"] = job.created_by.email or job.created_by.username
+    if job.canceled_by:
+        data["canceledBy"] = job.canceled_by.email or job.canceled_by.username
+    return data
+
+
+class JobOut(Schema):
+    id: str = Field(pattern=r"^job-[0-9a-v]{20}$", examples=["job-cph1rs3idesc73a2b2mg"])
+    serviceId: str
+    startCommand: str
+    planId: str
+    createdAt: str = Field(json_schema_extra=DATETIME)
+    status: str = Field(json_schema_extra={"enum": STATUSES})
+    startedAt: str | None = Field(None, json_schema_extra=DATETIME)
+    finishedAt: str | None = Field(None, json_schema_extra=DATETIME)
+    exitCode: int | None = Field(None, description="Oneoff: the command's exit code.")
+    reason: dict | None = Field(
+        None,
+        description="Oneoff: why it ended, e.g. {nonZeroExit: 1}, {oomKilled: {memoryLimit}}, "
+        "{timedOutSeconds}, {canceledBy}, {startError}.",
+    )
+    buildId: str | None = Field(None, description="Oneoff: the build the job runs.")
+    imageId: str | None = Field(None, description="Oneoff: the immutable image id it runs.")
+    envDigest: str | None = Field(None, description="Oneoff: keyed hash of the env snapshot.")
+    cost: str | None = Field(None, description="Oneoff: USD, a decimal string.")
+    billedSeconds: int | None = None
+    createdBy: str | None = None
+    canceledBy: str | None = None
+
+
+class JobWithCursor(Schema):
+    job: JobOut
+    cursor: str
+
+
+class JobCreateIn(Schema):
+    startCommand: str = Field(
+        min_length=1,
+        max_length=MAX_COMMAND_BYTES,
+        description="Run with /bin/sh -c; at most 64 KiB.",
+    )
+    planId: str | None = Field(
+        None, max_length=64, description="Defaults to the service's plan (plan-srv-… / plan-crn-…)."
+    )
+
+
+class JobListQuery(Page):
+    status: str | None = Field(
+        None,
+        pattern=STATUS_LIST,
+        description="Comma-separated statuses: " + ", ".join(STATUSES) + ".",
+    )
+    createdBefore: datetime | None = Field(None, description="Created before (exclusive).")
+    createdAfter: datetime | None = Field(None, description="Created at or after.")
+    startedBefore: datetime | None = None
+    startedAfter: datetime | None = None
+    finishedBefore: datetime | None = None
+    finishedAfter: datetime | None = None

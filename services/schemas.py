@@ -1,0 +1,288 @@
+"""JSON shapes of owners, services, env vars and builds (Render's where Render has them), and
+the schemas that validate the API's input. The ``*_dict`` functions are the one place each shape
+is written; the dashboard may use them too."""
+
+from datetime import datetime
+from typing import Literal
+
+from django.conf import settings
+from ninja import Field, Schema
+
+from config.api_base import Page, isoformat
+from services.models import Build, Plan, Service, ServiceType, Workspace
+
+SERVICE_TYPES = [t.value for t in ServiceType]
+BUILD_STATUSES = ["queued", "building", "succeeded", "failed", "canceled"]
+ENV_KEY_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.\-]*$"
+ENV_VALUE_MAX = 64 * 1024
+DATETIME = {"format": "date-time"}
+
+
+def render_plan_name(plan: Plan) -> str:
+    """Render names plans ``starter``, ``standard``, ``pro_plus``…; Oneoff's names map onto them."""
+    return plan.name.strip().lower().replace(" ", "_").replace("-", "_")
+
+
+def find_plan(service_type: str, value: str) -> Plan | None:
+    """A plan for this service type by Oneoff id (``plan-srv-006``) or Render name (``starter``)."""
+    kind = "cron" if service_type == ServiceType.CRON_JOB else "srv"
+    plans = list(Plan.objects.filter(kind=kind))
+    return next((p for p in plans if value in (p.id, render_plan_name(p))), None)
+
+
+def plan_choices(service_type: str) -> str:
+    kind = "cron" if service_type == ServiceType.CRON_JOB else "srv"
+    return ", ".join(f"{render_plan_name(p)} ({p.id})" for p in Plan.objects.filter(kind=kind))
+
+
+def owner_dict(workspace: Workspace) -> dict:
+    return {"id": workspace.id, "name": workspace.name, "email": workspace.email, "type": "team"}
+
+
+def service_dict(service: Service) -> dict:
+    details: dict = {
+        "env": "image" if service.image_ref else "docker",
+        "runtime": "image" if service.image_ref else "docker",
+        "plan": render_plan_name(service.plan),
+        "planId": service.plan_id,
+    }
+    if service.repo_url:
+        details["envSpecificDetails"] = {
+            "dockerfilePath": service.dockerfile_path,
+            "dockerContext": service.docker_context,
+        }
+    if service.disk_mount_path:
+        details["disk"] = {
+            "name": service.disk_name,
+            "mountPath": service.disk_mount_path,
+            "sizeGB": service.disk_size_gb,
+        }
+    data = {
+        "id": service.id,
+        "name": service.name,
+        "ownerId": service.workspace_id,
+        "type": service.type,
+        "slug": service.slug,
+        "suspended": "suspended" if service.suspended else "not_suspended",
+        "suspenders": ["user"] if service.suspended else [],
+        "autoDeploy": "yes" if service.auto_deploy else "no",
+        "notifyOnFail": "default",
+        "rootDir": service.root_dir,
+        "dashboardUrl": f"{settings.SITE_URL.rstrip('/')}/services/{service.id}/",
+        "createdAt": isoformat(service.created_at),
+        "updatedAt": isoformat(service.updated_at),
+        "serviceDetails": details,
+    }
+    if service.repo_url:
+        data["repo"] = service.repo_url
+        data["branch"] = service.branch
+    if service.image_ref:
+        data["imagePath"] = service.image_ref
+    return data
+
+
+def build_dict(build: Build) -> dict:
+    data = {
+        "id": build.id,
+        "serviceId": build.service_id,
+        "status": build.status,
+        "createdAt": isoformat(build.created_at),
+    }
+    for key, value in (
+        ("imageId", build.image_id),
+        ("commitId", build.commit_id),
+        ("imageUrl", build.image_ref),
+        ("reason", build.reason),
+        ("startedAt", isoformat(build.started_at)),
+        ("finishedAt", isoformat(build.finished_at)),
+    ):
+        if value:
+            data[key] = value
+    return data
+
+
+def env_var_dict(key: str, value: str, *, reveal: bool) -> dict:
+    return {"key": key, "value": value} if reveal else {"key": key}
+
+
+# Output schemas ------------------------------------------------------------------------------
+
+
+class OwnerOut(Schema):
+    id: str
+    name: str
+    email: str
+    type: Literal["user", "team"]
+
+
+class OwnerWithCursor(Schema):
+    owner: OwnerOut
+    cursor: str
+
+
+class DiskOut(Schema):
+    name: str
+    mountPath: str
+    sizeGB: int | None = None
+
+
+class EnvSpecificOut(Schema):
+    dockerfilePath: str
+    dockerContext: str
+
+
+class ServiceDetailsOut(Schema):
+    env: str
+    runtime: str
+    plan: str = Field(description="Render's plan name, e.g. `starter`.")
+    planId: str = Field(description="Oneoff: the plan's id, e.g. `plan-srv-006`.")
+    envSpecificDetails: EnvSpecificOut | None = None
+    disk: DiskOut | None = None
+
+
+class ServiceOut(Schema):
+    id: str
+    name: str
+    ownerId: str
+    type: str = Field(json_schema_extra={"enum": SERVICE_TYPES})
+    slug: str
+    suspended: Literal["suspended", "not_suspended"]
+    suspenders: list[str]
+    autoDeploy: Literal["yes", "no"]
+    notifyOnFail: str
+    rootDir: str
+    dashboardUrl: str
+    createdAt: str = Field(json_schema_extra=DATETIME)
+    updatedAt: str = Field(json_schema_extra=DATETIME)
+    serviceDetails: ServiceDetailsOut
+    repo: str | None = None
+    branch: str | None = None
+    imagePath: str | None = None
+
+
+class ServiceWithCursor(Schema):
+    service: ServiceOut
+    cursor: str
+
+
+class ServiceCreatedOut(Schema):
+    service: ServiceOut
+    buildId: str | None = Field(None, description="Oneoff: the service's first build.")
+
+
+class EnvVarOut(Schema):
+    key: str
+    value: str | None = Field(None, description="Omitted unless the key's user is an admin.")
+
+
+class EnvVarWithCursor(Schema):
+    envVar: EnvVarOut
+    cursor: str
+
+
+class BuildOut(Schema):
+    id: str = Field(pattern=r"^bld-[0-9a-v]{20}$")
+    serviceId: str
+    status: str = Field(json_schema_extra={"enum": BUILD_STATUSES})
+    createdAt: str = Field(json_schema_extra=DATETIME)
+    imageId: str | None = Field(None, description="The built image's immutable id (sha256:…).")
+    commitId: str | None = None
+    imageUrl: str | None = None
+    reason: str | None = None
+    startedAt: str | None = Field(None, json_schema_extra=DATETIME)
+    finishedAt: str | None = Field(None, json_schema_extra=DATETIME)
+
+
+class BuildWithCursor(Schema):
+    build: BuildOut
+    cursor: str
+
+
+# Input schemas -------------------------------------------------------------------------------
+
+
+class EnvVarIn(Schema):
+    key: str = Field(min_length=1, max_length=256, pattern=ENV_KEY_PATTERN)
+    value: str | None = Field(None, max_length=ENV_VALUE_MAX)
+    generateValue: bool | None = Field(None, description="Render's: a random value instead.")
+
+
+class EnvVarValueIn(Schema):
+    value: str = Field(max_length=ENV_VALUE_MAX)
+
+
+class ImageIn(Schema):
+    imagePath: str = Field(min_length=1, max_length=500)
+    ownerId: str | None = Field(None, max_length=64)
+    registryCredentialId: str | None = Field(None, max_length=64)
+
+
+class DiskIn(Schema):
+    name: str = Field(min_length=1, max_length=100)
+    mountPath: str = Field(min_length=1, max_length=500, pattern=r"^/")
+    sizeGB: int = Field(1, ge=1, le=65536)
+
+
+class EnvSpecificIn(Schema):
+    dockerfilePath: str | None = Field(None, min_length=1, max_length=500)
+    dockerContext: str | None = Field(None, min_length=1, max_length=500)
+    dockerCommand: str | None = Field(None, max_length=4096)
+
+
+class ServiceDetailsIn(Schema):
+    plan: str | None = Field(
+        None, max_length=64, description="A Render plan name (`starter`) or a plan id."
+    )
+    disk: DiskIn | None = None
+    envSpecificDetails: EnvSpecificIn | None = None
+
+
+class ServiceCreateIn(Schema):
+    type: Literal["web_service", "private_service", "background_worker", "cron_job"]
+    name: str = Field(min_length=1, max_length=100)
+    ownerId: str = Field(max_length=64)
+    repo: str | None = Field(None, min_length=1, max_length=500)
+    branch: str | None = Field(None, min_length=1, max_length=200)
+    image: ImageIn | None = None
+    rootDir: str | None = Field(None, max_length=500)
+    autoDeploy: Literal["yes", "no"] | None = None
+    envVars: list[EnvVarIn] = Field(default_factory=list, max_length=1000)
+    serviceDetails: ServiceDetailsIn | None = None
+
+
+class ServiceUpdateIn(Schema):
+    name: str | None = Field(None, min_length=1, max_length=100)
+    repo: str | None = Field(None, min_length=1, max_length=500)
+    branch: str | None = Field(None, min_length=1, max_length=200)
+    image: ImageIn | None = None
+    rootDir: str | None = Field(None, max_length=500)
+    autoDeploy: Literal["yes", "no"] | None = None
+    serviceDetails: ServiceDetailsIn | None = None
+
+
+class BuildCreateIn(Schema):
+    commitId: str | None = Field(None, pattern=r"^[0-9a-fA-F]{4,64}$")
+    imageUrl: str | None = Field(None, min_length=1, max_length=500)
+    clearCache: Literal["clear", "do_not_clear"] | None = None
+
+
+class ServiceListQuery(Page):
+    name: str | None = Field(None, max_length=1000, description="Comma-separated names.")
+    type: str | None = Field(
+        None,
+        pattern="^(" + "|".join(SERVICE_TYPES) + ")(,(" + "|".join(SERVICE_TYPES) + "))*$",
+        description="Comma-separated service types.",
+    )
+    suspended: str | None = Field(
+        None,
+        pattern=r"^(suspended|not_suspended)(,(suspended|not_suspended))*$",
+        description="Comma-separated: suspended, not_suspended.",
+    )
+    ownerId: str | None = Field(None, max_length=1000, description="Comma-separated owner ids.")
+    createdBefore: datetime | None = None
+    createdAfter: datetime | None = None
+
+
+class EnvVarListQuery(Schema):
+    limit: int = Field(20, ge=1, le=100)
+    cursor: str | None = Field(None, max_length=400)
