@@ -11,3 +11,11 @@ def heartbeat() -> None:
     RunnerHost.objects.update_or_create(
         name=settings.RUNNER_HOST, defaults={"last_seen_at": timezone.now()}
     )
+
+
+@shared_task(ignore_result=True)
+def purge_expired_logs() -> None:
+    """Delete job and build log lines older than their workspace's retention (see retention)."""
+    from services import retention
+
+    retention.purge_expired_logs()
