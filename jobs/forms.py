@@ -1,0 +1,110 @@
+"""Forms of the Jobs pages: every query string and body is validated here; a bad field is a 400
+that names it."""
+
+from datetime import UTC, datetime, time, timedelta
+
+from django import forms
+from django.db.models import Q
+
+from jobs.models import Job, JobStatus
+from services.models import Service
+
+PAGE_SIZE = 25
+LOG_PAGE = 1000
+ID_PATTERN = r"^job-[0-9a-v]{20}$"
+
+
+class JobFilterForm(forms.Form):
+    """Status chips, a created-date range (whole UTC days) and a keyset cursor."""
+
+    status = forms.MultipleChoiceField(choices=JobStatus.choices, required=False)
+    created_from = forms.DateField(required=False, label="Created from")
+    created_to = forms.DateField(required=False, label="Created to")
+    cursor = forms.RegexField(ID_PATTERN, required=False)
+
+    def __init__(self, *args, service: Service, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.service = service
+
+    def clean_cursor(self):
+        cursor = self.cleaned_data["cursor"]
+        if not cursor:
+            return None
+        row = Job.objects.filter(pk=cursor, service=self.service).values("created_at", "id").first()
+        if row is None:
+            raise forms.ValidationError("cursor does not belong to this list")
+        return row
+
+    def clean(self):
+        data = super().clean()
+        start, end = data.get("created_from"), data.get("created_to")
+        if start and end and start > end:
+            self.add_error("created_to", "must be on or after the start date")
+        return data
+
+    @property
+    def is_filtered(self) -> bool:
+        data = self.cleaned_data
+        return bool(data.get("status") or data.get("created_from") or data.get("created_to"))
+
+    def page(self) -> tuple[list[Job], str | None]:
+        """One page of the service's jobs, newest first, and the cursor of the next page."""
+        data = self.cleaned_data
+        jobs = Job.objects.filter(service=self.service).select_related("plan")
+        if data["status"]:
+            jobs = jobs.filter(status__in=data["status"])
+        if data["created_from"]:
+            jobs = jobs.filter(created_at__gte=datetime.combine(data["created_from"], time(), UTC))
+        if data["created_to"]:
+            end = datetime.combine(data["created_to"] + timedelta(days=1), time(), UTC)
+            jobs = jobs.filter(created_at__lt=end)
+        if cursor := data["cursor"]:
+            # The first condition is an index range on (service, created_at); the second breaks
+            # ties on the id, so a page deep in the list costs what the first one does.
+            jobs = jobs.filter(created_at__lte=cursor["created_at"]).filter(
+                Q(created_at__lt=cursor["created_at"]) | Q(id__lt=cursor["id"])
+            )
+        rows = list(jobs.order_by("-created_at", "-id")[: PAGE_SIZE + 1])
+        next_cursor = rows[PAGE_SIZE - 1].id if len(rows) > PAGE_SIZE else None
+        return rows[:PAGE_SIZE], next_cursor
+
+
+class RunJobForm(forms.Form):
+    start_command = forms.CharField(
+        label="Command",
+        strip=False,
+        widget=forms.TextInput(
+            attrs={"placeholder": "e.g. python manage.py migrate", "autocomplete": "off"}
+        ),
+    )
+    plan = forms.ChoiceField(label="Instance type")
+
+    # Errors of the one entry point (jobs.launch) name API fields; map them onto this form's.
+    FIELDS = {"startCommand": "start_command", "planId": "plan"}
+
+    def __init__(self, *args, service: Service, **kwargs):
+        kwargs.setdefault("initial", {"plan": service.plan_id})
+        super().__init__(*args, **kwargs)
+        self.fields["plan"].choices = [
+            (plan.id, f"{plan.name} — {plan.specs}")
+            for plan in service.valid_plans().exclude(price_monthly__lte=0)
+        ]
+
+    def add_launch_error(self, error) -> None:
+        self.add_error(self.FIELDS.get(error.field), error.message)
+
+
+class LogQueryForm(forms.Form):
+    """The log viewer's cursors: ``after`` (tail and search paging), ``before`` (load earlier),
+    ``q`` (search) and the ``status`` the page last showed (to refresh the summary on change)."""
+
+    after = forms.IntegerField(min_value=0, required=False)
+    before = forms.IntegerField(min_value=1, required=False)
+    q = forms.CharField(max_length=200, required=False, strip=False)
+    status = forms.RegexField(r"^[a-z]{1,16}$", required=False)
+
+    def clean(self):
+        data = super().clean()
+        if data.get("after") is not None and data.get("before") is not None:
+            raise forms.ValidationError("give either after or before, not both")
+        return data

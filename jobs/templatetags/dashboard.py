@@ -1,0 +1,182 @@
+"""Display helpers for the dashboard: times, durations, money, job reasons and log lines.
+
+Log lines are rendered by a small Python function rather than a template loop: a page shows up
+to 1,000 of them and the template engine would spend most of the page's time there.
+"""
+
+import re
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from django import template
+from django.utils.html import escape, format_html
+from django.utils.safestring import SafeString, mark_safe
+
+register = template.Library()
+
+
+def _utc(dt: datetime) -> datetime:
+    return dt.astimezone(UTC)
+
+
+@register.simple_tag
+def ts(dt: datetime | None, fmt: str = "datetime") -> str:
+    """A ``<time>`` element in UTC that static/js/app.js rewrites into the reader's time zone;
+    the UTC value stays in the title (shown on hover)."""
+    if dt is None:
+        return mark_safe('<span class="muted">—</span>')
+    utc = _utc(dt)
+    text = utc.strftime("%Y-%m-%d %H:%M:%S UTC")
+    return format_html(
+        '<time datetime="{}" title="{}" data-format="{}">{}</time>',
+        utc.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        text,
+        fmt,
+        text,
+    )
+
+
+def human_seconds(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    if seconds < 60:
+        return f"{seconds:.1f} s" if seconds < 10 else f"{int(seconds)} s"
+    seconds = int(seconds)
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days} d {hours} h" if hours else f"{days} d"
+    if hours:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    return f"{minutes} min {secs} s" if secs else f"{minutes} min"
+
+
+@register.filter
+def duration(job) -> str:
+    return human_seconds(job.duration_seconds)
+
+
+@register.filter
+def seconds(value) -> str:
+    return human_seconds(value)
+
+
+@register.filter
+def money(value) -> str:
+    """Dollars; sub-cent amounts keep their significant digits ($0.000027)."""
+    if value is None:
+        return "—"
+    value = Decimal(value)
+    if value == 0:
+        return "$0"
+    if value >= Decimal("0.01"):
+        return f"${value:,.2f}"
+    return f"${value.quantize(Decimal('0.000001')).normalize():f}"
+
+
+def _memory(limit) -> str:
+    try:
+        limit = int(limit)
+    except (TypeError, ValueError):
+        return str(limit)
+    megabytes = limit // (1024 * 1024) if limit >= 1024 * 1024 else limit  # bytes or MB
+    if megabytes >= 1024 and megabytes % 1024 == 0:
+        return f"{megabytes // 1024} GB"
+    return f"{megabytes} MB"
+
+
+def reason_text(job) -> str:
+    """How a job ended, in plain words."""
+    reason = job.reason or {}
+    if "oomKilled" in reason:
+        oom = reason["oomKilled"]
+        limit = oom.get("memoryLimit") if isinstance(oom, dict) else None
+        memory = _memory(limit) if limit else f"{job.plan.memory_mb} MB"
+        return f"Out of memory: exceeded {memory} — try a larger plan"
+    if "timedOutSeconds" in reason:
+        return f"Timed out after {human_seconds(reason['timedOutSeconds'])}"
+    if "canceledBy" in reason:
+        who = reason["canceledBy"]
+        return "Canceled through the API" if who == "api" else f"Canceled by {who}"
+    if "startError" in reason:
+        return f"Could not start: {reason['startError']}"
+    if "nonZeroExit" in reason:
+        return f"Exited with code {reason['nonZeroExit']}"
+    if job.status == "succeeded":
+        return "Exited with code 0"
+    if job.status == "failed" and job.exit_code is not None:
+        return f"Exited with code {job.exit_code}"
+    if reason:
+        key, value = next(iter(reason.items()))
+        return f"{key}: {value}"
+    if job.status == "pending":
+        return job.note or "Waiting for a runner"
+    if job.status == "running" and job.cancel_requested_at:
+        return "Stopping: cancel requested"
+    return ""
+
+
+register.filter("reason_text", reason_text)
+
+
+STREAM_CLASS = {1: ("out", "stdout"), 2: ("err", "stderr")}
+
+
+def highlight(text: str, query: str | None) -> str:
+    """Escape ``text`` and wrap each case-insensitive match of ``query`` in ``<mark>``. Matches
+    are found in the raw text and every piece is escaped on its own, so a query can never match
+    inside an entity the escaping produced."""
+    if not query:
+        return escape(text)
+    parts = []
+    last = 0
+    for match in re.finditer(re.escape(query), text, flags=re.IGNORECASE):
+        parts.append(escape(text[last : match.start()]))
+        parts.append(f"<mark>{escape(match.group())}</mark>")
+        last = match.end()
+    parts.append(escape(text[last:]))
+    return "".join(parts)
+
+
+def render_log_lines(lines, query: str | None = None) -> SafeString:
+    """``<li>`` elements for log lines (objects with seq, timestamp, stream and text)."""
+    out = []
+    for line in lines:
+        css, label = STREAM_CLASS.get(line.stream, ("out", "stdout"))
+        utc = _utc(line.timestamp)
+        iso = utc.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        out.append(
+            f'<li class="line {css}" id="L{line.seq}" data-seq="{line.seq}">'
+            f'<a class="ln" href="#L{line.seq}" aria-label="line {line.seq}">{line.seq}</a>'
+            f'<time datetime="{iso}" title="{utc:%Y-%m-%d %H:%M:%S.%f} UTC" data-format="clock">'
+            f"{utc:%H:%M:%S}</time>"
+            f'<span class="visually-hidden">{label}: </span>'
+            f'<span class="msg">{highlight(line.text, query)}</span></li>'
+        )
+    return mark_safe("".join(out))  # noqa: S308 - every piece of user text is escaped above
+
+
+@register.simple_tag
+def log_lines(lines, query=None):
+    return render_log_lines(lines, query)
+
+
+@register.filter
+def add_days(dt: datetime | None, days: int) -> datetime | None:
+    return None if dt is None else dt + timedelta(days=days)
+
+
+@register.filter
+def short_id(value: str | None, length: int = 12) -> str:
+    if not value:
+        return ""
+    return value.removeprefix("sha256:")[:length]
+
+
+@register.filter
+def since(end: datetime | None, start: datetime | None) -> str:
+    """The time from ``start`` to ``end``, in words."""
+    if end is None or start is None:
+        return "—"
+    return human_seconds(max(0.0, (end - start).total_seconds()))

@@ -1,0 +1,275 @@
+"""The Jobs pages: the list with its Run job form, a job's page and its log viewer.
+
+Every view is guard (ownership helper), query, render. htmx requests get the page's named
+partial; a history-restore request gets the whole page.
+"""
+
+from datetime import timedelta
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseClientRedirect
+
+from jobs.forms import LOG_PAGE, JobFilterForm, LogQueryForm, RunJobForm
+from jobs.launch import CancelRefused, LaunchError, cancel_job, create_job
+from jobs.models import JobLogLine
+from services.access import WRITE, get_job, get_service
+from services.views import page_context
+
+# Keep polling a finished job's log a little while, in case its last lines land just after its
+# final status.
+LOG_SETTLE = timedelta(seconds=3)
+
+
+def _partial(request) -> bool:
+    return bool(request.htmx) and not request.htmx.history_restore_request
+
+
+def _bad_request(form) -> HttpResponseBadRequest:
+    lines = [f"{field}: {' '.join(errors)}" for field, errors in form.errors.items()]
+    return HttpResponseBadRequest("Bad request. " + "; ".join(lines), content_type="text/plain")
+
+
+def _list_context(request, service, membership, filters, run_form=None):
+    jobs, next_cursor = filters.page()
+    has_build = service.builds.filter(status="succeeded").exists()
+    return page_context(
+        request,
+        membership,
+        service=service,
+        filters=filters,
+        jobs=jobs,
+        next_cursor=next_cursor,
+        has_build=has_build,
+        run_form=run_form or RunJobForm(service=service),
+        statuses=filters.fields["status"].choices,
+        selected=filters.cleaned_data.get("status") or [],
+        tab="jobs",
+    )
+
+
+@login_required
+@require_GET
+def job_list(request, service_id: str):
+    service, membership = get_service(request.user, service_id)
+    filters = JobFilterForm(request.GET, service=service)
+    if not filters.is_valid():
+        return _bad_request(filters)
+    context = _list_context(request, service, membership, filters)
+    template = "jobs/list.html"
+    if _partial(request):
+        template += "#rows" if filters.cleaned_data["cursor"] else "#jobs"
+    return render(request, template, context)
+
+
+@login_required
+@require_POST
+def run_job(request, service_id: str):
+    service, membership = get_service(request.user, service_id, WRITE)
+    form = RunJobForm(request.POST, service=service)
+    job = None
+    if form.is_valid():
+        try:
+            job = create_job(
+                service,
+                form.cleaned_data["start_command"],
+                form.cleaned_data["plan"],
+                user=request.user,
+            )
+        except LaunchError as error:
+            form.add_launch_error(error)
+    if job is None:
+        if not _partial(request):
+            filters = JobFilterForm({}, service=service)
+            filters.is_valid()
+            context = _list_context(request, service, membership, filters, run_form=form)
+            return render(request, "jobs/list.html", context, status=400)
+        context = page_context(request, membership, service=service, run_form=form)
+        return render(request, "jobs/list.html#run_form", context, status=400)
+    if not _partial(request):
+        return redirect("job", service.id, job.id)
+    context = page_context(
+        request,
+        membership,
+        service=service,
+        run_form=RunJobForm(service=service),
+        job=job,
+        created=job,
+    )
+    return render(request, "jobs/list.html#run_result", context)
+
+
+@login_required
+@require_GET
+def job_row(request, service_id: str, job_id: str):
+    service, membership = get_service(request.user, service_id)
+    job = get_job(request.user, service, job_id)
+    context = page_context(request, membership, service=service, job=job)
+    return render(request, "jobs/list.html#row", context)
+
+
+def _detail_context(request, service, membership, job, q=""):
+    context = page_context(request, membership, service=service, job=job, q=q, tab="jobs")
+    retention = service.workspace.log_retention_days
+    context["logs_expire_at"] = (job.finished_at or job.created_at) + timedelta(days=retention)
+    context["retention_days"] = retention
+    if job.logs_purged_at:
+        context.update(lines=[], has_earlier=False, poll=False)
+        return context
+    if q:
+        lines = list(
+            JobLogLine.objects.filter(job=job, text__icontains=q).order_by("seq")[: LOG_PAGE + 1]
+        )
+        context.update(lines=lines[:LOG_PAGE], more_matches=len(lines) > LOG_PAGE, poll=False)
+        return context
+    lines = list(JobLogLine.objects.filter(job=job).order_by("-seq")[: LOG_PAGE + 1])
+    lines.reverse()
+    has_earlier = len(lines) > LOG_PAGE
+    lines = lines[1:] if has_earlier else lines
+    context.update(
+        lines=lines,
+        has_earlier=has_earlier,
+        poll=_keeps_polling(job),
+        last_seq=lines[-1].seq if lines else 0,
+    )
+    return context
+
+
+def _keeps_polling(job) -> bool:
+    if not job.is_finished:
+        return True
+    return job.finished_at is not None and timezone.now() - job.finished_at < LOG_SETTLE
+
+
+@login_required
+@require_GET
+def job_detail(request, service_id: str, job_id: str):
+    service, membership = get_service(request.user, service_id)
+    job = get_job(request.user, service, job_id)
+    form = LogQueryForm(request.GET)
+    if not form.is_valid():
+        return _bad_request(form)
+    q = form.cleaned_data["q"] if form.cleaned_data["q"].strip() else ""
+    context = _detail_context(request, service, membership, job, q)
+    template = "jobs/detail.html"
+    if _partial(request):
+        template += "#log_viewer" if request.htmx.target == "log-viewer" else "#summary"
+    return render(request, template, context)
+
+
+@login_required
+@require_GET
+def job_logs(request, service_id: str, job_id: str):
+    """The log viewer's cursor requests: the tail after ``after`` (with the poller again while the
+    job runs), a page before ``before`` ("load earlier"), or more search matches."""
+    service, membership = get_service(request.user, service_id)
+    job = get_job(request.user, service, job_id)
+    form = LogQueryForm(request.GET)
+    if not form.is_valid():
+        return _bad_request(form)
+    data = form.cleaned_data
+    lines = JobLogLine.objects.filter(job=job)
+    context = page_context(request, membership, service=service, job=job)
+    if job.logs_purged_at:
+        lines = lines.none()
+    if data["before"] is not None:
+        page = list(lines.filter(seq__lt=data["before"]).order_by("-seq")[: LOG_PAGE + 1])
+        context.update(has_earlier=len(page) > LOG_PAGE, lines=page[:LOG_PAGE][::-1])
+        return render(request, "jobs/detail.html#earlier", context)
+    after = data["after"] or 0
+    if data["q"].strip():
+        page = list(
+            lines.filter(text__icontains=data["q"], seq__gt=after).order_by("seq")[: LOG_PAGE + 1]
+        )
+        context.update(lines=page[:LOG_PAGE], more_matches=len(page) > LOG_PAGE, q=data["q"])
+        return render(request, "jobs/detail.html#matches", context)
+    page = list(lines.filter(seq__gt=after).order_by("seq")[: LOG_PAGE + 1])
+    more = len(page) > LOG_PAGE
+    page = page[:LOG_PAGE]
+    context.update(
+        lines=page,
+        last_seq=page[-1].seq if page else after,
+        poll=more or _keeps_polling(job),
+        catch_up=more,
+        status_changed=bool(data["status"]) and data["status"] != job.status,
+    )
+    return render(request, "jobs/detail.html#tail", context)
+
+
+@login_required
+@require_GET
+def job_log_download(request, service_id: str, job_id: str):
+    """The whole log as text, streamed in chunks by sequence number (constant memory)."""
+    service, _ = get_service(request.user, service_id)
+    job = get_job(request.user, service, job_id)
+    if job.logs_purged_at:
+        return HttpResponse(
+            f"The logs of {job.id} expired on {job.logs_purged_at:%Y-%m-%d}.\n",
+            status=410,
+            content_type="text/plain; charset=utf-8",
+        )
+    response = StreamingHttpResponse(_log_text(job.pk), content_type="text/plain; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{job.id}.log"'
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def _log_text(job_pk: str, chunk: int = 5000):
+    names = {1: "stdout", 2: "stderr"}
+    after = 0
+    while True:
+        rows = list(
+            JobLogLine.objects.filter(job_id=job_pk, seq__gt=after)
+            .order_by("seq")
+            .values_list("seq", "timestamp", "stream", "text")[:chunk]
+        )
+        if not rows:
+            return
+        yield "".join(
+            f"{ts.isoformat(timespec='microseconds').replace('+00:00', 'Z')}\t"
+            f"{names.get(stream, 'stdout')}\t{text}\n"
+            for _, ts, stream, text in rows
+        )
+        after = rows[-1][0]
+
+
+@login_required
+@require_POST
+def cancel(request, service_id: str, job_id: str):
+    service, membership = get_service(request.user, service_id, WRITE)
+    job = get_job(request.user, service, job_id)
+    try:
+        job = cancel_job(job, user=request.user)
+    except CancelRefused as error:
+        return HttpResponseBadRequest(error.message, content_type="text/plain")
+    job = get_job(request.user, service, job_id)
+    if not _partial(request):
+        return redirect("job", service.id, job.id)
+    context = page_context(request, membership, service=service, job=job)
+    if request.htmx.target == f"row-{job.id}":
+        return render(request, "jobs/list.html#row", context)
+    return render(request, "jobs/detail.html#summary", context)
+
+
+@login_required
+@require_POST
+def rerun(request, service_id: str, job_id: str):
+    """Run the same command on the same plan again, with the service's latest build and env."""
+    service, membership = get_service(request.user, service_id, WRITE)
+    original = get_job(request.user, service, job_id)
+    try:
+        job = create_job(service, original.start_command, original.plan_id, user=request.user)
+    except LaunchError as error:
+        return HttpResponseBadRequest(error.message, content_type="text/plain")
+    url = reverse("job", args=[service.id, job.id])
+    if not _partial(request):
+        return redirect(url)
+    if request.htmx.target == "job-rows":
+        job = get_job(request.user, service, job.id)
+        context = page_context(request, membership, service=service, job=job)
+        return render(request, "jobs/list.html#row", context)
+    return HttpResponseClientRedirect(url)

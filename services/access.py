@@ -1,0 +1,72 @@
+"""Ownership helpers for the dashboard: one per object type, so isolation is written once.
+
+An outsider (no membership in the object's workspace) gets a 404, never a hint that the object
+exists; a member whose role may see but not act gets a 403.
+"""
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+
+from jobs.models import Job
+from services.models import Build, Membership, Service, Workspace
+
+READ, WRITE, ADMIN = "read", "write", "admin"
+
+
+def _check(membership: Membership, need: str) -> None:
+    if need == WRITE and not membership.can_write:
+        raise PermissionDenied("Your role in this workspace is read-only.")
+    if need == ADMIN and not membership.is_admin:
+        raise PermissionDenied("Only workspace admins can do this.")
+
+
+def membership_for(user, workspace_id: str, need: str = READ) -> Membership:
+    """The user's membership in a workspace (404 when none), checked against ``need``."""
+    if not user.is_authenticated:
+        raise Http404
+    membership = (
+        Membership.objects.select_related("workspace")
+        .filter(user=user, workspace_id=workspace_id)
+        .first()
+    )
+    if membership is None:
+        raise Http404("No such workspace")
+    _check(membership, need)
+    return membership
+
+
+def get_workspace(user, workspace_id: str, need: str = READ) -> tuple[Workspace, Membership]:
+    membership = membership_for(user, workspace_id, need)
+    return membership.workspace, membership
+
+
+def get_service(user, service_id: str, need: str = READ) -> tuple[Service, Membership]:
+    service = (
+        Service.objects.for_user(user).select_related("plan", "workspace").filter(pk=service_id)
+    ).first()
+    if service is None:
+        raise Http404("No such service")
+    membership = membership_for(user, service.workspace_id, need)
+    return service, membership
+
+
+def get_job(user, service: Service, job_id: str) -> Job:
+    """A job of an already checked service (the service's check covers the workspace)."""
+    job = (
+        Job.objects.select_related("plan", "build", "created_by", "canceled_by")
+        .filter(pk=job_id, service=service)
+        .first()
+    )
+    if job is None:
+        raise Http404("No such job")
+    job.service = service
+    job.workspace = service.workspace
+    return job
+
+
+def get_build(user, service: Service, build_id: str) -> Build:
+    build = Build.objects.select_related("created_by").filter(pk=build_id, service=service).first()
+    if build is None:
+        raise Http404("No such build")
+    build.service = service
+    return build

@@ -1,0 +1,96 @@
+// Small progressive enhancements; every page works without them.
+(function () {
+  "use strict";
+
+  // <time datetime> elements carry UTC; show them in the reader's time zone, UTC stays on hover.
+  var dateTime = new Intl.DateTimeFormat(undefined, {
+    year: "numeric", month: "short", day: "numeric",
+    hour: "2-digit", minute: "2-digit", second: "2-digit",
+  });
+  var clock = new Intl.DateTimeFormat(undefined, {
+    hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false,
+  });
+
+  function localise(root) {
+    var times = (root || document).querySelectorAll("time[data-format]:not([data-local])");
+    for (var i = 0; i < times.length; i++) {
+      var el = times[i];
+      var when = new Date(el.getAttribute("datetime"));
+      if (isNaN(when)) continue;
+      if (el.dataset.format === "clock") {
+        el.textContent = clock.format(when) + "." + String(when.getMilliseconds()).padStart(3, "0");
+      } else {
+        el.textContent = dateTime.format(when);
+      }
+      el.setAttribute("data-local", "");
+    }
+  }
+
+  // Keep the log view pinned to the newest line while the reader is at the bottom.
+  function logBox() { return document.getElementById("log-lines"); }
+  var pinned = true;
+
+  function showAlert(message) {
+    var box = document.getElementById("alerts");
+    if (!box) return;
+    var item = document.createElement("p");
+    item.className = "alert";
+    item.textContent = message;
+    var close = document.createElement("button");
+    close.type = "button";
+    close.className = "small link";
+    close.textContent = "Dismiss";
+    close.addEventListener("click", function () { item.remove(); });
+    item.appendChild(document.createTextNode(" "));
+    item.appendChild(close);
+    box.appendChild(item);
+    setTimeout(function () { item.remove(); }, 10000);
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    localise(document);
+    var box = logBox();
+    if (box && !location.hash) box.scrollTop = box.scrollHeight;
+  });
+
+  document.addEventListener("htmx:load", function (event) { localise(event.target); });
+
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var box = logBox();
+    if (box && box.contains(event.detail.target)) {
+      pinned = box.scrollHeight - box.scrollTop - box.clientHeight < 40;
+    }
+  });
+
+  document.addEventListener("htmx:afterSettle", function (event) {
+    var box = logBox();
+    if (box && pinned && event.detail.target && event.detail.target.id === "log-poller") {
+      box.scrollTop = box.scrollHeight;
+    }
+  });
+
+  // Errors of htmx requests (403, 404, 500, network) become a visible, announced message.
+  document.addEventListener("htmx:responseError", function (event) {
+    var xhr = event.detail.xhr;
+    var type = xhr.getResponseHeader("Content-Type") || "";
+    var text = type.indexOf("text/plain") === 0 ? xhr.responseText : "";
+    showAlert(text || "Request failed (" + xhr.status + " " + xhr.statusText + ").");
+  });
+  document.addEventListener("htmx:sendError", function () {
+    showAlert("Could not reach the server; retrying when you try again.");
+  });
+
+  // Plain (non-htmx) forms that need a confirmation.
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (form.dataset && form.dataset.confirm && !window.confirm(form.dataset.confirm)) {
+      event.preventDefault();
+    }
+  });
+
+  document.addEventListener("focusin", function (event) {
+    if (event.target.classList && event.target.classList.contains("secret-value")) {
+      event.target.select();
+    }
+  });
+})();
