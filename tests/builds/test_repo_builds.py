@@ -1,0 +1,250 @@
+"""Repository builds against the real Docker Engine and git, from file:// repositories."""
+
+import os
+
+import pytest
+
+from services import builder
+from services.models import BuildStatus
+from tests.builds.conftest import BASE, Background, wait_for
+
+pytestmark = pytest.mark.docker
+
+DOCKERFILE = f'FROM {BASE}\nCOPY version.txt /version.txt\nCMD ["cat", "/version.txt"]\n'
+
+
+def run(service, docker_client, **request):
+    return builder.run_build(builder.request_build(service, **request).id, client=docker_client)
+
+
+def output_of(docker_client, image_id: str) -> str:
+    return docker_client.containers.run(
+        image_id,
+        network_mode="none",
+        remove=True,
+        labels={"oneoff.test": "builds"},
+    ).decode()
+
+
+def texts(build) -> list[str]:
+    return list(build.log_lines.order_by("seq").values_list("text", flat=True))
+
+
+def test_it_builds_the_branch_head_and_records_the_commit(repo_service, docker_client):
+    service = repo_service({"Dockerfile": DOCKERFILE, "version.txt": "one\n"})
+    head = service.repo.commit({"version.txt": "two\n"}, "Bump to two\n\nWith a body.")
+
+    build = run(service, docker_client)
+
+    assert build.status == BuildStatus.SUCCEEDED, build.reason
+    assert build.commit_id == head
+    assert build.commit_message == "Bump to two\n\nWith a body."
+    assert build.image_tag == f"oneoff/{service.id}:{build.id}"
+    image = docker_client.images.get(build.image_tag)
+    assert build.image_id == image.id
+    assert image.labels["oneoff.build"] == build.id
+    assert output_of(docker_client, build.image_id) == "two\n"
+    lines = texts(build)
+    assert f"==> Checked out commit {head[:12]}: Bump to two" in lines
+    assert any(line.startswith("Step 2/") for line in lines)
+    assert lines[-1] == f"==> Build succeeded: image {build.image_id} ({build.image_tag})"
+
+
+def test_it_builds_a_given_commit(repo_service, docker_client):
+    service = repo_service()
+    first = service.repo.commit({"Dockerfile": DOCKERFILE, "version.txt": "one\n"}, "One")
+    service.repo.commit({"version.txt": "two\n"}, "Two")
+
+    build = run(service, docker_client, commit_id=first)
+
+    assert build.status == BuildStatus.SUCCEEDED, build.reason
+    assert build.commit_id == first
+    assert build.commit_message == "One"
+    assert output_of(docker_client, build.image_id) == "one\n"
+
+
+def test_it_uses_the_dockerfile_path_context_and_root_dir(repo_service, docker_client):
+    service = repo_service(
+        {
+            "app/docker/Build.dockerfile": f"FROM {BASE}\nCOPY web/page.txt /page.txt\n"
+            'CMD ["cat", "/page.txt"]\n',
+            "app/web/page.txt": "from a sub folder\n",
+        },
+        root_dir="app",
+        dockerfile_path="docker/Build.dockerfile",
+        docker_context="./",
+    )
+
+    build = run(service, docker_client)
+
+    assert build.status == BuildStatus.SUCCEEDED, build.reason
+    assert output_of(docker_client, build.image_id) == "from a sub folder\n"
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_it_stores_log_lines_while_the_build_runs(repo_service, docker_client):
+    service = repo_service(
+        {
+            "Dockerfile": f"FROM {BASE}\n"
+            "RUN echo first-line-of-output && sleep 2 && echo last-line-of-output\n",
+        }
+    )
+    build = builder.request_build(service)
+    runner = Background(builder.run_build, build.id, client=docker_client)
+    runner.start()
+
+    wait_for(lambda: build.log_lines.filter(text="first-line-of-output").exists())
+    build.refresh_from_db()
+    assert build.status == BuildStatus.BUILDING
+    assert not build.log_lines.filter(text="last-line-of-output").exists()
+
+    build = runner.finish()
+    assert build.status == BuildStatus.SUCCEEDED, build.reason
+    lines = texts(build)
+    assert lines.index("first-line-of-output") < lines.index("last-line-of-output")
+    seqs = list(build.log_lines.order_by("seq").values_list("seq", flat=True))
+    assert seqs == list(range(1, len(seqs) + 1))
+
+
+def test_a_failing_dockerfile_fails_with_the_error_in_the_log(repo_service, docker_client):
+    service = repo_service(
+        {"Dockerfile": f"FROM {BASE}\nRUN echo about to fail && exit 3\nRUN echo never\n"}
+    )
+
+    build = run(service, docker_client)
+
+    assert build.status == BuildStatus.FAILED
+    assert build.reason == (
+        "docker build failed: The command '/bin/sh -c echo about to fail && exit 3' "
+        "returned a non-zero code: 3"
+    )
+    lines = texts(build)
+    assert "about to fail" in lines
+    assert "The command '/bin/sh -c echo about to fail && exit 3' returned a non-zero code: 3" in (
+        lines
+    )
+    assert lines[-1] == f"==> Build failed: {build.reason}"
+    assert build.image_id == ""
+    assert service.latest_successful_build() is None
+    # Intermediate containers are removed even though the step failed (forcerm).
+    leftovers = [
+        c
+        for c in docker_client.containers.list(all=True)
+        if "echo about to fail" in " ".join(c.attrs["Config"]["Cmd"] or [])
+    ]
+    assert leftovers == []
+
+
+def test_a_dockerfile_with_a_syntax_error_fails(repo_service, docker_client):
+    service = repo_service({"Dockerfile": f"FROM {BASE}\nNOTANINSTRUCTION foo\n"})
+
+    build = run(service, docker_client)
+
+    assert build.status == BuildStatus.FAILED
+    assert build.reason.startswith("docker build failed: ")
+    assert "notaninstruction" in build.reason.lower()
+
+
+def test_a_missing_dockerfile_fails(repo_service, docker_client):
+    service = repo_service({"README.md": "no Dockerfile here\n"})
+
+    build = run(service, docker_client)
+
+    assert build.status == BuildStatus.FAILED
+    assert build.reason == (
+        f"no Dockerfile at './Dockerfile' in the repository (commit {build.commit_id[:12]}); "
+        "set dockerfilePath to where it is"
+    )
+    assert texts(build)[-1] == f"==> Build failed: {build.reason}"
+
+
+def test_a_missing_context_folder_fails(repo_service, docker_client):
+    service = repo_service({"Dockerfile": DOCKERFILE}, docker_context="nope")
+
+    build = run(service, docker_client)
+
+    assert build.status == BuildStatus.FAILED
+    assert build.reason.startswith("dockerContext 'nope' is not a folder in the repository")
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("docker_context", ".."),
+        ("docker_context", "sub/../../.."),
+        ("dockerfile_path", "../Dockerfile"),
+        ("root_dir", "../.."),
+        ("docker_context", "/etc"),
+    ],
+)
+def test_a_path_outside_the_repository_fails(repo_service, docker_client, field, value):
+    service = repo_service({"Dockerfile": DOCKERFILE, "sub/x": ""}, **{field: value})
+
+    build = run(service, docker_client)
+
+    assert build.status == BuildStatus.FAILED
+    name = {"docker_context": "dockerContext", "dockerfile_path": "dockerfilePath"}.get(
+        field, "rootDir"
+    )
+    assert build.reason.startswith(f"{name} {value!r} ")
+    assert "outside the repository" in build.reason or "relative to the repository" in build.reason
+
+
+def test_a_symlink_out_of_the_repository_fails(repo_service, docker_client, tmp_path):
+    service = repo_service({"Dockerfile": DOCKERFILE}, docker_context="escape")
+    os.symlink(str(tmp_path), service.repo.path / "escape")
+    service.repo.commit({}, "Add a symlink that leaves the repository")
+
+    build = run(service, docker_client)
+
+    assert build.status == BuildStatus.FAILED
+    assert build.reason == "dockerContext 'escape' points outside the repository"
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["file:///nonexistent/oneoff-repo", "not a url at all", "ext::sh -c touch% /tmp/pwned"],
+)
+def test_a_repository_that_cannot_be_cloned_fails(service, docker_client, url):
+    service.repo_url = url
+    service.save()
+
+    build = run(service, docker_client)
+
+    assert build.status == BuildStatus.FAILED
+    assert build.reason.startswith(f"could not clone {url}: ")
+    assert texts(build)[-1] == f"==> Build failed: {build.reason}"
+    assert not os.path.exists("/tmp/pwned")
+
+
+def test_a_missing_branch_fails(repo_service, docker_client):
+    service = repo_service({"Dockerfile": DOCKERFILE}, branch="no-such-branch")
+
+    build = run(service, docker_client)
+
+    assert build.status == BuildStatus.FAILED
+    assert "no-such-branch" in build.reason
+    assert build.reason.startswith("could not clone ")
+
+
+def test_a_missing_commit_fails(repo_service, docker_client):
+    service = repo_service({"Dockerfile": DOCKERFILE})
+
+    build = run(service, docker_client, commit_id="0123456789abcdef0123456789abcdef01234567")
+
+    assert build.status == BuildStatus.FAILED
+    assert build.reason.startswith(
+        "commit 0123456789abcdef0123456789abcdef01234567 was not found in "
+    )
+
+
+def test_credentials_in_the_url_never_reach_the_log(service, docker_client):
+    service.repo_url = "https://user:s3cret-token@127.0.0.1:9/acme/app.git"
+    service.save()
+
+    build = run(service, docker_client)
+
+    assert build.status == BuildStatus.FAILED
+    assert "s3cret-token" not in build.reason
+    assert not build.log_lines.filter(text__contains="s3cret-token").exists()
+    assert "https://***@127.0.0.1:9/acme/app.git" in build.reason
