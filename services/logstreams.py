@@ -537,3 +537,135 @@ def invalidate_routes(**kwargs) -> None:
 
 def flush_at_exit() -> None:
     forwarder.shutdown(timeout=2.0)
+
+
+# Settings: the one place their rules and JSON shapes are written (the API and the dashboard).
+
+UNSET = object()
+
+
+class SettingsError(ValueError):
+    """Bad log stream settings; ``field`` names the input at fault."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+def _clean_endpoint(value) -> str:
+    try:
+        return validate_endpoint(value if isinstance(value, str) else "")
+    except ValueError as exc:
+        raise SettingsError("endpoint", str(exc)) from exc
+
+
+def _clean_token(value: str) -> str:
+    if len(value) > 1000:
+        raise SettingsError("token", "must be at most 1000 characters")
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise SettingsError("token", "must not contain control characters")
+    return value
+
+
+def owner_stream(workspace) -> WorkspaceLogStream | None:
+    """The workspace's default destination, if one is set."""
+    stream = WorkspaceLogStream.objects.filter(workspace=workspace).first()
+    return stream if stream is not None and stream.endpoint else None
+
+
+def stream_row(workspace) -> WorkspaceLogStream:
+    """The workspace's row (with its counters), made on first use."""
+    stream, _ = WorkspaceLogStream.objects.get_or_create(workspace=workspace)
+    return stream
+
+
+def set_owner_stream(workspace, *, preview, endpoint=UNSET, token=UNSET, enabled=UNSET):
+    """Set the default destination; an omitted endpoint or token keeps the current one."""
+    stream = stream_row(workspace)
+    if endpoint is not UNSET:
+        stream.endpoint = _clean_endpoint(endpoint)
+    elif not stream.endpoint:
+        raise SettingsError("endpoint", "is required (HOST:PORT) when no log stream is set yet")
+    if token is not UNSET:
+        stream.token = _clean_token(token or "")
+    if preview not in StreamSetting.values:
+        raise SettingsError("preview", "must be send or drop")
+    stream.preview = preview
+    if enabled is not UNSET:
+        stream.enabled = bool(enabled)
+    stream.save()
+    return stream
+
+
+def delete_owner_stream(workspace) -> bool:
+    """Remove the default destination (its counters stay); False when none was set."""
+    return bool(
+        WorkspaceLogStream.objects.filter(workspace=workspace)
+        .exclude(endpoint="")
+        .update(endpoint="", token="", enabled=True, preview=StreamSetting.SEND)
+    )
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).isoformat(timespec="microseconds") if value else None
+
+
+def owner_stream_dict(stream: WorkspaceLogStream) -> dict:
+    """Render's owner log stream shape (the token is never returned) plus Oneoff's fields."""
+    data = {
+        "ownerId": stream.workspace_id,
+        "endpoint": stream.endpoint,
+        "preview": stream.preview,
+        "enabled": stream.enabled,
+        "hasToken": bool(stream.token),
+        "droppedLines": stream.dropped_lines,
+        "lastDeliveredAt": _iso(stream.last_delivered_at),
+        "lastError": stream.last_error or None,
+        "lastErrorAt": _iso(stream.last_error_at),
+    }
+    return {key: value for key, value in data.items() if value is not None}
+
+
+def resource_stream(service) -> ServiceLogStream | None:
+    return ServiceLogStream.objects.filter(service=service).first()
+
+
+def set_resource_stream(service, *, setting, endpoint=UNSET, token=UNSET) -> ServiceLogStream:
+    """Render's rules: ``send`` needs an endpoint (a custom destination), ``drop`` takes none."""
+    if setting not in StreamSetting.values:
+        raise SettingsError("setting", "must be send or drop")
+    override = resource_stream(service) or ServiceLogStream(service=service)
+    if setting == StreamSetting.DROP:
+        if endpoint not in (UNSET, None, ""):
+            raise SettingsError("endpoint", "cannot be set when setting is drop")
+        override.endpoint, override.token = "", ""
+    else:
+        if endpoint in (UNSET, None, ""):
+            raise SettingsError(
+                "endpoint",
+                "is required when setting is send (a custom destination); delete the override "
+                "to send to the workspace's default",
+            )
+        cleaned = _clean_endpoint(endpoint)
+        if token is not UNSET:
+            override.token = _clean_token(token or "")
+        elif cleaned != override.endpoint:
+            override.token = ""  # a token belongs to its destination
+        override.endpoint = cleaned
+    override.setting = setting
+    override.save()
+    return override
+
+
+def delete_resource_stream(service) -> bool:
+    deleted, _ = ServiceLogStream.objects.filter(service=service).delete()
+    return bool(deleted)
+
+
+def resource_stream_dict(override: ServiceLogStream) -> dict:
+    data = {"resourceId": override.service_id, "setting": override.setting}
+    if override.setting == StreamSetting.SEND and override.endpoint:
+        data["endpoint"] = override.endpoint
+        data["hasToken"] = bool(override.token)
+    return data
