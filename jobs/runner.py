@@ -15,6 +15,7 @@ import enum
 import logging
 import math
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import docker
@@ -172,35 +173,35 @@ def start(job_id: str, client=None) -> StartOutcome:
         client = client or get_client()
         client.ping()
     except (DockerException, OSError) as exc:
-        reset_client()
-        note = f"Waiting for the Docker Engine on {settings.RUNNER_HOST}: {exc}"
-        Job.objects.filter(pk=job_id, status=JobStatus.PENDING).update(
-            host="", claimed_at=None, note=note[:500]
-        )
-        return StartOutcome.WAITING
+        return _wait_for_docker(job_id, exc)
     if not job.build.image_id:
         fail_start(job_id, f"build {job.build_id} has no image")
         return StartOutcome.FAILED
     try:
         container = _create_or_get(client, job)
+    except ContainerRace:
+        return StartOutcome.SKIPPED  # the other delivery finishes the start
+    except ImageNotFound as exc:
+        fail_start(job_id, f"the build's image {job.build.image_id} is gone: {_explain(exc)}")
+        return StartOutcome.FAILED
+    except APIError as exc:
+        fail_start(job_id, f"Docker could not create the container: {_explain(exc)}")
+        return StartOutcome.FAILED
+    except (DockerException, OSError) as exc:
+        return _wait_for_docker(job_id, exc)
+    try:
         container.reload()
         if container.status == "created":
             container.start()
             container.reload()
-    except (ImageNotFound, NotFound) as exc:
-        _remove_quietly(client, job.container_name)
-        fail_start(job_id, f"the build's image {job.build.image_id} is gone: {_explain(exc)}")
-        return StartOutcome.FAILED
+    except NotFound:
+        return StartOutcome.SKIPPED  # removed meanwhile (canceled and cleaned up)
     except APIError as exc:
         _remove_quietly(client, job.container_name)
         fail_start(job_id, f"Docker could not start the container: {_explain(exc)}")
         return StartOutcome.FAILED
     except (DockerException, OSError) as exc:
-        reset_client()
-        Job.objects.filter(pk=job_id, status=JobStatus.PENDING).update(
-            host="", claimed_at=None, note=f"Docker Engine error: {exc}"[:500]
-        )
-        return StartOutcome.WAITING
+        return _wait_for_docker(job_id, exc)
     started_at = docker_time(container.attrs["State"].get("StartedAt")) or timezone.now()
     moved = Job.objects.filter(pk=job_id, status=JobStatus.PENDING).update(
         status=JobStatus.RUNNING,
@@ -218,17 +219,39 @@ def start(job_id: str, client=None) -> StartOutcome:
     return StartOutcome.STARTED
 
 
+def _wait_for_docker(job_id: str, exc: Exception) -> StartOutcome:
+    """The engine did not answer: release the claim and say why the job waits."""
+    reset_client()
+    note = f"Waiting for the Docker Engine on {settings.RUNNER_HOST}: {exc}"
+    Job.objects.filter(pk=job_id, status=JobStatus.PENDING).update(
+        host="", claimed_at=None, note=note[:500]
+    )
+    return StartOutcome.WAITING
+
+
 def _create_or_get(client, job: Job):
     try:
         return client.containers.create(**container_config(job))
     except APIError as exc:
         if exc.status_code != 409:
             raise
-        # A previous delivery created it: same deterministic name. Use it if it is ours.
-        container = client.containers.get(job.container_name)
+        # A previous (or concurrent) delivery created it: same deterministic name. Use it if it
+        # is ours; a concurrent create may not be visible for a moment.
+        for attempt in range(20):
+            try:
+                container = client.containers.get(job.container_name)
+                break
+            except NotFound:
+                if attempt == 19:
+                    raise ContainerRace(job.container_name) from None
+                time.sleep(0.05)
         if container.labels.get(LABEL_JOB) != job.id:
             raise
         return container
+
+
+class ContainerRace(Exception):
+    """Another delivery is creating this job's container right now."""
 
 
 def _explain(exc: Exception) -> str:
