@@ -169,6 +169,11 @@ def isoformat(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
+def unb64(value: str) -> bytes:
+    """Strict urlsafe base64 without padding (binascii.Error on anything else)."""
+    return base64.b64decode(value + "=" * (-len(value) % 4), altchars=b"-_", validate=True)
+
+
 def encode_cursor(created_at: datetime, pk: str) -> str:
     raw = f"{created_at.astimezone(UTC).isoformat(timespec='microseconds')}|{pk}"
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
@@ -177,7 +182,7 @@ def encode_cursor(created_at: datetime, pk: str) -> str:
 def decode_cursor(value: str, prefix: str | tuple[str, ...]) -> tuple[datetime, str]:
     prefixes = (prefix,) if isinstance(prefix, str) else prefix
     try:
-        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
+        raw = unb64(value).decode()
         stamp, _, pk = raw.partition("|")
         created_at = datetime.fromisoformat(stamp)
     except (binascii.Error, UnicodeDecodeError, ValueError):

@@ -22,6 +22,7 @@ from config.api_base import (
     paginate,
     require_admin,
     require_write,
+    unb64,
     workspace_services,
 )
 from services.builder import request_build
@@ -339,7 +340,7 @@ def list_env_vars(request: HttpRequest, serviceId: str, page: Query[EnvVarListQu
     env_vars = service.env_vars.order_by("key")
     if page.cursor:
         try:
-            after = base64.urlsafe_b64decode(page.cursor + "=" * (-len(page.cursor) % 4)).decode()
+            after = unb64(page.cursor).decode()
         except (binascii.Error, UnicodeDecodeError, ValueError):
             raise bad_request("cursor", "not a cursor of this list") from None
         env_vars = env_vars.filter(key__gt=after)

@@ -22,7 +22,7 @@ class ApiClient:
         if method.upper() in ("GET", "HEAD") or data is None:
             if method.upper() in ("GET", "HEAD"):
                 return call(url, body or {}, headers=headers)
-            return call(url, headers=headers)
+            return call(url, "", content_type="application/json", headers=headers)
         return call(url, data, content_type="application/json", headers=headers)
 
     def get(self, url, params=None, **kw):
@@ -42,7 +42,9 @@ class ApiClient:
 
 
 @pytest.fixture(autouse=True)
-def _clear_rate_limits():
+def _fast_and_fresh(settings):
+    # Personas get passwords; a fast hasher keeps this suite quick (nothing here tests hashing).
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     cache.clear()
     return
 
