@@ -1,22 +1,96 @@
+"""``make run``'s setup: the demo workspace, its admin, and the example service built from
+``examples/demo`` through the normal build path (a ``file://`` git repository under ``var/``)."""
+
 import secrets
+import shutil
+import subprocess
+from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
-from services.models import Membership, Role, Workspace
+from services import builder
+from services.models import BuildStatus, Membership, Plan, Role, Service, Workspace
 
 DEMO_EMAIL = "admin@example.com"
 DEMO_WORKSPACE = "Demo"
+EXAMPLE_NAME = "example"
+EXAMPLE_SOURCE = settings.BASE_DIR / "examples" / "demo"
+BASE_IMAGE = "oneoff/busybox:latest"
+GIT_IDENTITY = ["-c", "user.name=Oneoff", "-c", "user.email=oneoff@localhost"]
+
+
+def _git(repo: Path, *args: str) -> str:
+    result = subprocess.run(
+        ["git", *GIT_IDENTITY, "-C", str(repo), *args],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    return result.stdout.strip()
+
+
+def sync_example_repo(repo: Path, source: Path = EXAMPLE_SOURCE) -> str:
+    """Make ``repo`` a git repository whose ``main`` holds a copy of ``source`` (committing only
+    when the copy changed) and return its head commit."""
+    if not (repo / ".git").is_dir():
+        repo.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True, timeout=60)
+    for child in repo.iterdir():
+        if child.name == ".git":
+            continue
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+    shutil.copytree(source, repo, dirs_exist_ok=True, symlinks=True)
+    _git(repo, "add", "--all")
+    if _git(repo, "status", "--porcelain"):
+        _git(repo, "commit", "-q", "-m", "Example service from examples/demo")
+    return _git(repo, "rev-parse", "HEAD")
+
+
+def ensure_base_image() -> str:
+    """Make the example's base image offline from Debian's busybox if the engine lacks it.
+    Returns a problem to report, or "" when the image is there."""
+    try:
+        import docker
+
+        client = docker.from_env(timeout=30)
+        try:
+            client.images.get(BASE_IMAGE)
+            return ""
+        except docker.errors.ImageNotFound:
+            pass
+    except Exception as exc:
+        return f"no Docker Engine answers ({exc})"
+    script = settings.BASE_DIR / "scripts" / "make-busybox-image.sh"
+    result = subprocess.run(
+        [str(script), BASE_IMAGE], capture_output=True, text=True, timeout=120, check=False
+    )
+    if result.returncode != 0:
+        return f"could not make {BASE_IMAGE}: {result.stderr.strip()[-500:]}"
+    return ""
 
 
 class Command(BaseCommand):
-    help = "Create the demo workspace and its admin (once) and print how to sign in."
+    help = (
+        "Create the demo workspace and its admin (once), and the example service built from "
+        "examples/demo; print how to sign in."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--url", default="http://localhost:8000")
+        parser.add_argument(
+            "--build-now",
+            action="store_true",
+            help="Run the example's build here and wait for it, instead of leaving it to the "
+            "Celery worker.",
+        )
 
-    def handle(self, *args, url: str, **options):
+    def handle(self, *args, url: str, build_now: bool = False, **options):
         User = get_user_model()
         password_file = settings.VAR_DIR / "demo-password"
         user = User.objects.filter(username=DEMO_EMAIL).first()
@@ -35,7 +109,51 @@ class Command(BaseCommand):
         Membership.objects.get_or_create(
             workspace=workspace, user=user, defaults={"role": Role.ADMIN}
         )
+        self.example_service(workspace, user, url, build_now)
         self.stdout.write(
             f"Sign in at {url}/ as {DEMO_EMAIL} with password {password} "
             f"(workspace {workspace.name}, {workspace.id}; admin at {url}/admin/)"
         )
+
+    def example_service(self, workspace, user, url: str, build_now: bool) -> None:
+        repo = settings.VAR_DIR / "example-repo"
+        head = sync_example_repo(repo)
+        service, _ = Service.objects.get_or_create(
+            workspace=workspace,
+            name=EXAMPLE_NAME,
+            defaults={
+                "type": "background_worker",
+                "plan": Plan.objects.get(id="plan-srv-006"),
+                "repo_url": repo.resolve().as_uri(),
+                "branch": "main",
+                "dockerfile_path": "./Dockerfile",
+                "docker_context": ".",
+            },
+        )
+        problem = ensure_base_image()
+        if problem:
+            self.stderr.write(f"oneoff: the example service cannot be built yet: {problem}")
+        builds = service.builds.all()
+        latest = service.latest_successful_build()
+        pending = builds.filter(status__in=(BuildStatus.QUEUED, BuildStatus.BUILDING)).first()
+        if pending is not None:
+            build = pending
+        elif latest is not None and latest.commit_id == head:
+            self.stdout.write(
+                f"Example service {service.name} ({service.id}) is built: {latest.id}, "
+                f"commit {head[:12]}; run a job such as `migrate` from {url}/"
+            )
+            return
+        else:
+            build = builder.request_build(service, user=user)
+        if build_now:
+            build = builder.run_build(build.id)
+            self.stdout.write(
+                f"Example service {service.name} ({service.id}): build {build.id} {build.status}"
+                + (f": {build.reason}" if build.reason else "")
+            )
+        else:
+            self.stdout.write(
+                f"Example service {service.name} ({service.id}): build {build.id} is "
+                f"{build.status}; the worker builds it, then jobs such as `migrate` can run"
+            )

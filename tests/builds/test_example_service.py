@@ -1,0 +1,58 @@
+"""The bundled example service: bootstrap_demo builds it through the normal build path."""
+
+import io
+
+import pytest
+from django.core.management import call_command
+
+from services.models import BuildStatus, Service
+
+pytestmark = pytest.mark.docker
+
+
+@pytest.fixture
+def var_dir(settings, tmp_path):
+    settings.VAR_DIR = tmp_path
+    return tmp_path
+
+
+def bootstrap(*args) -> str:
+    out = io.StringIO()
+    call_command("bootstrap_demo", *args, stdout=out, stderr=io.StringIO())
+    return out.getvalue()
+
+
+def test_bootstrap_demo_builds_the_example_and_its_scripts_run(
+    db, var_dir, docker_client, busybox_image
+):
+    output = bootstrap("--build-now")
+
+    service = Service.objects.get(workspace__name="Demo", name="example")
+    build = service.latest_successful_build()
+    assert build is not None, output
+    assert build.status == BuildStatus.SUCCEEDED
+    assert f"build {build.id} succeeded" in output
+    assert service.repo_url == (var_dir / "example-repo").as_uri()
+    assert build.commit_id
+    assert build.image_tag == f"oneoff/{service.id}:{build.id}"
+    assert build.log_lines.filter(text="example service built").exists()
+    migrate = docker_client.containers.run(
+        build.image_id,
+        ["/bin/sh", "-c", "migrate"],
+        environment={"STEP_SECONDS": "0"},
+        network_mode="none",
+        remove=True,
+        labels={"oneoff.test": "builds"},
+    ).decode()
+    assert migrate.splitlines() == [
+        "Running migrations for demo (version 1)",
+        "  Applying 0001_step... OK",
+        "  Applying 0002_step... OK",
+        "  Applying 0003_step... OK",
+        "Migrations complete.",
+    ]
+
+    # Running it again finds the example built and builds nothing new.
+    again = bootstrap()
+    assert f"Example service example ({service.id}) is built: {build.id}" in again
+    assert service.builds.count() == 1
