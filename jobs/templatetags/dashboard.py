@@ -143,7 +143,7 @@ def render_log_lines(lines, query: str | None = None) -> SafeString:
     """``<li>`` elements for log lines (objects with seq, timestamp, stream and text)."""
     out = []
     for line in lines:
-        css, label = STREAM_CLASS.get(line.stream, ("out", "stdout"))
+        css, label = STREAM_CLASS.get(getattr(line, "stream", 1), ("out", "stdout"))
         utc = _utc(line.timestamp)
         iso = utc.isoformat(timespec="milliseconds").replace("+00:00", "Z")
         out.append(

@@ -40,7 +40,7 @@ def make_job(service, build, owner):
         svc = svc or service
         b = build if svc == service else svc.builds.first()
         now = timezone.now()
-        defaults = {}
+        defaults = {"plan": svc.plan}
         if status != JobStatus.PENDING:
             defaults["started_at"] = now - timedelta(seconds=5)
         if status in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED):
@@ -52,7 +52,6 @@ def make_job(service, build, owner):
             workspace=svc.workspace,
             service=svc,
             start_command=command,
-            plan=svc.plan,
             build=b,
             env_snapshot=EnvSnapshot.capture(svc),
             status=status,
@@ -82,3 +81,9 @@ def add_lines(job, lines, start: int = 1):
         )
     JobLogLine.objects.bulk_create(rows)
     Job.objects.filter(pk=job.pk).update(log_line_count=len(rows) + start - 1)
+
+
+@pytest.fixture(autouse=True)
+def fast_passwords(settings):
+    # The personas are made with passwords; a slow hasher would dominate these tests.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

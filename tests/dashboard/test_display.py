@@ -1,0 +1,60 @@
+from decimal import Decimal
+from types import SimpleNamespace
+
+from jobs.templatetags.dashboard import highlight, human_seconds, money, reason_text
+
+
+def job(status="failed", reason=None, memory=512, **extra):
+    return SimpleNamespace(
+        status=status,
+        reason=reason or {},
+        plan=SimpleNamespace(memory_mb=memory),
+        exit_code=extra.get("exit_code"),
+        note=extra.get("note", ""),
+        cancel_requested_at=extra.get("cancel_requested_at"),
+    )
+
+
+def test_reasons_in_plain_words():
+    assert reason_text(job(reason={"oomKilled": {"memoryLimit": 536870912}})) == (
+        "Out of memory: exceeded 512 MB — try a larger plan"
+    )
+    assert reason_text(job(reason={"oomKilled": {}}, memory=2048)) == (
+        "Out of memory: exceeded 2048 MB — try a larger plan"
+    )
+    assert reason_text(job(reason={"nonZeroExit": 3})) == "Exited with code 3"
+    assert reason_text(job(reason={"timedOutSeconds": 30 * 86400})) == "Timed out after 30 d"
+    assert reason_text(job("canceled", {"canceledBy": "alice@acme.test"})) == (
+        "Canceled by alice@acme.test"
+    )
+    assert reason_text(job(reason={"startError": "no such image"})) == (
+        "Could not start: no such image"
+    )
+    assert reason_text(job("succeeded")) == "Exited with code 0"
+    assert reason_text(job("pending")) == "Waiting for a runner"
+
+
+def test_durations():
+    assert human_seconds(None) == "—"
+    assert human_seconds(2.34) == "2.3 s"
+    assert human_seconds(42) == "42 s"
+    assert human_seconds(125) == "2 min 5 s"
+    assert human_seconds(7200) == "2 h"
+    assert human_seconds(90061) == "1 d 1 h"
+
+
+def test_money():
+    assert money(None) == "—"
+    assert money(0) == "$0"
+    assert money(Decimal("0.000027")) == "$0.000027"
+    assert money(Decimal("12.5")) == "$12.50"
+    assert money(Decimal("1234.5")) == "$1,234.50"
+
+
+def test_highlight_escapes_every_piece():
+    assert (
+        highlight("<a>Foo</a> foo", "foo") == "&lt;a&gt;<mark>Foo</mark>&lt;/a&gt; <mark>foo</mark>"
+    )
+    assert highlight("a&b", "&") == "a<mark>&amp;</mark>b"
+    assert highlight("a.b", ".") == "a<mark>.</mark>b"
+    assert highlight("<x>", "") == "&lt;x&gt;"

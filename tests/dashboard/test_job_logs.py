@@ -1,0 +1,138 @@
+from datetime import timedelta
+
+from django.utils import timezone
+
+from jobs.forms import LOG_PAGE
+from jobs.models import Job, JobStatus
+from tests.dashboard.conftest import add_lines, htmx
+
+
+def url(job, query=""):
+    return f"/services/{job.service_id}/jobs/{job.id}/logs/{query}"
+
+
+def test_tail_returns_lines_after_the_cursor_and_a_new_poller(owner, make_job, login):
+    job = make_job(status=JobStatus.RUNNING, lines=["a", "b", "c"])
+    body = (
+        login(owner).get(url(job, "?after=1&status=running"), **htmx("log-poller")).content.decode()
+    )
+    assert 'id="L1"' not in body
+    assert 'id="L2"' in body and 'id="L3"' in body
+    assert "?after=3&amp;status=running" in body
+    assert "job-summary" not in body  # status unchanged: no summary refresh
+
+
+def test_tail_with_nothing_new_returns_only_the_poller(owner, make_job, login):
+    job = make_job(status=JobStatus.RUNNING, lines=["a"])
+    body = login(owner).get(url(job, "?after=1&status=running"), **htmx()).content.decode()
+    assert body.strip().startswith('<li id="log-poller"')
+    assert "?after=1&amp;" in body
+
+
+def test_a_status_change_refreshes_the_summary_out_of_band(owner, make_job, login):
+    job = make_job(status=JobStatus.RUNNING, lines=["a"])
+    body = login(owner).get(url(job, "?after=0&status=pending"), **htmx()).content.decode()
+    assert (
+        '<section id="job-summary" class="card summary" aria-labelledby="job-h" hx-swap-oob="true">'
+        in body
+    )
+    assert 'class="badge running"' in body
+
+
+def test_polling_stops_once_the_job_has_finished(owner, make_job, login):
+    job = make_job(
+        status=JobStatus.SUCCEEDED,
+        finished_at=timezone.now() - timedelta(seconds=30),
+        lines=["a", "b"],
+    )
+    body = login(owner).get(url(job, "?after=1&status=running"), **htmx()).content.decode()
+    assert 'id="L2"' in body
+    assert "log-poller" not in body
+    assert 'hx-swap-oob="true"' in body
+    assert 'class="badge succeeded"' in body
+
+
+def test_a_just_finished_job_is_polled_a_moment_longer(owner, make_job, login):
+    job = make_job(status=JobStatus.SUCCEEDED, finished_at=timezone.now())
+    body = login(owner).get(url(job, "?after=0&status=succeeded"), **htmx()).content.decode()
+    assert 'id="log-poller"' in body
+
+
+def test_a_long_backlog_is_caught_up_at_once(owner, make_job, login):
+    job = make_job(status=JobStatus.RUNNING, lines=[f"l{i}" for i in range(LOG_PAGE + 10)])
+    body = login(owner).get(url(job, "?after=0&status=running"), **htmx()).content.decode()
+    assert f'id="L{LOG_PAGE}"' in body
+    assert f'id="L{LOG_PAGE + 1}"' not in body
+    assert 'hx-trigger="load"' in body
+    assert f"?after={LOG_PAGE}&amp;" in body
+
+
+def test_load_earlier_returns_the_page_before(owner, make_job, login):
+    job = make_job(lines=[f"l{i}" for i in range(1, 2 * LOG_PAGE + 11)])
+    body = (
+        login(owner)
+        .get(url(job, f"?before={LOG_PAGE + 11}"), **htmx("log-earlier"))
+        .content.decode()
+    )
+    assert 'id="L11"' in body
+    assert f'id="L{LOG_PAGE + 10}"' in body
+    assert f'id="L{LOG_PAGE + 11}"' not in body
+    assert 'id="L10"' not in body
+    assert body.strip().startswith('<li id="log-earlier"')
+    assert "?before=11" in body
+    body = login(owner).get(url(job, "?before=11"), **htmx()).content.decode()
+    assert 'id="L1"' in body
+    assert "log-earlier" not in body
+
+
+def test_more_search_matches(owner, make_job, login):
+    job = make_job(lines=["x hit", "miss", "y HIT"])
+    body = login(owner).get(url(job, "?q=hit&after=1"), **htmx()).content.decode()
+    assert 'id="L3"' in body
+    assert 'id="L1"' not in body
+    assert "<mark>HIT</mark>" in body
+
+
+def test_only_this_jobs_lines(owner, make_job, login):
+    job = make_job(status=JobStatus.RUNNING, lines=["mine"])
+    other = make_job(status=JobStatus.RUNNING, lines=["theirs"])
+    body = login(owner).get(url(job, "?after=0"), **htmx()).content.decode()
+    assert "mine" in body
+    assert "theirs" not in body
+    assert other.id not in body
+
+
+def test_purged_logs_return_no_lines(owner, make_job, login):
+    job = make_job(status=JobStatus.SUCCEEDED, lines=["secret-ish"], logs_purged_at=timezone.now())
+    body = login(owner).get(url(job, "?after=0"), **htmx()).content.decode()
+    assert "secret-ish" not in body
+
+
+def test_bad_cursors_are_400(owner, make_job, login):
+    job = make_job()
+    client = login(owner)
+    for query in ("?after=-1", "?after=x", "?before=0", "?after=1&before=5", "?status=%3Cb%3E"):
+        r = client.get(url(job, query), **htmx())
+        assert r.status_code == 400, query
+
+
+def test_outsider_gets_404(outsider, make_job, login):
+    assert login(outsider).get(url(make_job(), "?after=0")).status_code == 404
+
+
+def test_anonymous_is_redirected(client, make_job):
+    assert client.get(url(make_job(), "?after=0")).status_code == 302
+
+
+def test_post_is_405(owner, make_job, login):
+    assert login(owner).post(url(make_job())).status_code == 405
+
+
+def test_a_poll_costs_a_few_queries(owner, make_job, login, django_assert_max_num_queries):
+    job = make_job(status=JobStatus.RUNNING, lines=["a"])
+    add_lines(job, ["b", "c"], start=2)
+    client = login(owner)
+    client.get(url(job, "?after=1"), **htmx())  # remembers the current workspace in the session
+    with django_assert_max_num_queries(6):
+        client.get(url(job, "?after=1&status=running"), **htmx())
+    assert Job.objects.count() == 1
