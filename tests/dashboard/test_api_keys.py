@@ -31,12 +31,14 @@ def test_a_viewers_keys_are_read_only(viewer, workspace, login):
 
 
 def test_members_see_their_own_keys_admins_see_all(owner, developer, workspace, login):
-    mine, _ = ApiKey.issue(developer, workspace, name="dev-key")
-    theirs, _ = ApiKey.issue(owner, workspace, name="owner-key")
+    _mine, _ = ApiKey.issue(developer, workspace, name="dev-key")
+    _theirs, _ = ApiKey.issue(owner, workspace, name="owner-key")
     body = login(developer).get(url(workspace)).content.decode()
-    assert "dev-key" in body and "owner-key" not in body
+    assert "dev-key" in body
+    assert "owner-key" not in body
     body = login(owner).get(url(workspace)).content.decode()
-    assert "dev-key" in body and "owner-key" in body
+    assert "dev-key" in body
+    assert "owner-key" in body
 
 
 def test_revoke(owner, workspace, login):

@@ -79,7 +79,8 @@ def test_a_running_build_polls_its_log(owner, service, make_build, login):
     r = client.get(build_url(build) + "logs/?after=2&status=building", **htmx())
     body = r.content.decode()
     assert "log-poller" not in body
-    assert 'id="build-summary"' in body and 'hx-swap-oob="true"' in body
+    assert 'id="build-summary"' in body
+    assert 'hx-swap-oob="true"' in body
 
 
 def test_build_log_bad_cursor_is_400(owner, build, login):
