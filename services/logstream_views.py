@@ -1,0 +1,147 @@
+"""The log stream settings page (workspace admins): the default destination, the per-service
+settings, the forwarder's counters, and a button that sends a test line.
+
+The workspace comes from ``?workspace=<id>`` (the dashboard's links carry it), else the one the
+reader used last. Outsiders get a 404, members who are not admins a 403.
+"""
+
+from django.contrib.auth.decorators import login_required
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods, require_POST
+
+from services import logstreams
+from services.access import ADMIN, get_workspace
+from services.logstream_forms import ServiceStreamForm, StreamForm
+from services.models import Service, ServiceLogStream, Workspace
+from services.views import SESSION_WORKSPACE, page_context
+
+TEMPLATE = "logstreams/settings.html"
+
+
+def _workspace(request):
+    workspace_id = request.GET.get("workspace") or request.session.get(SESSION_WORKSPACE)
+    if not workspace_id:
+        first = Workspace.objects.for_user(request.user).order_by("name").first()
+        if first is None:
+            raise Http404("No workspace")
+        workspace_id = first.id
+    return get_workspace(request.user, workspace_id, ADMIN)
+
+
+def _page_url(workspace) -> str:
+    return f"{reverse('log_stream')}?workspace={workspace.id}"
+
+
+def _partial(request) -> bool:
+    return bool(request.htmx) and not request.htmx.history_restore_request
+
+
+def _service_rows(workspace, forms=None):
+    overrides = {
+        o.service_id: o for o in ServiceLogStream.objects.filter(service__workspace=workspace)
+    }
+    rows = []
+    for service in Service.objects.filter(workspace=workspace).order_by("name"):
+        override = overrides.get(service.id)
+        form = (forms or {}).get(service.id) or ServiceStreamForm(
+            initial=_service_initial(override), prefix=service.id
+        )
+        rows.append({"service": service, "override": override, "form": form})
+    return rows
+
+
+def _service_initial(override) -> dict:
+    if override is None:
+        return {"setting": ServiceStreamForm.DEFAULT}
+    if override.setting == "drop":
+        return {"setting": ServiceStreamForm.DROP}
+    return {"setting": ServiceStreamForm.CUSTOM, "endpoint": override.endpoint}
+
+
+def _context(request, workspace, membership, **extra):
+    stream = logstreams.stream_row(workspace)
+    form = extra.pop("form", None) or StreamForm(
+        initial={
+            "endpoint": stream.endpoint,
+            "enabled": stream.enabled,
+            "preview": stream.preview,
+        }
+        if stream.endpoint
+        else None
+    )
+    return page_context(
+        request,
+        membership,
+        tab="log_stream",
+        stream=stream,
+        form=form,
+        rows=_service_rows(workspace, extra.pop("service_forms", None)),
+        page_url=_page_url(workspace),
+        **extra,
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def settings_page(request):
+    workspace, membership = _workspace(request)
+    if request.method == "GET":
+        return render(request, TEMPLATE, _context(request, workspace, membership))
+    form = StreamForm(request.POST)
+    if not form.is_valid():
+        context = _context(request, workspace, membership, form=form)
+        return render(request, TEMPLATE, context, status=400)
+    form.save(workspace)
+    return redirect(_page_url(workspace))
+
+
+@login_required
+@require_POST
+def delete_stream(request):
+    workspace, _ = _workspace(request)
+    logstreams.delete_owner_stream(workspace)
+    return redirect(_page_url(workspace))
+
+
+@login_required
+@require_POST
+def send_test_line(request):
+    workspace, membership = _workspace(request)
+    stream = logstreams.owner_stream(workspace)
+    if stream is None:
+        result = {"ok": False, "message": "Set a destination first."}
+    else:
+        error = logstreams.send_test_line(stream.endpoint, stream.token, workspace.id)
+        result = {
+            "ok": error is None,
+            "message": error or f"A test line was delivered to {stream.endpoint}.",
+        }
+    # The request worked either way (the line was tried): a failure is news, not an error.
+    context = _context(request, workspace, membership, test_result=result)
+    if _partial(request):
+        return render(request, f"{TEMPLATE}#test_result", context)
+    return render(request, TEMPLATE, context)
+
+
+@login_required
+@require_POST
+def service_setting(request, service_id: str):
+    workspace, membership = _workspace(request)
+    service = Service.objects.filter(workspace=workspace, pk=service_id).first()
+    if service is None:
+        raise Http404("No such service")
+    form = ServiceStreamForm(request.POST, prefix=service.id)
+    if not form.is_valid():
+        context = _context(request, workspace, membership, service_forms={service.id: form})
+        if _partial(request):
+            row = next(r for r in context["rows"] if r["service"].id == service.id)
+            return render(request, f"{TEMPLATE}#service_row", {**context, "row": row}, status=400)
+        return render(request, TEMPLATE, context, status=400)
+    form.save(service)
+    if _partial(request):
+        context = _context(request, workspace, membership)
+        row = next(r for r in context["rows"] if r["service"].id == service.id)
+        return render(request, f"{TEMPLATE}#service_row", {**context, "row": row, "saved": True})
+    return redirect(_page_url(workspace))
