@@ -413,10 +413,10 @@ def _raw_chunks(response) -> Iterator[bytes]:
             yield data
 
 
-def open_log_stream(client, container_id: str, since: str | None):
-    """The raw multiplexed ``follow`` stream of a container's logs (a ``requests`` response)."""
+def open_log_stream(client, container_id: str, since: str | None, follow: bool = True):
+    """The raw multiplexed stream of a container's logs (a ``requests`` response)."""
     api = client.api
-    params = {"follow": 1, "stdout": 1, "stderr": 1, "timestamps": 1}
+    params = {"follow": int(follow), "stdout": 1, "stderr": 1, "timestamps": 1}
     if since:
         params["since"] = since
     response = api._get(api._url("/containers/{0}/logs", container_id), params=params, stream=True)
@@ -467,6 +467,9 @@ class LogFollower(threading.Thread):
             self._put(None)
             writer_thread.join()
             if self.error is None and not self.stopping.is_set():
+                # Docker's json-file follower can end a moment before the last lines of a
+                # container that just exited: read once more, without follow, from the cursor.
+                self._drain(client)
                 self.done = True
         except BaseException as exc:
             if self.error is None:
@@ -482,6 +485,20 @@ class LogFollower(threading.Thread):
             if client is not None:
                 client.close()
             connection.close()
+
+    def _drain(self, client) -> None:
+        writer = LogWriter.for_job(self.job_id)
+        response = open_log_stream(client, self.container_id, writer.since, follow=False)
+        try:
+            parser = FrameParser()
+            for chunk in _raw_chunks(response):
+                for ts, stream, payload in parser.feed(chunk):
+                    writer.add(ts, stream, payload)
+                    if writer.should_flush:
+                        writer.flush()
+            writer.flush()
+        finally:
+            response.close()
 
     def _put(self, item) -> None:
         while True:
