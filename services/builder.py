@@ -74,8 +74,11 @@ class BuildStopped(Exception):
     """The build was canceled, or ran out of time, while a step was running."""
 
 
-class BuildCancelRefused(Exception):
-    pass
+class CancelRefused(Exception):
+    """Only unfinished builds can be canceled (named like ``jobs.launch.CancelRefused``)."""
+
+
+BuildCancelRefused = CancelRefused
 
 
 def tag_for(build: Build) -> str:
@@ -125,7 +128,7 @@ def cancel_build(build: Build, *, user=None) -> Build:
         ).update(cancel_requested_at=now, reason=reason)
     build.refresh_from_db()
     if build.status in (BuildStatus.SUCCEEDED, BuildStatus.FAILED):
-        raise BuildCancelRefused(
+        raise CancelRefused(
             f"build {build.id} has already {build.status}; only unfinished builds can be canceled"
         )
     return build
@@ -290,7 +293,10 @@ class BuildRun:
 
     def run(self) -> None:
         build = self.build
-        self.log.line(f"==> Build {build.id} of {self.service.name} started", system=True)
+        self.log.line(
+            f"==> Build {build.id} of {self.service.name} started on {settings.RUNNER_HOST}",
+            system=True,
+        )
         try:
             if build.image_ref:
                 image_id = self.from_image(build.image_ref)
@@ -384,7 +390,6 @@ class BuildRun:
                 items.put(done)
 
         thread = threading.Thread(target=reader, name=f"{self.build.id}-reader", daemon=True)
-        self.reader_thread = thread
         thread.start()
         stopping_since = None
         while True:

@@ -1,5 +1,6 @@
 """Cancel, timeouts and one-build-at-a-time per service, against the real Docker Engine."""
 
+import socket
 import time
 
 import pytest
@@ -43,7 +44,7 @@ def test_cancel_a_queued_build_at_once(service, owner):
 def test_cancel_refuses_a_finished_build(service, make_build):
     for status in (BuildStatus.SUCCEEDED, BuildStatus.FAILED):
         build = make_build(service, status=status)
-        with pytest.raises(builder.BuildCancelRefused, match=f"has already {status}"):
+        with pytest.raises(builder.CancelRefused, match=f"has already {status}"):
             builder.cancel_build(build)
 
 
@@ -121,3 +122,33 @@ def test_the_oldest_queued_build_runs_first(service, busybox_image, docker_clien
     second.refresh_from_db()
     assert first.status == second.status == BuildStatus.SUCCEEDED
     assert first.finished_at <= second.started_at
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_cancel_while_git_clones_kills_git(service, owner):
+    # A git server on loopback that accepts and never answers: the clone hangs until killed.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    listener.settimeout(10)
+    service.repo_url = f"git://127.0.0.1:{listener.getsockname()[1]}/acme/app.git"
+    service.save()
+    build = builder.request_build(service)
+    runner = Background(builder.run_build, build.id)
+    try:
+        runner.start()
+        connection, _ = listener.accept()
+        connection.settimeout(10)
+        assert connection.recv(1024)  # git's request
+
+        started = time.monotonic()
+        builder.cancel_build(build, user=owner)
+        build = runner.finish(timeout=15)
+
+        assert time.monotonic() - started < 5
+        assert build.status == BuildStatus.CANCELED
+        assert build.reason == "Canceled by alice@acme.test."
+        assert connection.recv(1024) == b""  # git is gone: its end of the connection closed
+        connection.close()
+    finally:
+        listener.close()
