@@ -207,11 +207,16 @@ def paginate(queryset, page: Page, prefix: str | tuple[str, ...]) -> list:
     return list(queryset.order_by("-created_at", "-pk")[: page.limit])
 
 
-def aware(value: datetime | None) -> datetime | None:
-    """Query timestamps without an offset are UTC."""
-    if value is not None and timezone.is_naive(value):
+def aware(value: datetime | None, field: str = "time") -> datetime | None:
+    """A query timestamp in UTC (one without an offset is UTC); out of range is a 400."""
+    if value is None:
+        return None
+    if timezone.is_naive(value):
         return value.replace(tzinfo=UTC)
-    return value
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise bad_request(field, "is out of range") from None
 
 
 # Authentication and rate limits ---------------------------------------------------------------

@@ -77,7 +77,7 @@ def list_jobs(request: HttpRequest, serviceId: str, filters: Query[JobListQuery]
     for name, lookup in TIME_FILTERS.items():
         value = getattr(filters, name)
         if value is not None:
-            jobs = jobs.filter(**{lookup: aware(value)})
+            jobs = jobs.filter(**{lookup: aware(value, name)})
     page = paginate(jobs, filters, "job")
     return [{"job": job_dict(job), "cursor": encode_cursor(job.created_at, job.id)} for job in page]
 

@@ -117,9 +117,9 @@ def list_services(request: HttpRequest, filters: Query[ServiceListQuery]):
     if filters.ownerId:
         services = services.filter(workspace_id__in=_split(filters.ownerId))
     if filters.createdBefore:
-        services = services.filter(created_at__lt=aware(filters.createdBefore))
+        services = services.filter(created_at__lt=aware(filters.createdBefore, "createdBefore"))
     if filters.createdAfter:
-        services = services.filter(created_at__gte=aware(filters.createdAfter))
+        services = services.filter(created_at__gte=aware(filters.createdAfter, "createdAfter"))
     return [
         {"service": service_dict(s), "cursor": encode_cursor(s.created_at, s.id)}
         for s in paginate(services, filters, ("srv", "crn"))
