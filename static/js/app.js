@@ -7,6 +7,13 @@
     year: "numeric", month: "short", day: "numeric",
     hour: "2-digit", minute: "2-digit", second: "2-digit",
   });
+  var thisYear = new Intl.DateTimeFormat(undefined, {
+    month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit",
+  });
+  var short = new Intl.DateTimeFormat(undefined, {
+    month: "short", day: "numeric", hour: "2-digit", minute: "2-digit",
+  });
+  var currentYear = new Date().getFullYear();
   var clock = new Intl.DateTimeFormat(undefined, {
     hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false,
   });
@@ -19,8 +26,11 @@
       if (isNaN(when)) continue;
       if (el.dataset.format === "clock") {
         el.textContent = clock.format(when) + "." + String(when.getMilliseconds()).padStart(3, "0");
+      } else if (el.dataset.format === "short" && when.getFullYear() === currentYear) {
+        el.textContent = short.format(when);
       } else {
-        el.textContent = dateTime.format(when);
+        var fmt = when.getFullYear() === currentYear ? thisYear : dateTime;
+        el.textContent = fmt.format(when);
       }
       el.setAttribute("data-local", "");
     }
