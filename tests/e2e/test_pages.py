@@ -14,7 +14,8 @@ from tests.e2e.conftest import screenshot, sign_in
 # Elements sticking out of a phone's width, to say what to fix when a page scrolls sideways.
 WIDE = """() => [...document.querySelectorAll('body *')]
   .filter(e => e.getBoundingClientRect().right > 392)
-  .slice(0, 8).map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right))"""
+  .slice(0, 8)
+  .map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right))"""
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
