@@ -20,6 +20,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from services import logstreams
+from tests.jobs.conftest import (  # noqa: F401  (the runner's fixtures, for test_live)
+    busybox_build,
+    job_service,
+    live_worker,
+    runner_instance,
+)
 
 
 def _name(common_name: str) -> x509.Name:
@@ -107,9 +113,7 @@ class Pki:
     rogue_pem: str  # certificate + key for 127.0.0.1 signed by another, untrusted CA
 
 
-@pytest.fixture(scope="session")
-def pki(tmp_path_factory) -> Pki:
-    folder = tmp_path_factory.mktemp("pki")
+def make_pki(folder) -> Pki:
     ca_key, ca_cert = make_ca()
     key, cert = make_server_cert(ca_key, ca_cert)
     rogue_ca_key, rogue_ca_cert = make_ca("Rogue CA")
@@ -119,6 +123,11 @@ def pki(tmp_path_factory) -> Pki:
         server_pem=write_pem(folder / "server.pem", cert, key),
         rogue_pem=write_pem(folder / "rogue.pem", rogue_cert, rogue_key),
     )
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory) -> Pki:
+    return make_pki(tmp_path_factory.mktemp("pki"))
 
 
 SYSLOG = re.compile(

@@ -1,0 +1,138 @@
+"""Real jobs (a Celery worker subprocess, Docker, PostgreSQL) streaming to a real TLS receiver."""
+
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from jobs.launch import create_job
+from jobs.models import JobStatus
+from services.models import ServiceLogStream, WorkspaceLogStream
+from tests.jobs.conftest import wait_finished, wait_for
+from tests.logstreams.conftest import Receiver, make_pki
+
+pytestmark = [
+    pytest.mark.docker,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
+
+# The worker subprocess trusts this module's test CA and buffers at most BUFFER lines per
+# destination (a healthy destination never needs more than a batch of the runner).
+PKI = make_pki(Path(tempfile.mkdtemp(prefix="oneoff-pki-")))
+BUFFER = 1000
+WORKER_ENV = {
+    "LOG_STREAM_CA_FILE": PKI.ca_file,
+    "LOG_STREAM_BUFFER_LINES": str(BUFFER),
+    "LOG_STREAM_RETRY_MAX": "0.3",
+}
+
+
+@pytest.fixture
+def live_receiver():
+    server = Receiver(PKI.server_pem).start()
+    yield server
+    server.stop()
+    assert not server.errors, server.errors
+
+
+def stored(job):
+    return list(job.log_lines.order_by("seq").values_list("seq", "timestamp", "stream", "text"))
+
+
+def test_every_line_of_a_job_arrives_framed_with_the_token(
+    live_worker, live_receiver, job_service, workspace, owner
+):
+    WorkspaceLogStream.objects.create(
+        workspace=workspace, endpoint=live_receiver.endpoint, token="tok-123"
+    )
+    job = create_job(
+        job_service,
+        'i=0; while [ $i -lt 400 ]; do i=$((i+1)); echo "out $i"; echo "err $i" >&2; done',
+        user=owner,
+    )
+    wait_finished(job)
+    assert job.status == JobStatus.SUCCEEDED
+    lines = stored(job)
+    assert len(lines) == 800
+
+    messages = live_receiver.wait_for(800, timeout=15)
+    assert len(messages) == 800
+    by_seq = {int(m.params["seq"]): m for m in messages}
+    assert sorted(by_seq) == [seq for seq, *_ in lines]
+    for seq, timestamp, stream, text in lines:
+        message = by_seq[seq]
+        assert message.msg == text
+        assert message.timestamp == timestamp
+        assert message.severity == (3 if stream == 2 else 6)
+        assert message.params["stream"] == ("stderr" if stream == 2 else "stdout")
+        assert message.params["token"] == "tok-123"
+        assert message.params["job"] == job.id == message.procid
+        assert message.params["workspace"] == workspace.id
+        assert message.app == job_service.id
+        assert message.hostname == "runner"
+
+
+def test_down_then_back_the_job_is_not_held_up_and_drops_are_counted(
+    live_worker, job_service, workspace, owner
+):
+    receiver = Receiver(PKI.server_pem).start()
+    receiver.stop()  # a port where nothing listens, for now
+    stream = WorkspaceLogStream.objects.create(workspace=workspace, endpoint=receiver.endpoint)
+    try:
+        job = create_job(job_service, "seq 1 3000", user=owner)
+        wait_finished(job)
+        assert job.status == JobStatus.SUCCEEDED
+        assert (job.finished_at - job.started_at).total_seconds() < 5
+        assert len(stored(job)) == 3000
+
+        def counted():
+            stream.refresh_from_db()
+            return stream.dropped_lines == 3000 - BUFFER and "refused" in stream.last_error
+
+        wait_for(counted, 10, message="the drop count and the error to be recorded")
+
+        receiver.start()  # back, on the same port
+        messages = receiver.wait_for(BUFFER, timeout=10)
+        time.sleep(0.3)
+        assert len(receiver.messages) == BUFFER
+        assert [m.msg for m in messages] == [str(n) for n in range(1, BUFFER + 1)]
+        wait_for(lambda: WorkspaceLogStream.objects.get(pk=stream.pk).last_delivered_at, 10)
+    finally:
+        receiver.stop()
+
+
+def test_a_service_set_to_drop_sends_nothing(
+    live_worker, live_receiver, job_service, busybox_build, make_service, workspace, owner
+):
+    WorkspaceLogStream.objects.create(workspace=workspace, endpoint=live_receiver.endpoint)
+    ServiceLogStream.objects.create(service=job_service, setting="drop")
+    other = make_service(name="other")
+    busybox_build(other)
+
+    dropped = create_job(job_service, "echo dropped-1; echo dropped-2", user=owner)
+    wait_finished(dropped)
+    sent = create_job(other, "echo sent", user=owner)
+    wait_finished(sent)
+
+    assert [m.msg for m in live_receiver.wait_for(1)] == ["sent"]
+    time.sleep(0.5)
+    assert [m.msg for m in live_receiver.messages] == ["sent"]
+
+
+def test_a_bad_certificate_is_refused(live_worker, job_service, workspace, owner):
+    rogue = Receiver(PKI.rogue_pem).start()
+    try:
+        stream = WorkspaceLogStream.objects.create(workspace=workspace, endpoint=rogue.endpoint)
+        job = create_job(job_service, "echo secret output", user=owner)
+        wait_finished(job)
+
+        def refused():
+            stream.refresh_from_db()
+            return "certificate" in stream.last_error
+
+        wait_for(refused, 10, message="the certificate error to be recorded")
+        assert rogue.messages == []
+        assert rogue.handshake_failures >= 1
+    finally:
+        rogue.stop()
