@@ -33,11 +33,13 @@ NinjaAPI itself), so a router needs nothing to get authentication, roles, rate l
 
 import base64
 import binascii
+import hmac
 import json
 import logging
 from datetime import UTC, datetime
 
 from django.conf import settings
+from django.db.models import OuterRef, Subquery
 from django.http import Http404, HttpRequest, HttpResponse
 from django.utils import timezone
 from django_ratelimit.core import get_usage
@@ -254,6 +256,25 @@ def check_rate_limit(request: HttpRequest, bucket: str) -> None:
         )
 
 
+def _find_key(token: str) -> ApiKey | None:
+    """ApiKey.authenticate's rules (active key, hash compared in constant time, active user),
+    with the user's role in the key's workspace fetched in the same query."""
+    digest = ApiKey.hash(token)
+    role = Membership.objects.filter(
+        user_id=OuterRef("user_id"), workspace_id=OuterRef("workspace_id")
+    )
+    key = (
+        ApiKey.objects.active()
+        .select_related("user", "workspace")
+        .annotate(member_role=Subquery(role.values("role")[:1]))
+        .filter(key_hash=digest)
+        .first()
+    )
+    if key is None or not hmac.compare_digest(key.key_hash, digest) or not key.user.is_active:
+        return None
+    return key
+
+
 class ApiKeyAuth(HttpBearer):
     """``Authorization: Bearer <API key>``; sets ``request.auth`` to the ApiKey and counts the
     request against the key's rate limit (``bucket``: read/write by method unless given)."""
@@ -272,14 +293,10 @@ class ApiKeyAuth(HttpBearer):
         return self.authenticate(request, token.strip())
 
     def authenticate(self, request: HttpRequest, token: str):
-        key = ApiKey.authenticate(token) if len(token) <= 200 else None
+        key = _find_key(token) if len(token) <= 200 else None
         if key is None:
             raise ApiError(401, "unauthorized", "invalid or revoked API key")
-        role = (
-            Membership.objects.filter(user_id=key.user_id, workspace_id=key.workspace_id)
-            .values_list("role", flat=True)
-            .first()
-        )
+        role = key.member_role
         if role is None:
             raise ApiError(401, "unauthorized", "this API key's user left its workspace")
         key.role = role

@@ -1,0 +1,259 @@
+"""List-jobs API on PostgreSQL: keyset pages cost the same at any depth.
+
+One service holds 1,000,000 jobs (``--quick``: 5,000), made by one ``INSERT … SELECT
+generate_series``. Through Django's test client (auth, rate limit, query, JSON: the whole
+request), it measures p50/p95 of the first page, a page half-way down reached by cursor, and a
+status-filtered page; and, in the same run, the same depth by OFFSET (the query alone) for
+comparison. It creates and drops its own database, ``oneoff_bench_api``, on the server of
+``DATABASE_URL`` (default postgres://postgres@127.0.0.1:5432).
+
+Targets (issue 3): every list request p95 under 25 ms; the deep page within 1.5x the first.
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+DB_NAME = "oneoff_bench_api"
+
+
+def server_url() -> str:
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith(("postgres://", "postgresql://")):
+        url = "postgres://postgres@127.0.0.1:5432/postgres"
+    return url
+
+
+def with_db(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, ""))
+
+
+def admin_sql(url: str, *statements: str) -> None:
+    import psycopg
+
+    with psycopg.connect(with_db(url, "postgres"), autocommit=True) as conn:
+        for statement in statements:
+            conn.execute(statement)
+
+
+def percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered)) - 1))
+    return ordered[index]
+
+
+def measure(label: str, fn, n: int) -> dict:
+    fn()  # warm up (plans, caches)
+    times = []
+    for _ in range(n):
+        started = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - started) * 1000)
+    result = {"label": label, "p50": statistics.median(times), "p95": percentile(times, 95)}
+    print(f"  {label:<46} p50 {result['p50']:8.2f} ms   p95 {result['p95']:8.2f} ms   (n={n})")
+    return result
+
+
+def insert_jobs(service, build, snapshot, count: int) -> None:
+    """Bulk-insert ``count`` jobs, one a second, 10% failed, 10% canceled, 1% running, the
+    rest succeeded; ids sort like created_at (``job-`` + 20 hex digits)."""
+    from django.db import connection
+
+    from jobs.models import Job
+
+    explicit = {
+        "id": "'job-' || lpad(to_hex(i), 20, '0')",
+        "workspace_id": "%(workspace)s",
+        "service_id": "%(service)s",
+        "start_command": "'python manage.py task ' || i",
+        "plan_id": "%(plan)s",
+        "build_id": "%(build)s",
+        "env_snapshot_id": "%(snapshot)s",
+        "status": (
+            "CASE WHEN i %% 100 = 0 THEN 'running' WHEN i %% 10 = 1 THEN 'failed' "
+            "WHEN i %% 10 = 2 THEN 'canceled' ELSE 'succeeded' END"
+        ),
+        "created_at": "%(t0)s::timestamptz + i * interval '1 second'",
+        "started_at": "%(t0)s::timestamptz + i * interval '1 second' + interval '2 seconds'",
+        "finished_at": (
+            "CASE WHEN i %% 100 = 0 THEN NULL "
+            "ELSE %(t0)s::timestamptz + i * interval '1 second' + interval '9 seconds' END"
+        ),
+        "exit_code": "CASE WHEN i %% 10 = 1 THEN 1 WHEN i %% 100 = 0 THEN NULL ELSE 0 END",
+    }
+    params = {
+        "workspace": service.workspace_id,
+        "service": service.id,
+        "plan": service.plan_id,
+        "build": build.id,
+        "snapshot": snapshot.id,
+        "t0": "2025-01-01T00:00:00+00:00",
+        "count": count,
+    }
+    columns, values = [], []
+    # Every other NOT NULL column gets its model default, so new fields need no change here.
+    for field in Job._meta.concrete_fields:
+        columns.append(connection.ops.quote_name(field.column))
+        if field.column in explicit:
+            values.append(explicit[field.column])
+        elif field.null and not field.has_default():
+            values.append("NULL")
+        else:
+            key = f"default_{field.column}"
+            params[key] = field.get_db_prep_save(field.get_default(), connection)
+            values.append(f"%({key})s")
+    sql = (
+        f"INSERT INTO {Job._meta.db_table} ({', '.join(columns)}) "
+        f"SELECT {', '.join(values)} FROM generate_series(1, %(count)s) AS i"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        cursor.execute(f"ANALYZE {Job._meta.db_table}")
+
+
+def run(args) -> int:
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.test import Client
+
+    from config.api_base import encode_cursor
+    from jobs.models import EnvSnapshot, Job
+    from services.models import ApiKey, Build, Membership, Plan, Role, Service, Workspace
+
+    call_command("migrate", verbosity=0)
+    from django.contrib.auth import get_user_model
+
+    user = get_user_model().objects.create_user("bench@example.test", "bench@example.test")
+    workspace = Workspace.objects.create(name="Bench")
+    Membership.objects.create(workspace=workspace, user=user, role=Role.ADMIN)
+    service = Service.objects.create(
+        workspace=workspace,
+        name="bench",
+        type="web_service",
+        plan=Plan.objects.get(id="plan-srv-006"),
+        image_ref="bench:1",
+    )
+    build = Build.objects.create(service=service, status="succeeded", image_id="sha256:" + "0" * 64)
+    snapshot = EnvSnapshot.capture(service)
+    _, secret = ApiKey.issue(user, workspace)
+
+    started = time.perf_counter()
+    insert_jobs(service, build, snapshot, args.jobs)
+    print(f"  inserted {args.jobs:,} jobs in {time.perf_counter() - started:.1f} s")
+
+    depth = args.jobs // 2
+    ordered = Job.objects.filter(service=service).order_by("-created_at", "-id")
+    anchor = ordered.values("created_at", "id")[depth - 1]
+    cursor = encode_cursor(anchor["created_at"], anchor["id"])
+
+    client = Client(headers={"Authorization": f"Bearer {secret}"})
+    url = f"/v1/services/{service.id}/jobs"
+
+    def get(params):
+        def call():
+            response = client.get(url, params)
+            if response.status_code != 200 or len(response.json()) != 20:
+                raise SystemExit(f"unexpected answer: {response.status_code} {response.content!r}")
+
+        return call
+
+    def offset_query():
+        page = list(
+            ordered.select_related("build", "env_snapshot", "created_by", "canceled_by")[
+                depth : depth + 20
+            ]
+        )
+        assert len(page) == 20
+
+    def keyset_query():
+        page = list(
+            ordered.select_related("build", "env_snapshot", "created_by", "canceled_by")
+            .filter(created_at__lte=anchor["created_at"])
+            .exclude(created_at=anchor["created_at"], pk__gte=anchor["id"])[:20]
+        )
+        assert len(page) == 20
+
+    if args.explain:
+        from django.db import connection
+
+        from jobs.api import list_jobs  # noqa: F401  (the queries below are the view's)
+
+        with connection.cursor() as cur:
+            for label, qs in (
+                ("deep page by cursor", ordered.filter(created_at__lte=anchor["created_at"])
+                 .exclude(created_at=anchor["created_at"], pk__gte=anchor["id"])[:20]),
+                ("status=failed page", ordered.filter(status__in=["failed"])[:20]),
+                ("status=failed,canceled deep", ordered.filter(status__in=["failed", "canceled"],
+                 created_at__lte=anchor["created_at"])
+                 .exclude(created_at=anchor["created_at"], pk__gte=anchor["id"])[:20]),
+            ):  # fmt: skip
+                sql, params = qs.query.sql_with_params()
+                cur.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params)
+                print(f"  EXPLAIN {label}:")
+                for (line,) in cur.fetchall():
+                    print("    " + line)
+
+    n = args.requests
+    print(f"  {args.jobs:,} jobs in one service; deep page at depth {depth:,}; limit 20")
+    first = measure("API first page", get({"limit": 20}), n)
+    deep = measure(f"API page {depth:,} deep (cursor)", get({"limit": 20, "cursor": cursor}), n)
+    status = measure("API status=failed page", get({"limit": 20, "status": "failed"}), n)
+    status2 = measure(
+        "API status=failed,canceled page, deep",
+        get({"limit": 20, "status": "failed,canceled", "cursor": cursor}),
+        n,
+    )
+    keyset = measure(f"query alone: keyset at {depth:,}", keyset_query, n)
+    offset = measure(f"query alone: OFFSET {depth:,}", offset_query, max(5, n // 10))
+
+    api_results = [first, deep, status, status2]
+    worst_p95 = max(r["p95"] for r in api_results)
+    print(f"  deep/first p50 ratio: {deep['p50'] / first['p50']:.2f}x (target <= 1.5x)")
+    print(
+        f"  OFFSET/keyset query p50 ratio at the same depth: {offset['p50'] / keyset['p50']:.1f}x"
+    )
+    print(f"  worst API p95: {worst_p95:.2f} ms (target < 25 ms)")
+    met = worst_p95 < 25 and deep["p50"] <= 1.5 * first["p50"]
+    print(f"  targets met: {'yes' if met else 'no'}")
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="5,000 jobs (CI)")
+    parser.add_argument("--jobs", type=int, help="jobs in the service (default 1,000,000)")
+    parser.add_argument("--requests", type=int, help="requests per measurement")
+    parser.add_argument("--explain", action="store_true", help="print the query plans")
+    args = parser.parse_args()
+    args.jobs = args.jobs or (5_000 if args.quick else 1_000_000)
+    args.requests = args.requests or (30 if args.quick else 200)
+
+    server = server_url()
+    os.environ["DATABASE_URL"] = with_db(server, DB_NAME)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    # Measure the API, not the rate limiter refusing us.
+    for name in ("READ", "WRITE", "JOB_CREATE"):
+        os.environ[f"API_RATE_LIMIT_{name}"] = "100000000/h"
+    admin_sql(
+        server, f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)", f"CREATE DATABASE {DB_NAME}"
+    )
+    try:
+        return run(args)
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        admin_sql(server, f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
