@@ -45,6 +45,7 @@ from django.utils import timezone
 from django_ratelimit.core import get_usage
 from ninja import Field, NinjaAPI, Schema
 from ninja.errors import AuthenticationError, HttpError, ValidationError
+from ninja.operation import PathView
 from ninja.security import HttpBearer
 
 from services import ids
@@ -400,8 +401,24 @@ def _on_exception(request, exc):
     return error_response(request, 500, "internal_error", "an unexpected error occurred")
 
 
+def _json_not_allowed(self) -> HttpResponse:
+    allowed = sorted({method for op in self.operations for method in op.methods})
+    response = HttpResponse(
+        json.dumps(
+            {"id": "method_not_allowed", "message": f"method not allowed; use {', '.join(allowed)}"}
+        ),
+        status=405,
+        content_type="application/json; charset=utf-8",
+    )
+    response["Allow"] = ", ".join(allowed)
+    return response
+
+
 def install_error_handlers(api: NinjaAPI) -> None:
     """Every failure becomes ``{"id", "message"}`` JSON with the right status."""
+    # ninja answers a wrong method in plain text from PathView, before any handler runs; this
+    # project has one NinjaAPI, so its PathView answers JSON like every other error.
+    PathView._not_allowed = _json_not_allowed
     api.add_exception_handler(ValidationError, _on_validation_error)
     api.add_exception_handler(ApiError, _on_api_error)
     api.add_exception_handler(HttpError, _on_http_error)

@@ -37,6 +37,18 @@ TIME_FILTERS = {
     auth=ApiKeyAuth(bucket="job_create"),
     exclude_none=True,
     operation_id="post-job",
+    openapi_extra={
+        "parameters": [
+            {
+                "in": "header",
+                "name": "Idempotency-Key",
+                "required": False,
+                "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+                "description": "Oneoff: the same key and body within 24 h answers the first "
+                "job and starts nothing new; the same key with another body is a 422.",
+            }
+        ]
+    },
     summary="Create job",
     description="Snapshots the service's latest successful build and env vars and starts the "
     "command. With an `Idempotency-Key` header, a retry with the same body within 24 h answers "

@@ -225,4 +225,5 @@ def test_cancel_is_404_for_a_missing_job(owner_api, built_service):
 
 def test_wrong_method_is_405(owner_api, job):
     r = owner_api.delete(f"/v1/services/{job.service_id}/jobs/{job.id}")
-    assert r.status_code == 405
+    assert_error(r, 405, id="method_not_allowed")
+    assert r["Allow"] == "GET"
