@@ -10,6 +10,7 @@ from django.http import HttpRequest
 from ninja import Query, Router, Status
 
 from config.api_base import (
+    ApiError,
     Page,
     aware,
     bad_request,
@@ -25,7 +26,7 @@ from config.api_base import (
     unb64,
     workspace_services,
 )
-from services.builder import request_build
+from services.builder import CancelRefused, cancel_build, request_build
 from services.models import Build, EnvVar, Role, Service
 from services.schemas import (
     BuildCreateIn,
@@ -477,3 +478,24 @@ def create_build(request: HttpRequest, serviceId: str, payload: BuildCreateIn | 
 def retrieve_build(request: HttpRequest, serviceId: str, buildId: str):
     service = get_service(request, serviceId)
     return build_dict(get_build(request, service, buildId))
+
+
+@router.post(
+    "/services/{serviceId}/builds/{buildId}/cancel",
+    response={200: BuildOut, **errors(400, 403, 404)},
+    exclude_none=True,
+    operation_id="cancel-build",
+    summary="Cancel build",
+    description="A queued build ends `canceled` at once; a running one is stopped. Canceling a "
+    "canceled build returns it unchanged; a succeeded or failed build is a 400.",
+    tags=["Builds"],
+)
+def cancel_build_view(request: HttpRequest, serviceId: str, buildId: str):
+    require_write(request)
+    service = get_service(request, serviceId)
+    build = get_build(request, service, buildId)
+    try:
+        build = cancel_build(build, user=request.auth.user)
+    except CancelRefused as exc:
+        raise ApiError(400, "bad_request", str(exc)) from exc
+    return build_dict(build)

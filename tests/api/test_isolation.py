@@ -36,6 +36,7 @@ ENDPOINTS = [
     ("GET", "/v1/services/{srv}/builds", None),
     ("POST", "/v1/services/{srv}/builds", None),
     ("GET", "/v1/services/{srv}/builds/{bld}", None),
+    ("POST", "/v1/services/{srv}/builds/{bld}/cancel", None),
     ("GET", "/v1/services/{srv}/jobs", None),
     ("POST", "/v1/services/{srv}/jobs", {"startCommand": "echo"}),
     ("GET", "/v1/services/{srv}/jobs/{job}", None),

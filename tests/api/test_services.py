@@ -256,3 +256,16 @@ def test_it_lists_builds(viewer_api, service, make_build):
 def test_viewer_and_read_only_cannot_build(viewer_api, readonly_api, service):
     for api in (viewer_api, readonly_api):
         assert_error(api.post(f"/v1/services/{service.id}/builds"), 403)
+
+
+def test_it_cancels_a_queued_build_and_refuses_a_finished_one(developer_api, service, make_build):
+    queued = make_build(service, status="queued")
+    done = make_build(service)
+    r = developer_api.post(f"/v1/services/{service.id}/builds/{queued.id}/cancel")
+    assert r.status_code == 200, r.content
+    assert r.json()["status"] == "canceled"
+    assert (
+        developer_api.post(f"/v1/services/{service.id}/builds/{queued.id}/cancel").json()["status"]
+        == "canceled"
+    )
+    assert_error(developer_api.post(f"/v1/services/{service.id}/builds/{done.id}/cancel"), 400)
