@@ -139,9 +139,9 @@ def get_job(request: HttpRequest, service: Service, job_id: str):
     from jobs.models import Job
 
     job = (
-        Job.objects.filter(
-            workspace=request.auth.workspace, service=service, pk=job_id
-        ).select_related("build", "env_snapshot", "created_by", "canceled_by")
+        Job.objects.filter(workspace=request.auth.workspace, service=service, pk=job_id)
+        .select_related("build", "env_snapshot", "created_by", "canceled_by")
+        .defer("env_snapshot__data")
     ).first()
     if job is None:
         raise not_found("job")

@@ -63,7 +63,11 @@ def create(request: HttpRequest, serviceId: str, payload: JobCreateIn):
             job = create_job(service, payload.startCommand, payload.planId, user=request.auth.user)
         except LaunchError as exc:
             raise ApiError(400, "bad_request", exc.message) from exc
-        job = Job.objects.select_related("build", "env_snapshot", "created_by").get(pk=job.pk)
+        job = (
+            Job.objects.select_related("build", "env_snapshot", "created_by")
+            .defer("env_snapshot__data")
+            .get(pk=job.pk)
+        )
         return 201, job_dict(job)
 
     status, body = idempotent(request, f"jobs:{service.id}", payload.dict(), run)
@@ -81,8 +85,10 @@ def create(request: HttpRequest, serviceId: str, payload: JobCreateIn):
 )
 def list_jobs(request: HttpRequest, serviceId: str, filters: Query[JobListQuery]):
     service = get_service(request, serviceId)
-    jobs = Job.objects.filter(service=service).select_related(
-        "build", "env_snapshot", "created_by", "canceled_by"
+    jobs = (
+        Job.objects.filter(service=service)
+        .select_related("build", "env_snapshot", "created_by", "canceled_by")
+        .defer("env_snapshot__data")  # only the digest is shown: decrypt nothing
     )
     if filters.status:
         jobs = jobs.filter(status__in=filters.status.split(","))
