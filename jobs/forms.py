@@ -99,7 +99,7 @@ class LogQueryForm(forms.Form):
     ``q`` (search) and the ``status`` the page last showed (to refresh the summary on change)."""
 
     after = forms.IntegerField(min_value=0, required=False)
-    before = forms.IntegerField(min_value=1, required=False)
+    before = forms.IntegerField(min_value=0, required=False)
     q = forms.CharField(max_length=200, required=False, strip=False)
     status = forms.RegexField(r"^[a-z]{1,16}$", required=False)
 

@@ -134,7 +134,7 @@ def _detail_context(request, service, membership, job, q=""):
         lines=lines,
         has_earlier=has_earlier,
         poll=_keeps_polling(job),
-        last_seq=lines[-1].seq if lines else 0,
+        last_seq=lines[-1].seq if lines else None,
     )
     return context
 
@@ -180,14 +180,15 @@ def job_logs(request, service_id: str, job_id: str):
         page = list(lines.filter(seq__lt=data["before"]).order_by("-seq")[: LOG_PAGE + 1])
         context.update(has_earlier=len(page) > LOG_PAGE, lines=page[:LOG_PAGE][::-1])
         return render(request, "jobs/detail.html#earlier", context)
-    after = data["after"] or 0
+    # Sequence numbers start at 0; without ``after`` the request starts from the first line.
+    after = data["after"]
+    if after is not None:
+        lines = lines.filter(seq__gt=after)
     if data["q"].strip():
-        page = list(
-            lines.filter(text__icontains=data["q"], seq__gt=after).order_by("seq")[: LOG_PAGE + 1]
-        )
+        page = list(lines.filter(text__icontains=data["q"]).order_by("seq")[: LOG_PAGE + 1])
         context.update(lines=page[:LOG_PAGE], more_matches=len(page) > LOG_PAGE, q=data["q"])
         return render(request, "jobs/detail.html#matches", context)
-    page = list(lines.filter(seq__gt=after).order_by("seq")[: LOG_PAGE + 1])
+    page = list(lines.order_by("seq")[: LOG_PAGE + 1])
     more = len(page) > LOG_PAGE
     page = page[:LOG_PAGE]
     context.update(
@@ -220,7 +221,7 @@ def job_log_download(request, service_id: str, job_id: str):
 
 def _log_text(job_pk: str, chunk: int = 5000):
     names = {1: "stdout", 2: "stderr"}
-    after = 0
+    after = -1
     while True:
         rows = list(
             JobLogLine.objects.filter(job_id=job_pk, seq__gt=after)

@@ -104,7 +104,7 @@ def trigger_build(request, service_id: str):
     return redirect("build", service.id, build.id)
 
 
-def _build_log_context(build, lines, after: int, context: dict) -> dict:
+def _build_log_context(build, lines, after: int | None, context: dict) -> dict:
     lines = lines[:LOG_PAGE]
     context.update(lines=lines, last_seq=lines[-1].seq if lines else after)
     context["poll"] = not build.is_finished
@@ -123,7 +123,7 @@ def build_detail(request, service_id: str, build_id: str):
     context = page_context(
         request, membership, service=service, build=build, has_earlier=has_earlier, tab="builds"
     )
-    _build_log_context(build, lines, 0, context)
+    _build_log_context(build, lines, None, context)
     template = "services/build.html"
     if _partial(request):
         template += "#summary"
@@ -145,8 +145,10 @@ def build_logs(request, service_id: str, build_id: str):
         page = list(lines.filter(seq__lt=data["before"]).order_by("-seq")[: LOG_PAGE + 1])
         context.update(has_earlier=len(page) > LOG_PAGE, lines=page[:LOG_PAGE][::-1])
         return render(request, "services/build.html#earlier", context)
-    after = data["after"] or 0
-    page = list(lines.filter(seq__gt=after).order_by("seq")[: LOG_PAGE + 1])
+    after = data["after"]
+    if after is not None:
+        lines = lines.filter(seq__gt=after)
+    page = list(lines.order_by("seq")[: LOG_PAGE + 1])
     _build_log_context(build, page, after, context)
     context["poll"] = context["poll"] or len(page) > LOG_PAGE
     context["status_changed"] = bool(data["status"]) and data["status"] != build.status

@@ -112,7 +112,7 @@ def test_purged_logs_return_no_lines(owner, make_job, login):
 def test_bad_cursors_are_400(owner, make_job, login):
     job = make_job()
     client = login(owner)
-    for query in ("?after=-1", "?after=x", "?before=0", "?after=1&before=5", "?status=%3Cb%3E"):
+    for query in ("?after=-1", "?after=x", "?before=-1", "?after=1&before=5", "?status=%3Cb%3E"):
         r = client.get(url(job, query), **htmx())
         assert r.status_code == 400, query
 
@@ -137,3 +137,18 @@ def test_a_poll_costs_a_few_queries(owner, make_job, login, django_assert_max_nu
     with django_assert_max_num_queries(6):
         client.get(url(job, "?after=1&status=running"), **htmx())
     assert Job.objects.count() == 1
+
+
+def test_the_first_poll_starts_at_sequence_zero(owner, make_job, login):
+    job = make_job(status=JobStatus.RUNNING)
+    add_lines(job, ["zero", "one"], start=0)
+    client = login(owner)
+    page = client.get(f"/services/{job.service_id}/jobs/{job.id}/").content.decode()
+    assert 'id="L0"' in page
+    job = make_job(status=JobStatus.PENDING)
+    page = client.get(f"/services/{job.service_id}/jobs/{job.id}/").content.decode()
+    assert "/logs/?status=pending" in page  # no lines yet: no cursor
+    add_lines(job, ["zero"], start=0)
+    body = client.get(url(job, "?status=pending"), **htmx()).content.decode()
+    assert 'id="L0"' in body
+    assert "?after=0&amp;" in body

@@ -53,3 +53,10 @@ def test_outsider_gets_404(outsider, make_job, login):
 
 def test_anonymous_is_redirected(client, make_job):
     assert client.get(url(make_job())).status_code == 302
+
+
+def test_it_includes_sequence_zero(owner, make_job, login):
+    job = make_job()
+    add_lines(job, ["zero", "one"], start=0)
+    text = b"".join(login(owner).get(url(job)).streaming_content).decode()
+    assert text.splitlines()[0].endswith("\tzero")

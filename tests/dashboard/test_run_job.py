@@ -28,7 +28,7 @@ def test_htmx_gets_a_fresh_form_and_the_new_row(owner, service, build, login):
     body = r.content.decode()
     job = Job.objects.get()
     assert body.lstrip().startswith('<section id="run-job"')
-    assert '<tbody hx-swap-oob="afterbegin:#job-rows">' in body
+    assert '<template><tbody hx-swap-oob="afterbegin:#job-rows">' in body
     assert f'id="row-{job.id}"' in body
     assert "Started" in body
     assert "echo &lt;b&gt;hi&lt;/b&gt;" in body

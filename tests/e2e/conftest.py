@@ -6,6 +6,7 @@ Chromium cannot be downloaded here, so the system one is launched; without it th
 (git-ignored) for people to look at.
 """
 
+import importlib
 import os
 from pathlib import Path
 
@@ -61,6 +62,17 @@ def page(browser):
     page.dialogs = []
     yield page
     context.close()
+
+
+@pytest.fixture(autouse=True)
+def seeded_plans(request):
+    """The seeded plans, whatever ran before: a transactional test's flush removes them, and the
+    serialized rollback did not always bring them back when other tests ran first in the session."""
+    request.getfixturevalue("db")
+    from django.apps import apps
+
+    seed = importlib.import_module("services.migrations.0002_seed_plans").seed
+    seed(apps, None)
 
 
 @pytest.fixture(autouse=True)
