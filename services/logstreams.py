@@ -34,7 +34,7 @@ import threading
 import time
 from collections import Counter, deque
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection
@@ -52,7 +52,7 @@ SEVERITY = {1: 6, 2: 3}  # stdout: info, stderr: err
 STREAM_NAME = {1: "stdout", 2: "stderr"}
 ROUTE_TTL = 5.0  # seconds a process trusts its cached view of a workspace's settings
 STATS_INTERVAL = 1.0  # seconds between writes of counters to the database
-SEND_BATCH = 500  # lines per write to the socket
+SEND_BATCH = 5000  # lines taken from the buffer at a time
 BACKOFF_MIN = 0.2  # seconds before the first reconnect
 
 
@@ -119,6 +119,43 @@ def frame(prefix: str, timestamp: datetime, stream: int, seq, text: str) -> byte
         f'<{pri}>1 {stamp}{prefix}{seq_param} stream="{STREAM_NAME.get(stream, "stdout")}"] {text}'
     ).encode("utf-8", "replace")
     return b"%d %s" % (len(message), message)
+
+
+_HEAD = {s: f"<{FACILITY_USER * 8 + sev}>1 " for s, sev in SEVERITY.items()}
+_TAIL = {s: f' stream="{name}"] ' for s, name in STREAM_NAME.items()}
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_stamp_cache: dict[int, str] = {}
+
+
+def _stamp(us: int) -> str:
+    """RFC 3339 in UTC with microseconds, cached per second (lines come in time order)."""
+    seconds, micros = divmod(us, 1_000_000)
+    head = _stamp_cache.get(seconds)
+    if head is None:
+        if len(_stamp_cache) > 1024:
+            _stamp_cache.clear()
+        head = _stamp_cache[seconds] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+    return f"{head}.{micros:06d}+00:00"
+
+
+def frames(prefix: str, lines) -> bytes:
+    """A batch of one job's lines (``seq``, ``timestamp_us`` or ``timestamp``, ``stream``,
+    ``text``) as octet-counted RFC 5424 messages, ready for the socket; as :func:`frame` gives,
+    only quicker (this runs for every line that is forwarded)."""
+    out = []
+    append = out.append
+    for line in lines:
+        us = getattr(line, "timestamp_us", None)
+        if us is None:
+            us = (line.timestamp - _EPOCH) // timedelta(microseconds=1)
+        stream = line.stream if line.stream in _HEAD else 1
+        message = f'{_HEAD[stream]}{_stamp(us)}{prefix} seq="{line.seq}"{_TAIL[stream]}{line.text}'
+        if message.isascii():
+            append(f"{len(message)} {message}")
+        else:
+            size = len(message.encode("utf-8", "replace"))
+            append(f"{size} {message}")
+    return "".join(out).encode("utf-8", "replace")
 
 
 # TLS.
@@ -246,9 +283,12 @@ def resolve_route(workspace_id: str, service_id: str) -> Route | None:
 class Destination:
     """One ``HOST:PORT``: a bounded buffer and a sender thread with its own connection.
 
-    The sender reads lines without removing them and removes them only once written to the
-    socket, so a batch that fails is sent again after reconnecting and the buffer bound
-    covers every line not yet delivered.
+    The buffer holds the runner's batches as they came (one append per batch, so queueing
+    costs the ingest thread little per line); when a batch does not wholly fit, its first
+    lines are kept and the rest dropped, so what is delivered is always the oldest. The sender
+    reads batches without removing them and removes them only once written to the socket, so
+    a write that fails is sent again after reconnecting and the bound covers every line not
+    yet delivered.
     """
 
     def __init__(self, forwarder: "Forwarder", host: str, port: int):
@@ -259,7 +299,8 @@ class Destination:
         self.max_bytes = settings.LOG_STREAM_BUFFER_BYTES
         self.timeout = settings.LOG_STREAM_TIMEOUT
         self.retry_max = settings.LOG_STREAM_RETRY_MAX
-        self._items: deque = deque()
+        self._chunks: deque = deque()  # (prefix, lines, bytes) per batch of one job
+        self._lines = 0
         self._bytes = 0
         self._cond = threading.Condition()
         self._stop = threading.Event()
@@ -273,19 +314,31 @@ class Destination:
         )
         self._thread.start()
 
-    # Called by the ingest path: never blocks on the network.
+    # Called by the ingest path: never blocks on the network, costs little per line.
     def offer(self, workspace_id: str, prefix: str, lines) -> int:
-        """Buffer lines; returns how many did not fit (dropped, and counted)."""
-        dropped = 0
+        """Buffer a batch of lines; returns how many did not fit (dropped, and counted)."""
+        lines = list(lines)
+        overhead = len(prefix) + 64
+        size = sum(len(line.text) for line in lines) + overhead * len(lines)
         with self._cond:
-            for line in lines:
-                size = len(line.text) + len(prefix) + 64
-                if len(self._items) >= self.max_lines or self._bytes + size > self.max_bytes:
-                    dropped += 1
-                    continue
-                self._items.append((size, prefix, line))
+            room = self.max_lines - self._lines
+            if len(lines) > room or self._bytes + size > self.max_bytes:
+                kept, size, budget = [], 0, self.max_bytes - self._bytes
+                for line in lines[: max(0, room)]:
+                    line_size = len(line.text) + overhead
+                    if size + line_size > budget:
+                        break
+                    kept.append(line)
+                    size += line_size
+                dropped = len(lines) - len(kept)
+                lines = kept
+            else:
+                dropped = 0
+            if lines:
+                self._chunks.append((prefix, lines, size))
+                self._lines += len(lines)
                 self._bytes += size
-            self._cond.notify()
+                self._cond.notify()
         if dropped:
             self.dropped += dropped
             self.forwarder.stats.dropped(workspace_id, dropped)
@@ -294,7 +347,7 @@ class Destination:
 
     def pending(self) -> int:
         with self._cond:
-            return len(self._items)
+            return self._lines
 
     def stop(self, timeout: float = 2.0) -> None:
         """Try to deliver what is buffered within ``timeout``, then stop the thread."""
@@ -308,33 +361,37 @@ class Destination:
         self._close()
 
     def _peek(self) -> list:
+        """The oldest batches, about SEND_BATCH lines, left in the buffer until sent."""
         with self._cond:
-            if not self._items:
+            if not self._chunks:
                 self._cond.wait(timeout=0.5)
-            count = min(len(self._items), SEND_BATCH)
-            return [self._items[i] for i in range(count)]
+            taken, count = [], 0
+            for chunk in self._chunks:
+                if taken and count + len(chunk[1]) > SEND_BATCH:
+                    break
+                taken.append(chunk)
+                count += len(chunk[1])
+            return taken
 
-    def _commit(self, count: int) -> None:
+    def _commit(self, chunks: list) -> None:
         with self._cond:
-            for _ in range(count):
-                size = self._items.popleft()[0]
+            for _ in chunks:
+                _, lines, size = self._chunks.popleft()
+                self._lines -= len(lines)
                 self._bytes -= size
 
     def _run(self) -> None:
         backoff = 0.0
         while not self._stop.is_set():
-            batch = self._peek()
+            chunks = self._peek()
             self.forwarder.stats.maybe_flush()
-            if not batch or self._stop.is_set():
+            if not chunks or self._stop.is_set():
                 continue
             try:
                 if self._sock is None or self._peer_closed():
                     self._connect()
-                data = b"".join(
-                    frame(prefix, line.timestamp, line.stream, line.seq, line.text)
-                    for _, prefix, line in batch
-                )
-                self._sock.sendall(data)
+                for prefix, lines, _ in chunks:
+                    self._sock.sendall(frames(prefix, lines))
             except (OSError, ValueError) as exc:
                 self._close()
                 self._failed(exc)
@@ -342,8 +399,8 @@ class Destination:
                 self._stop.wait(backoff * random.uniform(0.8, 1.0))
                 continue
             backoff = 0.0
-            self._commit(len(batch))
-            self.delivered += len(batch)
+            self._commit(chunks)
+            self.delivered += sum(len(lines) for _, lines, _ in chunks)
             self.forwarder.stats.delivered(self.endpoint)
         self.forwarder.stats.maybe_flush(force=True)
 
