@@ -11,6 +11,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from jobs.forms import LOG_PAGE, LogQueryForm
 from jobs.models import Job
+from services import builder
 from services.access import ADMIN, WRITE, get_build, get_service, get_workspace
 from services.builder import request_build
 from services.forms import ApiKeyForm, EnvVarForm, MonthForm
@@ -160,17 +161,10 @@ def build_logs(request, service_id: str, build_id: str):
 def cancel_build(request, service_id: str, build_id: str):
     service, _ = get_service(request.user, service_id, WRITE)
     build = get_build(request.user, service, build_id)
-    from services import builder
-
-    cancel = getattr(builder, "cancel_build", None)
-    if cancel is None:
-        return HttpResponse("Canceling builds is not available.", status=501)
     try:
-        cancel(build, user=request.user)
-    except Exception as error:  # the builder says why (e.g. already finished)
-        if type(error).__name__ in ("CancelRefused", "BuildError", "ValueError"):
-            return HttpResponseBadRequest(str(error), content_type="text/plain")
-        raise
+        builder.cancel_build(build, user=request.user)
+    except builder.CancelRefused as error:
+        return HttpResponseBadRequest(str(error), content_type="text/plain")
     if _partial(request):
         return HttpResponseClientRedirect(reverse("build", args=[service.id, build.id]))
     return redirect("build", service.id, build.id)

@@ -76,11 +76,18 @@ def money(value) -> str:
 
 
 def _memory(limit) -> str:
+    """A memory limit as the runner records it ("512Mi", "2Gi", bytes or MB) in MB or GB."""
+    text = str(limit).strip()
+    units = {"Mi": 1, "M": 1, "Gi": 1024, "G": 1024}
+    unit = next((u for u in units if text.endswith(u)), None)
     try:
-        limit = int(limit)
-    except (TypeError, ValueError):
-        return str(limit)
-    megabytes = limit // (1024 * 1024) if limit >= 1024 * 1024 else limit  # bytes or MB
+        if unit:
+            megabytes = int(float(text[: -len(unit)]) * units[unit])
+        else:
+            number = int(text)
+            megabytes = number // (1024 * 1024) if number >= 1024 * 1024 else number
+    except ValueError:
+        return text
     if megabytes >= 1024 and megabytes % 1024 == 0:
         return f"{megabytes // 1024} GB"
     return f"{megabytes} MB"
@@ -101,6 +108,8 @@ def reason_text(job) -> str:
         return "Canceled through the API" if who == "api" else f"Canceled by {who}"
     if "startError" in reason:
         return f"Could not start: {reason['startError']}"
+    if reason.get("evicted"):
+        return f"Lost: {reason.get('evictionReason') or 'the runner lost the container'}"
     if "nonZeroExit" in reason:
         return f"Exited with code {reason['nonZeroExit']}"
     if job.status == "succeeded":

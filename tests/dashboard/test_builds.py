@@ -95,3 +95,17 @@ def test_build_page_htmx_gets_the_summary(owner, build, login):
 def test_viewer_cannot_cancel_a_build(viewer, service, make_build, login):
     build = make_build(service, status=BuildStatus.BUILDING)
     assert login(viewer).post(build_url(build) + "cancel/").status_code == 403
+
+
+def test_developer_cancels_a_queued_build(developer, service, make_build, login):
+    build = make_build(service, status=BuildStatus.QUEUED)
+    r = login(developer).post(build_url(build) + "cancel/", **htmx())
+    assert r["HX-Redirect"] == build_url(build)
+    build.refresh_from_db()
+    assert build.status == BuildStatus.CANCELED
+
+
+def test_canceling_a_finished_build_is_400(owner, build, login):
+    r = login(owner).post(build_url(build) + "cancel/", **htmx())
+    assert r.status_code == 400
+    assert b"already succeeded" in r.content

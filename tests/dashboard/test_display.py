@@ -19,6 +19,15 @@ def test_reasons_in_plain_words():
     assert reason_text(job(reason={"oomKilled": {"memoryLimit": 536870912}})) == (
         "Out of memory: exceeded 512 MB — try a larger plan"
     )
+    assert reason_text(job(reason={"oomKilled": {"memoryLimit": "512Mi"}})) == (
+        "Out of memory: exceeded 512 MB — try a larger plan"
+    )
+    assert reason_text(job(reason={"oomKilled": {"memoryLimit": "2048Mi"}})) == (
+        "Out of memory: exceeded 2 GB — try a larger plan"
+    )
+    assert reason_text(job(reason={"evicted": True, "evictionReason": "host stopped"})) == (
+        "Lost: host stopped"
+    )
     assert reason_text(job(reason={"oomKilled": {}}, memory=2048)) == (
         "Out of memory: exceeded 2048 MB — try a larger plan"
     )
