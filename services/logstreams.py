@@ -54,6 +54,7 @@ ROUTE_TTL = 5.0  # seconds a process trusts its cached view of a workspace's set
 STATS_INTERVAL = 1.0  # seconds between writes of counters to the database
 SEND_BATCH = 5000  # lines taken from the buffer at a time
 BACKOFF_MIN = 0.2  # seconds before the first reconnect
+IDLE_SECONDS = 600.0  # a destination nothing was sent to for this long is closed and forgotten
 
 
 # Endpoints.
@@ -299,7 +300,8 @@ class Destination:
         self.max_bytes = settings.LOG_STREAM_BUFFER_BYTES
         self.timeout = settings.LOG_STREAM_TIMEOUT
         self.retry_max = settings.LOG_STREAM_RETRY_MAX
-        self._chunks: deque = deque()  # (prefix, lines, bytes) per batch of one job
+        # (workspace id, prefix, lines, bytes) per batch of one job.
+        self._chunks: deque = deque()
         self._lines = 0
         self._bytes = 0
         self._cond = threading.Condition()
@@ -309,6 +311,8 @@ class Destination:
         self.dropped = 0
         self.connected = False
         self.last_error = ""
+        self.last_offer = time.monotonic()
+        self._retired = False
         self._thread = threading.Thread(
             target=self._run, name=f"logstream-{self.endpoint}", daemon=True
         )
@@ -321,29 +325,39 @@ class Destination:
         overhead = len(prefix) + 64
         size = sum(len(line.text) for line in lines) + overhead * len(lines)
         with self._cond:
-            room = self.max_lines - self._lines
-            if len(lines) > room or self._bytes + size > self.max_bytes:
-                kept, size, budget = [], 0, self.max_bytes - self._bytes
-                for line in lines[: max(0, room)]:
-                    line_size = len(line.text) + overhead
-                    if size + line_size > budget:
-                        break
-                    kept.append(line)
-                    size += line_size
-                dropped = len(lines) - len(kept)
-                lines = kept
-            else:
-                dropped = 0
-            if lines:
-                self._chunks.append((prefix, lines, size))
-                self._lines += len(lines)
-                self._bytes += size
-                self._cond.notify()
+            retired = self._retired
+            if not retired:
+                self.last_offer = time.monotonic()
+                dropped, size = self._append(workspace_id, prefix, lines, size, overhead)
+        if retired:  # forgotten a moment ago: go through a fresh destination
+            fresh = self.forwarder.destination(self.host, self.port)
+            return fresh.offer(workspace_id, prefix, lines)
         if dropped:
             self.dropped += dropped
             self.forwarder.stats.dropped(workspace_id, dropped)
         self.forwarder.stats.routed(workspace_id, self.endpoint)
         return dropped
+
+    def _append(self, workspace_id, prefix, lines, size, overhead) -> tuple[int, int]:
+        """Under the lock: keep what fits (the oldest lines first); returns (dropped, bytes)."""
+        room = self.max_lines - self._lines
+        dropped = 0
+        if len(lines) > room or self._bytes + size > self.max_bytes:
+            kept, size, budget = [], 0, self.max_bytes - self._bytes
+            for line in lines[: max(0, room)]:
+                line_size = len(line.text) + overhead
+                if size + line_size > budget:
+                    break
+                kept.append(line)
+                size += line_size
+            dropped = len(lines) - len(kept)
+            lines = kept
+        if lines:
+            self._chunks.append((workspace_id, prefix, lines, size))
+            self._lines += len(lines)
+            self._bytes += size
+            self._cond.notify()
+        return dropped, size
 
     def pending(self) -> int:
         with self._cond:
@@ -367,16 +381,16 @@ class Destination:
                 self._cond.wait(timeout=0.5)
             taken, count = [], 0
             for chunk in self._chunks:
-                if taken and count + len(chunk[1]) > SEND_BATCH:
+                if taken and count + len(chunk[2]) > SEND_BATCH:
                     break
                 taken.append(chunk)
-                count += len(chunk[1])
+                count += len(chunk[2])
             return taken
 
     def _commit(self, chunks: list) -> None:
         with self._cond:
             for _ in chunks:
-                _, lines, size = self._chunks.popleft()
+                _, _, lines, size = self._chunks.popleft()
                 self._lines -= len(lines)
                 self._bytes -= size
 
@@ -385,12 +399,15 @@ class Destination:
         while not self._stop.is_set():
             chunks = self._peek()
             self.forwarder.stats.maybe_flush()
+            if time.monotonic() - self.last_offer > IDLE_SECONDS and self.forwarder.forget(self):
+                self._retire()
+                return
             if not chunks or self._stop.is_set():
                 continue
             try:
                 if self._sock is None or self._peer_closed():
                     self._connect()
-                for prefix, lines, _ in chunks:
+                for _, prefix, lines, _ in chunks:
                     self._sock.sendall(frames(prefix, lines))
             except (OSError, ValueError) as exc:
                 self._close()
@@ -400,8 +417,20 @@ class Destination:
                 continue
             backoff = 0.0
             self._commit(chunks)
-            self.delivered += sum(len(lines) for _, lines, _ in chunks)
+            self.delivered += sum(len(lines) for _, _, lines, _ in chunks)
             self.forwarder.stats.delivered(self.endpoint)
+        self.forwarder.stats.maybe_flush(force=True)
+
+    def _retire(self) -> None:
+        """Nothing came for a long while (the settings moved elsewhere, or no job printed):
+        close the connection and end, counting as dropped what could not be sent."""
+        with self._cond:
+            chunks, self._chunks = list(self._chunks), deque()
+            self._lines = self._bytes = 0
+        for workspace_id, _, lines, _ in chunks:
+            self.dropped += len(lines)
+            self.forwarder.stats.dropped(workspace_id, len(lines))
+        self._close()
         self.forwarder.stats.maybe_flush(force=True)
 
     def _connect(self) -> None:
@@ -551,6 +580,19 @@ class Forwarder:
             return 0
         destination = self.destination(route.host, route.port)
         return destination.offer(route.workspace_id, route.prefix_for(job_id), lines)
+
+    def forget(self, destination: Destination) -> bool:
+        """Drop an idle destination from the registry (a later line makes a new one). Under
+        the registry's lock, so a line queued meanwhile keeps it (then this says False)."""
+        with self._lock, destination._cond:
+            key = (destination.host, destination.port)
+            if self._destinations.get(key) is not destination:
+                return False
+            if time.monotonic() - destination.last_offer <= IDLE_SECONDS:
+                return False
+            destination._retired = True
+            del self._destinations[key]
+            return True
 
     def invalidate(self) -> None:
         self._routes.clear()

@@ -202,3 +202,22 @@ def test_the_test_line_reports_a_bad_certificate_and_a_closed_port(stream_settin
         rogue.stop()
     assert error.startswith(f"TLS certificate of {rogue.endpoint} was refused")
     assert "refused the connection" in logstreams.send_test_line(rogue.endpoint, "", "tea-x")
+
+
+def test_an_idle_destination_is_forgotten_and_what_it_held_is_counted(
+    fresh_forwarder, monkeypatch, workspace, receiver, make_service, make_job
+):
+    down = Receiver(receiver.cert_pem).start()
+    down.stop()  # nothing listens there
+    stream = WorkspaceLogStream.objects.create(workspace=workspace, endpoint=down.endpoint)
+    job = make_job(make_service())
+    monkeypatch.setattr(logstreams, "IDLE_SECONDS", 0.5)
+    logstreams.forward_batch(job.id, lines(7))
+    wait_until(lambda: fresh_forwarder.destinations() == [])
+    wait_until(lambda: WorkspaceLogStream.objects.get(pk=stream.pk).dropped_lines == 7)
+
+    # The settings moved to a working receiver: lines flow through a fresh destination.
+    stream.endpoint = receiver.endpoint
+    stream.save()
+    logstreams.forward_batch(job.id, lines(3, start=8))
+    assert [m.params["seq"] for m in receiver.wait_for(3)] == ["8", "9", "10"]
