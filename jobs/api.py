@@ -70,7 +70,7 @@ def create(request: HttpRequest, serviceId: str, payload: JobCreateIn):
         )
         return 201, job_dict(job)
 
-    status, body = idempotent(request, f"jobs:{service.id}", payload.dict(), run)
+    status, body = idempotent(request, f"jobs:{service.id}", payload.model_dump(), run)
     return Status(status, body)
 
 
