@@ -36,7 +36,8 @@ def _bad_request(form) -> HttpResponseBadRequest:
 
 def _list_context(request, service, membership, filters, run_form=None):
     jobs, next_cursor = filters.page()
-    has_build = service.builds.filter(status="succeeded").exists()
+    # A service that has jobs has had a successful build; ask only when the list is empty.
+    has_build = bool(jobs) or service.builds.filter(status="succeeded").exists()
     return page_context(
         request,
         membership,
@@ -121,12 +122,10 @@ def _detail_context(request, service, membership, job, q=""):
         context.update(lines=[], has_earlier=False, poll=False)
         return context
     if q:
-        lines = list(
-            JobLogLine.objects.filter(job=job, text__icontains=q).order_by("seq")[: LOG_PAGE + 1]
-        )
+        lines = list(_lines(job).filter(text__icontains=q).order_by("seq")[: LOG_PAGE + 1])
         context.update(lines=lines[:LOG_PAGE], more_matches=len(lines) > LOG_PAGE, poll=False)
         return context
-    lines = list(JobLogLine.objects.filter(job=job).order_by("-seq")[: LOG_PAGE + 1])
+    lines = list(_lines(job).order_by("-seq")[: LOG_PAGE + 1])
     lines.reverse()
     has_earlier = len(lines) > LOG_PAGE
     lines = lines[1:] if has_earlier else lines
@@ -137,6 +136,13 @@ def _detail_context(request, service, membership, job, q=""):
         last_seq=lines[-1].seq if lines else None,
     )
     return context
+
+
+def _lines(job):
+    """A job's log lines as light rows (a page shows a thousand of them)."""
+    return JobLogLine.objects.filter(job=job).values_list(
+        "seq", "timestamp", "stream", "text", named=True
+    )
 
 
 def _keeps_polling(job) -> bool:
@@ -172,7 +178,7 @@ def job_logs(request, service_id: str, job_id: str):
     if not form.is_valid():
         return _bad_request(form)
     data = form.cleaned_data
-    lines = JobLogLine.objects.filter(job=job)
+    lines = _lines(job)
     context = page_context(request, membership, service=service, job=job)
     if job.logs_purged_at:
         lines = lines.none()

@@ -5,6 +5,7 @@ exists; a member whose role may see but not act gets a 403.
 """
 
 from django.core.exceptions import PermissionDenied
+from django.db.models import OuterRef, Subquery
 from django.http import Http404
 
 from jobs.models import Job
@@ -41,12 +42,21 @@ def get_workspace(user, workspace_id: str, need: str = READ) -> tuple[Workspace,
 
 
 def get_service(user, service_id: str, need: str = READ) -> tuple[Service, Membership]:
+    """The service and the reader's membership of its workspace, in one query (every page and
+    every log poll starts here)."""
+    if not user.is_authenticated:
+        raise Http404
+    role = Membership.objects.filter(workspace=OuterRef("workspace_id"), user=user).values("role")
     service = (
-        Service.objects.for_user(user).select_related("plan", "workspace").filter(pk=service_id)
-    ).first()
+        Service.objects.select_related("plan", "workspace")
+        .annotate(member_role=Subquery(role[:1]))
+        .filter(pk=service_id, member_role__isnull=False)
+        .first()
+    )
     if service is None:
         raise Http404("No such service")
-    membership = membership_for(user, service.workspace_id, need)
+    membership = Membership(workspace=service.workspace, user=user, role=service.member_role)
+    _check(membership, need)
     return service, membership
 
 

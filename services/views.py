@@ -105,6 +105,12 @@ def trigger_build(request, service_id: str):
     return redirect("build", service.id, build.id)
 
 
+def _build_lines(build):
+    return BuildLogLine.objects.filter(build=build).values_list(
+        "seq", "timestamp", "text", named=True
+    )
+
+
 def _build_log_context(build, lines, after: int | None, context: dict) -> dict:
     lines = lines[:LOG_PAGE]
     context.update(lines=lines, last_seq=lines[-1].seq if lines else after)
@@ -117,7 +123,7 @@ def _build_log_context(build, lines, after: int | None, context: dict) -> dict:
 def build_detail(request, service_id: str, build_id: str):
     service, membership = get_service(request.user, service_id)
     build = get_build(request.user, service, build_id)
-    lines = list(BuildLogLine.objects.filter(build=build).order_by("-seq")[: LOG_PAGE + 1])
+    lines = list(_build_lines(build).order_by("-seq")[: LOG_PAGE + 1])
     lines.reverse()
     has_earlier = len(lines) > LOG_PAGE
     lines = lines[1:] if has_earlier else lines
@@ -140,7 +146,7 @@ def build_logs(request, service_id: str, build_id: str):
     if not form.is_valid():
         return _bad_request(form)
     data = form.cleaned_data
-    lines = BuildLogLine.objects.filter(build=build)
+    lines = _build_lines(build)
     context = page_context(request, membership, service=service, build=build)
     if data["before"] is not None:
         page = list(lines.filter(seq__lt=data["before"]).order_by("-seq")[: LOG_PAGE + 1])

@@ -7,6 +7,7 @@ to 1,000 of them and the template engine would spend most of the page's time the
 import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from html import escape as html_escape
 
 from django import template
 from django.utils.html import escape, format_html
@@ -149,19 +150,24 @@ def highlight(text: str, query: str | None) -> str:
 
 
 def render_log_lines(lines, query: str | None = None) -> SafeString:
-    """``<li>`` elements for log lines (objects with seq, timestamp, stream and text)."""
+    """``<li>`` elements for log lines (rows with seq, timestamp, stream and text).
+
+    Written for speed (a page holds 1,000 lines): one isoformat per line, sliced for the clock
+    and the title, and the standard library's escape."""
     out = []
+    append = out.append
     for line in lines:
         css, label = STREAM_CLASS.get(getattr(line, "stream", 1), ("out", "stdout"))
-        utc = _utc(line.timestamp)
-        iso = utc.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        out.append(
-            f'<li class="line {css}" id="L{line.seq}" data-seq="{line.seq}">'
-            f'<a class="ln" href="#L{line.seq}" aria-label="line {line.seq}">{line.seq}</a>'
-            f'<time datetime="{iso}" title="{utc:%Y-%m-%d %H:%M:%S.%f} UTC" data-format="clock">'
-            f"{utc:%H:%M:%S}</time>"
+        iso = line.timestamp.astimezone(UTC).isoformat(timespec="milliseconds")
+        text = highlight(line.text, query) if query else html_escape(line.text)
+        seq = line.seq
+        append(
+            f'<li class="line {css}" id="L{seq}" data-seq="{seq}">'
+            f'<a class="ln" href="#L{seq}" aria-label="line {seq}">{seq}</a>'
+            f'<time datetime="{iso[:23]}Z" title="{iso[:10]} {iso[11:23]} UTC" '
+            f'data-format="clock">{iso[11:19]}</time>'
             f'<span class="visually-hidden">{label}: </span>'
-            f'<span class="msg">{highlight(line.text, query)}</span></li>'
+            f'<span class="msg">{text}</span></li>'
         )
     return mark_safe("".join(out))  # noqa: S308 - every piece of user text is escaped above
 

@@ -40,7 +40,7 @@ def make_job(service, build, owner):
         svc = svc or service
         b = build if svc == service else svc.builds.first()
         now = timezone.now()
-        defaults = {"plan": svc.plan}
+        defaults = {"plan": svc.plan, "created_by": owner}
         if status != JobStatus.PENDING:
             defaults["started_at"] = now - timedelta(seconds=5)
         if status in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED):
@@ -55,7 +55,6 @@ def make_job(service, build, owner):
             build=b,
             env_snapshot=EnvSnapshot.capture(svc),
             status=status,
-            created_by=owner,
             **defaults,
         )
         add_lines(job, lines)

@@ -193,3 +193,10 @@ def test_the_page_costs_a_few_queries(owner, make_job, login, django_assert_max_
     client = login(owner)
     with django_assert_max_num_queries(10):
         client.get(url(job))
+
+
+def test_a_job_nobody_ran_or_canceled_by_name(owner, make_job, login):
+    job = make_job(status=JobStatus.CANCELED, created_by=None, reason={"canceledBy": "api"})
+    body = login(owner).get(url(job)).content.decode()
+    assert "Canceled through the API" in body
+    assert "an API key" in body

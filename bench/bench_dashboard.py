@@ -1,0 +1,356 @@
+"""Dashboard pages on PostgreSQL: the Jobs page, a job page and one log-tail poll stay fast on a
+big service and a huge log.
+
+One service holds 100,000 jobs and one running job of it holds 1,000,000 log lines
+(``--quick``: 2,000 jobs, 20,000 lines), both made by ``INSERT … SELECT generate_series``.
+Through Django's test client signed in as an admin (sessions, auth, CSRF, htmx middleware, the
+ownership checks, the queries and the template: the whole server side of a request, without a
+network), it measures p50/p95 of:
+
+- a bare Django view rendering an empty template (the baseline: the cost of the stack itself),
+- the Jobs page (full page, first 25 jobs), a status-filtered page and a page deep by cursor,
+- the job page of the 1,000,000-line job (renders its latest 1,000 lines),
+- one log-tail poll of that job (the htmx request a running job's page makes every second),
+
+and prints each as a ratio to the baseline. It also streams the whole log once through the
+download view (lines/s and how much the process grew) and times one server-side search.
+It creates and drops its own database, ``oneoff_bench_dash``, on the server of ``DATABASE_URL``
+(default postgres://postgres@127.0.0.1:5432).
+
+Targets (issue 6): each page and the poll under 50 ms p95.
+"""
+
+import argparse
+import os
+import resource
+import statistics
+import sys
+import time
+import types
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+DB_NAME = "oneoff_bench_dash"
+TARGET_P95_MS = 50
+
+
+def server_url() -> str:
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith(("postgres://", "postgresql://")):
+        url = "postgres://postgres@127.0.0.1:5432/postgres"
+    return url
+
+
+def with_db(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, ""))
+
+
+def admin_sql(url: str, *statements: str) -> None:
+    import psycopg
+
+    with psycopg.connect(with_db(url, "postgres"), autocommit=True) as conn:
+        for statement in statements:
+            conn.execute(statement)
+
+
+def percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered)) - 1))
+    return ordered[index]
+
+
+def measure(label: str, fn, n: int) -> dict:
+    from django.db import connection
+
+    queries = []
+    with connection.execute_wrapper(
+        lambda execute, sql, *a: queries.append(sql) or execute(sql, *a)
+    ):
+        fn()  # warm up (query plans, template caches), counting the queries once
+    times, cpu = [], []
+    for _ in range(n):
+        started, cpu_started = time.perf_counter(), time.process_time()
+        fn()
+        times.append((time.perf_counter() - started) * 1000)
+        cpu.append((time.process_time() - cpu_started) * 1000)
+    return {
+        "label": label,
+        "p50": statistics.median(times),
+        "p95": percentile(times, 95),
+        # CPU time of this process (client and server, not PostgreSQL): the part that does not
+        # depend on how busy the machine is.
+        "cpu": statistics.median(cpu),
+        "queries": len(queries),
+        "n": n,
+    }
+
+
+def insert_jobs(service, build, snapshot, count: int) -> None:
+    """``count`` jobs, one a second: 10% failed, 10% canceled, 1% running, the rest succeeded;
+    ids sort like created_at (``job-`` + 20 hex digits)."""
+    from django.db import connection
+
+    from jobs.models import Job
+
+    explicit = {
+        "id": "'job-' || lpad(to_hex(i), 20, '0')",
+        "workspace_id": "%(workspace)s",
+        "service_id": "%(service)s",
+        "start_command": "'python manage.py task --batch ' || i",
+        "plan_id": "%(plan)s",
+        "build_id": "%(build)s",
+        "env_snapshot_id": "%(snapshot)s",
+        "status": (
+            "CASE WHEN i %% 100 = 0 THEN 'running' WHEN i %% 10 = 1 THEN 'failed' "
+            "WHEN i %% 10 = 2 THEN 'canceled' ELSE 'succeeded' END"
+        ),
+        "created_at": "%(t0)s::timestamptz + i * interval '1 second'",
+        "started_at": "%(t0)s::timestamptz + i * interval '1 second' + interval '2 seconds'",
+        "finished_at": (
+            "CASE WHEN i %% 100 = 0 THEN NULL "
+            "ELSE %(t0)s::timestamptz + i * interval '1 second' + interval '9 seconds' END"
+        ),
+        "exit_code": "CASE WHEN i %% 10 = 1 THEN 1 WHEN i %% 100 = 0 THEN NULL ELSE 0 END",
+        "billed_seconds": "CASE WHEN i %% 100 = 0 THEN NULL ELSE 7 END",
+        "cost": "CASE WHEN i %% 100 = 0 THEN NULL ELSE 0.000019 END",
+    }
+    params = {
+        "workspace": service.workspace_id,
+        "service": service.id,
+        "plan": service.plan_id,
+        "build": build.id,
+        "snapshot": snapshot.id,
+        "t0": "2026-01-01T00:00:00+00:00",
+        "count": count,
+    }
+    columns, values = [], []
+    # Every other NOT NULL column gets its model default, so new fields need no change here.
+    for field in Job._meta.concrete_fields:
+        columns.append(connection.ops.quote_name(field.column))
+        if field.column in explicit:
+            values.append(explicit[field.column])
+        elif field.null and not field.has_default():
+            values.append("NULL")
+        else:
+            key = f"default_{field.column}"
+            params[key] = field.get_db_prep_save(field.get_default(), connection)
+            values.append(f"%({key})s")
+    sql = (
+        f"INSERT INTO {Job._meta.db_table} ({', '.join(columns)}) "
+        f"SELECT {', '.join(values)} FROM generate_series(1, %(count)s) AS i"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        cursor.execute(f"ANALYZE {Job._meta.db_table}")
+
+
+def insert_lines(job, count: int) -> None:
+    """``count`` log lines from seq 0, one a millisecond, every tenth on stderr."""
+    from django.db import connection
+
+    from jobs.models import Job, JobLogLine
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {JobLogLine._meta.db_table} (job_id, seq, timestamp, stream, text) "
+            "SELECT %s, i, %s::timestamptz + i * interval '1 millisecond', "
+            "CASE WHEN i %% 10 = 0 THEN 2 ELSE 1 END, "
+            "'step ' || i || ': processed batch <' || (i %% 977) || '> & moved on' "
+            "FROM generate_series(0, %s - 1) AS i",
+            [job.pk, "2026-02-01T00:00:00+00:00", count],
+        )
+        cursor.execute(f"ANALYZE {JobLogLine._meta.db_table}")
+    Job.objects.filter(pk=job.pk).update(log_line_count=count)
+
+
+def run(args) -> int:
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.core.management import call_command
+    from django.http import HttpResponse
+    from django.template import engines
+    from django.test import Client, override_settings
+    from django.urls import include, path
+
+    from jobs.models import EnvSnapshot, Job, JobStatus
+    from services.models import Build, Membership, Plan, Role, Service, Workspace
+
+    call_command("migrate", verbosity=0)
+    from django.contrib.auth import get_user_model
+
+    user = get_user_model().objects.create_user("bench@example.test", "bench@example.test")
+    workspace = Workspace.objects.create(name="Bench", log_retention_days=30)
+    Membership.objects.create(workspace=workspace, user=user, role=Role.ADMIN)
+    service = Service.objects.create(
+        workspace=workspace,
+        name="bench",
+        type="web_service",
+        plan=Plan.objects.get(id="plan-srv-006"),
+        image_ref="bench:1",
+    )
+    build = Build.objects.create(service=service, status="succeeded", image_id="sha256:" + "0" * 64)
+    snapshot = EnvSnapshot.capture(service)
+
+    started = time.perf_counter()
+    insert_jobs(service, build, snapshot, args.jobs)
+    print(f"  inserted {args.jobs:,} jobs in {time.perf_counter() - started:.1f} s")
+    big = Job.objects.filter(service=service, status=JobStatus.RUNNING).order_by("-created_at")[0]
+    started = time.perf_counter()
+    insert_lines(big, args.lines)
+    print(f"  inserted {args.lines:,} log lines in {time.perf_counter() - started:.1f} s")
+
+    # The baseline: a bare view rendering an empty template, behind the same middleware.
+    empty = engines["django"].from_string("")
+
+    def empty_view(request):
+        return HttpResponse(empty.render({}, request))
+
+    urls = types.ModuleType("bench_dashboard_urls")
+    urls.urlpatterns = [path("bench-empty/", empty_view), path("", include("config.urls"))]
+    sys.modules[urls.__name__] = urls
+
+    client = Client()
+    client.force_login(user)
+    htmx = {"HX-Request": "true"}
+    depth = args.jobs // 2
+    deep_cursor = (
+        Job.objects.filter(service=service).order_by("-created_at", "-id").values("id")[depth]["id"]
+    )
+    last_seq = args.lines - 1
+    jobs_url = f"/services/{service.id}/jobs/"
+    job_url = f"/services/{service.id}/jobs/{big.id}/"
+
+    def get(url, params=None, headers=None, expect=b""):
+        def call():
+            response = client.get(url, params or {}, headers=headers or {})
+            if response.status_code != 200 or expect not in response.content:
+                raise SystemExit(f"unexpected answer from {url}: {response.status_code}")
+
+        return call
+
+    n = args.requests
+    results = []
+    with override_settings(ROOT_URLCONF=urls.__name__, DEBUG=False):
+        client.get(jobs_url)  # the session remembers the workspace once, as in real use
+        baseline = measure("bare view, empty template (baseline)", get("/bench-empty/"), n)
+        results.append(measure("Jobs page (full page, 25 jobs)", get(jobs_url, expect=b"job-"), n))
+        results.append(
+            measure(
+                "Jobs page, status=failed (htmx table)",
+                get(jobs_url, {"status": "failed"}, {**htmx, "HX-Target": "jobs"}, b"job-"),
+                n,
+            )
+        )
+        results.append(
+            measure(
+                f"Jobs page, load more {depth:,} deep (cursor)",
+                get(jobs_url, {"cursor": deep_cursor}, htmx, b"job-"),
+                n,
+            )
+        )
+        results.append(
+            measure(
+                f"job page, {args.lines:,}-line log (latest 1,000)",
+                get(job_url, expect=f'id="L{last_seq}"'.encode()),
+                max(10, n // 2),
+            )
+        )
+        results.append(
+            measure(
+                "log-tail poll (20 new lines)",
+                get(
+                    f"{job_url}logs/",
+                    {"after": last_seq - 20, "status": "running"},
+                    htmx,
+                    b'id="log-poller"',
+                ),
+                n,
+            )
+        )
+        results.append(
+            measure(
+                "log-tail poll (nothing new)",
+                get(f"{job_url}logs/", {"after": last_seq, "status": "running"}, htmx),
+                n,
+            )
+        )
+
+        # Download: stream the whole log once; the process must not grow with the log.
+        rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        started = time.perf_counter()
+        response = client.get(f"{job_url}logs.txt")
+        size = lines = 0
+        for chunk in response.streaming_content:
+            size += len(chunk)
+            lines += chunk.count(b"\n")
+        elapsed = time.perf_counter() - started
+        grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024
+        assert lines == args.lines, (lines, args.lines)
+        started = time.perf_counter()
+        response = client.get(
+            job_url, {"q": "batch <976>"}, headers={**htmx, "HX-Target": "log-viewer"}
+        )
+        search_ms = (time.perf_counter() - started) * 1000
+        assert response.status_code == 200
+
+    print(
+        f"  {args.jobs:,} jobs in one service; one running job with {args.lines:,} log lines; "
+        f"{n} requests per measurement (DEBUG off, PostgreSQL "
+        f"{settings.DATABASES['default']['NAME']})"
+    )
+    print(
+        f"  {'':<46} {'p50 ms':>8} {'p95 ms':>8} {'p50 ratio':>10} {'CPU p50 ms':>11} "
+        f"{'queries':>8}"
+    )
+    for r in [baseline, *results]:
+        ratio = r["p50"] / baseline["p50"]
+        print(
+            f"  {r['label']:<46} {r['p50']:8.2f} {r['p95']:8.2f} {ratio:9.1f}x {r['cpu']:11.2f} "
+            f"{r['queries']:8d}"
+        )
+    print(
+        f"  download: {lines:,} lines, {size / 1e6:.1f} MB streamed in {elapsed:.1f} s "
+        f"({lines / elapsed:,.0f} lines/s); max RSS grew by {grown_mb:.0f} MB"
+    )
+    print(f"  search across the whole log (one request): {search_ms:.0f} ms")
+    worst = max(r["p95"] for r in results)
+    print(f"  worst p95: {worst:.2f} ms (target < {TARGET_P95_MS} ms)")
+    print(f"  targets met: {'yes' if worst < TARGET_P95_MS else 'no'}")
+    print(f"  load average during the run: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="2,000 jobs, 20,000 lines (CI)")
+    parser.add_argument("--jobs", type=int, help="jobs in the service (default 100,000)")
+    parser.add_argument("--lines", type=int, help="log lines of the big job (default 1,000,000)")
+    parser.add_argument("--requests", type=int, help="requests per measurement")
+    args = parser.parse_args()
+    args.jobs = args.jobs or (2_000 if args.quick else 100_000)
+    args.lines = args.lines or (20_000 if args.quick else 1_000_000)
+    args.requests = args.requests or (20 if args.quick else 200)
+
+    server = server_url()
+    os.environ["DATABASE_URL"] = with_db(server, DB_NAME)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    os.environ.setdefault("CELERY_BROKER_URL", "memory://")
+    admin_sql(
+        server, f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)", f"CREATE DATABASE {DB_NAME}"
+    )
+    try:
+        return run(args)
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        admin_sql(server, f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
