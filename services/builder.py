@@ -45,6 +45,7 @@ import requests
 from celery import current_app
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Max
 from django.utils import timezone
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from docker.utils import parse_repository_tag
@@ -172,7 +173,8 @@ class BuildLog:
 
     def __init__(self, build: Build, *, mask: str = ""):
         self.build_id = build.pk
-        self.seq = BuildLogLine.objects.filter(build_id=build.pk).count()
+        last = BuildLogLine.objects.filter(build_id=build.pk).aggregate(last=Max("seq"))["last"]
+        self.seq = last or 0
         self.pending: list[BuildLogLine] = []
         self.partial = ""
         self.bytes = 0
@@ -214,6 +216,8 @@ class BuildLog:
         self.partial = lines.pop()
         for text in lines:
             self.line(text)
+        if len(self.partial) > LINE_MAX_CHARS:  # no newline in sight: don't hoard it
+            self.end_partial()
 
     def end_partial(self) -> None:
         if self.partial:

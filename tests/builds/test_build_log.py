@@ -73,3 +73,15 @@ def test_it_continues_the_sequence_of_existing_lines(service):
         (1, "one"),
         (2, "two"),
     ]
+
+
+def test_it_does_not_hoard_output_without_newlines(service):
+    build = Build.objects.create(service=service)
+    log = BuildLog(build)
+
+    log.write("y" * 20_000)
+    log.flush()
+
+    (stored,) = lines(build)
+    assert stored.endswith(" [line truncated]")
+    assert log.partial == ""
