@@ -56,3 +56,15 @@ def test_bootstrap_demo_builds_the_example_and_its_scripts_run(
     again = bootstrap()
     assert f"Example service example ({service.id}) is built: {build.id}" in again
     assert service.builds.count() == 1
+
+
+def test_bootstrap_demo_still_makes_the_workspace_without_git(db, var_dir, monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    err = io.StringIO()
+
+    out = io.StringIO()
+    call_command("bootstrap_demo", stdout=out, stderr=err)
+
+    assert "Sign in at http://localhost:8000/ as admin@example.com" in out.getvalue()
+    assert "could not set up the example service" in err.getvalue()
+    assert not Service.objects.filter(name="example").exists()

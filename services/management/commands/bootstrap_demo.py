@@ -109,7 +109,11 @@ class Command(BaseCommand):
         Membership.objects.get_or_create(
             workspace=workspace, user=user, defaults={"role": Role.ADMIN}
         )
-        self.example_service(workspace, user, url, build_now)
+        try:
+            self.example_service(workspace, user, url, build_now)
+        except (OSError, subprocess.SubprocessError) as exc:
+            # Without git (or a writable var/) the rest of the demo still works.
+            self.stderr.write(f"oneoff: could not set up the example service: {exc}")
         self.stdout.write(
             f"Sign in at {url}/ as {DEMO_EMAIL} with password {password} "
             f"(workspace {workspace.name}, {workspace.id}; admin at {url}/admin/)"
