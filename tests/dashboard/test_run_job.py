@@ -118,3 +118,24 @@ def test_csrf_is_enforced(owner, service, build):
     r = client.post(url(service), {"start_command": "echo", "plan": service.plan_id})
     assert r.status_code == 403
     assert not Job.objects.exists()
+
+
+def test_the_csrf_header_on_body_authorises_htmx_posts(owner, service, build):
+    """htmx sends the token from <body hx-headers> as X-CSRFToken on every request."""
+    import json
+    import re
+
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(owner)
+    page = client.get(f"/services/{service.id}/jobs/").content.decode()
+    headers = json.loads(re.search(r"<body hx-headers='([^']+)'", page).group(1))
+    r = client.post(
+        url(service),
+        {"start_command": "echo", "plan": service.plan_id},
+        HTTP_HX_REQUEST="true",
+        HTTP_X_CSRFTOKEN=headers["X-CSRFToken"],
+    )
+    assert r.status_code == 200
+    assert Job.objects.count() == 1

@@ -33,7 +33,7 @@ def test_run_a_job_and_watch_it_live(page, live_server, owner, live_service):
     page.evaluate("window.__noReload = 1")
     page.get_by_label("Command").fill("echo start; sleep 4; echo done; echo oops >&2")
     page.get_by_label("Instance type").select_option("plan-srv-008")
-    page.get_by_role("button", name="Run job").click()
+    page.get_by_role("button", name="Run job", exact=True).click()
 
     row = page.locator("#job-rows tr.job").first
     expect(row).to_be_visible()

@@ -105,7 +105,7 @@ def test_a_viewer_sees_no_run_cancel_or_env_values(page, live_server, viewer, se
     running = make_job(status=JobStatus.RUNNING, lines=["working"])
     sign_in(page, live_server, "vera@acme.test", f"/services/{service.id}/jobs/")
     expect(page.locator(f"#row-{running.id}")).to_be_visible()
-    expect(page.get_by_role("button", name="Run job")).to_have_count(0)
+    expect(page.get_by_role("button", name="Run job", exact=True)).to_have_count(0)
     expect(page.get_by_role("button", name=re.compile("^(Cancel|Rerun)"))).to_have_count(0)
     page.get_by_role("link", name=running.id).click()
     expect(page.locator("#L1")).to_contain_text("working")
@@ -206,3 +206,59 @@ def test_screenshots_of_the_jobs_page_and_a_job_page(page, live_server, owner, s
     page.set_viewport_size({"width": 390, "height": 844})
     screenshot(page, "job-page-phone")
     assert page.evaluate("document.documentElement.scrollWidth") <= 390, page.evaluate(WIDE)
+
+
+def test_screenshots_of_the_other_pages(page, live_server, owner, workspace, service, make_job):
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    from services.models import ApiKey, BuildLogLine
+
+    EnvVar.objects.create(service=service, key="DATABASE_URL", value="postgres://db/acme")
+    EnvVar.objects.create(service=service, key="SECRET_KEY", value="s3cr3t")
+    ApiKey.issue(owner, workspace, name="ci")
+    finished = datetime.now(UTC)
+    make_job(finished_at=finished, billed_seconds=3600, cost=Decimal("0.0097"))
+    build = service.builds.first()
+    BuildLogLine.objects.create(build=build, seq=1, timestamp=finished, text="Step 1/2 : FROM x")
+    sign_in(page, live_server, "alice@acme.test")
+    screenshot(page, "services")
+    for name, path in (
+        ("builds", f"/services/{service.id}/builds/"),
+        ("build", f"/services/{service.id}/builds/{build.id}/"),
+        ("env", f"/services/{service.id}/env/"),
+        ("api-keys", f"/workspaces/{workspace.id}/api-keys/"),
+        ("usage", f"/workspaces/{workspace.id}/usage/"),
+    ):
+        page.goto(live_server.url + path)
+        expect(page.locator("main h1").first).to_be_visible()
+        screenshot(page, name)
+    page.goto(f"{live_server.url}/workspaces/{workspace.id}/api-keys/")
+    page.get_by_label("Name").fill("deploy")
+    page.get_by_role("button", name="Create key").click()
+    expect(page.get_by_label("New API key")).to_have_value(re.compile("^oneoff_"))
+    screenshot(page, "api-key-created")
+
+
+def test_run_form_errors_show_inline(page, live_server, owner, service):
+    # No successful build yet: the entry point refuses, and the 400 is swapped into the form.
+    sign_in(page, live_server, "alice@acme.test", f"/services/{service.id}/jobs/")
+    page.evaluate("window.__noReload = 1")
+    page.get_by_label("Command").fill("echo hi")
+    page.get_by_role("button", name="Run job", exact=True).click()
+    expect(page.locator("#run-job [role=alert]")).to_contain_text("no successful build yet")
+    expect(page.get_by_label("Command")).to_have_value("echo hi")
+    assert page.evaluate("window.__noReload") == 1
+
+
+def test_keyboard_runs_a_job_form_and_filters(page, live_server, owner, service, make_job):
+    make_job(status=JobStatus.FAILED)
+    sign_in(page, live_server, "alice@acme.test", f"/services/{service.id}/jobs/")
+    page.get_by_label("Command").focus()
+    page.keyboard.press("Tab")
+    expect(page.get_by_label("Instance type")).to_be_focused()
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("button", name="Run job", exact=True)).to_be_focused()
+    page.get_by_label("Failed").focus()
+    page.keyboard.press("Space")
+    expect(page).to_have_url(re.compile(r"\?status=failed"))
