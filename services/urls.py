@@ -37,12 +37,12 @@ urlpatterns = [
     ),
     path("services/<str:service_id>/env/", views.env_vars, name="env_vars"),
     path(
-        "services/<str:service_id>/env/<str:key>/reveal/",
+        "services/<str:service_id>/env/<path:key>/reveal/",
         views.reveal_env_var,
         name="reveal_env_var",
     ),
     path(
-        "services/<str:service_id>/env/<str:key>/delete/",
+        "services/<str:service_id>/env/<path:key>/delete/",
         views.delete_env_var,
         name="delete_env_var",
     ),

@@ -86,3 +86,13 @@ def test_anonymous_is_redirected(client, service):
 
 def test_empty_state(owner, service, login):
     assert "No environment variables" in login(owner).get(url(service)).content.decode()
+
+
+def test_keys_set_through_the_api_with_odd_characters_work(owner, service, login):
+    EnvVar.objects.create(service=service, key="a/b c?#<x>", value="odd")
+    client = login(owner)
+    body = client.get(url(service)).content.decode()
+    assert "a/b c?#&lt;x&gt;" in body
+    assert "/env/a/b%20c%3F%23%3Cx%3E/reveal/" in body
+    r = client.get(url(service) + "a/b%20c%3F%23%3Cx%3E/reveal/", **htmx())
+    assert "odd" in r.content.decode()
