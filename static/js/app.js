@@ -36,6 +36,25 @@
     }
   }
 
+  // A running job's duration ticks (the server sends the start time).
+  function humanSeconds(seconds) {
+    if (seconds < 10) return seconds.toFixed(1) + " s";
+    if (seconds < 60) return Math.floor(seconds) + " s";
+    seconds = Math.floor(seconds);
+    var d = Math.floor(seconds / 86400), h = Math.floor(seconds % 86400 / 3600);
+    var m = Math.floor(seconds % 3600 / 60), s = seconds % 60;
+    if (d) return h ? d + " d " + h + " h" : d + " d";
+    if (h) return m ? h + " h " + m + " min" : h + " h";
+    return s ? m + " min " + s + " s" : m + " min";
+  }
+  setInterval(function () {
+    var items = document.querySelectorAll("[data-since]");
+    for (var i = 0; i < items.length; i++) {
+      var since = new Date(items[i].dataset.since);
+      if (!isNaN(since)) items[i].textContent = humanSeconds(Math.max(0, (Date.now() - since) / 1000));
+    }
+  }, 1000);
+
   // Keep the log view pinned to the newest line while the reader is at the bottom.
   function logBox() { return document.getElementById("log-lines"); }
   var pinned = true;

@@ -200,3 +200,11 @@ def test_a_job_nobody_ran_or_canceled_by_name(owner, make_job, login):
     body = login(owner).get(url(job)).content.decode()
     assert "Canceled through the API" in body
     assert "an API key" in body
+
+
+def test_a_running_jobs_duration_ticks_in_the_browser(owner, make_job, login):
+    running = make_job(status=JobStatus.RUNNING)
+    body = login(owner).get(url(running)).content.decode()
+    assert f'data-since="{running.started_at.isoformat()}"' in body
+    done = make_job()
+    assert "data-since" not in login(owner).get(url(done)).content.decode()
