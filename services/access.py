@@ -5,7 +5,7 @@ exists; a member whose role may see but not act gets a 403.
 """
 
 from django.core.exceptions import PermissionDenied
-from django.db.models import OuterRef, Subquery
+from django.db.models import F
 from django.http import Http404
 
 from jobs.models import Job
@@ -44,13 +44,12 @@ def get_workspace(user, workspace_id: str, need: str = READ) -> tuple[Workspace,
 def get_service(user, service_id: str, need: str = READ) -> tuple[Service, Membership]:
     """The service and the reader's membership of its workspace, in one query (every page and
     every log poll starts here)."""
-    if not user.is_authenticated:
-        raise Http404
-    role = Membership.objects.filter(workspace=OuterRef("workspace_id"), user=user).values("role")
+    # for_user joins the reader's membership; the annotation reads its role from that same join.
     service = (
-        Service.objects.select_related("plan", "workspace")
-        .annotate(member_role=Subquery(role[:1]))
-        .filter(pk=service_id, member_role__isnull=False)
+        Service.objects.for_user(user)
+        .select_related("plan", "workspace")
+        .annotate(member_role=F("workspace__memberships__role"))
+        .filter(pk=service_id)
         .first()
     )
     if service is None:

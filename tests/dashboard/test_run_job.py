@@ -139,3 +139,20 @@ def test_the_csrf_header_on_body_authorises_htmx_posts(owner, service, build):
     )
     assert r.status_code == 200
     assert Job.objects.count() == 1
+
+
+def test_the_role_is_the_one_held_in_the_services_workspace(
+    owner, other_workspace, service, build, make_service, make_build, login
+):
+    from services.models import Membership
+
+    Membership.objects.create(workspace=other_workspace, user=owner, role="viewer")
+    theirs = make_service(other_workspace, name="theirs")
+    make_build(theirs)
+    client = login(owner)
+    r = client.post(
+        f"/services/{theirs.id}/jobs/run/", {"start_command": "x", "plan": theirs.plan_id}
+    )
+    assert r.status_code == 403
+    r = client.post(url(service), {"start_command": "x", "plan": service.plan_id})
+    assert r.status_code == 302
