@@ -17,6 +17,17 @@ from services.models import Build, BuildStatus, Membership, Plan, Role, Service,
 REQUIRE_PARTS = os.environ.get("ONEOFF_REQUIRE_PARTS") == "1" or os.environ.get("CI") == "true"
 
 
+def pytest_collection_modifyitems(items):
+    """Every transactional test restores the seeded data with a serialized rollback. A plain
+    transactional test's flush re-creates content types, and the next serialized test then
+    fails to load its snapshot (duplicate key on django_content_type)."""
+    for item in items:
+        mark = item.get_closest_marker("django_db")
+        if mark and mark.kwargs.get("transaction") and "serialized_rollback" not in mark.kwargs:
+            kwargs = {**mark.kwargs, "serialized_rollback": True}
+            item.add_marker(pytest.mark.django_db(*mark.args, **kwargs), append=False)
+
+
 def missing_part(message: str):
     """A test needing a real part that is missing: fail in CI, skip on a laptop."""
     if REQUIRE_PARTS:
