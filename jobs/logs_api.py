@@ -24,17 +24,26 @@ class LogLabelOut(Schema):
     value: str
 
 
+# Timestamps are strings with microseconds (RFC 3339): Django's JSON encoder would cut a datetime
+# to milliseconds, and time-window paging needs the exact microsecond of each line.
+TIMESTAMP = {"format": "date-time", "example": "2026-03-20T12:16:02.544199+00:00"}
+
+
 class LogOut(Schema):
     id: str
     message: str
-    timestamp: datetime
+    timestamp: str = Field(json_schema_extra=TIMESTAMP)
     labels: list[LogLabelOut]
 
 
 class LogsOut(Schema):
     hasMore: bool = Field(description="More lines match in the window: ask for the next page.")
-    nextStartTime: datetime = Field(description="`startTime` of the next forward page.")
-    nextEndTime: datetime = Field(description="`endTime` of the next backward page.")
+    nextStartTime: str = Field(
+        description="`startTime` of the next forward page.", json_schema_extra=TIMESTAMP
+    )
+    nextEndTime: str = Field(
+        description="`endTime` of the next backward page.", json_schema_extra=TIMESTAMP
+    )
     logs: list[LogOut]
 
 
@@ -81,8 +90,8 @@ def list_logs(request: HttpRequest, filters: Query[LogsQuery]):
     if filters.type and "app" not in filters.type:
         return {
             "hasMore": False,
-            "nextStartTime": start,
-            "nextEndTime": end,
+            "nextStartTime": start.isoformat(),
+            "nextEndTime": end.isoformat(),
             "logs": [],
         }
     page = query_logs(
