@@ -150,7 +150,11 @@ class LogStream(models.IntegerChoices):
 
 class JobLogLine(models.Model):
     id = models.BigAutoField(primary_key=True)
-    job = models.ForeignKey(Job, models.CASCADE, related_name="log_lines", db_index=False)
+    # No database-level foreign key: its per-row check at commit made bulk log ingest 5x slower
+    # (COPY of a million lines: 37 s with it, 7.5 s without). Django still cascades deletes.
+    job = models.ForeignKey(
+        Job, models.CASCADE, related_name="log_lines", db_index=False, db_constraint=False
+    )
     seq = models.PositiveBigIntegerField()
     # Unique and increasing per job (the runner nudges ties by a microsecond), so the time-window
     # paging of Render's logs API returns every line exactly once.
