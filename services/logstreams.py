@@ -167,7 +167,10 @@ def _tls_context(ca_file: str) -> ssl.SSLContext:
     context = ssl.create_default_context()  # system store, hostname check, CERT_REQUIRED
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     if ca_file:
-        context.load_verify_locations(cafile=ca_file)
+        try:
+            context.load_verify_locations(cafile=ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise OSError(f"LOG_STREAM_CA_FILE {ca_file!r} cannot be loaded: {exc}") from exc
     return context
 
 

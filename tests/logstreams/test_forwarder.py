@@ -221,3 +221,10 @@ def test_an_idle_destination_is_forgotten_and_what_it_held_is_counted(
     stream.save()
     logstreams.forward_batch(job.id, lines(3, start=8))
     assert [m.params["seq"] for m in receiver.wait_for(3)] == ["8", "9", "10"]
+
+
+def test_a_bad_ca_file_setting_is_named_in_the_error(stream_settings, receiver, tmp_path):
+    stream_settings.LOG_STREAM_CA_FILE = str(tmp_path / "missing.pem")
+    error = logstreams.send_test_line(receiver.endpoint, "", "tea-x")
+    assert "LOG_STREAM_CA_FILE" in error
+    assert "missing.pem" in error
