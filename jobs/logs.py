@@ -86,33 +86,42 @@ class FrameParser:
     """Turns the bytes of a multiplexed log stream into ``(timestamp_ns, stream, payload)``."""
 
     def __init__(self) -> None:
-        self.buffer = bytearray()
+        self.rest = b""
 
     def feed(self, data: bytes) -> list[tuple[int, int, bytes]]:
-        buf = self.buffer
-        buf += data
+        buf = self.rest + data if self.rest else bytes(data)
         out = []
+        append = out.append
+        cache = _second_cache
         pos = 0
         size = len(buf)
         while size - pos >= HEADER:
-            stream = buf[pos]
-            length = int.from_bytes(buf[pos + 4 : pos + 8], "big")
-            end = pos + HEADER + length
+            start = pos + HEADER
+            end = start + int.from_bytes(buf[pos + 4 : start], "big")
             if end > size:
                 break
-            message = bytes(buf[pos + HEADER : end])
+            stream = 2 if buf[pos] == 2 else 1
             pos = end
-            space = message.find(b" ")
-            if space <= 0:
+            # Docker's fixed format: 2026-11-29T12:17:29.042672859Z (30 bytes) and a space.
+            if buf[start + 29 : start + 31] == b"Z " and buf[start + 19] == 46:  # "."
+                seconds = cache.get(buf[start : start + 19])
+                if seconds is None:
+                    seconds = parse_timestamp_ns(buf[start : start + 19] + b"Z") // 1_000_000_000
+                    if len(cache) > 4096:
+                        cache.clear()
+                    cache[buf[start : start + 19]] = seconds
+                ts = seconds * 1_000_000_000 + int(buf[start + 20 : start + 29])
+                append((ts, stream, buf[start + 31 : end]))
+                continue
+            space = buf.find(b" ", start, end)
+            if space <= start:
                 continue
             try:
-                ts = parse_timestamp_ns(message[:space])
+                ts = parse_timestamp_ns(buf[start:space])
             except ValueError:
                 continue
-            out.append(
-                (ts, LogStream.STDERR if stream == 2 else LogStream.STDOUT, message[space + 1 :])
-            )
-        del buf[:pos]
+            append((ts, stream, buf[space + 1 : end]))
+        self.rest = buf[pos:]
         return out
 
 
@@ -321,6 +330,16 @@ class LogWriter:
             self.truncation_dirty = True
             return
         ts_us = ts_ns // 1000
+        size = len(payload) + 1
+        if size <= self.line_max and self.stored_bytes + size <= self.max_bytes:
+            if ts_us <= self.last_us:
+                ts_us = self.last_us + 1
+            self.last_us = ts_us
+            self.pending.append(StoredLine(self.line_count, ts_us, stream, clean_text(payload)))
+            self.line_count += 1
+            self.stored_bytes += size
+            self.pending_bytes += size
+            return
         offset = 0
         for piece in split_bytes(payload, self.line_max):
             size = len(piece) + 1
@@ -402,8 +421,14 @@ def notify(job_id: str, lines: list[StoredLine]) -> None:
 
 
 def _raw_chunks(response) -> Iterator[bytes]:
+    """The body's bytes as they arrive. Docker sends one HTTP chunk per log message, and
+    urllib3's chunk reader costs ~15 µs a chunk; reading the buffered socket in large blocks and
+    undoing the chunked encoding here is several times faster."""
     raw = response.raw
-    if getattr(raw, "chunked", False) and raw.supports_chunked_reads():
+    fp = getattr(getattr(raw, "_fp", None), "fp", None)
+    if getattr(raw, "chunked", False) and fp is not None and hasattr(fp, "read1"):
+        yield from _dechunk(fp)
+    elif getattr(raw, "chunked", False):
         yield from raw.read_chunked(decode_content=False)
     else:
         while True:
@@ -411,6 +436,35 @@ def _raw_chunks(response) -> Iterator[bytes]:
             if not data:
                 return
             yield data
+
+
+def _dechunk(fp, block: int = 256 * 1024) -> Iterator[bytes]:
+    """Decode HTTP/1.1 chunked transfer encoding from a buffered binary stream."""
+    buf = b""
+    pos = 0
+    while True:
+        out = []
+        while True:
+            eol = buf.find(b"\r\n", pos)
+            if eol < 0:
+                break
+            size = int(buf[pos:eol].split(b";", 1)[0], 16)
+            if size == 0:
+                if out:
+                    yield b"".join(out)
+                return
+            end = eol + 2 + size
+            if end + 2 > len(buf):
+                break
+            out.append(buf[eol + 2 : end])
+            pos = end + 2
+        if out:
+            yield b"".join(out)
+        data = fp.read1(block)
+        if not data:
+            return
+        buf = buf[pos:] + data
+        pos = 0
 
 
 def open_log_stream(client, container_id: str, since: str | None, follow: bool = True):

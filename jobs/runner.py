@@ -171,7 +171,6 @@ def start(job_id: str, client=None) -> StartOutcome:
         return StartOutcome.SKIPPED
     try:
         client = client or get_client()
-        client.ping()
     except (DockerException, OSError) as exc:
         return _wait_for_docker(job_id, exc)
     if not job.build.image_id:
@@ -190,10 +189,9 @@ def start(job_id: str, client=None) -> StartOutcome:
     except (DockerException, OSError) as exc:
         return _wait_for_docker(job_id, exc)
     try:
-        container.reload()
-        if container.status == "created":
+        if container.attrs.get("State", {}).get("Status", "created") == "created":
             container.start()
-            container.reload()
+        container.reload()
     except NotFound:
         return StartOutcome.SKIPPED  # removed meanwhile (canceled and cleaned up)
     except APIError as exc:

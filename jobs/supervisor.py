@@ -25,6 +25,7 @@ import logging
 import os
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from django.conf import settings
@@ -56,6 +57,9 @@ class Supervisor(threading.Thread):
         self.docker_ok = False
         self.docker_error = ""
         self.lock_file = None
+        # Removing a container takes tens of milliseconds: never hold up the loop with it.
+        self.removals = ThreadPoolExecutor(4, thread_name_prefix="oneoff-remove")
+        self.removing: set[str] = set()
 
     # --- life ----------------------------------------------------------------------------------
 
@@ -79,6 +83,7 @@ class Supervisor(threading.Thread):
         finally:
             for follower in self.followers.values():
                 follower.stop()
+            self.removals.shutdown(wait=True)
             connection.close()
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -166,7 +171,7 @@ class Supervisor(threading.Thread):
             follower = self.followers.pop(job_id, None)
             if follower is not None:
                 follower.stop()
-            runner.remove(self.client, container_id)
+            self._remove(container_id)
             return
         if job.status == JobStatus.PENDING:
             self._handle_pending(job, item)
@@ -195,7 +200,7 @@ class Supervisor(threading.Thread):
                 logger.info("job %s ended (exit %s)", job_id, attrs["State"].get("ExitCode"))
             self.followers.pop(job_id, None)
             self.stoppers.pop(job_id, None)
-            runner.remove(self.client, container_id)
+            self._remove(container_id)
 
     def _handle_pending(self, job: Job, item: dict) -> None:
         claimed_at = job.claimed_at or job.created_at
@@ -209,6 +214,19 @@ class Supervisor(threading.Thread):
             # Created but never started: remove it and let start_job (via the sweep) try again.
             runner.remove(self.client, item["Id"])
             Job.objects.filter(pk=job.pk, status=JobStatus.PENDING).update(host="", claimed_at=None)
+
+    def _remove(self, container_id: str) -> None:
+        if container_id in self.removing:
+            return
+        self.removing.add(container_id)
+
+        def remove():
+            try:
+                runner.remove(runner.get_client(), container_id)
+            finally:
+                self.removing.discard(container_id)
+
+        self.removals.submit(remove)
 
     def _stop(self, job_id: str, container_id: str) -> None:
         thread = self.stoppers.get(job_id)

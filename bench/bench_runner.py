@@ -1,0 +1,290 @@
+"""Runner benchmark: start latency, throughput and log ingest, beside bare `docker run`.
+
+(a) start latency: create -> startedAt and create -> finishedAt of `true`, p50/p95 over 30 jobs,
+    beside a bare `docker run -d` of the same image (which returns once the container started);
+(b) throughput: 100 jobs created at once, wall time until all finished, vs 100 bare `docker run`
+    with the worker's concurrency;
+(c) log ingest: one job printing 1,000,000 lines: stored lines/s and the worker's peak RSS.
+
+It makes its own database (oneoff_bench_runner), starts and stops its own Celery worker, and
+labels its containers with an instance of its own. `--quick` uses tiny sizes.
+"""
+
+import argparse
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+CELERY = str(Path(sys.executable).with_name("celery"))
+IMAGE_TAG = "oneoff-test/busybox:latest"
+CONCURRENCY = 4
+
+
+def percentile(values, p):
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * p / 100
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+def fmt(seconds):
+    return f"{seconds * 1000:.0f} ms"
+
+
+def setup_env():
+    pg = os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432")
+    broker = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/15")
+    env = {
+        "DATABASE_URL": f"{pg}/oneoff_bench_runner",
+        "CELERY_BROKER_URL": broker,
+        "CACHE_URL": "",
+        "ONEOFF_INSTANCE": f"bench-{uuid.uuid4().hex[:8]}",
+        "ONEOFF_VAR_DIR": tempfile.mkdtemp(prefix="oneoff-bench-"),
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "LOG_LEVEL": "WARNING",
+    }
+    os.environ.update(env)
+    subprocess.run(
+        ["psql", f"{pg}/postgres", "-q", "-c", "DROP DATABASE IF EXISTS oneoff_bench_runner"],
+        check=True,
+    )
+    subprocess.run(
+        ["psql", f"{pg}/postgres", "-q", "-c", "CREATE DATABASE oneoff_bench_runner"], check=True
+    )
+    subprocess.run([PY, "manage.py", "migrate", "-v0"], cwd=ROOT, check=True)
+    return env
+
+
+def ensure_image():
+    if subprocess.run(["docker", "image", "inspect", IMAGE_TAG], capture_output=True).returncode:
+        subprocess.run([str(ROOT / "scripts" / "make-busybox-image.sh"), IMAGE_TAG], check=True)
+    out = subprocess.run(
+        ["docker", "image", "inspect", "-f", "{{.Id}}", IMAGE_TAG],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return out.stdout.strip()
+
+
+def start_worker(var_dir):
+    log = open(Path(var_dir) / "worker.log", "ab")  # noqa: SIM115 - the child writes to it
+    proc = subprocess.Popen(
+        [
+            CELERY,
+            "-A",
+            "config",
+            "worker",
+            "--loglevel=INFO",
+            f"--concurrency={CONCURRENCY}",
+            "--without-mingle",
+            "--without-gossip",
+            "--without-heartbeat",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "LOG_LEVEL": "INFO"},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        text = (Path(var_dir) / "worker.log").read_bytes()
+        if b" ready." in text and b"supervisor running" in text:
+            return proc
+        if proc.poll() is not None:
+            break
+        time.sleep(0.1)
+    raise SystemExit("the worker did not start:\n" + (Path(var_dir) / "worker.log").read_text())
+
+
+def peak_rss_mb(pid):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def wait_all(jobs, field, timeout=300):
+    from jobs.models import Job
+
+    ids = [j.id for j in jobs]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if field == "finished":
+            done = Job.objects.filter(pk__in=ids, finished_at__isnull=False).count()
+        else:
+            done = Job.objects.filter(pk__in=ids, started_at__isnull=False).count()
+        if done == len(ids):
+            return
+        time.sleep(0.005)
+    raise SystemExit(f"jobs did not reach {field} in {timeout}s")
+
+
+def bench_latency(service, n, image):
+    from jobs.launch import create_job
+    from jobs.models import Job
+
+    to_running, to_finished = [], []
+    for _ in range(n):
+        job = create_job(service, "true")
+        wait_all([job], "finished", 60)
+        job = Job.objects.get(pk=job.pk)
+        assert job.status == "succeeded", (job.status, job.reason)
+        to_running.append((job.started_at - job.created_at).total_seconds())
+        to_finished.append((job.finished_at - job.created_at).total_seconds())
+    bare = []
+    for _ in range(n):
+        name = f"oneoff-bench-bare-{uuid.uuid4().hex[:8]}"
+        started = time.perf_counter()
+        subprocess.run(
+            ["docker", "run", "-d", "--name", name, "--network", "none", image, "true"],
+            check=True,
+            capture_output=True,
+        )
+        bare.append(time.perf_counter() - started)
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=False)
+    ratio = statistics.median(to_running) / statistics.median(bare)
+    print(f"(a) start latency over {n} jobs of `true`")
+    print(
+        f"    create -> startedAt : p50 {fmt(statistics.median(to_running))}"
+        f"  p95 {fmt(percentile(to_running, 95))}"
+    )
+    print(
+        f"    create -> finishedAt: p50 {fmt(statistics.median(to_finished))}"
+        f"  p95 {fmt(percentile(to_finished, 95))}"
+    )
+    print(
+        f"    bare `docker run -d`: p50 {fmt(statistics.median(bare))}"
+        f"  p95 {fmt(percentile(bare, 95))}"
+    )
+    print(f"    ratio create->running p50 / docker run -d p50: {ratio:.2f}x (target <= 1.5x)")
+    return ratio
+
+
+def bench_throughput(service, n, image):
+    from jobs.launch import create_job
+    from jobs.models import Job
+
+    started = time.perf_counter()
+    jobs = [create_job(service, "true") for _ in range(n)]
+    wait_all(jobs, "finished", 600)
+    ours = time.perf_counter() - started
+    failed = Job.objects.filter(pk__in=[j.id for j in jobs]).exclude(status="succeeded").count()
+
+    def bare_run(_):
+        subprocess.run(
+            ["docker", "run", "--rm", "--network", "none", image, "true"],
+            check=True,
+            capture_output=True,
+        )
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(CONCURRENCY) as pool:
+        list(pool.map(bare_run, range(n)))
+    bare = time.perf_counter() - started
+    print(f"(b) throughput: {n} jobs created at once (worker concurrency {CONCURRENCY})")
+    print(f"    oneoff: {ours:.2f} s ({n / ours:.1f} jobs/s), {failed} not succeeded")
+    print(f"    bare `docker run --rm` x{n}, {CONCURRENCY} at a time: {bare:.2f} s")
+    print(f"    ratio oneoff / bare: {ours / bare:.2f}x")
+
+
+def bench_ingest(service, lines, worker_pid):
+    from django.utils import timezone
+
+    from jobs.launch import create_job
+    from jobs.models import Job
+
+    job = create_job(service, f"seq 1 {lines}")
+    wait_all([job], "started", 60)
+    job = Job.objects.get(pk=job.pk)
+    deadline = time.monotonic() + 600
+    while Job.objects.filter(pk=job.pk).values_list("log_line_count", flat=True)[0] < lines:
+        if time.monotonic() > deadline:
+            raise SystemExit("the lines were not all stored in 600 s")
+        time.sleep(0.01)
+    stored_at = timezone.now()
+    wait_all([job], "finished", 60)
+    job = Job.objects.get(pk=job.pk)
+    assert job.status == "succeeded", (job.status, job.reason)
+    assert job.log_line_count == lines, job.log_line_count
+    first, last = (
+        job.log_lines.filter(seq__in=[0, lines - 1])
+        .order_by("seq")
+        .values_list("timestamp", flat=True)
+    )
+    stored_in = (stored_at - job.started_at).total_seconds()
+    rate = lines / max(stored_in, 1e-6)
+    print(f"(c) log ingest: one job printing {lines:,} lines")
+    print(
+        f"    Docker stamped them over {(last - first).total_seconds():.2f} s; all stored "
+        f"{stored_in:.2f} s after the job started"
+    )
+    print(f"    stored lines/s: {rate:,.0f} (target >= 100,000)")
+    print(f"    worker peak RSS (VmHWM): {peak_rss_mb(worker_pid):.0f} MB (target < 200 MB)")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    n_latency, n_throughput, n_lines = (5, 10, 20_000) if args.quick else (30, 100, 1_000_000)
+    if not shutil.which("docker"):
+        print("docker CLI missing")
+        return 1
+    env = setup_env()
+    image = ensure_image()
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from django.utils import timezone
+
+    from config.celery import app
+    from services.models import Build, Plan, Service, Workspace
+
+    app.control.purge()
+    workspace = Workspace.objects.create(name="bench")
+    service = Service.objects.create(
+        workspace=workspace,
+        name="bench",
+        type="web_service",
+        plan=Plan.objects.get(pk="plan-srv-006"),
+    )
+    now = timezone.now()
+    Build.objects.create(
+        service=service, status="succeeded", image_id=image, started_at=now, finished_at=now
+    )
+    worker = start_worker(env["ONEOFF_VAR_DIR"])
+    try:
+        bench_latency(service, n_latency, image)
+        bench_throughput(service, n_throughput, image)
+        bench_ingest(service, n_lines, worker.pid)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+        leftovers = subprocess.run(
+            ["docker", "ps", "-aq", "--filter", f"label=oneoff.instance={env['ONEOFF_INSTANCE']}"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.split()
+        if leftovers:
+            subprocess.run(["docker", "rm", "-f", *leftovers], capture_output=True, check=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
