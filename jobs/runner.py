@@ -305,7 +305,9 @@ def outcome(job: Job, state: dict) -> dict:
         status, reason = JobStatus.SUCCEEDED, {}
     else:
         status, reason = JobStatus.FAILED, {"nonZeroExit": exit_code}
-    billed = max(0, math.ceil(runtime))
+    # A started job is billed at least one second (a very short one can even show Docker a
+    # FinishedAt a hair before the StartedAt it reported).
+    billed = max(1, math.ceil(runtime))
     return {
         "status": status,
         "finished_at": finished_at,
@@ -327,7 +329,7 @@ def record_lost(job: Job, why: str) -> bool:
     """A running job whose container vanished: it ends ``failed`` (or ``canceled`` if asked)."""
     now = timezone.now()
     started_at = job.started_at or now
-    billed = max(0, math.ceil((now - started_at).total_seconds()))
+    billed = max(1, math.ceil((now - started_at).total_seconds()))
     if job.cancel_requested_at is not None:
         status, reason = JobStatus.CANCELED, {"canceledBy": canceled_by(job)}
     else:
