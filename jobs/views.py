@@ -6,7 +6,6 @@ partial; a history-restore request gets the whole page.
 
 from datetime import timedelta
 
-from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -17,7 +16,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from jobs.forms import LOG_PAGE, JobFilterForm, LogQueryForm, RunJobForm
 from jobs.launch import CancelRefused, LaunchError, cancel_job, create_job
 from jobs.models import JobLogLine
-from services.access import WRITE, get_job, get_service
+from services.access import WRITE, get_job, get_service, signed_in
 from services.views import page_context
 
 # Keep polling a finished job's log a little while, in case its last lines land just after its
@@ -53,7 +52,7 @@ def _list_context(request, service, membership, filters, run_form=None):
     )
 
 
-@login_required
+@signed_in
 @require_GET
 def job_list(request, service_id: str):
     service, membership = get_service(request.user, service_id)
@@ -67,7 +66,7 @@ def job_list(request, service_id: str):
     return render(request, template, context)
 
 
-@login_required
+@signed_in
 @require_POST
 def run_job(request, service_id: str):
     service, membership = get_service(request.user, service_id, WRITE)
@@ -104,7 +103,7 @@ def run_job(request, service_id: str):
     return render(request, "jobs/list.html#run_result", context)
 
 
-@login_required
+@signed_in
 @require_GET
 def job_row(request, service_id: str, job_id: str):
     service, membership = get_service(request.user, service_id)
@@ -151,7 +150,7 @@ def _keeps_polling(job) -> bool:
     return job.finished_at is not None and timezone.now() - job.finished_at < LOG_SETTLE
 
 
-@login_required
+@signed_in
 @require_GET
 def job_detail(request, service_id: str, job_id: str):
     service, membership = get_service(request.user, service_id)
@@ -167,7 +166,7 @@ def job_detail(request, service_id: str, job_id: str):
     return render(request, template, context)
 
 
-@login_required
+@signed_in
 @require_GET
 def job_logs(request, service_id: str, job_id: str):
     """The log viewer's cursor requests: the tail after ``after`` (with the poller again while the
@@ -207,7 +206,7 @@ def job_logs(request, service_id: str, job_id: str):
     return render(request, "jobs/detail.html#tail", context)
 
 
-@login_required
+@signed_in
 @require_GET
 def job_log_download(request, service_id: str, job_id: str):
     """The whole log as text, streamed in chunks by sequence number (constant memory)."""
@@ -244,7 +243,7 @@ def _log_text(job_pk: str, chunk: int = 5000):
         after = rows[-1][0]
 
 
-@login_required
+@signed_in
 @require_POST
 def cancel(request, service_id: str, job_id: str):
     service, membership = get_service(request.user, service_id, WRITE)
@@ -262,7 +261,7 @@ def cancel(request, service_id: str, job_id: str):
     return render(request, "jobs/detail.html#summary", context)
 
 
-@login_required
+@signed_in
 @require_POST
 def rerun(request, service_id: str, job_id: str):
     """Run the same command on the same plan again, with the service's latest build and env."""

@@ -4,14 +4,36 @@ An outsider (no membership in the object's workspace) gets a 404, never a hint t
 exists; a member whose role may see but not act gets a 403.
 """
 
+from functools import wraps
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db.models import F
 from django.http import Http404
+from django_htmx.http import HttpResponseClientRedirect
 
 from jobs.models import Job
 from services.models import Build, Membership, Service, Workspace
 
 READ, WRITE, ADMIN = "read", "write", "admin"
+
+
+def signed_in(view):
+    """``login_required`` that also copes with htmx: a poll or a form sent after the session
+    ended sends the whole browser to the sign-in page, instead of swapping that page into a
+    fragment of the current one."""
+    guarded = login_required(view)
+
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if request.htmx and not request.user.is_authenticated:
+            back = request.htmx.current_url_abs_path or request.get_full_path()
+            return HttpResponseClientRedirect(f"{settings.LOGIN_URL}?{urlencode({'next': back})}")
+        return guarded(request, *args, **kwargs)
+
+    return wrapper
 
 
 def _check(membership: Membership, need: str) -> None:

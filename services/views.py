@@ -1,6 +1,5 @@
 """Workspace and service pages: home, services list, builds, env vars, API keys, usage."""
 
-from django.contrib.auth.decorators import login_required
 from django.db.models import Count, OuterRef, Subquery, Sum
 from django.http import Http404, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
@@ -12,7 +11,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from jobs.forms import LOG_PAGE, LogQueryForm
 from jobs.models import Job
 from services import builder
-from services.access import ADMIN, WRITE, get_build, get_service, get_workspace
+from services.access import ADMIN, WRITE, get_build, get_service, get_workspace, signed_in
 from services.builder import request_build
 from services.forms import ApiKeyForm, EnvVarForm, MonthForm
 from services.models import ApiKey, Build, BuildLogLine, EnvVar, Membership, Workspace
@@ -44,7 +43,7 @@ def _bad_request(form) -> HttpResponseBadRequest:
     return HttpResponseBadRequest("Bad request. " + "; ".join(lines), content_type="text/plain")
 
 
-@login_required
+@signed_in
 @require_GET
 def home(request):
     """The services list of the workspace the reader used last (or their first one)."""
@@ -56,7 +55,7 @@ def home(request):
     return redirect("services", current.id)
 
 
-@login_required
+@signed_in
 @require_GET
 def services_list(request, workspace_id: str):
     workspace, membership = get_workspace(request.user, workspace_id)
@@ -78,7 +77,7 @@ def services_list(request, workspace_id: str):
     return render(request, "services/list.html", context)
 
 
-@login_required
+@signed_in
 @require_GET
 def service_home(request, service_id: str):
     service, _ = get_service(request.user, service_id)
@@ -88,7 +87,7 @@ def service_home(request, service_id: str):
 # Builds
 
 
-@login_required
+@signed_in
 @require_GET
 def build_list(request, service_id: str):
     service, membership = get_service(request.user, service_id)
@@ -97,7 +96,7 @@ def build_list(request, service_id: str):
     return render(request, "services/builds.html", context)
 
 
-@login_required
+@signed_in
 @require_POST
 def trigger_build(request, service_id: str):
     service, _ = get_service(request.user, service_id, WRITE)
@@ -118,7 +117,7 @@ def _build_log_context(build, lines, after: int | None, context: dict) -> dict:
     return context
 
 
-@login_required
+@signed_in
 @require_GET
 def build_detail(request, service_id: str, build_id: str):
     service, membership = get_service(request.user, service_id)
@@ -137,7 +136,7 @@ def build_detail(request, service_id: str, build_id: str):
     return render(request, template, context)
 
 
-@login_required
+@signed_in
 @require_GET
 def build_logs(request, service_id: str, build_id: str):
     service, membership = get_service(request.user, service_id)
@@ -162,7 +161,7 @@ def build_logs(request, service_id: str, build_id: str):
     return render(request, "services/build.html#tail", context)
 
 
-@login_required
+@signed_in
 @require_POST
 def cancel_build(request, service_id: str, build_id: str):
     service, _ = get_service(request.user, service_id, WRITE)
@@ -190,7 +189,7 @@ def _env_context(request, service, membership, form=None):
     )
 
 
-@login_required
+@signed_in
 @require_http_methods(["GET", "POST"])
 def env_vars(request, service_id: str):
     """Names for every member; values, and changes, for admins only."""
@@ -213,7 +212,7 @@ def _env_var(service, key: str) -> EnvVar:
     return var
 
 
-@login_required
+@signed_in
 @require_GET
 def reveal_env_var(request, service_id: str, key: str):
     service, membership = get_service(request.user, service_id, ADMIN)
@@ -223,7 +222,7 @@ def reveal_env_var(request, service_id: str, key: str):
     return render(request, "services/env.html#value", context)
 
 
-@login_required
+@signed_in
 @require_POST
 def delete_env_var(request, service_id: str, key: str):
     service, _ = get_service(request.user, service_id, ADMIN)
@@ -245,7 +244,7 @@ def _keys_context(request, workspace, membership, form=None, **extra):
     )
 
 
-@login_required
+@signed_in
 @require_http_methods(["GET", "POST"])
 def api_keys(request, workspace_id: str):
     """Every member may hold keys of their own; a viewer's keys are read-only. Admins see and
@@ -269,7 +268,7 @@ def api_keys(request, workspace_id: str):
     return response
 
 
-@login_required
+@signed_in
 @require_POST
 def revoke_api_key(request, workspace_id: str, key_id: int):
     workspace, membership = get_workspace(request.user, workspace_id)
@@ -286,7 +285,7 @@ def revoke_api_key(request, workspace_id: str, key_id: int):
 # Usage
 
 
-@login_required
+@signed_in
 @require_GET
 def usage(request, workspace_id: str):
     """Billed seconds and cost per service and plan for the jobs that finished in a month."""

@@ -152,3 +152,11 @@ def test_the_first_poll_starts_at_sequence_zero(owner, make_job, login):
     body = client.get(url(job, "?status=pending"), **htmx()).content.decode()
     assert 'id="L0"' in body
     assert "?after=0&amp;" in body
+
+
+def test_an_anonymous_poll_sends_the_browser_to_sign_in(client, make_job):
+    job = make_job(status=JobStatus.RUNNING)
+    page = f"/services/{job.service_id}/jobs/{job.id}/"
+    r = client.get(url(job, "?after=0"), **htmx(HTTP_HX_CURRENT_URL=f"http://testserver{page}"))
+    assert r.status_code == 200
+    assert r["HX-Redirect"] == "/login/?next=" + page.replace("/", "%2F")
