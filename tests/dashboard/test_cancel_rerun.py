@@ -121,3 +121,12 @@ def test_rerun_without_a_build_is_400(owner, make_job, login):
     r = login(owner).post(rerun_url(job), **htmx())
     assert r.status_code == 400
     assert b"no successful build" in r.content
+
+
+def test_rerun_buttons_ask_for_confirmation(owner, make_job, login):
+    job = make_job(command="echo <x>")
+    client = login(owner)
+    listing = client.get(f"/services/{job.service_id}/jobs/").content.decode()
+    assert 'hx-confirm="Run “echo &lt;x&gt;” again with the latest build?"' in listing
+    page = client.get(f"/services/{job.service_id}/jobs/{job.id}/").content.decode()
+    assert 'hx-confirm="Run this command again with the latest build?"' in page
