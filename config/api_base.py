@@ -21,8 +21,11 @@ NinjaAPI itself), so a router needs nothing to get authentication, roles, rate l
   an id of another workspace are the same 404. ``workspace_services(request)`` is the queryset.
 - Declare error responses with ``errors(...)``, e.g. ``response={200: Out, **errors(400, 404)}``,
   so ``/v1/openapi.json`` stays truthful (401 and 429 are added for you).
-- Pagination: ``Page`` (``limit`` 1-100, default 20, and ``cursor``) and ``paginate(qs, page)``
-  give keyset pages on (created_at, id) descending with opaque cursors (``encode_cursor``).
+- Pagination: ``Page`` (``limit`` 1-100, default 20, and ``cursor``) and
+  ``paginate(qs, page, "job")`` (the id prefix checks cursors) give keyset pages on
+  (created_at, id) descending with opaque cursors (``encode_cursor(created_at, id)``).
+- Timestamps: ``isoformat(dt)`` writes them (UTC, microseconds); ``aware(dt, "field")`` reads
+  a query timestamp (no offset means UTC; out of range is a 400 naming the field).
 - Rate limits (settings ``API_RATE_LIMIT_*``, per key, in the default cache shared by every web
   process): GET/HEAD count as reads, other methods as writes; an operation declared with
   ``auth=ApiKeyAuth(bucket="job_create")`` counts against the job-creation limit instead. Every
