@@ -42,7 +42,7 @@ class ApiClient:
 
 
 @pytest.fixture(autouse=True)
-def _fast_and_fresh(settings):
+def _fast_and_fresh(settings, db):
     # Personas get passwords; a fast hasher keeps this suite quick (nothing here tests hashing).
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     cache.clear()
