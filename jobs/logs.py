@@ -392,6 +392,13 @@ class LogWriter:
             if not updated:
                 raise LogConflict(self.job_id)
             insert_lines(self.job_id, lines)
+            if lines and lines[0].seq == 0:
+                # Docker stamps a job's first lines before the StartedAt it reports: keep
+                # startedAt no later than the first line, so a client reading the logs from
+                # startedAt (as Render's CLI does) misses none.
+                Job.objects.filter(pk=self.job_id, started_at__gt=lines[0].timestamp).update(
+                    started_at=lines[0].timestamp
+                )
             if self.truncation_dirty and self.truncation_seq is not None:
                 text = truncation_text(self.max_bytes, self.dropped_bytes)
                 JobLogLine.objects.filter(job_id=self.job_id, seq=self.truncation_seq).update(

@@ -290,8 +290,12 @@ def canceled_by(job: Job) -> str:
 def outcome(job: Job, state: dict) -> dict:
     """The fields that end a job, from its container's ``State``."""
     finished_at = docker_time(state.get("FinishedAt")) or timezone.now()
+    job.refresh_from_db(fields=["started_at"])  # the log writer may have moved it earlier
     started_at = job.started_at or finished_at
-    finished_at = max(finished_at, started_at)
+    # Never before the start, nor before the last stored line (Docker's clocks disagree by
+    # a few microseconds for very short jobs).
+    last_line = job.log_lines.order_by("-seq").values_list("timestamp", flat=True).first()
+    finished_at = max(finished_at, started_at, last_line or started_at)
     exit_code = state.get("ExitCode")
     runtime = (finished_at - started_at).total_seconds()
     if job.cancel_requested_at is not None:

@@ -193,7 +193,7 @@ class Supervisor(threading.Thread):
             max_runtime = timedelta(seconds=settings.JOB_MAX_RUNTIME)
             too_long = job.started_at and timezone.now() - job.started_at >= max_runtime
             if job.cancel_requested_at is not None or too_long:
-                self._stop(job_id, container_id)
+                self._stop_job(job_id, container_id)
         elif state in ("exited", "dead") and follower.done:
             attrs = self.client.api.inspect_container(container_id)
             if runner.record_exit(job, attrs["State"]):
@@ -228,7 +228,7 @@ class Supervisor(threading.Thread):
 
         self.removals.submit(remove)
 
-    def _stop(self, job_id: str, container_id: str) -> None:
+    def _stop_job(self, job_id: str, container_id: str) -> None:
         thread = self.stoppers.get(job_id)
         if thread is not None and thread.is_alive():
             return
