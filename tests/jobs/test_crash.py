@@ -105,3 +105,15 @@ def test_the_sweep_fails_jobs_that_never_started_in_time(live_worker, job_servic
     assert "JOB_START_TIMEOUT" in job.reason["startError"]
     assert "refused" in job.reason["startError"]
     live_worker.start()
+
+
+def test_the_worker_stops_cleanly_and_a_new_one_takes_over(live_worker, job_service):
+    job = create_job(job_service, "echo a; sleep 2; echo b")
+    wait_status(job, JobStatus.RUNNING)
+    live_worker.stop()  # SIGTERM: a warm shutdown, the supervisor thread ends
+    assert live_worker.process.returncode == 0, live_worker.tail()
+    assert "Traceback" not in live_worker.tail(30)
+    live_worker.start()
+    wait_finished(job)
+    assert job.status == JobStatus.SUCCEEDED
+    assert list(job.log_lines.order_by("seq").values_list("text", flat=True)) == ["a", "b"]
