@@ -191,6 +191,8 @@ JOB_CAP_ADD = env.list("JOB_CAP_ADD", default=[])
 JOB_LOG_MAX_BYTES = env.int("JOB_LOG_MAX_BYTES", default=100 * 1024 * 1024)
 JOB_LOG_LINE_MAX_BYTES = env.int("JOB_LOG_LINE_MAX_BYTES", default=16 * 1024)
 JOB_START_TIMEOUT = env.int("JOB_START_TIMEOUT", default=3600)  # seconds a job may wait for Docker
+# Seconds without a heartbeat from a runner host before the sweep fails its running jobs.
+JOB_HOST_TIMEOUT = env.int("JOB_HOST_TIMEOUT", default=300)
 
 # API rate limits per API key ("count/period", period s, m, h or d), counted in the default cache.
 # Defaults are Render's: 2000 job creations an hour, 400 reads and 30 other writes a minute.
