@@ -381,7 +381,7 @@ def sweep(batch: int = 100) -> dict:
     for job_id in waiting.values_list("pk", flat=True)[:batch]:
         enqueue_start(job_id)
         counts["requeued"] += 1
-    host_timeout = timedelta(seconds=getattr(settings, "JOB_HOST_TIMEOUT", 300))
+    host_timeout = timedelta(seconds=settings.JOB_HOST_TIMEOUT)
     alive = RunnerHost.objects.filter(last_seen_at__gte=now - host_timeout).values("name")
     orphans = (
         Job.objects.select_related("plan", "canceled_by")

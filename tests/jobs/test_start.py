@@ -47,3 +47,29 @@ def test_concurrent_starts_in_one_process_create_one_container(
     finally:
         for c in docker_client.containers.list(all=True, filters={"label": f"oneoff.job={job.id}"}):
             c.remove(force=True)
+
+
+def test_the_sweep_fails_running_jobs_of_a_silent_host(job_service, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from jobs.models import Job
+    from services.models import RunnerHost
+
+    settings.JOB_HOST_TIMEOUT = 60
+    long_ago = timezone.now() - timedelta(minutes=10)
+    RunnerHost.objects.create(name="ghost", last_seen_at=long_ago)
+    RunnerHost.objects.create(name="alive", last_seen_at=timezone.now())
+    jobs = {}
+    for host in ("ghost", "alive"):
+        job = create_job(job_service, "sleep 1000")
+        Job.objects.filter(pk=job.pk).update(status="running", host=host, started_at=long_ago)
+        jobs[host] = job
+    assert runner.sweep()["host_lost"] == 1
+    ghost = Job.objects.get(pk=jobs["ghost"].pk)
+    assert ghost.status == JobStatus.FAILED
+    assert ghost.reason["evicted"] is True
+    assert "ghost" in ghost.reason["evictionReason"]
+    assert ghost.billed_seconds >= 600
+    assert Job.objects.get(pk=jobs["alive"].pk).status == JobStatus.RUNNING
