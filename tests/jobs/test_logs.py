@@ -171,7 +171,12 @@ def test_a_follower_stores_a_real_containers_output_within_the_cap(
     job.refresh_from_db()
     texts = stored(job)
     assert texts[:5] == ["1", "2", "3", "4", "5"]
-    assert "log truncated" in texts[-1], (len(texts), job.log_bytes, job.log_dropped_bytes, texts[-3:])
+    assert "log truncated" in texts[-1], (
+        len(texts),
+        job.log_bytes,
+        job.log_dropped_bytes,
+        texts[-3:],
+    )
     assert job.log_bytes <= 100_000
     total = sum(len(str(i)) + 1 for i in range(1, 100001)) + len("end\n")
     assert job.log_bytes + job.log_dropped_bytes == total
