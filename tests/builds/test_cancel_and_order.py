@@ -148,7 +148,10 @@ def test_cancel_while_git_clones_kills_git(service, owner):
         assert time.monotonic() - started < 5
         assert build.status == BuildStatus.CANCELED
         assert build.reason == "Canceled by alice@acme.test."
-        assert connection.recv(1024) == b""  # git is gone: its end of the connection closed
+        # git is gone: after the rest of its request (if any), its end of the connection closes;
+        # a live git would keep it open and recv would time out.
+        while connection.recv(65536):
+            pass
         connection.close()
     finally:
         listener.close()
