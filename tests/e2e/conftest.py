@@ -6,7 +6,6 @@ Chromium cannot be downloaded here, so the system one is launched; without it th
 (git-ignored) for people to look at.
 """
 
-import importlib
 import os
 from pathlib import Path
 
@@ -39,40 +38,43 @@ TIMEOUT_MS = 15_000
 
 
 @pytest.fixture(scope="session")
-def browser():
+def chromium() -> str:
     if not os.path.exists(CHROMIUM):
         missing_part(f"Chromium is needed for browser tests ({CHROMIUM} is missing)")
     try:
-        from playwright.sync_api import sync_playwright
+        import playwright.sync_api  # noqa: F401
     except ImportError as exc:
         missing_part(f"the playwright package is needed for browser tests: {exc}")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
-        )
-        yield browser
-        browser.close()
+    return CHROMIUM
 
 
 @pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
-    context.set_default_timeout(TIMEOUT_MS)
-    page = context.new_page()
-    page.dialogs = []
-    yield page
-    context.close()
+def page(request, chromium):
+    """A Chromium page, started for one test and stopped after it.
 
+    Playwright's sync API runs an asyncio loop in this thread while it is started, and while a
+    loop runs Django hands out other database connections (asgiref's Local switches to context
+    storage). So the test database is set up (and its seeded rows restored) before Playwright
+    starts, the connections opened meanwhile are closed before it stops, and no loop is left
+    running into the tests that come after."""
+    from django.db import connections
+    from playwright.sync_api import sync_playwright
 
-@pytest.fixture(autouse=True)
-def seeded_plans(request):
-    """The seeded plans, whatever ran before: a transactional test's flush removes them, and the
-    serialized rollback did not always bring them back when other tests ran first in the session."""
     request.getfixturevalue("db")
-    from django.apps import apps
-
-    seed = importlib.import_module("services.migrations.0002_seed_plans").seed
-    seed(apps, None)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=chromium, args=CHROMIUM_ARGS, headless=True
+        )
+        context = browser.new_context(
+            viewport={"width": 1280, "height": 900}, accept_downloads=True
+        )
+        context.set_default_timeout(TIMEOUT_MS)
+        try:
+            yield context.new_page()
+        finally:
+            context.close()
+            browser.close()
+            connections.close_all()
 
 
 @pytest.fixture(autouse=True)
