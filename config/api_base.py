@@ -143,7 +143,7 @@ def get_job(request: HttpRequest, service: Service, job_id: str):
 
     job = (
         Job.objects.filter(workspace=request.auth.workspace, service=service, pk=job_id)
-        .select_related("build", "env_snapshot", "created_by", "canceled_by")
+        .select_related("build", "env_snapshot", "workspace", "created_by", "canceled_by")
         .defer("env_snapshot__data")
     ).first()
     if job is None:

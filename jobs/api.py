@@ -64,7 +64,7 @@ def create(request: HttpRequest, serviceId: str, payload: JobCreateIn):
         except LaunchError as exc:
             raise ApiError(400, "bad_request", exc.message) from exc
         job = (
-            Job.objects.select_related("build", "env_snapshot", "created_by")
+            Job.objects.select_related("build", "env_snapshot", "workspace", "created_by")
             .defer("env_snapshot__data")
             .get(pk=job.pk)
         )
@@ -87,7 +87,7 @@ def list_jobs(request: HttpRequest, serviceId: str, filters: Query[JobListQuery]
     service = get_service(request, serviceId)
     jobs = (
         Job.objects.filter(service=service)
-        .select_related("build", "env_snapshot", "created_by", "canceled_by")
+        .select_related("build", "env_snapshot", "workspace", "created_by", "canceled_by")
         .defer("env_snapshot__data")  # only the digest is shown: decrypt nothing
     )
     if filters.status:

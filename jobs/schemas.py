@@ -10,6 +10,7 @@ from ninja import Field, Schema
 from config.api_base import Page, isoformat
 from jobs.launch import MAX_COMMAND_BYTES
 from jobs.models import Job, JobStatus
+from services.retention import logs_expire_at
 
 STATUSES = [s.value for s in JobStatus]
 _ONE = "(" + "|".join(STATUSES) + ")"
@@ -20,7 +21,8 @@ DATETIME = {"format": "date-time"}
 def job_dict(job: Job) -> dict:
     """Render's job object: ``startedAt``/``finishedAt`` and the extensions appear only once set
     (no ``null``s). Timestamps are UTC with microseconds. Needs ``build``, ``env_snapshot``,
-    ``created_by`` and ``canceled_by`` loaded (``select_related``) to stay one query per page."""
+    ``workspace``, ``created_by`` and ``canceled_by`` loaded (``select_related``) to stay one
+    query per page."""
     data = {
         "id": job.id,
         "serviceId": job.service_id,
@@ -49,6 +51,10 @@ def job_dict(job: Job) -> dict:
         data["createdBy"] = job.created_by.email or job.created_by.username
     if job.canceled_by:
         data["canceledBy"] = job.canceled_by.email or job.canceled_by.username
+    if job.logs_purged_at:
+        data["logsExpiredAt"] = isoformat(job.logs_purged_at)
+    elif (expire_at := logs_expire_at(job, job.workspace.log_retention_days)) is not None:
+        data["logsExpireAt"] = isoformat(expire_at)
     return data
 
 
@@ -74,6 +80,14 @@ class JobOut(Schema):
     billedSeconds: int | None = None
     createdBy: str | None = None
     canceledBy: str | None = None
+    logsExpireAt: str | None = Field(
+        None,
+        description="Oneoff: when a finished job's logs expire under the workspace's retention.",
+        json_schema_extra=DATETIME,
+    )
+    logsExpiredAt: str | None = Field(
+        None, description="Oneoff: when the job's logs were purged.", json_schema_extra=DATETIME
+    )
 
 
 class JobWithCursor(Schema):

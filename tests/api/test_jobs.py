@@ -172,6 +172,26 @@ def test_retrieve_shows_times_and_exit_once_set(viewer_api, job):
     assert body["finishedAt"].endswith("+00:00")
 
 
+def test_retrieve_says_when_logs_expire_and_when_they_expired(viewer_api, job, workspace):
+    url = f"/v1/services/{job.service_id}/jobs/{job.id}"
+    assert "logsExpireAt" not in viewer_api.get(url).json()  # still running: nothing expires yet
+    finished = timezone.now()
+    workspace.log_retention_days = 14
+    workspace.save()
+    Job.objects.filter(pk=job.pk).update(status=JobStatus.SUCCEEDED, finished_at=finished)
+    body = viewer_api.get(url).json()
+    assert body["logsExpireAt"] == (finished + timedelta(days=14)).isoformat(
+        timespec="microseconds"
+    )
+    assert "logsExpiredAt" not in body
+
+    purged = finished + timedelta(days=14, minutes=5)
+    Job.objects.filter(pk=job.pk).update(logs_purged_at=purged)
+    body = viewer_api.get(url).json()
+    assert body["logsExpiredAt"] == purged.isoformat(timespec="microseconds")
+    assert "logsExpireAt" not in body
+
+
 def test_retrieve_is_404_for_a_job_of_another_service(owner_api, job, make_service):
     other = make_service(name="other")
     r = owner_api.get(f"/v1/services/{other.id}/jobs/{job.id}")
