@@ -44,4 +44,6 @@ app.conf.beat_schedule = {
     "cleanup-images": {"task": "services.tasks.cleanup_images", "schedule": 600.0},
     # Purge job and build log lines older than their workspace's retention period.
     "purge-logs": {"task": "services.tasks.purge_expired_logs", "schedule": 600.0},
+    # Forget Idempotency-Key records after their 24 hours.
+    "purge-idempotency-keys": {"task": "jobs.tasks.purge_idempotency_keys", "schedule": 3600.0},
 }

@@ -2,6 +2,7 @@
 
 from celery import shared_task
 
+from config import api_idempotency
 from jobs import runner
 
 
@@ -19,3 +20,9 @@ def start_job(self, job_id: str) -> str:
 def sweep() -> dict:
     """Re-enqueue pending jobs whose start message may be lost; end jobs stuck on dead hosts."""
     return runner.sweep()
+
+
+@shared_task(ignore_result=True)
+def purge_idempotency_keys() -> int:
+    """Forget Idempotency-Key records older than 24 hours."""
+    return api_idempotency.purge_expired()

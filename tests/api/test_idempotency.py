@@ -8,6 +8,7 @@ from django.db import connection
 from django.utils import timezone
 
 from jobs.models import IdempotencyKey, Job
+from jobs.tasks import purge_idempotency_keys
 from tests.api.conftest import assert_error
 
 
@@ -57,6 +58,16 @@ def test_a_key_older_than_24_hours_starts_a_new_job(owner_api, built_service):
     IdempotencyKey.objects.update(created_at=timezone.now() - timedelta(hours=25))
     second = create(owner_api, built_service, body, "k-old").json()
     assert first["id"] != second["id"]
+
+
+def test_the_periodic_task_forgets_keys_older_than_24_hours(owner_api, built_service):
+    create(owner_api, built_service, {"startCommand": "echo"}, "k-stale")
+    create(owner_api, built_service, {"startCommand": "echo"}, "k-fresh")
+    IdempotencyKey.objects.filter(key="k-stale").update(
+        created_at=timezone.now() - timedelta(hours=25)
+    )
+    assert purge_idempotency_keys() == 1
+    assert list(IdempotencyKey.objects.values_list("key", flat=True)) == ["k-fresh"]
 
 
 def test_a_failed_request_does_not_hold_the_key(owner_api, service, make_build):
