@@ -37,8 +37,8 @@ SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
 TIMEOUT_MS = 15_000
 
 
-@pytest.fixture(scope="session")
 def chromium() -> str:
+    """The system Chromium (a missing part when absent)."""
     if not os.path.exists(CHROMIUM):
         missing_part(f"Chromium is needed for browser tests ({CHROMIUM} is missing)")
     try:
@@ -49,7 +49,7 @@ def chromium() -> str:
 
 
 @pytest.fixture
-def page(request, chromium):
+def page(request):
     """A Chromium page, started for one test and stopped after it.
 
     Playwright's sync API runs an asyncio loop in this thread while it is started, and while a
@@ -60,10 +60,11 @@ def page(request, chromium):
     from django.db import connections
     from playwright.sync_api import sync_playwright
 
+    executable = chromium()
     request.getfixturevalue("db")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
-            executable_path=chromium, args=CHROMIUM_ARGS, headless=True
+            executable_path=executable, args=CHROMIUM_ARGS, headless=True
         )
         context = browser.new_context(
             viewport={"width": 1280, "height": 900}, accept_downloads=True
@@ -75,6 +76,18 @@ def page(request, chromium):
             context.close()
             browser.close()
             connections.close_all()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Kept for modules that import it (tests/logstreams): the browser now starts per test in
+    ``page``."""
+    return chromium()
+
+
+@pytest.fixture
+def seeded_plans():
+    """Kept for modules that import it: the serialized rollback restores the plans again."""
 
 
 @pytest.fixture(autouse=True)
