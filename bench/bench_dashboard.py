@@ -27,39 +27,11 @@ import statistics
 import sys
 import time
 import types
-from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from common import admin_sql, insert_jobs, percentile, server_url, with_db
+
 DB_NAME = "oneoff_bench_dash"
 TARGET_P95_MS = 50
-
-
-def server_url() -> str:
-    url = os.environ.get("DATABASE_URL", "")
-    if not url.startswith(("postgres://", "postgresql://")):
-        url = "postgres://postgres@127.0.0.1:5432/postgres"
-    return url
-
-
-def with_db(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, ""))
-
-
-def admin_sql(url: str, *statements: str) -> None:
-    import psycopg
-
-    with psycopg.connect(with_db(url, "postgres"), autocommit=True) as conn:
-        for statement in statements:
-            conn.execute(statement)
-
-
-def percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered)) - 1))
-    return ordered[index]
 
 
 def measure(label: str, fn, n: int) -> dict:
@@ -86,65 +58,6 @@ def measure(label: str, fn, n: int) -> dict:
         "queries": len(queries),
         "n": n,
     }
-
-
-def insert_jobs(service, build, snapshot, count: int) -> None:
-    """``count`` jobs, one a second: 10% failed, 10% canceled, 1% running, the rest succeeded;
-    ids sort like created_at (``job-`` + 20 hex digits)."""
-    from django.db import connection
-
-    from jobs.models import Job
-
-    explicit = {
-        "id": "'job-' || lpad(to_hex(i), 20, '0')",
-        "workspace_id": "%(workspace)s",
-        "service_id": "%(service)s",
-        "start_command": "'python manage.py task --batch ' || i",
-        "plan_id": "%(plan)s",
-        "build_id": "%(build)s",
-        "env_snapshot_id": "%(snapshot)s",
-        "status": (
-            "CASE WHEN i %% 100 = 0 THEN 'running' WHEN i %% 10 = 1 THEN 'failed' "
-            "WHEN i %% 10 = 2 THEN 'canceled' ELSE 'succeeded' END"
-        ),
-        "created_at": "%(t0)s::timestamptz + i * interval '1 second'",
-        "started_at": "%(t0)s::timestamptz + i * interval '1 second' + interval '2 seconds'",
-        "finished_at": (
-            "CASE WHEN i %% 100 = 0 THEN NULL "
-            "ELSE %(t0)s::timestamptz + i * interval '1 second' + interval '9 seconds' END"
-        ),
-        "exit_code": "CASE WHEN i %% 10 = 1 THEN 1 WHEN i %% 100 = 0 THEN NULL ELSE 0 END",
-        "billed_seconds": "CASE WHEN i %% 100 = 0 THEN NULL ELSE 7 END",
-        "cost": "CASE WHEN i %% 100 = 0 THEN NULL ELSE 0.000019 END",
-    }
-    params = {
-        "workspace": service.workspace_id,
-        "service": service.id,
-        "plan": service.plan_id,
-        "build": build.id,
-        "snapshot": snapshot.id,
-        "t0": "2026-01-01T00:00:00+00:00",
-        "count": count,
-    }
-    columns, values = [], []
-    # Every other NOT NULL column gets its model default, so new fields need no change here.
-    for field in Job._meta.concrete_fields:
-        columns.append(connection.ops.quote_name(field.column))
-        if field.column in explicit:
-            values.append(explicit[field.column])
-        elif field.null and not field.has_default():
-            values.append("NULL")
-        else:
-            key = f"default_{field.column}"
-            params[key] = field.get_db_prep_save(field.get_default(), connection)
-            values.append(f"%({key})s")
-    sql = (
-        f"INSERT INTO {Job._meta.db_table} ({', '.join(columns)}) "
-        f"SELECT {', '.join(values)} FROM generate_series(1, %(count)s) AS i"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        cursor.execute(f"ANALYZE {Job._meta.db_table}")
 
 
 def insert_lines(job, count: int) -> None:
