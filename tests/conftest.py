@@ -4,6 +4,7 @@ Personas: ``owner`` (admin of ``workspace``), ``developer``, ``viewer``, and ``o
 of another workspace). Makers build services, builds and jobs with sane defaults.
 """
 
+import importlib
 import os
 import shutil
 import subprocess
@@ -26,6 +27,19 @@ def pytest_collection_modifyitems(items):
         if mark and mark.kwargs.get("transaction") and "serialized_rollback" not in mark.kwargs:
             kwargs = {**mark.kwargs, "serialized_rollback": True}
             item.add_marker(pytest.mark.django_db(*mark.args, **kwargs), append=False)
+
+
+@pytest.fixture(autouse=True)
+def _seeded_plans(request):
+    """Plans come from a data migration, and a transactional test's flush removes them; the
+    serialized rollback restores them, but seed them again in case a test ran without one."""
+    marker = request.node.get_closest_marker("django_db")
+    if marker is None or not marker.kwargs.get("transaction"):
+        return
+    request.getfixturevalue("transactional_db")
+    from django.apps import apps
+
+    importlib.import_module("services.migrations.0002_seed_plans").seed(apps, None)
 
 
 def missing_part(message: str):

@@ -78,18 +78,6 @@ def page(request):
             connections.close_all()
 
 
-@pytest.fixture(scope="session")
-def browser():
-    """Kept for modules that import it (tests/logstreams): the browser now starts per test in
-    ``page``."""
-    return chromium()
-
-
-@pytest.fixture
-def seeded_plans():
-    """Kept for modules that import it: the serialized rollback restores the plans again."""
-
-
 @pytest.fixture(autouse=True)
 def fast_passwords(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -10,7 +10,6 @@ brings back the seeded plans that a transactional test's flush removes).
 """
 
 import contextlib
-import importlib
 import os
 import signal
 import subprocess
@@ -194,19 +193,6 @@ def live_worker(request, django_db_setup, django_db_blocker, runner_instance, tm
         worker.start()
     yield worker
     worker.stop()
-
-
-@pytest.fixture(autouse=True)
-def _seeded_plans(request):
-    """A transactional test's flush removes the seeded plans, and the serialized rollback does
-    not always bring them back when other packages' tests ran first: seed them again."""
-    marker = request.node.get_closest_marker("django_db")
-    if marker is None:
-        return
-    request.getfixturevalue("transactional_db" if marker.kwargs.get("transaction") else "db")
-    from django.apps import apps
-
-    importlib.import_module("services.migrations.0002_seed_plans").seed(apps, None)
 
 
 @pytest.fixture

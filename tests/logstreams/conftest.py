@@ -5,7 +5,6 @@ Everything listens on 127.0.0.1: this machine allows no other traffic.
 
 import contextlib
 import datetime
-import importlib
 import ipaddress
 import re
 import socket
@@ -286,19 +285,6 @@ class Receiver:
         while len(self.messages) < count and time.monotonic() < deadline:
             time.sleep(0.01)
         return list(self.messages)
-
-
-@pytest.fixture(autouse=True)
-def _seeded_plans(request):
-    """Transactional tests flush the database, seeded plans included, and the serialized
-    rollback does not always bring them back when other modules ran first: seed them again."""
-    marker = request.node.get_closest_marker("django_db")
-    if marker is None or not marker.kwargs.get("transaction"):
-        return
-    request.getfixturevalue("transactional_db")
-    from django.apps import apps
-
-    importlib.import_module("services.migrations.0002_seed_plans").seed(apps, None)
 
 
 @pytest.fixture

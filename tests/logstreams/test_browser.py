@@ -8,11 +8,9 @@ from playwright.sync_api import expect
 
 from services.models import ServiceLogStream, WorkspaceLogStream
 from tests.e2e.conftest import (  # noqa: F401 - the browser fixtures
-    browser,
     fast_passwords,
     page,
     screenshot,
-    seeded_plans,
     sign_in,
 )
 
