@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PORT=${PORT:-8000}
+export SITE_URL=${SITE_URL:-http://localhost:${PORT}}  # links the API hands out (dashboardUrl)
 PY=.venv/bin/python
 
 scripts/ensure-docker.sh || echo "oneoff: continuing without a Docker Engine; jobs will wait." >&2
