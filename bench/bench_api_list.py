@@ -16,7 +16,7 @@ import statistics
 import sys
 import time
 
-from common import admin_sql, insert_jobs, percentile, server_url, with_db
+from common import insert_jobs, percentile, with_own_database
 
 DB_NAME = "oneoff_bench_api"
 
@@ -159,22 +159,10 @@ def main() -> int:
     args.jobs = args.jobs or (5_000 if args.quick else 1_000_000)
     args.requests = args.requests or (30 if args.quick else 200)
 
-    server = server_url()
-    os.environ["DATABASE_URL"] = with_db(server, DB_NAME)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     # Measure the API, not the rate limiter refusing us.
     for name in ("READ", "WRITE", "JOB_CREATE"):
         os.environ[f"API_RATE_LIMIT_{name}"] = "100000000/h"
-    admin_sql(
-        server, f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)", f"CREATE DATABASE {DB_NAME}"
-    )
-    try:
-        return run(args)
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        admin_sql(server, f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
+    return with_own_database(DB_NAME, lambda: run(args))
 
 
 if __name__ == "__main__":

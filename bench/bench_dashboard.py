@@ -28,7 +28,7 @@ import sys
 import time
 import types
 
-from common import admin_sql, insert_jobs, percentile, server_url, with_db
+from common import insert_jobs, percentile, with_own_database
 
 DB_NAME = "oneoff_bench_dash"
 TARGET_P95_MS = 50
@@ -260,20 +260,8 @@ def main() -> int:
     args.lines = args.lines or (20_000 if args.quick else 1_000_000)
     args.requests = args.requests or (20 if args.quick else 200)
 
-    server = server_url()
-    os.environ["DATABASE_URL"] = with_db(server, DB_NAME)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     os.environ.setdefault("CELERY_BROKER_URL", "memory://")
-    admin_sql(
-        server, f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)", f"CREATE DATABASE {DB_NAME}"
-    )
-    try:
-        return run(args)
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        admin_sql(server, f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
+    return with_own_database(DB_NAME, lambda: run(args))
 
 
 if __name__ == "__main__":

@@ -24,11 +24,9 @@ import argparse
 import multiprocessing
 import os
 import shutil
-import signal
 import socket
 import ssl
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -296,7 +294,7 @@ def run(settings, counter, port, forward_lines, ingest_lines, rounds, *, quick) 
 def run_jobs(pki, counter, port, lines, rounds, *, quick) -> int:
     """Part 3: the runner benchmark's ingest, with a real worker, container and stream."""
     sys.path.insert(0, str(ROOT / "bench"))
-    from bench_runner import ensure_image, start_worker
+    from bench_runner import ensure_image, start_worker, stop_worker
     from django.utils import timezone
 
     from config.celery import app
@@ -362,19 +360,7 @@ def run_jobs(pki, counter, port, lines, rounds, *, quick) -> int:
             if not wait_count(counter, target, 120):
                 print(f"  the receiver got {counter.value - target + lines} of {lines} lines")
     finally:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-        leftovers = subprocess.run(
-            ["docker", "ps", "-aq", "--filter", f"label=oneoff.instance={instance}"],
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout.split()
-        if leftovers:
-            subprocess.run(["docker", "rm", "-f", *leftovers], capture_output=True, check=False)
+        stop_worker(worker, instance)
     stream.refresh_from_db()
     ratio = statistics.median(w / wo for w, wo in zip(with_stream, without, strict=True))
     base, streamed = statistics.median(without), statistics.median(with_stream)

@@ -107,6 +107,23 @@ def start_worker(var_dir):
     raise SystemExit("the worker did not start:\n" + (Path(var_dir) / "worker.log").read_text())
 
 
+def stop_worker(worker, instance: str) -> None:
+    """Stop the benchmark's worker and remove any container of its installation it left."""
+    worker.send_signal(signal.SIGTERM)
+    try:
+        worker.wait(30)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+    leftovers = subprocess.run(
+        ["docker", "ps", "-aq", "--filter", f"label=oneoff.instance={instance}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.split()
+    if leftovers:
+        subprocess.run(["docker", "rm", "-f", *leftovers], capture_output=True, check=False)
+
+
 def peak_rss_mb(pid):
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -270,19 +287,7 @@ def main() -> int:
         bench_throughput(service, n_throughput, image)
         bench_ingest(service, n_lines, worker.pid)
     finally:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-        leftovers = subprocess.run(
-            ["docker", "ps", "-aq", "--filter", f"label=oneoff.instance={env['ONEOFF_INSTANCE']}"],
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout.split()
-        if leftovers:
-            subprocess.run(["docker", "rm", "-f", *leftovers], capture_output=True, check=False)
+        stop_worker(worker, env["ONEOFF_INSTANCE"])
     return 0
 
 

@@ -30,6 +30,22 @@ def admin_sql(url: str, *statements: str) -> None:
             conn.execute(statement)
 
 
+def with_own_database(name: str, run):
+    """Point DATABASE_URL at a fresh database ``name`` on the server of DATABASE_URL, call
+    ``run()``, and drop the database afterwards whatever happened."""
+    server = server_url()
+    os.environ["DATABASE_URL"] = with_db(server, name)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    admin_sql(server, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)", f"CREATE DATABASE {name}")
+    try:
+        return run()
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        admin_sql(server, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
 def percentile(values: list[float], pct: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered)) - 1))
