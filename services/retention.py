@@ -86,10 +86,10 @@ def _purge(owners, line_model, owner_field, cutoff, now, batch_size):
                 ids = list(
                     line_model.objects.filter(
                         **{f"{owner_field}__in": chunk}, timestamp__lt=cutoff
-                    ).values_list("id", flat=True)[:batch_size]
+                    ).values_list("pk", flat=True)[:batch_size]
                 )
                 if ids:
-                    line_model.objects.filter(id__in=ids).delete()
+                    line_model.objects.filter(pk__in=ids).delete()
             deleted += len(ids)
             if len(ids) < batch_size:
                 break

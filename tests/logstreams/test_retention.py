@@ -18,7 +18,7 @@ from tests.conftest import missing_part
 def add_job_lines(job, *timestamps):
     start = JobLogLine.objects.filter(job=job).count()
     return [
-        line.id
+        line.pk
         for line in JobLogLine.objects.bulk_create(
             JobLogLine(job=job, seq=start + i, timestamp=ts, stream=1, text=f"line {start + i}")
             for i, ts in enumerate(timestamps)
@@ -28,7 +28,7 @@ def add_job_lines(job, *timestamps):
 
 def add_build_lines(build, *timestamps):
     return [
-        line.id
+        line.pk
         for line in BuildLogLine.objects.bulk_create(
             BuildLogLine(build=build, seq=i, timestamp=ts, text=f"step {i}")
             for i, ts in enumerate(timestamps)
@@ -73,10 +73,10 @@ def test_it_removes_exactly_the_expired_lines(
 
     assert result.job_lines == len(old_lines) + len(long_expired)
     assert result.build_lines == len(old_build_lines)
-    assert sorted(JobLogLine.objects.values_list("id", flat=True)) == sorted(
+    assert sorted(JobLogLine.objects.values_list("pk", flat=True)) == sorted(
         long_kept + recent_kept + theirs_kept
     )
-    assert sorted(BuildLogLine.objects.values_list("id", flat=True)) == new_build_kept
+    assert sorted(BuildLogLine.objects.values_list("pk", flat=True)) == new_build_kept
     purged = dict(Job.objects.values_list("id", "logs_purged_at"))
     assert purged == {old.id: now, long.id: None, recent.id: None, quiet.id: now, theirs.id: None}
     assert Build.objects.get(pk=old_build.pk).logs_purged_at == now

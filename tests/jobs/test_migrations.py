@@ -1,0 +1,46 @@
+"""jobs 0003 moves JobLogLine to a (job, seq) primary key by hand: it must keep every line."""
+
+import pytest
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+
+BEFORE = [("jobs", "0002_joblogline_without_db_foreign_key")]
+AFTER = [("jobs", "0003_joblogline_job_seq_primary_key")]
+
+
+def migrate(targets):
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(targets)
+    return executor.loader.project_state(targets).apps
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_the_key_change_keeps_every_line_both_ways(job_service):
+    from jobs.launch import create_job
+
+    job = create_job(job_service, "true")
+    try:
+        old = migrate(BEFORE).get_model("jobs", "JobLogLine")
+        old.objects.bulk_create(
+            old(job_id=job.id, seq=i, timestamp=job.created_at, stream=1 + i % 2, text=f"l{i}")
+            for i in range(50)
+        )
+        new = migrate(AFTER).get_model("jobs", "JobLogLine")
+        rows = list(new.objects.order_by("seq").values_list("job_id", "seq", "stream", "text"))
+        assert rows == [(job.id, i, 1 + i % 2, f"l{i}") for i in range(50)]
+        assert new.objects.get(pk=(job.id, 7)).text == "l7"
+        with connection.cursor() as cursor:
+            columns = [
+                c.name
+                for c in connection.introspection.get_table_description(cursor, "jobs_joblogline")
+            ]
+            constraints = connection.introspection.get_constraints(cursor, "jobs_joblogline")
+        assert "id" not in columns
+        (primary,) = [c for c in constraints.values() if c["primary_key"]]
+        assert sorted(primary["columns"]) == ["job_id", "seq"]
+        old = migrate(BEFORE).get_model("jobs", "JobLogLine")
+        assert sorted(old.objects.values_list("seq", flat=True)) == list(range(50))
+        assert len(set(old.objects.values_list("id", flat=True))) == 50
+    finally:
+        migrate(AFTER)
