@@ -253,6 +253,9 @@ def bench_ingest(service, lines, worker_pid):
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument(
+        "--only", choices=["latency", "throughput", "ingest"], help="run one part only"
+    )
     args = parser.parse_args()
     n_latency, n_throughput, n_lines = (5, 10, 20_000) if args.quick else (30, 100, 1_000_000)
     if not shutil.which("docker"):
@@ -283,9 +286,12 @@ def main() -> int:
     )
     worker = start_worker(env["ONEOFF_VAR_DIR"])
     try:
-        bench_latency(service, n_latency, image)
-        bench_throughput(service, n_throughput, image)
-        bench_ingest(service, n_lines, worker.pid)
+        if args.only in (None, "latency"):
+            bench_latency(service, n_latency, image)
+        if args.only in (None, "throughput"):
+            bench_throughput(service, n_throughput, image)
+        if args.only in (None, "ingest"):
+            bench_ingest(service, n_lines, worker.pid)
     finally:
         stop_worker(worker, env["ONEOFF_INSTANCE"])
     return 0

@@ -190,6 +190,12 @@ JOB_PIDS_LIMIT = env.int("JOB_PIDS_LIMIT", default=512)
 JOB_CAP_ADD = env.list("JOB_CAP_ADD", default=[])
 JOB_LOG_MAX_BYTES = env.int("JOB_LOG_MAX_BYTES", default=100 * 1024 * 1024)
 JOB_LOG_LINE_MAX_BYTES = env.int("JOB_LOG_LINE_MAX_BYTES", default=16 * 1024)
+# Where followers read a job's log: "auto" tails the container's json-file when the engine is on
+# this machine and the file is readable (much cheaper), else the logs endpoint; "api" always the
+# endpoint.
+JOB_LOG_SOURCE = env.str("JOB_LOG_SOURCE", default="auto")
+if JOB_LOG_SOURCE not in ("auto", "api"):
+    raise ImproperlyConfigured(f"JOB_LOG_SOURCE must be auto or api, not {JOB_LOG_SOURCE!r}")
 JOB_START_TIMEOUT = env.int("JOB_START_TIMEOUT", default=3600)  # seconds a job may wait for Docker
 # Seconds without a heartbeat from a runner host before the sweep fails its running jobs.
 JOB_HOST_TIMEOUT = env.int("JOB_HOST_TIMEOUT", default=300)

@@ -25,7 +25,10 @@ COUNTER = (
 )
 
 
-def test_a_worker_killed_mid_job_resumes_without_gap_or_duplicate(live_worker, job_service):
+@pytest.mark.parametrize("source", ["auto", "api"])
+def test_a_worker_killed_mid_job_resumes_without_gap_or_duplicate(live_worker, job_service, source):
+    if source != "auto":
+        live_worker.restart(JOB_LOG_SOURCE=source)
     job = create_job(job_service, COUNTER)
 
     def some_lines_stored():
@@ -36,16 +39,22 @@ def test_a_worker_killed_mid_job_resumes_without_gap_or_duplicate(live_worker, j
     live_worker.kill()  # SIGKILL: no shutdown of any kind
     stored_at_kill = Job.objects.get(pk=job.pk).log_line_count
     time.sleep(1.0)  # the job keeps printing while nobody follows it
-    live_worker.start()
+    live_worker.start(JOB_LOG_SOURCE=source)
     wait_finished(job, timeout=30)
     assert job.status == JobStatus.SUCCEEDED
     assert stored_at_kill < LINES
+    where = "the engine's logs endpoint" if source == "api" else "-json.log"
+    followed = [line for line in live_worker.tail(400).splitlines() if job.id in line]
+    assert sum(f"following the log of {job.id} from" in line for line in followed) >= 2
+    assert all(where in line for line in followed if "following the log" in line)
     texts = list(job.log_lines.order_by("seq").values_list("text", flat=True))
     assert texts[:-1] == [f"line {i}" for i in range(LINES)]
     assert texts[-1] == "done"
     assert job.log_line_count == LINES + 1
     stamps = list(job.log_lines.order_by("seq").values_list("timestamp", flat=True))
     assert all(a < b for a, b in itertools.pairwise(stamps))
+    if source != "auto":
+        live_worker.restart()
 
 
 def test_a_job_started_while_the_worker_is_down_finishes_after_restart(live_worker, job_service):
