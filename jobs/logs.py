@@ -821,18 +821,7 @@ class LogQuery:
     limit: int = DEFAULT_LIMIT
 
 
-def _entry(job: Job, line: JobLogLine) -> dict:
-    return {
-        "id": f"{job.id}-{line.seq}",
-        "message": line.text,
-        "timestamp": line.timestamp.isoformat(),
-        "labels": [
-            {"name": "resource", "value": job.id},
-            {"name": "instance", "value": job.id},
-            {"name": "level", "value": "error" if line.stream == LogStream.STDERR else "info"},
-            {"name": "type", "value": "app"},
-        ],
-    }
+COLUMNS = ("job_id", "seq", "timestamp", "stream", "text")
 
 
 def query_logs(q: LogQuery) -> dict:
@@ -843,9 +832,8 @@ def query_logs(q: LogQuery) -> dict:
     starts just after the newest line. Stored timestamps are unique per job, and a page never
     ends between two lines of equal timestamp, so paging returns every line exactly once.
     """
-    by_id = {job.id: job for job in q.jobs}
     rows = JobLogLine.objects.filter(
-        job_id__in=list(by_id), timestamp__gte=q.start, timestamp__lte=q.end
+        job_id__in=[job.id for job in q.jobs], timestamp__gte=q.start, timestamp__lte=q.end
     )
     for text in q.text:
         rows = rows.filter(text__contains=text)
@@ -854,7 +842,7 @@ def query_logs(q: LogQuery) -> dict:
         rows = rows.filter(stream__in=streams) if streams else rows.none()
     forward = q.direction == "forward"
     # One job: its (job, timestamp) index gives the order (timestamps are unique per job).
-    if len(by_id) == 1:
+    if len(q.jobs) == 1:
         order = ("timestamp",) if forward else ("-timestamp",)
     else:
         order = ("timestamp", "job_id") if forward else ("-timestamp", "-job_id")
@@ -865,30 +853,43 @@ def query_logs(q: LogQuery) -> dict:
             # The (job, timestamp) index already yields them in order; make it take that.
             with connection.cursor() as cursor:
                 cursor.execute("SET LOCAL enable_bitmapscan = off")
-        page = list(rows.order_by(*order)[: q.limit + 1])
+        page = list(rows.order_by(*order).values_list(*COLUMNS)[: q.limit + 1])
     has_more = len(page) > q.limit
     if has_more:
-        boundary = page[q.limit - 1].timestamp
+        boundary = page[q.limit - 1][2]
         page = page[: q.limit]
         if page and len(q.jobs) > 1:
             # Lines of different jobs may share a timestamp: never split them across pages.
-            seen = {(line.job_id, line.seq) for line in page}
+            seen = {(line[0], line[1]) for line in page}
             page += [
                 line
-                for line in rows.filter(timestamp=boundary).order_by(*order)
-                if (line.job_id, line.seq) not in seen
+                for line in rows.filter(timestamp=boundary).order_by(*order).values_list(*COLUMNS)
+                if (line[0], line[1]) not in seen
             ]
     if forward:
-        next_start = page[-1].timestamp + ONE_US if page else q.start
+        next_start = page[-1][2] + ONE_US if page else q.start
         next_end = q.end
     else:
         next_start = q.start
-        next_end = page[-1].timestamp - ONE_US if page else q.end
+        next_end = page[-1][2] - ONE_US if page else q.end
     return {
         "hasMore": has_more,
         "nextStartTime": next_start.isoformat(),
         "nextEndTime": next_end.isoformat(),
-        "logs": [_entry(by_id[line.job_id], line) for line in page],
+        "logs": [
+            {
+                "id": f"{job_id}-{seq}",
+                "message": text,
+                "timestamp": timestamp.isoformat(),
+                "labels": [
+                    {"name": "resource", "value": job_id},
+                    {"name": "instance", "value": job_id},
+                    {"name": "level", "value": "error" if stream == LogStream.STDERR else "info"},
+                    {"name": "type", "value": "app"},
+                ],
+            }
+            for job_id, seq, timestamp, stream, text in page
+        ],
     }
 
 

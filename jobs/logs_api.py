@@ -105,4 +105,8 @@ def list_logs(request: HttpRequest, filters: Query[LogsQuery]):
             limit=filters.limit,
         )
     )
-    return page
+    # query_logs builds exactly LogsOut's shape from typed columns: rendered directly, without
+    # validating every entry again (that took half of each request).
+    from config.api import api
+
+    return api.create_response(request, page, status=200)
