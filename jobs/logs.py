@@ -36,9 +36,9 @@ from jobs.models import Job, JobLogLine, LogStream
 logger = logging.getLogger(__name__)
 
 FLUSH_INTERVAL = 0.25  # seconds: stored lines are at most this old (plus one INSERT)
-FLUSH_LINES = 5000
+FLUSH_LINES = 5000  # also the largest batch offered to a log stream (its buffer: 10,000)
 FLUSH_BYTES = 2 * 1024 * 1024
-QUEUE_CHUNKS = 64  # chunks of parsed messages between reader and writer (each <= ~64 KiB)
+QUEUE_CHUNKS = 64  # parsed chunks between reader and writer (each from a read of <= 256 KiB)
 HEADER = 8
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -492,6 +492,12 @@ class LogWriter:
             return []
         expected = self.line_count - len(lines)
         with transaction.atomic():
+            if connection.vendor == "postgresql":
+                # Not waiting for this commit's WAL flush is safe: lines and cursor commit
+                # together, so a database crash loses both and the next follower reads them
+                # again; and the synchronous commit that records the job's exit flushes them.
+                with connection.cursor() as cursor:
+                    cursor.execute("SET LOCAL synchronous_commit = off")
             updated = Job.objects.filter(pk=self.job_id, log_line_count=expected).update(
                 log_cursor_ns=self.cursor_ns,
                 log_cursor_count=self.cursor_count,
@@ -608,7 +614,7 @@ def json_file_path(client, attrs: dict) -> str | None:
     """
     if settings.JOB_LOG_SOURCE != "auto":
         return None
-    if not str(getattr(client.api, "base_url", "")).startswith("http+docker://"):
+    if getattr(client.api, "base_url", "") != "http+docker://localhost":  # docker-py: unix socket
         return None
     log_config = (attrs.get("HostConfig") or {}).get("LogConfig") or {}
     path = attrs.get("LogPath") or ""

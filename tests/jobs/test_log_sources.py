@@ -177,11 +177,9 @@ def test_the_file_is_used_only_when_it_is_safe(docker_client, exited_container, 
     assert json_file_path(docker_client, local) is None
     assert json_file_path(docker_client, {**attrs, "LogPath": "/nonexistent/x-json.log"}) is None
 
-    class Remote:
-        class api:
-            base_url = "https://docker.example:2376"
-
-    assert json_file_path(Remote(), attrs) is None
+    for base_url in ("https://docker.example:2376", "http+docker://ssh"):
+        remote = type("Client", (), {"api": type("Api", (), {"base_url": base_url})})()
+        assert json_file_path(remote, attrs) is None
 
 
 @pytest.mark.docker
