@@ -1,14 +1,18 @@
 """Job logs: parse Docker's log stream, clean it, store it in batches, and read it back.
 
-Docker's ``/containers/{id}/logs`` endpoint (with ``timestamps=1`` and no TTY) sends frames:
-an 8-byte header (stream 1 = stdout, 2 = stderr; 3 zero bytes; a big-endian length) followed by
-one log message that starts with an RFC 3339 timestamp with nanoseconds. Each message is one
-line (with its ``\\n``) or, for a longer line, a 16 KiB piece of it without one.
+A container's messages come from one of two places, with the same content. Docker's json-file
+driver writes each to a file, one JSON object a line (``JsonFileParser``); a follower on the
+engine's machine tails that file. Elsewhere it asks the ``/containers/{id}/logs`` endpoint (with
+``timestamps=1`` and no TTY), which sends frames (``FrameParser``): an 8-byte header (stream 1 =
+stdout, 2 = stderr; 3 zero bytes; a big-endian length) followed by one message that starts with
+an RFC 3339 timestamp with nanoseconds. Each message is one line (with its ``\\n``) or, for a
+longer line, a 16 KiB piece of it without one.
 
 Resuming without gap or duplicate: ``Job.log_cursor_ns`` is the newest stored message's
-timestamp and ``Job.log_cursor_count`` how many stored messages had exactly it. A follower asks
-Docker for messages ``since`` that time (inclusive) and skips that many of them. Both move in the
-same transaction as the batch of lines they describe.
+timestamp and ``Job.log_cursor_count`` how many stored messages had exactly it. A follower reads
+messages from that time on (the endpoint's ``since`` is inclusive; the file is read from its
+start) and skips those up to the cursor. Both move in the same transaction as the batch of lines
+they describe.
 
 ``BATCH_LISTENERS``: callables ``listener(job_id: str, lines: list[StoredLine])`` run after each
 batch of log lines commits, in the follower's thread. They must be cheap and never block (hand the
@@ -625,6 +629,28 @@ def json_file_path(client, attrs: dict) -> str | None:
     return path
 
 
+RESUME_MARGIN_NS = 1_000_000_000  # stdout and stderr are stamped apart: a little disorder
+
+
+def seek_to_time(log_file, ts_ns: int) -> None:
+    """Move a json-file log to a line start at or before the first line stamped ``ts_ns`` or
+    later, by bisection (lines are in time order, give or take the margin the caller leaves): a
+    follower resuming a long log does not read it all again."""
+    lo, hi = 0, os.fstat(log_file.fileno()).st_size
+    while hi - lo > 64 * 1024:
+        mid = (lo + hi) // 2
+        log_file.seek(mid)
+        log_file.readline()  # the rest of the line the probe fell in
+        messages = JsonFileParser().feed(log_file.readline())  # the next whole line
+        if messages and messages[0][0] < ts_ns:
+            lo = mid
+        else:
+            hi = mid
+    log_file.seek(lo)
+    if lo:
+        log_file.readline()
+
+
 class LogFollower(threading.Thread):
     """Follows one container's logs into the database until the container exited.
 
@@ -670,7 +696,7 @@ class LogFollower(threading.Thread):
                 path if path else "the engine's logs endpoint",
             )
             if path:
-                self._follow_file(path)
+                self._follow_file(path, writer.cursor_ns)
             else:
                 self._follow_api(client, writer)
             self._put(None)
@@ -706,7 +732,7 @@ class LogFollower(threading.Thread):
             if messages:
                 self._put(messages)
 
-    def _follow_file(self, path: str) -> None:
+    def _follow_file(self, path: str, since_ns: int = 0) -> None:
         """Tail the json-file until the engine says the container exited, then read to its end.
 
         The engine closes the file before it reports the exit, so that last read is complete.
@@ -730,6 +756,8 @@ class LogFollower(threading.Thread):
         threading.Thread(target=wait_for_exit, name=f"wait-{self.job_id}", daemon=True).start()
         parser = JsonFileParser()
         with open(path, "rb") as log_file:
+            if since_ns:
+                seek_to_time(log_file, since_ns - RESUME_MARGIN_NS)
             while not self.stopping.is_set() and self.error is None:
                 data = log_file.read(self.FILE_BLOCK)
                 if data:

@@ -5,6 +5,7 @@ it is safe to, and LogWriter.add_batch (the per-line fast path) stores exactly w
 """
 
 import json
+import time
 
 import pytest
 from django.db import connection
@@ -225,3 +226,26 @@ def test_a_follower_stores_the_same_lines_from_either_source(
         "x" * (40000 - 2 * 16384),
         "no newline at the end",
     ]
+
+
+def test_a_resuming_follower_seeks_near_its_cursor_in_a_long_file(tmp_path):
+    path = tmp_path / "x-json.log"
+    stamps = [T0 + i * 1_000_000 for i in range(200_000)]  # a line every millisecond
+
+    def stamp(ns):
+        seconds, nanos = divmod(ns, 10**9)
+        return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{nanos:09d}Z"
+
+    path.write_bytes(
+        b"".join(json_line(f"line {i}\n", time=stamp(ns)) + b"\n" for i, ns in enumerate(stamps))
+    )
+    with open(path, "rb") as f:
+        for target in (0, T0, stamps[1], stamps[123_456], stamps[-1], stamps[-1] + 1):
+            logs.seek_to_time(f, target)
+            position = f.tell()
+            rest = JsonFileParser().feed(f.read())
+            first_due = next((i for i, ns in enumerate(stamps) if ns >= target), len(stamps))
+            skipped = len(stamps) - len(rest)
+            assert skipped <= first_due  # nothing due is skipped
+            assert first_due - skipped <= 2000  # and little before it is read again
+            assert position == 0 or path.read_bytes()[position - 1 : position] == b"\n"
