@@ -8,6 +8,7 @@ import importlib
 import os
 import shutil
 import subprocess
+import time
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -27,6 +28,31 @@ def pytest_collection_modifyitems(items):
         if mark and mark.kwargs.get("transaction") and "serialized_rollback" not in mark.kwargs:
             kwargs = {**mark.kwargs, "serialized_rollback": True}
             item.add_marker(pytest.mark.django_db(*mark.args, **kwargs), append=False)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _flush_retries_a_deadlock():
+    """A transactional test's flush TRUNCATEs every table while a live worker (a module-wide
+    subprocess) may be reading two of them; PostgreSQL can then pick the flush as a deadlock's
+    victim. The worker's next pass would simply read again: so does the flush."""
+    from django.db.backends.postgresql.operations import DatabaseOperations
+    from django.db.utils import OperationalError
+    from psycopg import errors
+
+    flush = DatabaseOperations.execute_sql_flush
+
+    def execute_sql_flush(self, sql_list):
+        for attempt in range(5):
+            try:
+                return flush(self, sql_list)
+            except OperationalError as exc:
+                if not isinstance(exc.__cause__, errors.DeadlockDetected) or attempt == 4:
+                    raise
+                time.sleep(0.2)
+
+    DatabaseOperations.execute_sql_flush = execute_sql_flush
+    yield
+    DatabaseOperations.execute_sql_flush = flush
 
 
 @pytest.fixture(autouse=True)

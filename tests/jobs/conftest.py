@@ -231,3 +231,31 @@ def tiny_plan(db):
         },
     )
     return plan
+
+
+def start_container(docker_client, image: str, instance: str, command: str):
+    """A container running ``/bin/sh -c command``, logging as the runner's do (json-file)."""
+    return docker_client.containers.run(
+        image,
+        ["/bin/sh", "-c", command],
+        detach=True,
+        labels={"oneoff.instance": instance},
+        network_mode="none",
+        log_config={"type": "json-file", "config": {}},
+    )
+
+
+def follow_container(docker_client, image: str, instance: str, job_id: str, command: str):
+    """Run ``command`` in a container of ``image`` and follow its log into ``job_id``'s lines
+    with a LogFollower until the container exited; returns the finished follower."""
+    from jobs.logs import LogFollower
+
+    container = start_container(docker_client, image, instance, command)
+    try:
+        follower = LogFollower(job_id, container.id, lambda: docker_client.__class__.from_env())
+        follower.start()
+        follower.join(30)
+        return follower
+    finally:
+        container.remove(force=True)
+        connection.close()

@@ -8,7 +8,6 @@ import json
 import time
 
 import pytest
-from django.db import connection
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -17,6 +16,8 @@ from jobs import logs
 from jobs.launch import create_job
 from jobs.logs import JsonFileParser, LogWriter, copy_rows, json_file_path
 from jobs.models import Job, LogStream
+
+from .conftest import follow_container, start_container
 
 T0 = 1_780_000_000 * 10**9
 
@@ -128,14 +129,7 @@ TRICKY = (
 
 @pytest.fixture
 def exited_container(docker_client, busybox_image, runner_instance):
-    container = docker_client.containers.run(
-        busybox_image,
-        ["/bin/sh", "-c", TRICKY],
-        detach=True,
-        labels={"oneoff.instance": runner_instance},
-        network_mode="none",
-        log_config={"type": "json-file", "config": {}},
-    )
+    container = start_container(docker_client, busybox_image, runner_instance, TRICKY)
     container.wait(timeout=30)
     container.reload()
     yield container
@@ -192,25 +186,10 @@ def test_a_follower_stores_the_same_lines_from_either_source(
     settings.JOB_LOG_SOURCE = source
     job = create_job(job_service, "true")
     Job.objects.filter(pk=job.pk).update(status="running")
-    container = docker_client.containers.run(
-        busybox_image,
-        ["/bin/sh", "-c", f"seq 1 20000; sleep 0.5; echo after-a-pause; {TRICKY}"],
-        detach=True,
-        labels={"oneoff.instance": runner_instance},
-        network_mode="none",
-        log_config={"type": "json-file", "config": {}},
-    )
-    try:
-        follower = logs.LogFollower(
-            job.id, container.id, lambda: docker_client.__class__.from_env()
-        )
-        follower.start()
-        follower.join(30)
-        assert follower.done, follower.error
-        assert follower.source == ("file" if source == "auto" else "api")
-    finally:
-        container.remove(force=True)
-        connection.close()
+    command = f"seq 1 20000; sleep 0.5; echo after-a-pause; {TRICKY}"
+    follower = follow_container(docker_client, busybox_image, runner_instance, job.id, command)
+    assert follower.done, follower.error
+    assert follower.source == ("file" if source == "auto" else "api")
     rows = list(Job.objects.get(pk=job.pk).log_lines.order_by("seq").values_list("stream", "text"))
     # Docker copies stdout and stderr in goroutines of their own: only each stream's order holds.
     assert [text for stream, text in rows if stream == LogStream.STDERR] == ["to-stderr"]

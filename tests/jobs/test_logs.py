@@ -3,12 +3,13 @@
 import struct
 
 import pytest
-from django.db import connection
 
 from jobs import logs
 from jobs.launch import create_job
 from jobs.logs import FrameParser, LogConflict, LogWriter, parse_timestamp_ns, split_bytes
 from jobs.models import Job, JobLogLine, LogStream
+
+from .conftest import follow_container
 
 T0 = 1_780_000_000 * 10**9  # some nanosecond timestamp
 
@@ -151,23 +152,9 @@ def test_a_follower_stores_a_real_containers_output_within_the_cap(
     settings.JOB_LOG_MAX_BYTES = 100_000
     job = create_job(job_service, "true")
     Job.objects.filter(pk=job.pk).update(status="running")
-    container = docker_client.containers.run(
-        busybox_image,
-        ["/bin/sh", "-c", "seq 1 100000; echo end >&2"],
-        detach=True,
-        labels={"oneoff.instance": runner_instance},
-        network_mode="none",
-    )
-    try:
-        follower = logs.LogFollower(
-            job.id, container.id, lambda: docker_client.__class__.from_env()
-        )
-        follower.start()
-        follower.join(30)
-        assert follower.done, follower.error
-    finally:
-        container.remove(force=True)
-        connection.close()
+    command = "seq 1 100000; echo end >&2"
+    follower = follow_container(docker_client, busybox_image, runner_instance, job.id, command)
+    assert follower.done, follower.error
     job.refresh_from_db()
     texts = stored(job)
     assert texts[:5] == ["1", "2", "3", "4", "5"]
