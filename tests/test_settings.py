@@ -47,3 +47,9 @@ def test_defaults_are_sqlite_in_wal_mode_and_a_serverless_broker(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split()[-3:] == ["wal", "django.db.backends.sqlite3", "filesystem://"]
+
+
+def test_a_bad_log_source_names_the_variable():
+    result = run_check(JOB_LOG_SOURCE="file")
+    assert result.returncode != 0
+    assert "JOB_LOG_SOURCE must be auto or api" in result.stderr
