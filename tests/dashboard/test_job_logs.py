@@ -38,6 +38,14 @@ def test_a_status_change_refreshes_the_summary_out_of_band(owner, make_job, logi
         in body
     )
     assert 'class="badge running"' in body
+    assert '<span id="log-live" hx-swap-oob="true"><span class="live"' in body
+
+
+def test_the_live_badge_goes_with_the_final_status_while_the_log_settles(owner, make_job, login):
+    job = make_job(status=JobStatus.SUCCEEDED, finished_at=timezone.now(), lines=["a"])
+    body = login(owner).get(url(job, "?after=0&status=running"), **htmx()).content.decode()
+    assert 'id="log-poller"' in body  # still polled a moment, in case of late lines
+    assert '<span id="log-live" hx-swap-oob="true"></span>' in body  # but no longer "live"
 
 
 def test_polling_stops_once_the_job_has_finished(owner, make_job, login):

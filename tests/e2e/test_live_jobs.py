@@ -52,10 +52,12 @@ def test_run_a_job_and_watch_it_live(page, live_server, owner, live_service):
     page.evaluate("window.__noReload = 2")
     expect(page.locator("#log-lines li.line").first).to_contain_text("start", timeout=10_000)
     expect(badge(page, "#job-summary")).to_have_text("running")
+    expect(page.locator("#log-live .live")).to_have_text("live")
     screenshot(page, "job-page-running")
     # New lines arrive and the status flips without a reload; then polling stops by itself.
     expect(page.locator("#log-lines")).to_contain_text("done", timeout=15_000)
     expect(badge(page, "#job-summary")).to_have_text("succeeded", timeout=15_000)
+    expect(page.locator("#log-live .live")).to_have_count(0)  # with the status, not later
     expect(page.locator("#log-lines li.err")).to_contain_text("oops")
     expect(page.locator("#job-summary")).to_contain_text("Exited with code 0")
     expect(page.locator("#log-poller")).to_have_count(0, timeout=10_000)
@@ -92,6 +94,7 @@ def test_a_job_printing_script_shows_text_and_runs_nothing(page, live_server, ow
     expect(page.locator("#log-lines")).to_contain_text("<script>alert(1)</script>", timeout=15_000)
     expect(page.locator("#log-lines")).to_contain_text("<img src=x onerror=alert(2)>")
     expect(badge(page, "#job-summary")).to_have_text("succeeded", timeout=15_000)
+    expect(page.locator("#log-live .live")).to_have_count(0)  # with the status, not later
     assert page.locator("#log-lines script, #log-lines img").count() == 0
     page.reload()
     expect(page.locator("#log-lines")).to_contain_text("<script>alert(1)</script>")
