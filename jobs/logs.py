@@ -663,7 +663,7 @@ class LogFollower(threading.Thread):
     else from the engine's logs endpoint; both give the same messages.
     """
 
-    FILE_BLOCK = 256 * 1024
+    FILE_BLOCK = 64 * 1024  # with QUEUE_CHUNKS: a follower holds at most ~8 MB of parsed lines
     FILE_POLL = 0.05  # seconds between reads at the end of a running container's log file
 
     def __init__(self, job_id: str, container_id: str, client_factory: Callable[[], object]):
