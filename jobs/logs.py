@@ -42,7 +42,9 @@ logger = logging.getLogger(__name__)
 FLUSH_INTERVAL = 0.25  # seconds: stored lines are at most this old (plus one INSERT)
 FLUSH_LINES = 5000  # also the largest batch offered to a log stream (its buffer: 10,000)
 FLUSH_BYTES = 2 * 1024 * 1024
-QUEUE_CHUNKS = 64  # parsed chunks between reader and writer (each from a read of <= 256 KiB)
+# Parsed chunks between a follower's reader and writer: each from a 64 KiB file read, or up to
+# 256 KiB of the endpoint's stream.
+QUEUE_CHUNKS = 64
 HEADER = 8
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
