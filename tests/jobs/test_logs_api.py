@@ -241,28 +241,7 @@ def test_200000_lines_of_a_real_job_read_back_forward_and_backward(
     # Every line through the API, 100 a page (Render's maximum), both ways: 4,000 requests.
     client = api(owner, workspace)
     window = (job.started_at - timedelta(seconds=1), job.finished_at + timedelta(seconds=1))
-    assert read_pages(client, workspace, job, *window, "forward") == texts
-    assert read_pages(client, workspace, job, *window, "backward") == texts[::-1]
-
-
-def read_pages(client, workspace, job, start, end, direction):
-    """Page through the window until ``hasMore`` is false; the messages in the order served."""
-    params = {
-        "ownerId": workspace.id,
-        "resource": job.id,
-        "startTime": start.isoformat(),
-        "endTime": end.isoformat(),
-        "direction": direction,
-        "limit": 100,
-    }
-    messages = []
-    while True:
-        body = client.get("/v1/logs", params).json()
-        messages += [e["message"] for e in body["logs"]]
-        if not body["hasMore"]:
-            return messages
-        assert len(body["logs"]) == 100
-        if direction == "forward":
-            params["startTime"] = body["nextStartTime"]
-        else:
-            params["endTime"] = body["nextEndTime"]
+    for direction, expected in (("forward", texts), ("backward", texts[::-1])):
+        got, requests = page_through(client, workspace, job, *window, direction)
+        assert got == expected
+        assert requests == 2_000  # every page full: 100 lines
