@@ -16,7 +16,7 @@ import statistics
 import sys
 import time
 
-from common import insert_jobs, percentile, with_own_database
+from common import bench_service, insert_jobs, percentile, with_own_database
 
 DB_NAME = "oneoff_bench_api"
 
@@ -47,22 +47,10 @@ def run(args) -> int:
 
     from config.api_base import encode_cursor
     from jobs.models import EnvSnapshot, Job
-    from services.models import ApiKey, Build, Membership, Plan, Role, Service, Workspace
+    from services.models import ApiKey
 
     call_command("migrate", verbosity=0)
-    from django.contrib.auth import get_user_model
-
-    user = get_user_model().objects.create_user("bench@example.test", "bench@example.test")
-    workspace = Workspace.objects.create(name="Bench")
-    Membership.objects.create(workspace=workspace, user=user, role=Role.ADMIN)
-    service = Service.objects.create(
-        workspace=workspace,
-        name="bench",
-        type="web_service",
-        plan=Plan.objects.get(id="plan-srv-006"),
-        image_ref="bench:1",
-    )
-    build = Build.objects.create(service=service, status="succeeded", image_id="sha256:" + "0" * 64)
+    workspace, service, build, user = bench_service(admin_email="bench@example.test")
     snapshot = EnvSnapshot.capture(service)
     _, secret = ApiKey.issue(user, workspace)
 

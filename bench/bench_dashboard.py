@@ -28,7 +28,7 @@ import sys
 import time
 import types
 
-from common import insert_jobs, percentile, with_own_database
+from common import bench_service, insert_jobs, percentile, with_own_database
 
 DB_NAME = "oneoff_bench_dash"
 TARGET_P95_MS = 50
@@ -92,22 +92,9 @@ def run(args) -> int:
     from django.urls import include, path
 
     from jobs.models import EnvSnapshot, Job, JobStatus
-    from services.models import Build, Membership, Plan, Role, Service, Workspace
 
     call_command("migrate", verbosity=0)
-    from django.contrib.auth import get_user_model
-
-    user = get_user_model().objects.create_user("bench@example.test", "bench@example.test")
-    workspace = Workspace.objects.create(name="Bench", log_retention_days=30)
-    Membership.objects.create(workspace=workspace, user=user, role=Role.ADMIN)
-    service = Service.objects.create(
-        workspace=workspace,
-        name="bench",
-        type="web_service",
-        plan=Plan.objects.get(id="plan-srv-006"),
-        image_ref="bench:1",
-    )
-    build = Build.objects.create(service=service, status="succeeded", image_id="sha256:" + "0" * 64)
+    _, service, build, user = bench_service(admin_email="bench@example.test", log_retention_days=30)
     snapshot = EnvSnapshot.capture(service)
 
     started = time.perf_counter()

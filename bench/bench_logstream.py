@@ -33,7 +33,7 @@ import time
 import uuid
 from pathlib import Path
 
-from common import ROOT, admin_sql, server_url, with_db
+from common import ROOT, admin_sql, bench_service, server_url, with_db
 
 DB_NAME = "oneoff_bench_logstream"
 BATCH = 5000  # the runner's FLUSH_LINES
@@ -172,13 +172,9 @@ def run(settings, counter, port, forward_lines, ingest_lines, rounds, *, quick) 
     from jobs.logs import FrameParser, LogWriter, StoredLine
     from jobs.models import EnvSnapshot, Job
     from services import logstreams
-    from services.models import Build, Plan, Service, Workspace, WorkspaceLogStream
+    from services.models import Plan, WorkspaceLogStream
 
-    workspace = Workspace.objects.create(name="Bench")
-    service = Service.objects.create(
-        workspace=workspace, name="bench-worker", type="background_worker", plan_id="plan-srv-006"
-    )
-    build = Build.objects.create(service=service, status="succeeded", image_id="sha256:" + "0" * 64)
+    workspace, service, build, _ = bench_service()
     snapshot = EnvSnapshot.capture(service)
     plan = Plan.objects.get(pk="plan-srv-006")
     stream = WorkspaceLogStream.objects.create(
@@ -300,7 +296,7 @@ def run_jobs(pki, counter, port, lines, rounds, *, quick) -> int:
     from config.celery import app
     from jobs.launch import create_job
     from jobs.models import Job
-    from services.models import Build, Plan, Service, Workspace, WorkspaceLogStream
+    from services.models import WorkspaceLogStream
 
     instance = f"bench-ls-{uuid.uuid4().hex[:8]}"
     var_dir = tempfile.mkdtemp(prefix="oneoff-bench-ls-")
@@ -315,17 +311,7 @@ def run_jobs(pki, counter, port, lines, rounds, *, quick) -> int:
     )
     app.conf.broker_url = os.environ["CELERY_BROKER_URL"]
     image = ensure_image()
-    workspace = Workspace.objects.create(name="Bench runner")
-    service = Service.objects.create(
-        workspace=workspace,
-        name="bench",
-        type="web_service",
-        plan=Plan.objects.get(pk="plan-srv-006"),
-    )
-    now = timezone.now()
-    Build.objects.create(
-        service=service, status="succeeded", image_id=image, started_at=now, finished_at=now
-    )
+    workspace, service, _, _ = bench_service(image, name="Bench runner")
     stream = WorkspaceLogStream.objects.create(workspace=workspace, endpoint=f"127.0.0.1:{port}")
     app.control.purge()
     worker = start_worker(var_dir)

@@ -311,25 +311,14 @@ def main() -> int:
     image = ensure_image()
     sys.path.insert(0, str(ROOT))
     import django
+    from common import bench_service
 
     django.setup()
-    from django.utils import timezone
 
     from config.celery import app
-    from services.models import Build, Plan, Service, Workspace
 
     app.control.purge()
-    workspace = Workspace.objects.create(name="bench")
-    service = Service.objects.create(
-        workspace=workspace,
-        name="bench",
-        type="web_service",
-        plan=Plan.objects.get(pk="plan-srv-006"),
-    )
-    now = timezone.now()
-    Build.objects.create(
-        service=service, status="succeeded", image_id=image, started_at=now, finished_at=now
-    )
+    _, service, _, _ = bench_service(image)
     missed = []
     if args.only in (None, "latency", "throughput"):
         worker = start_worker(env["ONEOFF_VAR_DIR"])

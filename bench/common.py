@@ -1,4 +1,5 @@
-"""What the benchmarks share: their own PostgreSQL database, percentiles, bulk-made jobs."""
+"""What the benchmarks share: their own PostgreSQL database, a service to run on, percentiles,
+bulk-made jobs."""
 
 import os
 import sys
@@ -44,6 +45,33 @@ def with_own_database(name: str, run):
 
         connections.close_all()
         admin_sql(server, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def bench_service(image_id: str = "sha256:" + "0" * 64, *, admin_email: str = "", **workspace):
+    """A workspace with one web service on plan-srv-006 and a succeeded build of ``image_id``;
+    with ``admin_email``, an admin user too. Returns (workspace, service, build, user or None)."""
+    from django.contrib.auth import get_user_model
+    from django.utils import timezone
+
+    from services.models import Build, Membership, Role, Service, Workspace
+
+    workspace_row = Workspace.objects.create(**{"name": "Bench", **workspace})
+    user = None
+    if admin_email:
+        user = get_user_model().objects.create_user(admin_email, admin_email)
+        Membership.objects.create(workspace=workspace_row, user=user, role=Role.ADMIN)
+    service = Service.objects.create(
+        workspace=workspace_row,
+        name="bench",
+        type="web_service",
+        plan_id="plan-srv-006",
+        image_ref="bench:1",
+    )
+    now = timezone.now()
+    build = Build.objects.create(
+        service=service, status="succeeded", image_id=image_id, started_at=now, finished_at=now
+    )
+    return workspace_row, service, build, user
 
 
 def percentile(values: list[float], pct: float) -> float:
