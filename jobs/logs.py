@@ -90,6 +90,16 @@ def parse_timestamp_ns(raw: bytes) -> int:
     return seconds * 1_000_000_000 + nanos
 
 
+def _cache_seconds(second: bytes) -> int:
+    """Epoch seconds of ``2026-11-29T12:17:29`` (UTC), remembered: the parsers look each line's
+    second up in ``_second_cache`` and call this only for a second they have not seen."""
+    seconds = parse_timestamp_ns(second + b"Z") // 1_000_000_000
+    if len(_second_cache) > 4096:
+        _second_cache.clear()
+    _second_cache[second] = seconds
+    return seconds
+
+
 class FrameParser:
     """Turns the bytes of a multiplexed log stream into ``(timestamp_ns, stream, payload)``."""
 
@@ -114,10 +124,7 @@ class FrameParser:
             if buf[start + 29 : start + 31] == b"Z " and buf[start + 19] == 46:  # "."
                 seconds = cache.get(buf[start : start + 19])
                 if seconds is None:
-                    seconds = parse_timestamp_ns(buf[start : start + 19] + b"Z") // 1_000_000_000
-                    if len(cache) > 4096:
-                        cache.clear()
-                    cache[buf[start : start + 19]] = seconds
+                    seconds = _cache_seconds(buf[start : start + 19])
                 ts = seconds * 1_000_000_000 + int(buf[start + 20 : start + 29])
                 append((ts, stream, buf[start + 31 : end]))
                 continue
@@ -181,10 +188,7 @@ class JsonFileParser:
                 key = line[-32:-13]
                 seconds = cache.get(key)
                 if seconds is None:
-                    seconds = parse_timestamp_ns(key + b"Z") // 1_000_000_000
-                    if len(cache) > 4096:
-                        cache.clear()
-                    cache[key] = seconds
+                    seconds = _cache_seconds(key)
                 ts = seconds * 1_000_000_000 + int(line[-12:-3])
                 append((ts, 2 if tail == stderr_tail else 1, payload))
                 continue
