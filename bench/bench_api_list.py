@@ -45,7 +45,7 @@ def run(args) -> int:
     from django.core.management import call_command
     from django.test import Client
 
-    from config.api_base import encode_cursor
+    from api.base import encode_cursor
     from jobs.models import EnvSnapshot, Job
     from services.models import ApiKey
 
@@ -94,7 +94,7 @@ def run(args) -> int:
     if args.explain:
         from django.db import connection
 
-        from jobs.api import list_jobs  # noqa: F401  (the queries below are the view's)
+        from api.routers.jobs import list_jobs  # noqa: F401  (the queries below are the view's)
 
         with connection.cursor() as cur:
             for label, qs in (

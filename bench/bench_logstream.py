@@ -158,7 +158,7 @@ def main() -> int:
             print("runner ingest: skipped (no docker CLI)")
     finally:
         receiver.terminate()
-        from services import logstreams
+        from logstreams import forward as logstreams
 
         logstreams.forwarder.shutdown(timeout=1.0)
         connections.close_all()
@@ -171,8 +171,9 @@ def run(settings, counter, port, forward_lines, ingest_lines, rounds, *, quick) 
 
     from jobs.logs import FrameParser, LogWriter, StoredLine
     from jobs.models import EnvSnapshot, Job
-    from services import logstreams
-    from services.models import Plan, WorkspaceLogStream
+    from logstreams import forward as logstreams
+    from logstreams.models import WorkspaceLogStream
+    from services.models import Plan
 
     workspace, service, build, _ = bench_service()
     snapshot = EnvSnapshot.capture(service)
@@ -296,7 +297,7 @@ def run_jobs(pki, counter, port, lines, rounds, *, quick) -> int:
     from config.celery import app
     from jobs.launch import create_job
     from jobs.models import Job
-    from services.models import WorkspaceLogStream
+    from logstreams.models import WorkspaceLogStream
 
     instance = f"bench-ls-{uuid.uuid4().hex[:8]}"
     var_dir = tempfile.mkdtemp(prefix="oneoff-bench-ls-")

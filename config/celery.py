@@ -35,7 +35,7 @@ class JobSupervisorStep(bootsteps.StartStopStep):
 app.steps["worker"].add(JobSupervisorStep)
 
 app.conf.beat_schedule = {
-    "heartbeat": {"task": "services.tasks.heartbeat", "schedule": 5.0},
+    "heartbeat": {"task": "jobs.tasks.heartbeat", "schedule": 5.0},
     # Re-enqueue pending jobs whose start message may be lost; end jobs of dead hosts.
     "sweep-jobs": {"task": "jobs.tasks.sweep", "schedule": 15.0},
     # Restart queued builds whose message may be lost; fail builds whose worker died.
@@ -43,7 +43,7 @@ app.conf.beat_schedule = {
     # Remove images of old builds (keeping BUILD_KEEP_IMAGES and any an unfinished job uses).
     "cleanup-images": {"task": "services.tasks.cleanup_images", "schedule": 600.0},
     # Purge job and build log lines older than their workspace's retention period.
-    "purge-logs": {"task": "services.tasks.purge_expired_logs", "schedule": 600.0},
+    "purge-logs": {"task": "jobs.tasks.purge_expired_logs", "schedule": 600.0},
     # Forget Idempotency-Key records after their 24 hours.
     "purge-idempotency-keys": {"task": "jobs.tasks.purge_idempotency_keys", "schedule": 3600.0},
 }

@@ -65,8 +65,13 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_htmx",
+    # Domain apps, each importing only those above it: services <- jobs <- logstreams.
     "services",
     "jobs",
+    "logstreams",
+    # The two faces over them.
+    "api",
+    "dashboard",
 ]
 
 MIDDLEWARE = [

@@ -4,7 +4,7 @@ import hashlib
 import hmac
 import json
 import math
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import models
@@ -174,6 +174,8 @@ class JobLogLine(models.Model):
 class IdempotencyKey(models.Model):
     """The first response to a create request carrying an Idempotency-Key header (kept 24 h)."""
 
+    KEEP = timedelta(hours=24)
+
     workspace = models.ForeignKey(Workspace, models.CASCADE, related_name="+")
     key = models.CharField(max_length=255)
     scope = models.CharField(max_length=200, help_text="The endpoint, e.g. a service's jobs.")
@@ -190,3 +192,24 @@ class IdempotencyKey(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+    @classmethod
+    def purge_expired(cls) -> int:
+        """Forget keys older than ``KEEP`` (beat calls this hourly)."""
+        deleted, _ = cls.objects.filter(created_at__lt=timezone.now() - cls.KEEP).delete()
+        return deleted
+
+
+class RunnerHost(models.Model):
+    """A host running a Celery worker with a Docker Engine. Heart-beats while alive."""
+
+    name = models.CharField(max_length=200, primary_key=True)
+    last_seen_at = models.DateTimeField()
+    docker_ok = models.BooleanField(default=False)
+    docker_error = models.TextField(blank=True)
+
+    class Meta:
+        db_table = "services_runnerhost"  # the table of its first home
+
+    def __str__(self) -> str:
+        return self.name

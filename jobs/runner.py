@@ -361,7 +361,7 @@ def sweep(batch: int = 100) -> dict:
     - running jobs whose runner host stopped heart-beating for JOB_HOST_TIMEOUT fail.
     """
     from jobs.launch import enqueue_start
-    from services.models import RunnerHost
+    from jobs.models import RunnerHost
 
     now = timezone.now()
     counts = {"requeued": 0, "timed_out": 0, "host_lost": 0}

@@ -4,7 +4,7 @@ It runs as a thread in the Celery worker's main process (a worker bootstep, see 
 so a job's life never hangs on one Celery task staying acknowledged. Every ``interval`` it lists the
 containers labelled ``oneoff.instance=<ONEOFF_INSTANCE>``, reads their jobs in one query, and:
 
-- keeps one log follower per running job (jobs/logs.py), which resumes from the job's cursor;
+- keeps one log follower per running job (jobs/logs/), which resumes from the job's cursor;
 - stops a container whose job was asked to cancel, or ran past JOB_MAX_RUNTIME
   (``docker stop``: SIGTERM, JOB_STOP_GRACE seconds, SIGKILL), in a thread of its own;
 - once a container exited and its follower stored everything, records the exit (a
@@ -35,8 +35,7 @@ from docker.errors import DockerException, NotFound
 
 from jobs import runner
 from jobs.logs import LogFollower
-from jobs.models import FINISHED, Job, JobStatus
-from services.models import RunnerHost
+from jobs.models import FINISHED, Job, JobStatus, RunnerHost
 
 logger = logging.getLogger(__name__)
 

@@ -1,9 +1,11 @@
-"""Thin Celery tasks; the logic lives in jobs/runner.py."""
+"""Thin Celery tasks; the logic lives in jobs/runner.py and jobs/logs/."""
 
 from celery import shared_task
+from django.conf import settings
+from django.utils import timezone
 
-from config import api_idempotency
 from jobs import runner
+from jobs.models import IdempotencyKey, RunnerHost
 
 
 @shared_task(bind=True, ignore_result=True, max_retries=None, acks_late=True)
@@ -23,6 +25,22 @@ def sweep() -> dict:
 
 
 @shared_task(ignore_result=True)
+def heartbeat() -> None:
+    """Record that this runner host's worker is alive (scheduled by beat)."""
+    RunnerHost.objects.update_or_create(
+        name=settings.RUNNER_HOST, defaults={"last_seen_at": timezone.now()}
+    )
+
+
+@shared_task(ignore_result=True)
+def purge_expired_logs() -> None:
+    """Delete job and build log lines older than their workspace's retention."""
+    from jobs.logs import retention
+
+    retention.purge_expired_logs()
+
+
+@shared_task(ignore_result=True)
 def purge_idempotency_keys() -> int:
     """Forget Idempotency-Key records older than 24 hours."""
-    return api_idempotency.purge_expired()
+    return IdempotencyKey.purge_expired()

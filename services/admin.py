@@ -8,9 +8,7 @@ from services.models import (
     Membership,
     Plan,
     Service,
-    ServiceLogStream,
     Workspace,
-    WorkspaceLogStream,
 )
 
 
@@ -95,17 +93,3 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False  # keys are shown once at creation: use the dashboard or createapikey
-
-
-@admin.register(WorkspaceLogStream)
-class WorkspaceLogStreamAdmin(admin.ModelAdmin):
-    # Tokens are secrets: set them on the dashboard's log stream page, never shown here.
-    list_display = ("workspace", "endpoint", "enabled", "dropped_lines", "last_delivered_at")
-    exclude = ("token",)
-    readonly_fields = ("dropped_lines", "last_error", "last_error_at", "last_delivered_at")
-
-
-@admin.register(ServiceLogStream)
-class ServiceLogStreamAdmin(admin.ModelAdmin):
-    list_display = ("service", "setting", "endpoint")
-    exclude = ("token",)

@@ -23,8 +23,8 @@ def staff_client(client, db):
         "/admin/services/service/",
         "/admin/services/service/add/",
         "/admin/jobs/job/",
-        "/admin/services/workspacelogstream/",
-        "/admin/services/servicelogstream/",
+        "/admin/logstreams/workspacelogstream/",
+        "/admin/logstreams/servicelogstream/",
     ],
 )
 def test_admin_pages_load(staff_client, url):

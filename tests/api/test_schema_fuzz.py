@@ -20,7 +20,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from config.api import api
+from api.api import api
 from config.wsgi import application
 from services.models import ApiKey
 

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from services import builder
+from services import builds
 from services.models import BuildStatus
 from tests.builds.conftest import BASE, Background, wait_for
 
@@ -25,9 +25,9 @@ def containers_running(docker_client, marker: str) -> list:
 
 
 def test_cancel_a_queued_build_at_once(service, owner):
-    build = builder.request_build(service)
+    build = builds.request_build(service)
 
-    build = builder.cancel_build(build, user=owner)
+    build = builds.cancel_build(build, user=owner)
 
     assert build.status == BuildStatus.CANCELED
     assert build.reason == "Canceled by alice@acme.test."
@@ -36,30 +36,30 @@ def test_cancel_a_queued_build_at_once(service, owner):
         "==> Canceled by alice@acme.test."
     ]
     # Its task, when it arrives, does nothing.
-    assert builder.run_build(build.id).status == BuildStatus.CANCELED
+    assert builds.run_build(build.id).status == BuildStatus.CANCELED
     # Canceling again returns it unchanged.
-    assert builder.cancel_build(build).status == BuildStatus.CANCELED
+    assert builds.cancel_build(build).status == BuildStatus.CANCELED
 
 
 def test_cancel_refuses_a_finished_build(service, make_build):
     for status in (BuildStatus.SUCCEEDED, BuildStatus.FAILED):
         build = make_build(service, status=status)
-        with pytest.raises(builder.CancelRefused, match=f"has already {status}"):
-            builder.cancel_build(build)
+        with pytest.raises(builds.CancelRefused, match=f"has already {status}"):
+            builds.cancel_build(build)
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_cancel_a_running_build(repo_service, docker_client, owner):
     marker = f"cancel-{time.monotonic_ns()}"
     service = repo_service({"Dockerfile": slow_dockerfile(marker)})
-    build = builder.request_build(service)
-    runner = Background(builder.run_build, build.id, client=docker_client)
+    build = builds.request_build(service)
+    runner = Background(builds.run_build, build.id, client=docker_client)
     runner.start()
     wait_for(lambda: build.log_lines.filter(text=f"started-{marker}").exists())
     assert containers_running(docker_client, marker)
 
     started = time.monotonic()
-    assert builder.cancel_build(build, user=owner).status == BuildStatus.BUILDING
+    assert builds.cancel_build(build, user=owner).status == BuildStatus.BUILDING
     build = runner.finish(timeout=15)
 
     assert time.monotonic() - started < 5
@@ -79,7 +79,7 @@ def test_a_build_that_runs_too_long_fails(repo_service, docker_client, settings)
     marker = f"timeout-{time.monotonic_ns()}"
     service = repo_service({"Dockerfile": slow_dockerfile(marker)})
 
-    build = builder.run_build(builder.request_build(service).id, client=docker_client)
+    build = builds.run_build(builds.request_build(service).id, client=docker_client)
 
     assert build.status == BuildStatus.FAILED
     assert build.reason == "the build did not finish within 2 seconds (BUILD_TIMEOUT)"
@@ -90,14 +90,14 @@ def test_a_build_that_runs_too_long_fails(repo_service, docker_client, settings)
 def test_builds_of_one_service_run_one_at_a_time_in_order(repo_service, docker_client):
     marker = f"order-{time.monotonic_ns()}"
     service = repo_service({"Dockerfile": slow_dockerfile(marker, seconds=2)})
-    first = builder.request_build(service)
-    second = builder.request_build(service)
-    runner = Background(builder.run_build, first.id, client=docker_client)
+    first = builds.request_build(service)
+    second = builds.request_build(service)
+    runner = Background(builds.run_build, first.id, client=docker_client)
     runner.start()
     wait_for(lambda: first.log_lines.filter(text=f"started-{marker}").exists())
 
     # The second build's task arrives while the first runs: it waits (stays queued).
-    assert builder.run_build(second.id, client=docker_client).status == BuildStatus.QUEUED
+    assert builds.run_build(second.id, client=docker_client).status == BuildStatus.QUEUED
 
     runner.finish()
     first.refresh_from_db()
@@ -112,11 +112,11 @@ def test_builds_of_one_service_run_one_at_a_time_in_order(repo_service, docker_c
 def test_the_oldest_queued_build_runs_first(service, busybox_image, docker_client):
     service.image_ref = "oneoff-test/busybox:latest"
     service.save()
-    first = builder.request_build(service)
-    second = builder.request_build(service)
+    first = builds.request_build(service)
+    second = builds.request_build(service)
 
     # Whichever task arrives first, the builds run in the order they were requested.
-    builder.run_build(second.id, client=docker_client)
+    builds.run_build(second.id, client=docker_client)
 
     first.refresh_from_db()
     second.refresh_from_db()
@@ -133,8 +133,8 @@ def test_cancel_while_git_clones_kills_git(service, owner):
     listener.settimeout(10)
     service.repo_url = f"git://127.0.0.1:{listener.getsockname()[1]}/acme/app.git"
     service.save()
-    build = builder.request_build(service)
-    runner = Background(builder.run_build, build.id)
+    build = builds.request_build(service)
+    runner = Background(builds.run_build, build.id)
     try:
         runner.start()
         connection, _ = listener.accept()
@@ -142,7 +142,7 @@ def test_cancel_while_git_clones_kills_git(service, owner):
         assert connection.recv(1024)  # git's request
 
         started = time.monotonic()
-        builder.cancel_build(build, user=owner)
+        builds.cancel_build(build, user=owner)
         build = runner.finish(timeout=15)
 
         assert time.monotonic() - started < 5

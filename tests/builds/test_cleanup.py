@@ -6,7 +6,7 @@ from django.utils import timezone
 
 from jobs.launch import create_job
 from jobs.models import Job, JobStatus
-from services import builder
+from services import builds
 from services.models import Build, BuildStatus
 from tests.builds.conftest import BASE
 
@@ -20,12 +20,12 @@ def has_tag(docker_client, tag: str) -> bool:
 def image_builds(service, docker_client, count: int) -> list[Build]:
     service.image_ref = BASE
     service.save()
-    builds = []
+    made = []
     for _ in range(count):
-        build = builder.run_build(builder.request_build(service).id, client=docker_client)
+        build = builds.run_build(builds.request_build(service).id, client=docker_client)
         assert build.status == BuildStatus.SUCCEEDED, build.reason
-        builds.append(build)
-    return builds
+        made.append(build)
+    return made
 
 
 def test_it_keeps_the_latest_builds_and_those_unfinished_jobs_use(
@@ -36,12 +36,12 @@ def test_it_keeps_the_latest_builds_and_those_unfinished_jobs_use(
     assert job.build == oldest
     middle, newer, newest = image_builds(service, docker_client, 3)
     (other,) = image_builds(make_service(name="other"), docker_client, 1)
-    failed = builder.run_build(
-        builder.request_build(service, image_ref="127.0.0.1:9/none:1").id, client=docker_client
+    failed = builds.run_build(
+        builds.request_build(service, image_ref="127.0.0.1:9/none:1").id, client=docker_client
     )
     assert failed.status == BuildStatus.FAILED
 
-    removed = builder.cleanup_images(client=docker_client, keep=2)
+    removed = builds.cleanup_images(client=docker_client, keep=2)
 
     assert removed == [middle.image_tag]
     assert not has_tag(docker_client, middle.image_tag)
@@ -54,17 +54,17 @@ def test_it_keeps_the_latest_builds_and_those_unfinished_jobs_use(
 
     # Once the job is finished its build's image can go too; a second run is a no-op.
     Job.objects.filter(pk=job.pk).update(status=JobStatus.SUCCEEDED, finished_at=timezone.now())
-    assert builder.cleanup_images(client=docker_client, keep=2) == [oldest.image_tag]
-    assert builder.cleanup_images(client=docker_client, keep=2) == []
+    assert builds.cleanup_images(client=docker_client, keep=2) == [oldest.image_tag]
+    assert builds.cleanup_images(client=docker_client, keep=2) == []
 
 
 def test_it_deletes_old_built_images_and_skips_one_a_container_uses(repo_service, docker_client):
     service = repo_service({"Dockerfile": f"FROM {BASE}\nCOPY v /v\n", "v": "1"})
-    first = builder.run_build(builder.request_build(service).id, client=docker_client)
+    first = builds.run_build(builds.request_build(service).id, client=docker_client)
     service.repo.commit({"v": "2"}, "Two")
-    second = builder.run_build(builder.request_build(service).id, client=docker_client)
+    second = builds.run_build(builds.request_build(service).id, client=docker_client)
     service.repo.commit({"v": "3"}, "Three")
-    third = builder.run_build(builder.request_build(service).id, client=docker_client)
+    third = builds.run_build(builds.request_build(service).id, client=docker_client)
     assert {first.status, second.status, third.status} == {BuildStatus.SUCCEEDED}
     assert len({first.image_id, second.image_id, third.image_id}) == 3
     # A stopped container still holds the second build's image.
@@ -72,7 +72,7 @@ def test_it_deletes_old_built_images_and_skips_one_a_container_uses(repo_service
         second.image_id, "true", network_mode="none", labels={"oneoff.test": "builds"}
     )
     try:
-        assert builder.cleanup_images(client=docker_client, keep=1) == [first.image_tag]
+        assert builds.cleanup_images(client=docker_client, keep=1) == [first.image_tag]
         with pytest.raises(docker.errors.ImageNotFound):
             docker_client.images.get(first.image_id)  # the image itself is gone
         assert docker_client.images.get(second.image_id)
@@ -81,12 +81,12 @@ def test_it_deletes_old_built_images_and_skips_one_a_container_uses(repo_service
     finally:
         holder.remove(force=True)
 
-    assert builder.cleanup_images(client=docker_client, keep=1) == [second.image_tag]
+    assert builds.cleanup_images(client=docker_client, keep=1) == [second.image_tag]
     assert has_tag(docker_client, third.image_tag)
 
 
 def test_it_never_removes_the_latest_successful_build(service, busybox_image, docker_client):
     (only,) = image_builds(service, docker_client, 1)
 
-    assert builder.cleanup_images(client=docker_client, keep=0) == []
+    assert builds.cleanup_images(client=docker_client, keep=0) == []
     assert has_tag(docker_client, only.image_tag)

@@ -8,7 +8,7 @@ import time
 import docker
 import pytest
 
-from services import builder
+from services import builds
 from services.models import BuildStatus
 
 pytestmark = pytest.mark.docker
@@ -17,9 +17,9 @@ pytestmark = pytest.mark.docker
 def test_it_resolves_the_reference_to_the_image_id(service, busybox_image, docker_client):
     service.image_ref = "oneoff-test/busybox:latest"
     service.save()
-    build = builder.request_build(service)
+    build = builds.request_build(service)
 
-    build = builder.run_build(build.id, client=docker_client)
+    build = builds.run_build(build.id, client=docker_client)
 
     assert build.status == BuildStatus.SUCCEEDED
     assert build.image_id == busybox_image
@@ -45,8 +45,8 @@ def test_a_later_retag_does_not_change_the_artifact(
         rm=True,
     )[0]
     try:
-        build = builder.run_build(
-            builder.request_build(service, image_ref=ref).id, client=docker_client
+        build = builds.run_build(
+            builds.request_build(service, image_ref=ref).id, client=docker_client
         )
         assert build.status == BuildStatus.SUCCEEDED
         assert build.image_id == busybox_image
@@ -70,9 +70,7 @@ def test_an_image_that_does_not_exist_fails_fast_with_a_reason(service, docker_c
     ref = "127.0.0.1:9/oneoff-test/no-such-image:1"
     started = time.monotonic()
 
-    build = builder.run_build(
-        builder.request_build(service, image_ref=ref).id, client=docker_client
-    )
+    build = builds.run_build(builds.request_build(service, image_ref=ref).id, client=docker_client)
 
     assert time.monotonic() - started < 15
     assert build.status == BuildStatus.FAILED
@@ -98,8 +96,8 @@ def test_a_pull_that_hangs_times_out(service, docker_client, settings):
     ref = f"127.0.0.1:{port}/oneoff-test/hangs:1"
     try:
         started = time.monotonic()
-        build = builder.run_build(
-            builder.request_build(service, image_ref=ref).id, client=docker_client
+        build = builds.run_build(
+            builds.request_build(service, image_ref=ref).id, client=docker_client
         )
         assert time.monotonic() - started < 10
     finally:
@@ -109,8 +107,8 @@ def test_a_pull_that_hangs_times_out(service, docker_client, settings):
 
 
 def test_an_invalid_reference_fails_with_a_reason(service, docker_client):
-    build = builder.run_build(
-        builder.request_build(service, image_ref="Not A Valid:Ref").id, client=docker_client
+    build = builds.run_build(
+        builds.request_build(service, image_ref="Not A Valid:Ref").id, client=docker_client
     )
 
     assert build.status == BuildStatus.FAILED
@@ -118,7 +116,7 @@ def test_an_invalid_reference_fails_with_a_reason(service, docker_client):
 
 
 def test_a_service_without_a_source_fails_with_a_reason(service, docker_client):
-    build = builder.run_build(builder.request_build(service).id, client=docker_client)
+    build = builds.run_build(builds.request_build(service).id, client=docker_client)
 
     assert build.status == BuildStatus.FAILED
     assert build.reason == "the service has no build source: set an image or a git repository"

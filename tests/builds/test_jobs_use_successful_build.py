@@ -3,7 +3,7 @@
 import pytest
 
 from jobs.launch import create_job
-from services import builder
+from services import builds
 from services.models import BuildStatus
 from tests.builds.conftest import BASE, Background, wait_for
 
@@ -20,14 +20,14 @@ def output_of(docker_client, image_id: str) -> str:
 
 def test_a_failed_newer_build_leaves_jobs_on_the_older_successful_one(repo_service, docker_client):
     service = repo_service({"Dockerfile": GOOD, "version.txt": "good\n"})
-    good = builder.run_build(builder.request_build(service).id, client=docker_client)
+    good = builds.run_build(builds.request_build(service).id, client=docker_client)
     assert good.status == BuildStatus.SUCCEEDED, good.reason
     service.repo.commit(
         {"Dockerfile": GOOD + "RUN exit 1\n", "version.txt": "broken\n"}, "Break the build"
     )
-    bad = builder.run_build(builder.request_build(service).id, client=docker_client)
+    bad = builds.run_build(builds.request_build(service).id, client=docker_client)
     assert bad.status == BuildStatus.FAILED
-    canceled = builder.cancel_build(builder.request_build(service))
+    canceled = builds.cancel_build(builds.request_build(service))
     assert canceled.status == BuildStatus.CANCELED
 
     job = create_job(service, "cat /version.txt")
@@ -41,13 +41,13 @@ def test_a_job_created_while_a_build_runs_uses_the_previous_successful_build(
     repo_service, docker_client
 ):
     service = repo_service({"Dockerfile": GOOD, "version.txt": "one\n"})
-    first = builder.run_build(builder.request_build(service).id, client=docker_client)
+    first = builds.run_build(builds.request_build(service).id, client=docker_client)
     assert first.status == BuildStatus.SUCCEEDED, first.reason
     service.repo.commit(
         {"Dockerfile": GOOD + "RUN echo slow-step && sleep 2\n", "version.txt": "two\n"}, "Two"
     )
-    second = builder.request_build(service)
-    runner = Background(builder.run_build, second.id, client=docker_client)
+    second = builds.request_build(service)
+    runner = Background(builds.run_build, second.id, client=docker_client)
     runner.start()
     wait_for(lambda: second.log_lines.filter(text="slow-step").exists())
 

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from services import builder
+from services import builds
 from services.models import BuildStatus
 from tests.builds.conftest import BASE, Background, wait_for
 
@@ -14,7 +14,7 @@ DOCKERFILE = f'FROM {BASE}\nCOPY version.txt /version.txt\nCMD ["cat", "/version
 
 
 def run(service, docker_client, **request):
-    return builder.run_build(builder.request_build(service, **request).id, client=docker_client)
+    return builds.run_build(builds.request_build(service, **request).id, client=docker_client)
 
 
 def output_of(docker_client, image_id: str) -> str:
@@ -89,8 +89,8 @@ def test_it_stores_log_lines_while_the_build_runs(repo_service, docker_client):
             "RUN echo first-line-of-output && sleep 2 && echo last-line-of-output\n",
         }
     )
-    build = builder.request_build(service)
-    runner = Background(builder.run_build, build.id, client=docker_client)
+    build = builds.request_build(service)
+    runner = Background(builds.run_build, build.id, client=docker_client)
     runner.start()
 
     wait_for(lambda: build.log_lines.filter(text="first-line-of-output").exists())

@@ -5,14 +5,14 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from services import builder
+from services import builds
 from services.models import Build, BuildStatus
 
 
 @pytest.fixture
 def sent(monkeypatch):
     calls = []
-    monkeypatch.setattr(builder, "enqueue_build", calls.append)
+    monkeypatch.setattr(builds, "enqueue_build", calls.append)
     return calls
 
 
@@ -25,7 +25,7 @@ def test_it_fails_a_build_whose_worker_stopped(service, make_service, sent):
         service=make_service(name="alive"), status=BuildStatus.BUILDING, heartbeat_at=now
     )
 
-    assert builder.sweep_builds(now=now) == {"failed": 1, "resent": 0}
+    assert builds.sweep_builds(now=now) == {"failed": 1, "resent": 0}
 
     dead.refresh_from_db()
     alive.refresh_from_db()
@@ -45,5 +45,5 @@ def test_it_resends_the_oldest_lost_queued_build_per_service(service, make_servi
     Build.objects.create(service=busy, status=BuildStatus.BUILDING, heartbeat_at=now)
     Build.objects.create(service=busy, created_at=old)
 
-    assert builder.sweep_builds(now=now) == {"failed": 0, "resent": 1}
+    assert builds.sweep_builds(now=now) == {"failed": 0, "resent": 1}
     assert sent == [first.id]

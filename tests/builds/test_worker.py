@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from config.celery import app
-from services import builder
+from services import builds
 from services.models import Build, BuildStatus
 from tests.builds.conftest import BASE, wait_for
 from tests.conftest import missing_part
@@ -71,7 +71,7 @@ def test_a_requested_build_runs_on_a_celery_worker(service, busybox_image, worke
     service.image_ref = BASE
     service.save()
     with transaction.atomic():
-        build = builder.request_build(service)  # sends run_build once this commits
+        build = builds.request_build(service)  # sends run_build once this commits
 
     def finished():
         build.refresh_from_db()

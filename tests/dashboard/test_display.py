@@ -1,7 +1,7 @@
 from decimal import Decimal
 from types import SimpleNamespace
 
-from jobs.templatetags.dashboard import highlight, human_seconds, money, reason_text
+from dashboard.templatetags.dashboard import highlight, human_seconds, money, reason_text
 
 
 def job(status="failed", reason=None, memory=512, **extra):

@@ -2,7 +2,7 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from jobs.forms import LOG_PAGE
+from dashboard.forms.jobs import LOG_PAGE
 from jobs.models import JobStatus
 from tests.dashboard.conftest import add_lines, htmx
 

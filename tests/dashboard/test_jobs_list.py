@@ -2,7 +2,7 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from jobs.forms import PAGE_SIZE
+from dashboard.forms.jobs import PAGE_SIZE
 from jobs.models import Job, JobStatus
 from tests.dashboard.conftest import htmx
 

@@ -1,7 +1,7 @@
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 
-from jobs import views
+from dashboard.views import jobs as views
 from tests.dashboard.conftest import add_lines
 
 

@@ -1,4 +1,4 @@
-"""Log parsing, cleaning and batch storage (jobs/logs.py), on the real database."""
+"""Log parsing, cleaning and batch storage (jobs/logs/), on the real database."""
 
 import struct
 

@@ -54,8 +54,7 @@ def test_the_sweep_fails_running_jobs_of_a_silent_host(job_service, settings):
 
     from django.utils import timezone
 
-    from jobs.models import Job
-    from services.models import RunnerHost
+    from jobs.models import Job, RunnerHost
 
     settings.JOB_HOST_TIMEOUT = 60
     long_ago = timezone.now() - timedelta(minutes=10)

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from services import logstreams
+from logstreams import forward as logstreams
 from tests.jobs.conftest import (  # noqa: F401  (the runner's fixtures, for test_live)
     busybox_build,
     job_service,

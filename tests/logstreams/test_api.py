@@ -3,7 +3,8 @@
 import pytest
 from django.core.cache import cache
 
-from services.models import ApiKey, ServiceLogStream, WorkspaceLogStream
+from logstreams.models import ServiceLogStream, WorkspaceLogStream
+from services.models import ApiKey
 from tests.api.conftest import ApiClient, assert_error
 
 

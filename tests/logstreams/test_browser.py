@@ -6,7 +6,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from services.models import ServiceLogStream, WorkspaceLogStream
+from logstreams.models import ServiceLogStream, WorkspaceLogStream
 from tests.e2e.conftest import (  # noqa: F401 - the browser fixtures
     fast_passwords,
     page,

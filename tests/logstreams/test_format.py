@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 import pytest
 
 from jobs.logs import StoredLine
-from services import logstreams
+from logstreams import forward as logstreams
 from tests.logstreams.conftest import Line, parse_rfc5424
 
 

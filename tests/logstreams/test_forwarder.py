@@ -5,8 +5,8 @@ import time
 
 import pytest
 
-from services import logstreams
-from services.models import ServiceLogStream, WorkspaceLogStream
+from logstreams import forward as logstreams
+from logstreams.models import ServiceLogStream, WorkspaceLogStream
 from tests.logstreams.conftest import Receiver, lines
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)

@@ -8,7 +8,7 @@ import pytest
 
 from jobs.launch import create_job
 from jobs.models import JobStatus
-from services.models import ServiceLogStream, WorkspaceLogStream
+from logstreams.models import ServiceLogStream, WorkspaceLogStream
 from tests.jobs.conftest import wait_finished, wait_for
 from tests.logstreams.conftest import Receiver, make_pki
 

@@ -1,4 +1,4 @@
-"""Purging expired job and build log lines (services.retention), on the real database."""
+"""Purging expired job and build log lines (jobs.logs.retention), on the real database."""
 
 import threading
 import time
@@ -8,9 +8,8 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from jobs.logs import LogWriter, StoredLine, insert_lines
+from jobs.logs import LogWriter, StoredLine, insert_lines, retention
 from jobs.models import Job, JobLogLine
-from services import retention
 from services.models import Build, BuildLogLine
 from tests.conftest import missing_part
 
@@ -185,7 +184,7 @@ def test_purge_is_safe_while_a_job_writes(settings, make_service, make_job):
 
 def test_the_beat_task_purges(workspace, make_service, make_job):
     from config.celery import app
-    from services.tasks import purge_expired_logs
+    from jobs.tasks import purge_expired_logs
 
     now = timezone.now()
     job = make_job(make_service(), status="succeeded", created_at=now - timedelta(days=8))

@@ -2,7 +2,7 @@
 
 import pytest
 
-from services.models import ServiceLogStream, WorkspaceLogStream
+from logstreams.models import ServiceLogStream, WorkspaceLogStream
 from tests.logstreams.conftest import Receiver
 
 HTMX = {"HX-Request": "true"}

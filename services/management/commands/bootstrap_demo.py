@@ -10,7 +10,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
-from services import builder
+from services import builds
 from services.models import BuildStatus, Membership, Plan, Role, Service, Workspace
 
 DEMO_EMAIL = "admin@example.com"
@@ -137,9 +137,10 @@ class Command(BaseCommand):
         problem = ensure_base_image()
         if problem:
             self.stderr.write(f"oneoff: the example service cannot be built yet: {problem}")
-        builds = service.builds.all()
+        service_builds = service.builds.all()
         latest = service.latest_successful_build()
-        pending = builds.filter(status__in=(BuildStatus.QUEUED, BuildStatus.BUILDING)).first()
+        unfinished = (BuildStatus.QUEUED, BuildStatus.BUILDING)
+        pending = service_builds.filter(status__in=unfinished).first()
         if pending is not None:
             build = pending
         elif latest is not None and latest.commit_id == head:
@@ -149,9 +150,9 @@ class Command(BaseCommand):
             )
             return
         else:
-            build = builder.request_build(service, user=user)
+            build = builds.request_build(service, user=user)
         if build_now:
-            build = builder.run_build(build.id)
+            build = builds.run_build(build.id)
             self.stdout.write(
                 f"Example service {service.name} ({service.id}): build {build.id} {build.status}"
                 + (f": {build.reason}" if build.reason else "")

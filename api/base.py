@@ -2,9 +2,9 @@
 
 How a router builds on this module
 ----------------------------------
-Import from here (``from config.api_base import ApiError, require_write, ...``), not from
-``config.api``: that module imports the routers, so importing it from a router is circular.
-Every operation of every router added in ``config.api`` sits behind ``ApiKeyAuth`` (set on the
+Import from here (``from api.base import ApiError, require_write, ...``), not from
+``api.api``: that module imports the routers, so importing it from a router is circular.
+Every operation of every router added in ``api.api`` sits behind ``ApiKeyAuth`` (set on the
 NinjaAPI itself), so a router needs nothing to get authentication, roles, rate limits and the
 ``{"id", "message"}`` error bodies. Inside a view:
 

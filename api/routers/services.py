@@ -9,7 +9,7 @@ from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from ninja import Query, Router, Status
 
-from config.api_base import (
+from api.base import (
     ApiError,
     Page,
     aware,
@@ -26,9 +26,7 @@ from config.api_base import (
     unb64,
     workspace_services,
 )
-from services.builder import CancelRefused, cancel_build, request_build
-from services.models import Build, EnvVar, Role, Service
-from services.schemas import (
+from api.schemas.services import (
     BuildCreateIn,
     BuildOut,
     BuildWithCursor,
@@ -52,6 +50,8 @@ from services.schemas import (
     plan_choices,
     service_dict,
 )
+from services.builds import CancelRefused, cancel_build, request_build
+from services.models import Build, EnvVar, Role, Service
 
 owners_router = Router(tags=["Workspaces"])
 router = Router(tags=["Services"])

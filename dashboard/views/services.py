@@ -8,12 +8,12 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from jobs.forms import LOG_PAGE, LogQueryForm
+from dashboard.access import ADMIN, WRITE, get_build, get_service, get_workspace, signed_in
+from dashboard.forms.jobs import LOG_PAGE, LogQueryForm
+from dashboard.forms.services import ApiKeyForm, EnvVarForm, MonthForm
 from jobs.models import Job
-from services import builder
-from services.access import ADMIN, WRITE, get_build, get_service, get_workspace, signed_in
-from services.builder import request_build
-from services.forms import ApiKeyForm, EnvVarForm, MonthForm
+from services import builds
+from services.builds import request_build
 from services.models import ApiKey, Build, BuildLogLine, EnvVar, Membership, Workspace
 
 SESSION_WORKSPACE = "workspace"
@@ -167,8 +167,8 @@ def cancel_build(request, service_id: str, build_id: str):
     service, _ = get_service(request.user, service_id, WRITE)
     build = get_build(request.user, service, build_id)
     try:
-        builder.cancel_build(build, user=request.user)
-    except builder.CancelRefused as error:
+        builds.cancel_build(build, user=request.user)
+    except builds.CancelRefused as error:
         return HttpResponseBadRequest(str(error), content_type="text/plain")
     if _partial(request):
         return HttpResponseClientRedirect(reverse("build", args=[service.id, build.id]))

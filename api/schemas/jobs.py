@@ -7,10 +7,10 @@ from datetime import datetime
 
 from ninja import Field, Schema
 
-from config.api_base import Page, isoformat
+from api.base import Page, isoformat
 from jobs.launch import MAX_COMMAND_BYTES
+from jobs.logs.retention import logs_expire_at
 from jobs.models import Job, JobStatus
-from services.retention import logs_expire_at
 
 STATUSES = [s.value for s in JobStatus]
 _ONE = "(" + "|".join(STATUSES) + ")"

@@ -1,7 +1,7 @@
 """The /v1 API (Render-compatible): one NinjaAPI with every router, at /v1/ (OpenAPI at
 /v1/openapi.json).
 
-Routers build on ``config.api_base`` (read its docstring): ``request.auth`` is the ApiKey (with
+Routers build on ``api.base`` (read its docstring): ``request.auth`` is the ApiKey (with
 ``.workspace``, ``.user``, ``.read_only``, ``.role``), ``require_write`` / ``require_admin`` raise
 403s, ``ApiError(status, id, message)`` answers ``{"id", "message"}``, ``get_service`` /
 ``get_job`` / ``get_build`` are the workspace-scoped lookups (404 for missing or foreign), and
@@ -11,7 +11,7 @@ are applied here, at the API level, so every router gets them without asking.
 
 from ninja import Router
 
-from config.api_base import (  # noqa: F401  (re-exported for convenience outside routers)
+from api.base import (  # noqa: F401  (re-exported for convenience outside routers)
     ApiError,
     ApiKeyAuth,
     OneoffApi,
@@ -24,11 +24,11 @@ from config.api_base import (  # noqa: F401  (re-exported for convenience outsid
     require_admin,
     require_write,
 )
-from jobs.api import router as jobs_router
-from jobs.logs_api import router as logs_router
-from services.api import owners_router
-from services.api import router as services_router
-from services.logstreams_api import router as logstreams_router
+from api.routers.jobs import router as jobs_router
+from api.routers.logs import router as logs_router
+from api.routers.logstreams import router as logstreams_router
+from api.routers.services import owners_router
+from api.routers.services import router as services_router
 
 api = OneoffApi(
     title="Oneoff API",

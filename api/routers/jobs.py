@@ -3,7 +3,7 @@
 from django.http import HttpRequest
 from ninja import Query, Router, Status
 
-from config.api_base import (
+from api.base import (
     ApiError,
     ApiKeyAuth,
     aware,
@@ -14,10 +14,10 @@ from config.api_base import (
     paginate,
     require_write,
 )
-from config.api_idempotency import idempotent
+from api.idempotency import idempotent
+from api.schemas.jobs import JobCreateIn, JobListQuery, JobOut, JobWithCursor, job_dict
 from jobs.launch import CancelRefused, LaunchError, cancel_job, create_job
 from jobs.models import Job
-from jobs.schemas import JobCreateIn, JobListQuery, JobOut, JobWithCursor, job_dict
 
 router = Router(tags=["One-Off Jobs"])
 

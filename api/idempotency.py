@@ -16,11 +16,11 @@ from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
-from config.api_base import ApiError, bad_request
+from api.base import ApiError, bad_request
 from jobs.models import IdempotencyKey
 
 HEADER = "Idempotency-Key"
-KEEP = timedelta(hours=24)
+KEEP = IdempotencyKey.KEEP
 # A row without a response this old belongs to a request that died mid-way: take it over.
 ABANDONED = timedelta(seconds=60)
 WAIT_SECONDS = 15.0
@@ -97,9 +97,3 @@ def _run_and_store(workspace, scope: str, key: str, run) -> tuple[int, dict]:
         rows.filter(status_code__isnull=True).delete()
         raise
     return status, data
-
-
-def purge_expired() -> int:
-    """Delete keys older than 24 h (call from a periodic task)."""
-    deleted, _ = IdempotencyKey.objects.filter(created_at__lt=timezone.now() - KEEP).delete()
-    return deleted

@@ -11,11 +11,12 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
-from services import logstreams
-from services.access import ADMIN, get_workspace
-from services.logstream_forms import ServiceStreamForm, StreamForm
-from services.models import Service, ServiceLogStream, Workspace
-from services.views import SESSION_WORKSPACE, page_context
+from dashboard.access import ADMIN, get_workspace
+from dashboard.forms.logstreams import ServiceStreamForm, StreamForm
+from dashboard.views.services import SESSION_WORKSPACE, page_context
+from logstreams import forward as logstreams
+from logstreams.models import ServiceLogStream
+from services.models import Service, Workspace
 
 TEMPLATE = "logstreams/settings.html"
 

@@ -1,9 +1,9 @@
-"""Forms of the log stream settings page; the rules themselves are in services.logstreams."""
+"""Forms of the log stream settings page; the rules themselves are in logstreams.forward."""
 
 from django import forms
 
-from services import logstreams
-from services.models import StreamSetting
+from logstreams import forward as logstreams
+from logstreams.models import StreamSetting
 
 
 def _endpoint(value: str) -> str:

@@ -8,7 +8,7 @@ from typing import Literal
 from django.conf import settings
 from ninja import Field, Schema
 
-from config.api_base import Page, isoformat
+from api.base import Page, isoformat
 from services.models import Build, Plan, Service, ServiceType, Workspace
 
 SERVICE_TYPES = [t.value for t in ServiceType]

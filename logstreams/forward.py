@@ -42,7 +42,8 @@ from django.db.models import F
 from django.utils import timezone
 
 from jobs.models import Job
-from services.models import Service, ServiceLogStream, StreamSetting, WorkspaceLogStream
+from logstreams.models import ServiceLogStream, StreamSetting, WorkspaceLogStream
+from services.models import Service
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Log stream settings, Render's paths and shapes: ``/v1/logs/streams/owner/{ownerId}`` (the
 workspace's default destination) and ``/v1/logs/streams/resource/{resourceId}`` (a service's
-override). Rules and shapes live in ``services.logstreams``; reading needs any key of the
+override). Rules and shapes live in ``logstreams.forward``; reading needs any key of the
 workspace, changing needs an admin's read-write key. Tokens are write-only."""
 
 from typing import Literal
@@ -8,7 +8,7 @@ from typing import Literal
 from django.http import HttpRequest
 from ninja import Field, Router, Schema
 
-from config.api_base import (
+from api.base import (
     ApiError,
     bad_request,
     empty_response,
@@ -17,7 +17,7 @@ from config.api_base import (
     not_found,
     require_admin,
 )
-from services import logstreams
+from logstreams import forward as logstreams
 
 router = Router(tags=["Log streams"])
 

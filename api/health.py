@@ -4,7 +4,7 @@ from django.db import connection
 from django.http import JsonResponse
 from django.utils import timezone
 
-from services.models import RunnerHost
+from jobs.models import RunnerHost
 
 
 def healthz(request):

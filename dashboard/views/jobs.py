@@ -13,11 +13,11 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from jobs.forms import LOG_PAGE, JobFilterForm, LogQueryForm, RunJobForm
+from dashboard.access import WRITE, get_job, get_service, signed_in
+from dashboard.forms.jobs import LOG_PAGE, JobFilterForm, LogQueryForm, RunJobForm
+from dashboard.views.services import page_context
 from jobs.launch import CancelRefused, LaunchError, cancel_job, create_job
 from jobs.models import JobLogLine
-from services.access import WRITE, get_job, get_service, signed_in
-from services.views import page_context
 
 # Keep polling a finished job's log a little while, in case its last lines land just after its
 # final status.

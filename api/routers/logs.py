@@ -12,7 +12,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from ninja import Field, Query, Router, Schema
 
-from config.api_base import ApiError, aware, bad_request, errors
+from api.base import ApiError, aware, bad_request, errors
 from jobs.logs import DEFAULT_LIMIT, MAX_LIMIT, LogQuery, query_logs
 from jobs.models import Job
 
@@ -107,6 +107,6 @@ def list_logs(request: HttpRequest, filters: Query[LogsQuery]):
     )
     # query_logs builds exactly LogsOut's shape from typed columns: rendered directly, without
     # validating every entry again (that took half of each request).
-    from config.api import api
+    from api.api import api
 
     return api.create_response(request, page, status=200)

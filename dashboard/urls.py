@@ -1,0 +1,69 @@
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from dashboard.views import jobs, logstreams, services
+
+urlpatterns = [
+    path("", services.home, name="home"),
+    path(
+        "login/",
+        auth_views.LoginView.as_view(
+            template_name="auth/login.html", redirect_authenticated_user=True
+        ),
+        name="login",
+    ),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("workspaces/<str:workspace_id>/", services.services_list, name="services"),
+    path("workspaces/<str:workspace_id>/api-keys/", services.api_keys, name="api_keys"),
+    path(
+        "workspaces/<str:workspace_id>/api-keys/<int:key_id>/revoke/",
+        services.revoke_api_key,
+        name="revoke_api_key",
+    ),
+    path("workspaces/<str:workspace_id>/usage/", services.usage, name="usage"),
+    path("services/<str:service_id>/", services.service_home, name="service"),
+    path("services/<str:service_id>/builds/", services.build_list, name="builds"),
+    path("services/<str:service_id>/builds/new/", services.trigger_build, name="trigger_build"),
+    path("services/<str:service_id>/builds/<str:build_id>/", services.build_detail, name="build"),
+    path(
+        "services/<str:service_id>/builds/<str:build_id>/logs/",
+        services.build_logs,
+        name="build_logs",
+    ),
+    path(
+        "services/<str:service_id>/builds/<str:build_id>/cancel/",
+        services.cancel_build,
+        name="cancel_build",
+    ),
+    path("services/<str:service_id>/env/", services.env_vars, name="env_vars"),
+    path(
+        "services/<str:service_id>/env/<path:key>/reveal/",
+        services.reveal_env_var,
+        name="reveal_env_var",
+    ),
+    path(
+        "services/<str:service_id>/env/<path:key>/delete/",
+        services.delete_env_var,
+        name="delete_env_var",
+    ),
+    path("services/<str:service_id>/jobs/", jobs.job_list, name="jobs"),
+    path("services/<str:service_id>/jobs/run/", jobs.run_job, name="run_job"),
+    path("services/<str:service_id>/jobs/<str:job_id>/", jobs.job_detail, name="job"),
+    path("services/<str:service_id>/jobs/<str:job_id>/row/", jobs.job_row, name="job_row"),
+    path("services/<str:service_id>/jobs/<str:job_id>/logs/", jobs.job_logs, name="job_logs"),
+    path(
+        "services/<str:service_id>/jobs/<str:job_id>/logs.txt",
+        jobs.job_log_download,
+        name="job_log_download",
+    ),
+    path("services/<str:service_id>/jobs/<str:job_id>/cancel/", jobs.cancel, name="cancel_job"),
+    path("services/<str:service_id>/jobs/<str:job_id>/rerun/", jobs.rerun, name="rerun_job"),
+    path("settings/log-stream/", logstreams.settings_page, name="log_stream"),
+    path("settings/log-stream/test/", logstreams.send_test_line, name="log_stream_test"),
+    path("settings/log-stream/delete/", logstreams.delete_stream, name="log_stream_delete"),
+    path(
+        "settings/log-stream/services/<str:service_id>/",
+        logstreams.service_setting,
+        name="log_stream_service",
+    ),
+]
