@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 
 FLUSH_INTERVAL = 0.25  # seconds between log flushes while output arrives
 CANCEL_POLL_INTERVAL = 0.5  # seconds between checks for a cancel request
-HEARTBEAT_INTERVAL = 10  # seconds between heart-beats of a running build (see HEARTBEAT_STALE)
+HEARTBEAT_INTERVAL = 10  # seconds between heart-beats of a running build (queue.HEARTBEAT_STALE)
 STOP_WAIT = 5  # seconds to wait for a killed git or docker build stream to end
 LINE_MAX_CHARS = 8 * 1024
 LOG_BATCH = 500

@@ -97,6 +97,7 @@ class GitSteps:
 
 
 def userinfo(url: str) -> str:
+    """The credentials in a URL (``user:token@``), which the build log masks."""
     match = USERINFO_RE.search(url or "")
     return match.group(0) if match else ""
 
