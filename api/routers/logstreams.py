@@ -1,6 +1,6 @@
 """Log stream settings, Render's paths and shapes: ``/v1/logs/streams/owner/{ownerId}`` (the
 workspace's default destination) and ``/v1/logs/streams/resource/{resourceId}`` (a service's
-override). Rules and shapes live in ``logstreams.forward``; reading needs any key of the
+override). Rules and shapes live in ``logstreams.streams``; reading needs any key of the
 workspace, changing needs an admin's read-write key. Tokens are write-only."""
 
 from typing import Literal
@@ -17,7 +17,7 @@ from api.base import (
     not_found,
     require_admin,
 )
-from logstreams import forward as logstreams
+from logstreams import streams as logstreams
 
 router = Router(tags=["Log streams"])
 

@@ -50,7 +50,7 @@ from api.schemas.services import (
     plan_choices,
     service_dict,
 )
-from services.builds import CancelRefused, cancel_build, request_build
+from services.builds.queue import CancelRefused, cancel_build, request_build
 from services.models import Build, EnvVar, Role, Service
 
 owners_router = Router(tags=["Workspaces"])

@@ -14,7 +14,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from dashboard.access import ADMIN, get_workspace
 from dashboard.forms.logstreams import ServiceStreamForm, StreamForm
 from dashboard.views.services import SESSION_WORKSPACE, page_context
-from logstreams import forward as logstreams
+from logstreams import streams as logstreams
 from logstreams.models import ServiceLogStream
 from services.models import Service, Workspace
 

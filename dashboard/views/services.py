@@ -12,8 +12,8 @@ from dashboard.access import ADMIN, WRITE, get_build, get_service, get_workspace
 from dashboard.forms.jobs import LOG_PAGE, LogQueryForm
 from dashboard.forms.services import ApiKeyForm, EnvVarForm, MonthForm
 from jobs.models import Job
-from services import builds
-from services.builds import request_build
+from services.builds import queue as builds
+from services.builds.queue import request_build
 from services.models import ApiKey, Build, BuildLogLine, EnvVar, Membership, Workspace
 
 SESSION_WORKSPACE = "workspace"

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from services import builds
+from services.builds import queue as builds
 from services.models import BuildStatus
 from tests.builds.conftest import BASE, Background, wait_for
 

@@ -3,7 +3,7 @@
 import pytest
 
 from jobs.launch import create_job
-from services import builds
+from services.builds import queue as builds
 from services.models import BuildStatus
 from tests.builds.conftest import BASE, Background, wait_for
 

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from logstreams import forward as logstreams
+from logstreams.syslog import ENTERPRISE_ID
 from tests.jobs.conftest import (  # noqa: F401  (the runner's fixtures, for test_live)
     busybox_build,
     job_service,
@@ -160,7 +161,7 @@ class Message:
 
     @property
     def params(self) -> dict:
-        return self.sd.get(f"oneoff@{logstreams.ENTERPRISE_ID}", {})
+        return self.sd.get(f"oneoff@{ENTERPRISE_ID}", {})
 
 
 def parse_rfc5424(raw: bytes) -> Message:

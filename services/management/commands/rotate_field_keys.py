@@ -1,9 +1,8 @@
 from django.core.management.base import BaseCommand
 from django.db import connection, transaction
 
-from jobs.models import EnvSnapshot
 from services.crypto import rotate
-from services.models import EnvVar
+from services.models import EnvVar, Service
 
 
 class Command(BaseCommand):
@@ -14,7 +13,10 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         total = 0
-        for model, column in ((EnvVar, "value"), (EnvSnapshot, "data")):
+        # jobs sits above services, so its env snapshots are reached through the reverse of
+        # EnvSnapshot.service rather than an import.
+        env_snapshot = Service.env_snapshots.rel.related_model
+        for model, column in ((EnvVar, "value"), (env_snapshot, "data")):
             table = model._meta.db_table
             with transaction.atomic():
                 # Work on the raw tokens: the field would decrypt them on the way out.
