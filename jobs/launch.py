@@ -6,6 +6,7 @@ from celery import current_app
 from django.db import transaction
 from django.utils import timezone
 
+from jobs import reasons
 from jobs.models import EnvSnapshot, Job, JobStatus
 from services.models import Plan, Service
 
@@ -89,13 +90,12 @@ def cancel_job(job: Job, *, user=None) -> Job:
     Succeeded or failed: refused."""
     who = user if user is not None and user.is_authenticated else None
     now = timezone.now()
-    reason = {"canceledBy": who.email or who.username} if who else {"canceledBy": "api"}
     stopped = Job.objects.filter(pk=job.pk, status=JobStatus.PENDING).update(
         status=JobStatus.CANCELED,
         finished_at=now,
         canceled_by=who,
         cancel_requested_at=now,
-        reason=reason,
+        reason=reasons.canceled_by(who),
         billed_seconds=0,
         cost=0,
     )
