@@ -3,8 +3,7 @@
 import hashlib
 import hmac
 import json
-import math
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import models
@@ -54,14 +53,6 @@ UNFINISHED = (JobStatus.PENDING, JobStatus.RUNNING)
 
 
 class JobQuerySet(models.QuerySet):
-    def for_user(self, user):
-        if not user.is_authenticated:
-            return self.none()
-        return self.filter(workspace__memberships__user=user)
-
-    def for_workspace(self, workspace):
-        return self.filter(workspace=workspace)
-
     def unfinished(self):
         return self.filter(status__in=UNFINISHED)
 
@@ -131,12 +122,6 @@ class Job(models.Model):
             return None
         end = self.finished_at or timezone.now()
         return max(0.0, (end - self.started_at).total_seconds())
-
-    @staticmethod
-    def billable_seconds(started_at: datetime | None, finished_at: datetime | None) -> int:
-        if started_at is None or finished_at is None:
-            return 0
-        return max(0, math.ceil((finished_at - started_at).total_seconds()))
 
     @property
     def container_name(self) -> str:

@@ -43,6 +43,7 @@ from django.utils import timezone
 
 from jobs.models import Job
 from logstreams.models import ServiceLogStream, StreamSetting, WorkspaceLogStream
+from services.errors import Invalid
 from services.models import Service
 
 log = logging.getLogger(__name__)
@@ -647,13 +648,8 @@ def flush_at_exit() -> None:
 UNSET = object()
 
 
-class SettingsError(ValueError):
+class SettingsError(Invalid):
     """Bad log stream settings; ``field`` names the input at fault."""
-
-    def __init__(self, field: str, message: str):
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
 
 
 def _clean_endpoint(value) -> str:

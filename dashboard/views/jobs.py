@@ -13,11 +13,13 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from dashboard.access import WRITE, get_job, get_service, signed_in
+from dashboard.access import get_service, signed_in
 from dashboard.forms.jobs import LOG_PAGE, JobFilterForm, LogQueryForm, RunJobForm
 from dashboard.views.services import page_context
-from jobs.launch import CancelRefused, LaunchError, cancel_job, create_job
+from jobs.launch import cancel_job, create_job
 from jobs.models import JobLogLine
+from services.access import WRITE, job_of
+from services.errors import Invalid, Refused
 
 # Keep polling a finished job's log a little while, in case its last lines land just after its
 # final status.
@@ -80,7 +82,7 @@ def run_job(request, service_id: str):
                 form.cleaned_data["plan"],
                 user=request.user,
             )
-        except LaunchError as error:
+        except (Invalid, Refused) as error:
             form.add_launch_error(error)
     if job is None:
         if not _partial(request):
@@ -107,7 +109,7 @@ def run_job(request, service_id: str):
 @require_GET
 def job_row(request, service_id: str, job_id: str):
     service, membership = get_service(request.user, service_id)
-    job = get_job(request.user, service, job_id)
+    job = job_of(service, job_id)
     context = page_context(request, membership, service=service, job=job)
     return render(request, "jobs/list.html#row", context)
 
@@ -154,7 +156,7 @@ def _keeps_polling(job) -> bool:
 @require_GET
 def job_detail(request, service_id: str, job_id: str):
     service, membership = get_service(request.user, service_id)
-    job = get_job(request.user, service, job_id)
+    job = job_of(service, job_id)
     form = LogQueryForm(request.GET)
     if not form.is_valid():
         return _bad_request(form)
@@ -172,7 +174,7 @@ def job_logs(request, service_id: str, job_id: str):
     """The log viewer's cursor requests: the tail after ``after`` (with the poller again while the
     job runs), a page before ``before`` ("load earlier"), or more search matches."""
     service, membership = get_service(request.user, service_id)
-    job = get_job(request.user, service, job_id)
+    job = job_of(service, job_id)
     form = LogQueryForm(request.GET)
     if not form.is_valid():
         return _bad_request(form)
@@ -211,7 +213,7 @@ def job_logs(request, service_id: str, job_id: str):
 def job_log_download(request, service_id: str, job_id: str):
     """The whole log as text, streamed in chunks by sequence number (constant memory)."""
     service, _ = get_service(request.user, service_id)
-    job = get_job(request.user, service, job_id)
+    job = job_of(service, job_id)
     if job.logs_purged_at:
         return HttpResponse(
             f"The logs of {job.id} expired on {job.logs_purged_at:%Y-%m-%d}.\n",
@@ -247,12 +249,8 @@ def _log_text(job_pk: str, chunk: int = 5000):
 @require_POST
 def cancel(request, service_id: str, job_id: str):
     service, membership = get_service(request.user, service_id, WRITE)
-    job = get_job(request.user, service, job_id)
-    try:
-        job = cancel_job(job, user=request.user)
-    except CancelRefused as error:
-        return HttpResponseBadRequest(error.message, content_type="text/plain")
-    job = get_job(request.user, service, job_id)
+    cancel_job(job_of(service, job_id), user=request.user)
+    job = job_of(service, job_id)
     if not _partial(request):
         return redirect("job", service.id, job.id)
     context = page_context(request, membership, service=service, job=job)
@@ -266,16 +264,13 @@ def cancel(request, service_id: str, job_id: str):
 def rerun(request, service_id: str, job_id: str):
     """Run the same command on the same plan again, with the service's latest build and env."""
     service, membership = get_service(request.user, service_id, WRITE)
-    original = get_job(request.user, service, job_id)
-    try:
-        job = create_job(service, original.start_command, original.plan_id, user=request.user)
-    except LaunchError as error:
-        return HttpResponseBadRequest(error.message, content_type="text/plain")
+    original = job_of(service, job_id)
+    job = create_job(service, original.start_command, original.plan_id, user=request.user)
     url = reverse("job", args=[service.id, job.id])
     if not _partial(request):
         return redirect(url)
     if request.htmx.target == "job-rows":
-        job = get_job(request.user, service, job.id)
+        job = job_of(service, job.id)
         context = page_context(request, membership, service=service, job=job)
         return render(request, "jobs/list.html#row", context)
     return HttpResponseClientRedirect(url)

@@ -11,11 +11,12 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
-from dashboard.access import ADMIN, get_workspace
+from dashboard.access import get_workspace
 from dashboard.forms.logstreams import ServiceStreamForm, StreamForm
 from dashboard.views.services import SESSION_WORKSPACE, page_context
 from logstreams import forward as logstreams
 from logstreams.models import ServiceLogStream
+from services.access import ADMIN, service_in
 from services.models import Service, Workspace
 
 TEMPLATE = "logstreams/settings.html"
@@ -130,9 +131,7 @@ def send_test_line(request):
 @require_POST
 def service_setting(request, service_id: str):
     workspace, membership = _workspace(request)
-    service = Service.objects.filter(workspace=workspace, pk=service_id).first()
-    if service is None:
-        raise Http404("No such service")
+    service = service_in(workspace, service_id)
     form = ServiceStreamForm(request.POST, prefix=service.id)
     if not form.is_valid():
         context = _context(request, workspace, membership, service_forms={service.id: form})

@@ -8,11 +8,12 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from dashboard.access import ADMIN, WRITE, get_build, get_service, get_workspace, signed_in
+from dashboard.access import get_service, get_workspace, signed_in
 from dashboard.forms.jobs import LOG_PAGE, LogQueryForm
 from dashboard.forms.services import ApiKeyForm, EnvVarForm, MonthForm
 from jobs.models import Job
 from services import builds
+from services.access import ADMIN, WRITE, build_of
 from services.builds import request_build
 from services.models import ApiKey, Build, BuildLogLine, EnvVar, Membership, Workspace
 
@@ -121,7 +122,7 @@ def _build_log_context(build, lines, after: int | None, context: dict) -> dict:
 @require_GET
 def build_detail(request, service_id: str, build_id: str):
     service, membership = get_service(request.user, service_id)
-    build = get_build(request.user, service, build_id)
+    build = build_of(service, build_id)
     lines = list(_build_lines(build).order_by("-seq")[: LOG_PAGE + 1])
     lines.reverse()
     has_earlier = len(lines) > LOG_PAGE
@@ -140,7 +141,7 @@ def build_detail(request, service_id: str, build_id: str):
 @require_GET
 def build_logs(request, service_id: str, build_id: str):
     service, membership = get_service(request.user, service_id)
-    build = get_build(request.user, service, build_id)
+    build = build_of(service, build_id)
     form = LogQueryForm(request.GET)
     if not form.is_valid():
         return _bad_request(form)
@@ -165,11 +166,8 @@ def build_logs(request, service_id: str, build_id: str):
 @require_POST
 def cancel_build(request, service_id: str, build_id: str):
     service, _ = get_service(request.user, service_id, WRITE)
-    build = get_build(request.user, service, build_id)
-    try:
-        builds.cancel_build(build, user=request.user)
-    except builds.CancelRefused as error:
-        return HttpResponseBadRequest(str(error), content_type="text/plain")
+    build = build_of(service, build_id)
+    builds.cancel_build(build, user=request.user)
     if _partial(request):
         return HttpResponseClientRedirect(reverse("build", args=[service.id, build.id]))
     return redirect("build", service.id, build.id)

@@ -51,6 +51,7 @@ from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from docker.utils import parse_repository_tag
 
 from jobs.models import Job
+from services.errors import Refused
 from services.models import BUILD_FINISHED, Build, BuildLogLine, BuildStatus, Service
 
 logger = logging.getLogger(__name__)
@@ -75,11 +76,8 @@ class BuildStopped(Exception):
     """The build was canceled, or ran out of time, while a step was running."""
 
 
-class CancelRefused(Exception):
-    """Only unfinished builds can be canceled (named like ``jobs.launch.CancelRefused``)."""
-
-
-BuildCancelRefused = CancelRefused
+class CancelRefused(Refused):
+    """Only unfinished builds can be canceled."""
 
 
 def tag_for(build: Build) -> str:
