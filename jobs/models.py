@@ -54,14 +54,6 @@ UNFINISHED = (JobStatus.PENDING, JobStatus.RUNNING)
 
 
 class JobQuerySet(models.QuerySet):
-    def for_user(self, user):
-        if not user.is_authenticated:
-            return self.none()
-        return self.filter(workspace__memberships__user=user)
-
-    def for_workspace(self, workspace):
-        return self.filter(workspace=workspace)
-
     def unfinished(self):
         return self.filter(status__in=UNFINISHED)
 

@@ -15,6 +15,7 @@ from django.utils import timezone
 from logstreams.models import ServiceLogStream, StreamSetting, WorkspaceLogStream
 from logstreams.syslog import frame, message_prefix
 from logstreams.transport import describe_error, open_connection
+from services.errors import Invalid
 
 # Endpoints.
 
@@ -76,13 +77,8 @@ def send_test_line(endpoint: str, token: str, workspace_id: str, *, timeout: flo
 UNSET = object()
 
 
-class SettingsError(ValueError):
+class SettingsError(Invalid):
     """Bad log stream settings; ``field`` names the input at fault."""
-
-    def __init__(self, field: str, message: str):
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
 
 
 def _clean_endpoint(value) -> str:

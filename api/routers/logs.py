@@ -12,7 +12,9 @@ from django.http import HttpRequest
 from django.utils import timezone
 from ninja import Field, Query, Router, Schema
 
-from api.base import ApiError, aware, bad_request, errors
+from api.errors import ApiError, bad_request, errors
+from api.fields import aware
+from api.responses import json_response
 from jobs.logs import DEFAULT_LIMIT, MAX_LIMIT, LogQuery, query_logs
 from jobs.models import Job
 
@@ -107,6 +109,4 @@ def list_logs(request: HttpRequest, filters: Query[LogsQuery]):
     )
     # query_logs builds exactly LogsOut's shape from typed columns: rendered directly, without
     # validating every entry again (that took half of each request).
-    from api.api import api
-
-    return api.create_response(request, page, status=200)
+    return json_response(request, page)

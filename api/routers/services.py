@@ -2,30 +2,18 @@
 
 import base64
 import binascii
+import re
 import secrets
 
-import pydantic
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from ninja import Query, Router, Status
 
-from api.base import (
-    ApiError,
-    Page,
-    aware,
-    bad_request,
-    empty_response,
-    encode_cursor,
-    errors,
-    get_build,
-    get_service,
-    not_found,
-    paginate,
-    require_admin,
-    require_write,
-    unb64,
-    workspace_services,
-)
+from api.auth import require_admin, require_write
+from api.errors import bad_request, errors, not_found
+from api.fields import aware
+from api.pagination import Page, encode_cursor, paginate, unb64
+from api.responses import empty_response
 from api.schemas.services import (
     BuildCreateIn,
     BuildOut,
@@ -50,7 +38,8 @@ from api.schemas.services import (
     plan_choices,
     service_dict,
 )
-from services.builds.queue import CancelRefused, cancel_build, request_build
+from services.access import build_of, service_in
+from services.builds.queue import cancel_build, request_build
 from services.models import Build, EnvVar, Role, Service
 
 owners_router = Router(tags=["Workspaces"])
@@ -106,7 +95,7 @@ def _split(value: str) -> list[str]:
     summary="List services",
 )
 def list_services(request: HttpRequest, filters: Query[ServiceListQuery]):
-    services = workspace_services(request).select_related("plan")
+    services = request.auth.workspace.services.select_related("plan")
     if filters.name:
         services = services.filter(name__in=_split(filters.name))
     if filters.type:
@@ -206,7 +195,7 @@ def create_service(request: HttpRequest, payload: ServiceCreateIn):
             disk_size_gb=details.disk.sizeGB,
         )
     _check_env_keys(payload.envVars, "envVars")
-    if workspace_services(request).filter(name=payload.name).exists():
+    if request.auth.workspace.services.filter(name=payload.name).exists():
         raise bad_request("name", f"a service named {payload.name!r} already exists")
     try:
         with transaction.atomic():
@@ -226,7 +215,7 @@ def create_service(request: HttpRequest, payload: ServiceCreateIn):
             build = request_build(service, user=request.auth.user)
     except IntegrityError as exc:  # a concurrent create took the name
         raise bad_request("name", f"a service named {payload.name!r} already exists") from exc
-    service = get_service(request, service.id)
+    service = service_in(request.auth.workspace, service.id)
     return Status(201, {"service": service_dict(service), "buildId": build.id})
 
 
@@ -238,7 +227,7 @@ def create_service(request: HttpRequest, payload: ServiceCreateIn):
     summary="Retrieve service",
 )
 def retrieve_service(request: HttpRequest, serviceId: str):
-    return service_dict(get_service(request, serviceId))
+    return service_dict(service_in(request.auth.workspace, serviceId))
 
 
 @router.patch(
@@ -250,10 +239,10 @@ def retrieve_service(request: HttpRequest, serviceId: str):
 )
 def update_service(request: HttpRequest, serviceId: str, payload: ServiceUpdateIn):
     require_admin(request)
-    service = get_service(request, serviceId)
+    service = service_in(request.auth.workspace, serviceId)
     fields = _source_fields(payload, service)
     if payload.name is not None and payload.name != service.name:
-        if workspace_services(request).filter(name=payload.name).exists():
+        if request.auth.workspace.services.filter(name=payload.name).exists():
             raise bad_request("name", f"a service named {payload.name!r} already exists")
         fields["name"] = payload.name
     if payload.rootDir is not None:
@@ -275,12 +264,12 @@ def update_service(request: HttpRequest, serviceId: str, payload: ServiceUpdateI
         service.save()
     except IntegrityError as exc:
         raise bad_request("name", f"a service named {payload.name!r} already exists") from exc
-    return service_dict(get_service(request, service.id))
+    return service_dict(service_in(request.auth.workspace, service.id))
 
 
 def _set_suspended(request: HttpRequest, service_id: str, suspended: bool):
     require_admin(request)
-    service = get_service(request, service_id)
+    service = service_in(request.auth.workspace, service_id)
     # Jobs keep running: a job never depends on its service after it was created.
     Service.objects.filter(pk=service.pk).update(suspended=suspended)
     return empty_response(request, 202)
@@ -313,7 +302,7 @@ def resume_service(request: HttpRequest, serviceId: str):
 def _reveal(request: HttpRequest) -> bool:
     # Only admins see values (a read-only admin key may read them); developers and viewers see
     # names only.
-    return request.auth.role == Role.ADMIN
+    return Role.can_administer(request.auth.role)
 
 
 def _key_cursor(key: str) -> str:
@@ -337,7 +326,7 @@ def _env_list(request: HttpRequest, env_vars) -> list[dict]:
     description="By key. Values only for admins; developers and viewers get names only.",
 )
 def list_env_vars(request: HttpRequest, serviceId: str, page: Query[EnvVarListQuery]):
-    service = get_service(request, serviceId)
+    service = service_in(request.auth.workspace, serviceId)
     env_vars = service.env_vars.order_by("key")
     if page.cursor:
         try:
@@ -358,7 +347,7 @@ def list_env_vars(request: HttpRequest, serviceId: str, page: Query[EnvVarListQu
 )
 def replace_env_vars(request: HttpRequest, serviceId: str, payload: list[EnvVarIn]):
     require_admin(request)
-    service = get_service(request, serviceId)
+    service = service_in(request.auth.workspace, serviceId)
     _check_env_keys(payload, "body")
     if len(payload) > 1000:
         raise bad_request("body", "at most 1000 env vars")
@@ -379,7 +368,7 @@ def replace_env_vars(request: HttpRequest, serviceId: str, payload: list[EnvVarI
     summary="Retrieve env var",
 )
 def retrieve_env_var(request: HttpRequest, serviceId: str, envVarKey: str):
-    service = get_service(request, serviceId)
+    service = service_in(request.auth.workspace, serviceId)
     var = service.env_vars.filter(key=envVarKey).first()
     if var is None:
         raise not_found("env var")
@@ -395,19 +384,15 @@ def retrieve_env_var(request: HttpRequest, serviceId: str, envVarKey: str):
 )
 def put_env_var(request: HttpRequest, serviceId: str, envVarKey: str, payload: EnvVarValueIn):
     require_admin(request)
-    service = get_service(request, serviceId)
-    try:  # the same key rules as in a create body
-        checked = EnvVarIn(key=envVarKey, value=payload.value)
-    except pydantic.ValidationError:
-        raise bad_request(
-            "envVarKey", "must start with a letter or _, then letters, digits, _ . or -"
-        ) from None
+    service = service_in(request.auth.workspace, serviceId)
+    if len(envVarKey) > 256 or not re.fullmatch(EnvVar.KEY_PATTERN, envVarKey):
+        raise bad_request("envVarKey", EnvVar.KEY_RULE)
     with transaction.atomic():
         Service.objects.select_for_update().filter(pk=service.pk).first()
         EnvVar.objects.update_or_create(
-            service=service, key=checked.key, defaults={"value": checked.value}
+            service=service, key=envVarKey, defaults={"value": payload.value}
         )
-    return env_var_dict(checked.key, checked.value, reveal=True)
+    return env_var_dict(envVarKey, payload.value, reveal=True)
 
 
 @router.delete(
@@ -418,7 +403,7 @@ def put_env_var(request: HttpRequest, serviceId: str, envVarKey: str, payload: E
 )
 def delete_env_var(request: HttpRequest, serviceId: str, envVarKey: str):
     require_admin(request)
-    service = get_service(request, serviceId)
+    service = service_in(request.auth.workspace, serviceId)
     deleted, _ = service.env_vars.filter(key=envVarKey).delete()
     if not deleted:
         raise not_found("env var")
@@ -437,7 +422,7 @@ def delete_env_var(request: HttpRequest, serviceId: str, envVarKey: str):
     tags=["Builds"],
 )
 def list_builds(request: HttpRequest, serviceId: str, page: Query[Page]):
-    service = get_service(request, serviceId)
+    service = service_in(request.auth.workspace, serviceId)
     builds = paginate(Build.objects.filter(service=service), page, "bld")
     return [{"build": build_dict(b), "cursor": encode_cursor(b.created_at, b.id)} for b in builds]
 
@@ -454,7 +439,7 @@ def list_builds(request: HttpRequest, serviceId: str, page: Query[Page]):
 )
 def create_build(request: HttpRequest, serviceId: str, payload: BuildCreateIn | None = None):
     require_write(request)
-    service = get_service(request, serviceId)
+    service = service_in(request.auth.workspace, serviceId)
     commit_id = payload.commitId if payload else None
     image_url = payload.imageUrl if payload else None
     if commit_id and not service.repo_url:
@@ -476,8 +461,8 @@ def create_build(request: HttpRequest, serviceId: str, payload: BuildCreateIn | 
     tags=["Builds"],
 )
 def retrieve_build(request: HttpRequest, serviceId: str, buildId: str):
-    service = get_service(request, serviceId)
-    return build_dict(get_build(request, service, buildId))
+    service = service_in(request.auth.workspace, serviceId)
+    return build_dict(build_of(service, buildId))
 
 
 @router.post(
@@ -492,10 +477,6 @@ def retrieve_build(request: HttpRequest, serviceId: str, buildId: str):
 )
 def cancel_build_view(request: HttpRequest, serviceId: str, buildId: str):
     require_write(request)
-    service = get_service(request, serviceId)
-    build = get_build(request, service, buildId)
-    try:
-        build = cancel_build(build, user=request.auth.user)
-    except CancelRefused as exc:
-        raise ApiError(400, "bad_request", str(exc)) from exc
+    service = service_in(request.auth.workspace, serviceId)
+    build = cancel_build(build_of(service, buildId), user=request.auth.user)
     return build_dict(build)

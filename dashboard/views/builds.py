@@ -1,14 +1,14 @@
 """A service's builds: the list with its Build now button, and a build's page with its log."""
 
-from django.http import HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from dashboard.access import WRITE, get_build, get_service, signed_in
+from dashboard.access import get_service, signed_in
 from dashboard.forms.jobs import LOG_PAGE, LogQueryForm
 from dashboard.views import bad_request, is_partial
+from services.access import WRITE, build_of
 from services.builds import queue as builds
 from services.builds.queue import request_build
 from services.models import BuildLogLine
@@ -58,7 +58,7 @@ def _build_log_context(build, lines, after: int | None, context: dict) -> dict:
 @require_GET
 def build_detail(request, service_id: str, build_id: str):
     service, request.membership = get_service(request.user, service_id)
-    build = get_build(request.user, service, build_id)
+    build = build_of(service, build_id)
     lines = list(_build_lines(build).order_by("-seq")[: LOG_PAGE + 1])
     lines.reverse()
     has_earlier = len(lines) > LOG_PAGE
@@ -76,7 +76,7 @@ def build_detail(request, service_id: str, build_id: str):
 @require_GET
 def build_logs(request, service_id: str, build_id: str):
     service, request.membership = get_service(request.user, service_id)
-    build = get_build(request.user, service, build_id)
+    build = build_of(service, build_id)
     form = LogQueryForm(request.GET)
     if not form.is_valid():
         return bad_request(form)
@@ -101,11 +101,8 @@ def build_logs(request, service_id: str, build_id: str):
 @require_POST
 def cancel_build(request, service_id: str, build_id: str):
     service, _ = get_service(request.user, service_id, WRITE)
-    build = get_build(request.user, service, build_id)
-    try:
-        builds.cancel_build(build, user=request.user)
-    except builds.CancelRefused as error:
-        return HttpResponseBadRequest(str(error), content_type="text/plain")
+    build = build_of(service, build_id)
+    builds.cancel_build(build, user=request.user)
     if is_partial(request):
         return HttpResponseClientRedirect(reverse("build", args=[service.id, build.id]))
     return redirect("build", service.id, build.id)

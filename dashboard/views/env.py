@@ -4,9 +4,10 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from dashboard.access import ADMIN, get_service, signed_in
+from dashboard.access import get_service, signed_in
 from dashboard.forms.services import EnvVarForm
 from dashboard.views import is_partial
+from services.access import ADMIN
 from services.models import EnvVar
 
 

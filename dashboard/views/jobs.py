@@ -2,18 +2,20 @@
 
 from datetime import timedelta
 
-from django.http import HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from dashboard.access import WRITE, get_job, get_service, signed_in
+from dashboard.access import get_service, signed_in
 from dashboard.forms.jobs import LOG_PAGE, JobFilterForm, LogQueryForm, RunJobForm
 from dashboard.views import bad_request, is_partial
-from jobs.launch import CancelRefused, LaunchError, cancel_job, create_job
+from jobs.launch import cancel_job, create_job
 from jobs.models import JobLogLine
+from services.access import WRITE, job_of
+from services.errors import Invalid, Refused
 
 # Keep polling a finished job's log a little while, in case its last lines land just after its
 # final status.
@@ -65,7 +67,7 @@ def run_job(request, service_id: str):
                 form.cleaned_data["plan"],
                 user=request.user,
             )
-        except LaunchError as error:
+        except (Invalid, Refused) as error:
             form.add_launch_error(error)
     if job is None:
         if not is_partial(request):
@@ -90,7 +92,7 @@ def run_job(request, service_id: str):
 @require_GET
 def job_row(request, service_id: str, job_id: str):
     service, request.membership = get_service(request.user, service_id)
-    job = get_job(request.user, service, job_id)
+    job = job_of(service, job_id)
     return render(request, "jobs/list.html#row", {"service": service, "job": job})
 
 
@@ -146,7 +148,7 @@ def _keeps_polling(job) -> bool:
 @require_GET
 def job_detail(request, service_id: str, job_id: str):
     service, request.membership = get_service(request.user, service_id)
-    job = get_job(request.user, service, job_id)
+    job = job_of(service, job_id)
     form = LogQueryForm(request.GET)
     if not form.is_valid():
         return bad_request(form)
@@ -164,7 +166,7 @@ def job_logs(request, service_id: str, job_id: str):
     """The log viewer's cursor requests: the tail after ``after`` (with the poller again while the
     job runs), a page before ``before`` ("load earlier"), or more search matches."""
     service, request.membership = get_service(request.user, service_id)
-    job = get_job(request.user, service, job_id)
+    job = job_of(service, job_id)
     form = LogQueryForm(request.GET)
     if not form.is_valid():
         return bad_request(form)
@@ -203,7 +205,7 @@ def job_logs(request, service_id: str, job_id: str):
 def job_log_download(request, service_id: str, job_id: str):
     """The whole log as text, streamed in chunks by sequence number (constant memory)."""
     service, _ = get_service(request.user, service_id)
-    job = get_job(request.user, service, job_id)
+    job = job_of(service, job_id)
     if job.logs_purged_at:
         return HttpResponse(
             f"The logs of {job.id} expired on {job.logs_purged_at:%Y-%m-%d}.\n",
@@ -239,12 +241,8 @@ def _log_text(job_pk: str, chunk: int = 5000):
 @require_POST
 def cancel(request, service_id: str, job_id: str):
     service, request.membership = get_service(request.user, service_id, WRITE)
-    job = get_job(request.user, service, job_id)
-    try:
-        job = cancel_job(job, user=request.user)
-    except CancelRefused as error:
-        return HttpResponseBadRequest(error.message, content_type="text/plain")
-    job = get_job(request.user, service, job_id)
+    cancel_job(job_of(service, job_id), user=request.user)
+    job = job_of(service, job_id)
     if not is_partial(request):
         return redirect("job", service.id, job.id)
     context = {"service": service, "job": job}
@@ -258,15 +256,12 @@ def cancel(request, service_id: str, job_id: str):
 def rerun(request, service_id: str, job_id: str):
     """Run the same command on the same plan again, with the service's latest build and env."""
     service, request.membership = get_service(request.user, service_id, WRITE)
-    original = get_job(request.user, service, job_id)
-    try:
-        job = create_job(service, original.start_command, original.plan_id, user=request.user)
-    except LaunchError as error:
-        return HttpResponseBadRequest(error.message, content_type="text/plain")
+    original = job_of(service, job_id)
+    job = create_job(service, original.start_command, original.plan_id, user=request.user)
     url = reverse("job", args=[service.id, job.id])
     if not is_partial(request):
         return redirect(url)
     if request.htmx.target == "job-rows":
-        job = get_job(request.user, service, job.id)
+        job = job_of(service, job.id)
         return render(request, "jobs/list.html#row", {"service": service, "job": job})
     return HttpResponseClientRedirect(url)

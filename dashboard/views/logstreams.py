@@ -11,12 +11,13 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
-from dashboard.access import ADMIN, get_workspace
+from dashboard.access import get_workspace
 from dashboard.context_processors import SESSION_WORKSPACE
 from dashboard.forms.logstreams import ServiceStreamForm, StreamForm
 from dashboard.views import is_partial
 from logstreams import streams as logstreams
 from logstreams.models import ServiceLogStream
+from services.access import ADMIN, service_in
 from services.models import Service, Workspace
 
 TEMPLATE = "logstreams/settings.html"
@@ -128,9 +129,7 @@ def send_test_line(request):
 @require_POST
 def service_setting(request, service_id: str):
     workspace = _workspace(request)
-    service = Service.objects.filter(workspace=workspace, pk=service_id).first()
-    if service is None:
-        raise Http404("No such service")
+    service = service_in(workspace, service_id)
     form = ServiceStreamForm(request.POST, prefix=service.id)
     if not form.is_valid():
         context = _context(workspace, service_forms={service.id: form})

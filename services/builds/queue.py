@@ -19,6 +19,7 @@ from docker.errors import APIError, NotFound
 
 from services.builds.executor import BuildRun
 from services.builds.images import explain
+from services.errors import Refused
 from services.models import BUILD_FINISHED, Build, BuildLogLine, BuildStatus, Service
 
 logger = logging.getLogger(__name__)
@@ -27,11 +28,8 @@ HEARTBEAT_STALE = 120  # seconds without a heart-beat before the sweep fails a b
 QUEUED_STALE = 60  # seconds a queued build may wait, with nothing building, before a resend
 
 
-class CancelRefused(Exception):
-    """Only unfinished builds can be canceled (named like ``jobs.launch.CancelRefused``)."""
-
-
-BuildCancelRefused = CancelRefused
+class CancelRefused(Refused):
+    """Only unfinished builds can be canceled."""
 
 
 def _who(user) -> str:
