@@ -7,7 +7,7 @@ import pytest
 
 from logstreams import forward as logstreams
 from logstreams.models import ServiceLogStream, WorkspaceLogStream
-from tests.logstreams.conftest import Receiver, lines
+from tests.helpers import Receiver, lines
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
