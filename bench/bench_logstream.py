@@ -140,7 +140,7 @@ def main() -> int:
     from django.core.management import call_command
     from django.db import connections
 
-    from tests.logstreams.conftest import make_pki
+    from tests.helpers import make_pki
 
     pki = make_pki(pki_dir)
     settings.LOG_STREAM_CA_FILE = pki.ca_file

@@ -4,7 +4,7 @@ import pytest
 from django.utils import timezone
 
 from services.models import ApiKey, Membership
-from tests.api.conftest import assert_error
+from tests.helpers import assert_error
 
 URL = "/v1/services"
 

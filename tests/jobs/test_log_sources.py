@@ -16,8 +16,7 @@ from jobs import logs
 from jobs.launch import create_job
 from jobs.logs import JsonFileParser, LogWriter, copy_rows, json_file_path
 from jobs.models import Job, LogStream
-
-from .conftest import follow_container, start_container
+from tests.helpers import follow_container, start_container
 
 T0 = 1_780_000_000 * 10**9
 

@@ -8,8 +8,7 @@ from jobs import logs
 from jobs.launch import create_job
 from jobs.logs import FrameParser, LogConflict, LogWriter, parse_timestamp_ns, split_bytes
 from jobs.models import Job, JobLogLine, LogStream
-
-from .conftest import follow_container
+from tests.helpers import follow_container
 
 T0 = 1_780_000_000 * 10**9  # some nanosecond timestamp
 

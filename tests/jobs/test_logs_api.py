@@ -10,8 +10,7 @@ from jobs.launch import create_job
 from jobs.logs import EPOCH, LogQuery, StoredLine, insert_lines, query_logs
 from jobs.models import Job, LogStream
 from services.models import ApiKey
-
-from .conftest import wait_finished
+from tests.helpers import wait_finished
 
 LABEL_NAMES = {"resource", "instance", "host", "level", "type", "method", "statusCode", "path"}
 

@@ -7,7 +7,7 @@ import pytest
 from jobs.logs import StoredLine
 from logstreams import syslog
 from logstreams.streams import parse_endpoint
-from tests.logstreams.conftest import Line, parse_rfc5424
+from tests.helpers import Line, parse_rfc5424
 
 
 def split_frames(data: bytes) -> list[bytes]:

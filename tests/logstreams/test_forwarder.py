@@ -9,7 +9,7 @@ from logstreams import forward as logstreams
 from logstreams import transport
 from logstreams.models import ServiceLogStream, WorkspaceLogStream
 from logstreams.streams import send_test_line
-from tests.logstreams.conftest import Receiver, lines
+from tests.helpers import Receiver, lines
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 

@@ -11,7 +11,7 @@ from django.utils import timezone
 from jobs.logs import LogWriter, StoredLine, insert_lines, retention
 from jobs.models import Job, JobLogLine
 from services.models import Build, BuildLogLine
-from tests.conftest import missing_part
+from tests.helpers import missing_part
 
 
 def add_job_lines(job, *timestamps):

@@ -7,7 +7,7 @@ import pytest
 
 from services.builds import queue as builds
 from services.models import BuildStatus
-from tests.builds.conftest import BASE, Background, wait_for
+from tests.helpers import BASE, Background, wait_for
 
 pytestmark = pytest.mark.docker
 

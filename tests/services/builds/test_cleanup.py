@@ -8,7 +8,7 @@ from jobs.launch import create_job
 from jobs.models import Job, JobStatus
 from services.builds import queue as builds
 from services.models import Build, BuildStatus
-from tests.builds.conftest import BASE
+from tests.helpers import BASE
 
 pytestmark = pytest.mark.docker
 
