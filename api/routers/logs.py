@@ -2,7 +2,7 @@
 
 A client pages through a job's log by sending back ``nextStartTime`` (forward) or
 ``nextEndTime`` (backward) while ``hasMore`` is true, or tails it by asking again from
-``nextStartTime``. The query logic is ``jobs.logs.query_logs``.
+``nextStartTime``. The query logic is ``jobs.logs.read.query_logs``.
 """
 
 from datetime import datetime, timedelta
@@ -13,7 +13,7 @@ from django.utils import timezone
 from ninja import Field, Query, Router, Schema
 
 from api.base import ApiError, aware, bad_request, errors
-from jobs.logs import DEFAULT_LIMIT, MAX_LIMIT, LogQuery, query_logs
+from jobs.logs.read import DEFAULT_LIMIT, MAX_LIMIT, LogQuery, query_logs
 from jobs.models import Job
 
 router = Router(tags=["Logs"])

@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from jobs.logs import StoredLine
+from jobs.logs.parse import StoredLine
 from logstreams import forward as logstreams
 from tests.logstreams.conftest import Line, parse_rfc5424
 
