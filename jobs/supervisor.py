@@ -34,7 +34,7 @@ from django.utils import timezone
 from docker.errors import DockerException, NotFound
 
 from jobs import runner
-from jobs.logs import LogFollower
+from jobs.logs.follow import LogFollower
 from jobs.models import FINISHED, Job, JobStatus, RunnerHost
 
 logger = logging.getLogger(__name__)

@@ -3,11 +3,11 @@
 Where lines go: a service's override (``drop``, or ``send`` to a custom destination with its own
 token) wins over the workspace default; nothing is sent while the workspace's stream is paused.
 
-How forwarding stays out of a job's way: the runner calls ``forward_batch`` (registered in
-``jobs.logs.BATCH_LISTENERS``) after each stored batch; it only appends the lines to the bounded
-buffer of the job's ``transport.Destination`` and returns, and that destination's own thread
-sends them. Each process keeps one ``Forwarder``: its destinations and, for ``ROUTE_TTL``
-seconds, where each service's lines go.
+How forwarding stays out of a job's way: the runner's ``jobs.logs.store.lines_stored``
+signal calls ``forward_batch`` (connected by ``logstreams.apps``) after each stored batch; it
+only appends the lines to the bounded buffer of the job's ``transport.Destination`` and
+returns, and that destination's own thread sends them. Each process keeps one ``Forwarder``:
+its destinations and, for ``ROUTE_TTL`` seconds, where each service's lines go.
 """
 
 import logging
@@ -169,8 +169,8 @@ os.register_at_fork(after_in_child=_reset_after_fork)
 
 
 def forward_batch(job_id: str, lines) -> None:
-    """The runner's batch listener (``jobs.logs.BATCH_LISTENERS``): queue the stored lines (with
-    ``seq``, ``timestamp``, ``stream``, ``text``); never raise, never wait on the network."""
+    """Receives ``jobs.logs.store.lines_stored`` (through ``logstreams.apps``): queue the lines
+    (with ``seq``, ``timestamp``, ``stream``, ``text``); never raise, never wait on the network."""
     try:
         forwarder.forward(job_id, lines)
     except Exception:

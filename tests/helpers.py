@@ -211,7 +211,7 @@ def start_container(docker_client, image: str, instance: str, command: str):
 def follow_container(docker_client, image: str, instance: str, job_id: str, command: str):
     """Run ``command`` in a container of ``image`` and follow its log into ``job_id``'s lines
     with a LogFollower until the container exited; returns the finished follower."""
-    from jobs.logs import LogFollower
+    from jobs.logs.follow import LogFollower
 
     container = start_container(docker_client, image, instance, command)
     try:

@@ -2,7 +2,7 @@
 
 A client pages through a job's log by sending back ``nextStartTime`` (forward) or
 ``nextEndTime`` (backward) while ``hasMore`` is true, or tails it by asking again from
-``nextStartTime``. The query logic is ``jobs.logs.query_logs``.
+``nextStartTime``. The query logic is ``jobs.logs.read.query_logs``.
 """
 
 from datetime import datetime, timedelta
@@ -15,7 +15,7 @@ from ninja import Field, Query, Router, Schema
 from api.errors import ApiError, bad_request, errors
 from api.fields import aware
 from api.responses import json_response
-from jobs.logs import DEFAULT_LIMIT, MAX_LIMIT, LogQuery, query_logs
+from jobs.logs.read import DEFAULT_LIMIT, MAX_LIMIT, LogQuery, query_logs
 from jobs.models import Job
 
 router = Router(tags=["Logs"])

@@ -13,6 +13,7 @@ from dashboard.access import get_service, signed_in
 from dashboard.forms.jobs import LOG_PAGE, JobFilterForm, LogQueryForm, RunJobForm
 from dashboard.views import bad_request, is_partial
 from jobs.launch import cancel_job, create_job
+from jobs.logs.read import line_batches
 from jobs.models import JobLogLine
 from services.access import WRITE, job_of
 from services.errors import Invalid, Refused
@@ -220,21 +221,12 @@ def job_log_download(request, service_id: str, job_id: str):
 
 def _log_text(job_pk: str, chunk: int = 5000):
     names = {1: "stdout", 2: "stderr"}
-    after = -1
-    while True:
-        rows = list(
-            JobLogLine.objects.filter(job_id=job_pk, seq__gt=after)
-            .order_by("seq")
-            .values_list("seq", "timestamp", "stream", "text")[:chunk]
-        )
-        if not rows:
-            return
+    for rows in line_batches(job_pk, chunk):
         yield "".join(
             f"{ts.isoformat(timespec='microseconds').replace('+00:00', 'Z')}\t"
             f"{names.get(stream, 'stdout')}\t{text}\n"
             for _, ts, stream, text in rows
         )
-        after = rows[-1][0]
 
 
 @signed_in

@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from jobs.logs import StoredLine
+from jobs.logs.parse import StoredLine
 from logstreams import syslog
 from logstreams.streams import parse_endpoint
 from tests.helpers import Line, parse_rfc5424
