@@ -17,10 +17,12 @@ from ninja import NinjaAPI, Router
 from api.auth import ApiKeyAuth
 from api.errors import ApiError, install_error_handlers
 from api.responses import with_rate_limit_headers
+from api.routers.builds import router as builds_router
+from api.routers.env_vars import router as env_vars_router
 from api.routers.jobs import router as jobs_router
 from api.routers.logs import router as logs_router
 from api.routers.logstreams import router as logstreams_router
-from api.routers.services import owners_router
+from api.routers.owners import router as owners_router
 from api.routers.services import router as services_router
 
 
@@ -51,6 +53,8 @@ install_error_handlers(api)
 
 api.add_router("", owners_router)
 api.add_router("", services_router)
+api.add_router("", env_vars_router)
+api.add_router("", builds_router)
 api.add_router("", jobs_router)
 api.add_router("", logs_router)
 api.add_router("", logstreams_router)
