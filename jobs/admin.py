@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.http import HttpRequest
 
 from jobs.models import Job
 
@@ -11,5 +12,5 @@ class JobAdmin(admin.ModelAdmin):
     exclude = ("env_snapshot",)
     readonly_fields = [f.name for f in Job._meta.fields if f.name != "env_snapshot"]
 
-    def has_add_permission(self, request):
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False

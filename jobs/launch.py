@@ -1,6 +1,7 @@
 """The one way to create or cancel a job, used by the API and the dashboard alike."""
 
 from celery import current_app
+from django.contrib.auth.models import AnonymousUser, User
 from django.db import transaction
 from django.utils import timezone
 
@@ -30,7 +31,11 @@ def resolve_plan(service: Service, plan_id: str | None) -> Plan:
 
 
 def create_job(
-    service: Service, start_command: str, plan_id: str | None = None, *, user=None
+    service: Service,
+    start_command: str,
+    plan_id: str | None = None,
+    *,
+    user: User | AnonymousUser | None = None,
 ) -> Job:
     """Snapshot the service's latest successful build and all its env vars, in one transaction,
     and start the job once that transaction commits."""
@@ -67,7 +72,7 @@ def enqueue_start(job_id: str) -> None:
     current_app.send_task("jobs.tasks.start_job", args=[job_id])
 
 
-def cancel_job(job: Job, *, user=None) -> Job:
+def cancel_job(job: Job, *, user: User | AnonymousUser | None = None) -> Job:
     """Cancel a job. Pending: canceled at once, it never starts. Running: ask its runner to stop
     it (SIGTERM, then SIGKILL after JOB_STOP_GRACE); it ends ``canceled``. Canceled: unchanged.
     Succeeded or failed: refused."""

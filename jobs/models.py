@@ -5,6 +5,7 @@ import hmac
 import json
 import math
 from datetime import datetime, timedelta
+from typing import Self
 
 from django.conf import settings
 from django.db import models
@@ -54,7 +55,7 @@ UNFINISHED = (JobStatus.PENDING, JobStatus.RUNNING)
 
 
 class JobQuerySet(models.QuerySet):
-    def unfinished(self):
+    def unfinished(self) -> Self:
         return self.filter(status__in=UNFINISHED)
 
 
@@ -210,7 +211,7 @@ class RunnerHost(models.Model):
         return self.name
 
     @classmethod
-    def seen(cls, name: str, **fields) -> None:
+    def seen(cls, name: str, **fields: bool | str) -> None:
         """Record that host ``name`` is alive now, with any other ``fields`` it reports (the
         supervisor adds whether its Docker Engine answers)."""
         cls.objects.update_or_create(name=name, defaults={"last_seen_at": timezone.now(), **fields})

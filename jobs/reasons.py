@@ -8,6 +8,10 @@ the supervisor and the launcher build them only here, and the dashboard shows th
 ``describe``.
 """
 
+from django.contrib.auth.models import User
+
+from jobs.models import Job
+
 START_ERROR_CHARS = 1000  # Docker's error texts can run long; the reason stays small
 
 
@@ -23,7 +27,7 @@ def timed_out(seconds: int) -> dict:
     return {"timedOutSeconds": seconds}
 
 
-def canceled_by(user) -> dict:
+def canceled_by(user: User | None) -> dict:
     """Canceled by a person (their email, else username), or through the API (``user`` None)."""
     return {"canceledBy": (user.email or user.username) if user is not None else "api"}
 
@@ -41,7 +45,7 @@ def memory_limit_label(memory_mb: int) -> str:
     return f"{memory_mb}Mi"
 
 
-def describe(job) -> str:
+def describe(job: Job) -> str:
     """How a job ended (or why it has not started), in plain words; "" when there is nothing to
     say (a job that runs)."""
     reason = job.reason or {}
@@ -92,7 +96,7 @@ def human_seconds(seconds: float | None) -> str:
     return f"{minutes} min {secs} s" if secs else f"{minutes} min"
 
 
-def _memory(limit) -> str:
+def _memory(limit: str | int) -> str:
     """A recorded memory limit ("512Mi", "2Gi", bytes or MB) in MB or GB."""
     text = str(limit).strip()
     units = {"Mi": 1, "M": 1, "Gi": 1024, "G": 1024}

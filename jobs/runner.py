@@ -21,7 +21,9 @@ import docker
 from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
+from docker import DockerClient
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
+from docker.models.containers import Container
 from docker.types import LogConfig
 
 from jobs import reasons
@@ -39,12 +41,12 @@ CLAIM_STALE = timedelta(seconds=60)  # a claim this old, still pending, may be t
 _local = threading.local()
 
 
-def new_client(timeout: int = DOCKER_TIMEOUT):
+def new_client(timeout: int = DOCKER_TIMEOUT) -> DockerClient:
     """A Docker client from the environment (DOCKER_HOST etc.)."""
     return docker.from_env(timeout=timeout)
 
 
-def get_client():
+def get_client() -> DockerClient:
     """This thread's Docker client (requests sessions are not shared between threads)."""
     client = getattr(_local, "client", None)
     if client is None:
@@ -133,7 +135,7 @@ def claim(job_id: str) -> bool:
     )
 
 
-def fail_start(job_id: str, message: str, *, from_status=JobStatus.PENDING) -> bool:
+def fail_start(job_id: str, message: str, *, from_status: str = JobStatus.PENDING) -> bool:
     now = timezone.now()
     return bool(
         Job.objects.filter(pk=job_id, status=from_status).update(
@@ -147,7 +149,7 @@ def fail_start(job_id: str, message: str, *, from_status=JobStatus.PENDING) -> b
     )
 
 
-def start(job_id: str, client=None) -> StartOutcome:
+def start(job_id: str, client: DockerClient | None = None) -> StartOutcome:
     """Start a pending job's container and mark it running. Safe to call any number of times."""
     job = (
         Job.objects.select_related("plan", "build", "env_snapshot", "service")
@@ -197,6 +199,7 @@ def start(job_id: str, client=None) -> StartOutcome:
     except (DockerException, OSError) as exc:
         return _wait_for_docker(job_id, exc)
     started_at = docker_time(container.attrs["State"].get("StartedAt")) or timezone.now()
+    assert container.id is not None  # docker types Model.id as optional; the engine sets it
     moved = Job.objects.filter(pk=job_id, status=JobStatus.PENDING).update(
         status=JobStatus.RUNNING,
         started_at=started_at,
@@ -223,7 +226,7 @@ def _wait_for_docker(job_id: str, exc: Exception) -> StartOutcome:
     return StartOutcome.WAITING
 
 
-def _create_or_get(client, job: Job):
+def _create_or_get(client: DockerClient, job: Job) -> Container:
     try:
         return client.containers.create(**container_config(job))
     except APIError as exc:
@@ -252,7 +255,7 @@ def _explain(exc: Exception) -> str:
     return getattr(exc, "explanation", None) or str(exc)
 
 
-def _remove_quietly(client, name_or_id: str) -> None:
+def _remove_quietly(client: DockerClient, name_or_id: str) -> None:
     try:
         client.api.remove_container(name_or_id, force=True)
     except NotFound:
@@ -336,7 +339,7 @@ def record_lost(job: Job, why: str) -> bool:
     )
 
 
-def remove(client, container_id: str) -> None:
+def remove(client: DockerClient, container_id: str) -> None:
     _remove_quietly(client, container_id)
 
 

@@ -25,6 +25,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import TextIO
@@ -46,7 +47,11 @@ LOST_GRACE = timedelta(seconds=5)  # a running job's container may be missing th
 
 
 class Supervisor(threading.Thread):
-    def __init__(self, interval: float = 0.5, client_factory=runner.new_client):
+    def __init__(
+        self,
+        interval: float = 0.5,
+        client_factory: Callable[[], DockerClient] = runner.new_client,
+    ) -> None:
         super().__init__(name="oneoff-supervisor", daemon=True)
         self.interval = interval
         self.client_factory = client_factory
@@ -203,8 +208,8 @@ class Supervisor(threading.Thread):
         claimed_at = job.claimed_at or job.created_at
         if timezone.now() - claimed_at < runner.CLAIM_STALE / 2:
             return  # start_job is (probably) still at work on it
+        assert self.client is not None  # tick listed the containers with it
         if item.get("State") in ("running", "exited", "dead"):
-            assert self.client is not None  # tick listed the containers with it
             attrs = self.client.api.inspect_container(item["Id"])
             if runner.adopt(job, attrs):
                 logger.info("adopted container of %s whose start was not recorded", job.id)
@@ -218,7 +223,7 @@ class Supervisor(threading.Thread):
             return
         self.removing.add(container_id)
 
-        def remove():
+        def remove() -> None:
             try:
                 runner.remove(runner.get_client(), container_id)
             finally:

@@ -1,6 +1,6 @@
 """Thin Celery tasks; the logic lives in jobs/runner.py and jobs/logs/."""
 
-from celery import shared_task
+from celery import Task, shared_task
 from django.conf import settings
 
 from jobs import runner
@@ -8,7 +8,7 @@ from jobs.models import IdempotencyKey, RunnerHost
 
 
 @shared_task(bind=True, ignore_result=True, max_retries=None, acks_late=True)
-def start_job(self, job_id: str) -> str:
+def start_job(self: Task[[str], str], job_id: str) -> str:
     """Start a pending job's container. Short: the per-host supervisor follows it afterwards."""
     outcome = runner.start(job_id)
     if outcome == runner.StartOutcome.WAITING:

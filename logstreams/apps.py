@@ -4,17 +4,20 @@ from django.apps import AppConfig
 class LogstreamsConfig(AppConfig):
     name = "logstreams"
 
-    def ready(self):
+    def ready(self) -> None:
         import atexit
 
         from django.db.models.signals import post_delete, post_save
 
-        from jobs.logs.store import lines_stored
+        from jobs.logs.parse import StoredLine
+        from jobs.logs.store import LogWriter, lines_stored
         from logstreams import forward
         from logstreams.models import ServiceLogStream, WorkspaceLogStream
         from services.models import Service
 
-        def forward_lines(sender, job_id, lines, **kwargs):
+        def forward_lines(
+            sender: type[LogWriter], job_id: str, lines: list[StoredLine], **kwargs: object
+        ) -> None:
             forward.forward_batch(job_id, lines)
 
         # Every stored batch of job log lines goes to the workspace's log stream.

@@ -14,12 +14,13 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from jobs.models import Job
 from logstreams.models import ServiceLogStream, StreamSetting, WorkspaceLogStream
 from logstreams.streams import parse_endpoint
-from logstreams.syslog import message_prefix
+from logstreams.syslog import LogLine, message_prefix
 from logstreams.transport import Destination, Stats
 from services.models import Service
 
@@ -85,7 +86,7 @@ class Forwarder:
     """One per process: its destinations, and where each job's lines go (cached for
     ``ROUTE_TTL`` seconds)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._lock = threading.Lock()
         self._destinations: dict[tuple[str, int], Destination] = {}
         self._routes: dict[tuple[str, str], tuple[float, Route | None]] = {}
@@ -118,7 +119,7 @@ class Forwarder:
                     destination = self._destinations[key] = Destination(self, host, port)
         return destination
 
-    def forward(self, job_id: str, lines) -> int:
+    def forward(self, job_id: str, lines: Sequence[LogLine]) -> int:
         """Queue a job's stored lines for its destination; returns how many were dropped."""
         if not lines:
             return 0
@@ -168,7 +169,7 @@ def _reset_after_fork() -> None:
 os.register_at_fork(after_in_child=_reset_after_fork)
 
 
-def forward_batch(job_id: str, lines) -> None:
+def forward_batch(job_id: str, lines: Sequence[LogLine]) -> None:
     """Receives ``jobs.logs.store.lines_stored`` (through ``logstreams.apps``): queue the lines
     (with ``seq``, ``timestamp``, ``stream``, ``text``); never raise, never wait on the network."""
     try:
@@ -177,7 +178,7 @@ def forward_batch(job_id: str, lines) -> None:
         log.exception("log stream: could not queue lines of %s", job_id)
 
 
-def invalidate_routes(**kwargs) -> None:
+def invalidate_routes(**kwargs: object) -> None:
     forwarder.invalidate()
 
 

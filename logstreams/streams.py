@@ -7,6 +7,7 @@ with its own token). A destination is an endpoint, ``HOST:PORT``.
 """
 
 import contextlib
+import enum
 import re
 from datetime import UTC, datetime
 
@@ -16,6 +17,7 @@ from logstreams.models import ServiceLogStream, StreamSetting, WorkspaceLogStrea
 from logstreams.syslog import frame, message_prefix
 from logstreams.transport import describe_error, open_connection
 from services.errors import Invalid
+from services.models import Service, Workspace
 
 # Endpoints.
 
@@ -47,7 +49,9 @@ def validate_endpoint(value: str) -> str:
 # The settings page's test line.
 
 
-def send_test_line(endpoint: str, token: str, workspace_id: str, *, timeout: float = 5.0):
+def send_test_line(
+    endpoint: str, token: str, workspace_id: str, *, timeout: float = 5.0
+) -> str | None:
     """Send one line synchronously (the settings page's button); returns an error or None."""
     try:
         host, port = parse_endpoint(endpoint)
@@ -74,14 +78,21 @@ def send_test_line(endpoint: str, token: str, workspace_id: str, *, timeout: flo
 
 # Settings.
 
-UNSET = object()
+
+class Unset(enum.Enum):
+    """The type of ``UNSET``: an argument left out, unlike a None or "" that clears it."""
+
+    UNSET = "unset"
+
+
+UNSET = Unset.UNSET
 
 
 class SettingsError(Invalid):
     """Bad log stream settings; ``field`` names the input at fault."""
 
 
-def _clean_endpoint(value) -> str:
+def _clean_endpoint(value: str | None) -> str:
     try:
         return validate_endpoint(value if isinstance(value, str) else "")
     except ValueError as exc:
@@ -96,19 +107,26 @@ def _clean_token(value: str) -> str:
     return value
 
 
-def owner_stream(workspace) -> WorkspaceLogStream | None:
+def owner_stream(workspace: Workspace) -> WorkspaceLogStream | None:
     """The workspace's default destination, if one is set."""
     stream = WorkspaceLogStream.objects.filter(workspace=workspace).first()
     return stream if stream is not None and stream.endpoint else None
 
 
-def stream_row(workspace) -> WorkspaceLogStream:
+def stream_row(workspace: Workspace) -> WorkspaceLogStream:
     """The workspace's row (with its counters), made on first use."""
     stream, _ = WorkspaceLogStream.objects.get_or_create(workspace=workspace)
     return stream
 
 
-def set_owner_stream(workspace, *, preview, endpoint=UNSET, token=UNSET, enabled=UNSET):
+def set_owner_stream(
+    workspace: Workspace,
+    *,
+    preview: str,
+    endpoint: str | Unset | None = UNSET,
+    token: str | Unset | None = UNSET,
+    enabled: bool | Unset = UNSET,
+) -> WorkspaceLogStream:
     """Set the default destination; an omitted endpoint or token keeps the current one."""
     stream = stream_row(workspace)
     if endpoint is not UNSET:
@@ -126,7 +144,7 @@ def set_owner_stream(workspace, *, preview, endpoint=UNSET, token=UNSET, enabled
     return stream
 
 
-def delete_owner_stream(workspace) -> bool:
+def delete_owner_stream(workspace: Workspace) -> bool:
     """Remove the default destination (its counters stay); False when none was set."""
     return bool(
         WorkspaceLogStream.objects.filter(workspace=workspace)
@@ -155,11 +173,17 @@ def owner_stream_dict(stream: WorkspaceLogStream) -> dict:
     return {key: value for key, value in data.items() if value is not None}
 
 
-def resource_stream(service) -> ServiceLogStream | None:
+def resource_stream(service: Service) -> ServiceLogStream | None:
     return ServiceLogStream.objects.filter(service=service).first()
 
 
-def set_resource_stream(service, *, setting, endpoint=UNSET, token=UNSET) -> ServiceLogStream:
+def set_resource_stream(
+    service: Service,
+    *,
+    setting: str,
+    endpoint: str | Unset | None = UNSET,
+    token: str | Unset | None = UNSET,
+) -> ServiceLogStream:
     """Render's rules: ``send`` needs an endpoint (a custom destination), ``drop`` takes none."""
     if setting not in StreamSetting.values:
         raise SettingsError("setting", "must be send or drop")
@@ -186,7 +210,7 @@ def set_resource_stream(service, *, setting, endpoint=UNSET, token=UNSET) -> Ser
     return override
 
 
-def delete_resource_stream(service) -> bool:
+def delete_resource_stream(service: Service) -> bool:
     deleted, _ = ServiceLogStream.objects.filter(service=service).delete()
     return bool(deleted)
 

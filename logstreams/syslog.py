@@ -10,12 +10,28 @@ for stdout and err (3) for stderr (facility user), the timestamp is the line's o
 """
 
 import time
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 ENTERPRISE_ID = 32473  # RFC 5612's number reserved for documentation examples
 FACILITY_USER = 1
 SEVERITY = {1: 6, 2: 3}  # stdout: info, stderr: err
 STREAM_NAME = {1: "stdout", 2: "stderr"}
+
+
+class LogLine(Protocol):
+    """A line to send: ``jobs.logs.parse.StoredLine`` (whose ``timestamp_us`` :func:`frames`
+    prefers), or anything else with these four."""
+
+    @property
+    def seq(self) -> int: ...
+    @property
+    def timestamp(self) -> datetime: ...
+    @property
+    def stream(self) -> int: ...
+    @property
+    def text(self) -> str: ...
 
 
 def _header_field(value: str, limit: int) -> str:
@@ -32,7 +48,7 @@ def _sd_params(params: dict) -> str:
     return "".join(f' {name}="{_sd_value(value)}"' for name, value in params.items() if value)
 
 
-def message_prefix(*, hostname: str, app_name: str, procid: str, msgid: str, params: dict):
+def message_prefix(*, hostname: str, app_name: str, procid: str, msgid: str, params: dict) -> str:
     """The part of a message after the timestamp that is the same for all lines of a job,
     up to the still open structured data element."""
     return (
@@ -42,7 +58,7 @@ def message_prefix(*, hostname: str, app_name: str, procid: str, msgid: str, par
     )
 
 
-def frame(prefix: str, timestamp: datetime, stream: int, seq, text: str) -> bytes:
+def frame(prefix: str, timestamp: datetime, stream: int, seq: int | None, text: str) -> bytes:
     """One line as an octet-counted RFC 5424 message."""
     pri = FACILITY_USER * 8 + SEVERITY.get(stream, 6)
     stamp = timestamp.astimezone(UTC).isoformat(timespec="microseconds")
@@ -70,7 +86,7 @@ def _stamp(us: int) -> str:
     return f"{head}.{micros:06d}+00:00"
 
 
-def frames(prefix: str, lines) -> bytes:
+def frames(prefix: str, lines: Iterable[LogLine]) -> bytes:
     """A batch of one job's lines (``seq``, ``timestamp_us`` or ``timestamp``, ``stream``,
     ``text``) as octet-counted RFC 5424 messages, ready for the socket; as :func:`frame` gives,
     only quicker (this runs for every line that is forwarded)."""

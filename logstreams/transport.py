@@ -17,6 +17,7 @@ import ssl
 import threading
 import time
 from collections import Counter, deque
+from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -26,7 +27,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from logstreams.models import WorkspaceLogStream
-from logstreams.syslog import frames
+from logstreams.syslog import LogLine, frames
 
 if TYPE_CHECKING:
     from logstreams.forward import Forwarder
@@ -124,7 +125,7 @@ class Destination:
         self._thread.start()
 
     # Called by the ingest path: never blocks on the network, costs little per line.
-    def offer(self, workspace_id: str, prefix: str, lines) -> int:
+    def offer(self, workspace_id: str, prefix: str, lines: Iterable[LogLine]) -> int:
         """Buffer a batch of lines; returns how many did not fit (dropped, and counted)."""
         lines = list(lines)
         overhead = len(prefix) + 64
@@ -143,7 +144,9 @@ class Destination:
         self.forwarder.stats.routed(workspace_id, self.endpoint)
         return dropped
 
-    def _append(self, workspace_id, prefix, lines, size, overhead) -> tuple[int, int]:
+    def _append(
+        self, workspace_id: str, prefix: str, lines: list[LogLine], size: int, overhead: int
+    ) -> tuple[int, int]:
         """Under the lock: keep what fits (the oldest lines first); returns (dropped, bytes)."""
         room = self.max_lines - self._lines
         dropped = 0
@@ -283,9 +286,9 @@ class Destination:
 class Stats:
     """Counters of one process, written to the workspaces' stream rows about once a second."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._drops: Counter = Counter()
+        self._drops: Counter[str] = Counter()
         self._errors: dict[str, tuple[str, datetime]] = {}
         self._deliveries: dict[str, datetime] = {}
         self._workspaces: dict[str, set[str]] = {}  # endpoint -> workspaces sending there
@@ -331,7 +334,12 @@ class Stats:
                 connection.close()
 
     @staticmethod
-    def _write(drops, errors, deliveries, workspaces) -> None:
+    def _write(
+        drops: Counter[str],
+        errors: dict[str, tuple[str, datetime]],
+        deliveries: dict[str, datetime],
+        workspaces: dict[str, set[str]],
+    ) -> None:
         close_old_connections()
         for workspace_id, count in drops.items():
             rows = WorkspaceLogStream.objects.filter(workspace_id=workspace_id)

@@ -7,10 +7,13 @@ workspace (``service_in``), the dashboard by the reader's memberships (``service
 service, both use ``job_of`` and ``build_of``.
 """
 
-from django.db.models import F
+from typing import Any
+
+from django.contrib.auth.models import AnonymousUser, User
+from django.db.models import F, Model, QuerySet
 
 from services.errors import Forbidden, NotFound
-from services.models import Build, Role, Service
+from services.models import Build, Role, Service, Workspace
 
 READ, WRITE, ADMIN = "read", "write", "admin"
 
@@ -24,29 +27,31 @@ def check_role(role: str, need: str = READ) -> None:
         raise Forbidden("only workspace admins can do this")
 
 
-def _one(queryset, pk: str, what: str):
+def _one[M: Model](queryset: QuerySet[M], pk: str, what: str) -> M:
     found = queryset.filter(pk=pk).first()
     if found is None:
         raise NotFound(what)
     return found
 
 
-def service_in(workspace, service_id: str) -> Service:
+def service_in(workspace: Workspace, service_id: str) -> Service:
     """A service of ``workspace``, with its plan and workspace loaded."""
     return _one(workspace.services.select_related("plan", "workspace"), service_id, "service")
 
 
-def service_for(user, service_id: str) -> Service:
+def service_for(user: User | AnonymousUser, service_id: str) -> Service:
     """A service of a workspace ``user`` is a member of, with ``member_role``, their role there,
     in one query (every dashboard page and every log poll starts here)."""
     # for_user joins the reader's membership; the annotation reads its role from that same join.
-    services = Service.objects.for_user(user).annotate(
+    # (django-stubs takes it for a clash with the declared ``Service.member_role``: #2818.)
+    services = Service.objects.for_user(user).annotate(  # type: ignore[no-redef]
         member_role=F("workspace__memberships__role")
     )
     return _one(services.select_related("plan", "workspace"), service_id, "service")
 
 
-def job_of(service: Service, job_id: str):
+# Any: a ``jobs.Job``, which services may not import (not even for the type checker).
+def job_of(service: Service, job_id: str) -> Any:
     """A job of an already found service, with what ``job_dict`` and the job pages show (the
     snapshot's digest, never its encrypted values)."""
     jobs = service.jobs.select_related(

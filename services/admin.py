@@ -1,5 +1,6 @@
 from django import forms
 from django.contrib import admin
+from django.http import HttpRequest
 
 from services.models import (
     ApiKey,
@@ -52,7 +53,7 @@ class EnvVarForm(forms.ModelForm):
         model = EnvVar
         fields = ("key", "value")
 
-    def clean_value(self):
+    def clean_value(self) -> str:
         value = self.cleaned_data.get("value", "")
         if not value and self.instance.pk:
             return self.instance.value
@@ -81,7 +82,7 @@ class BuildAdmin(admin.ModelAdmin):
     list_filter = ("status",)
     readonly_fields = [f.name for f in Build._meta.fields]
 
-    def has_add_permission(self, request):
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
 
@@ -91,5 +92,5 @@ class ApiKeyAdmin(admin.ModelAdmin):
     readonly_fields = ("prefix", "key_hash", "created_at", "last_used_at")
     exclude = ()
 
-    def has_add_permission(self, request):
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # keys are shown once at creation: use the dashboard or createapikey

@@ -5,11 +5,14 @@ decrypts, and ``rotate`` re-encrypts a token under the first key.
 """
 
 from functools import cache
+from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import models
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models.expressions import Expression
 
 
 @cache
@@ -48,9 +51,11 @@ def rotate(token: str) -> str:
 class EncryptedTextField(models.TextField):
     """A text field stored as a Fernet token; Python code only ever sees the plaintext."""
 
-    def from_db_value(self, value, expression, connection):
+    def from_db_value(
+        self, value: str | None, expression: Expression, connection: BaseDatabaseWrapper
+    ) -> str | None:
         return None if value is None else decrypt(value)
 
-    def get_prep_value(self, value):
+    def get_prep_value(self, value: Any) -> str | None:
         value = super().get_prep_value(value)
         return None if value is None else encrypt(value)

@@ -7,8 +7,12 @@ before it), and rows created meanwhile neither shift nor repeat the pages alread
 
 from datetime import datetime
 
+from django.db.models import Model, QuerySet
 
-def keyset_page(queryset, after: tuple[datetime, str] | None = None, limit: int = 20) -> list:
+
+def keyset_page[M: Model](
+    queryset: QuerySet[M], after: tuple[datetime, str] | None = None, limit: int = 20
+) -> list[M]:
     """Up to ``limit`` rows of ``queryset``, newest first by ``(created_at, id)``, starting just
     after the row keyed ``after`` (from the newest without it). Ask for one more row than a page
     shows to learn whether another page follows."""

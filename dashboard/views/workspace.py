@@ -78,6 +78,7 @@ def api_keys(request: HtmxHttpRequest, workspace_id: str) -> HttpResponse:
         context = _keys_context(request, workspace, form)
         return render(request, "services/api_keys.html", context, status=400)
     read_only = form.cleaned_data["read_only"] or not request.membership.can_write
+    assert request.user.is_authenticated  # @signed_in
     key, secret = ApiKey.issue(
         request.user, workspace, name=form.cleaned_data["name"], read_only=read_only
     )

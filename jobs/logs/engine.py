@@ -15,13 +15,17 @@ against the installed docker-py and urllib3 (and the real engine), and fails nam
 versions when an upgrade removes or changes one.
 """
 
+import io
 import os
 from collections.abc import Iterator
+from typing import Any
 
 from django.conf import settings
+from docker import DockerClient
+from requests import Response
 
 
-def raw_chunks(response) -> Iterator[bytes]:
+def raw_chunks(response: Response) -> Iterator[bytes]:
     """The body's bytes as they arrive. Docker sends one HTTP chunk per log message, and
     urllib3's chunk reader costs ~15 µs a chunk; reading the buffered socket in large blocks and
     undoing the chunked encoding here is several times faster."""
@@ -39,7 +43,7 @@ def raw_chunks(response) -> Iterator[bytes]:
             yield data
 
 
-def dechunk(fp, block: int = 256 * 1024) -> Iterator[bytes]:
+def dechunk(fp: io.BufferedIOBase, block: int = 256 * 1024) -> Iterator[bytes]:
     """Decode HTTP/1.1 chunked transfer encoding from a buffered binary stream."""
     buf = b""
     pos = 0
@@ -68,9 +72,11 @@ def dechunk(fp, block: int = 256 * 1024) -> Iterator[bytes]:
         pos = 0
 
 
-def open_log_stream(client, container_id: str, since: str | None, follow: bool = True):
+def open_log_stream(
+    client: DockerClient, container_id: str, since: str | None, follow: bool = True
+) -> Response:
     """The raw multiplexed stream of a container's logs (a ``requests`` response)."""
-    api = client.api
+    api: Any = client.api  # docker's stubs leave out the private helpers used here
     params: dict[str, int | str] = {
         "follow": int(follow),
         "stdout": 1,
@@ -86,7 +92,7 @@ def open_log_stream(client, container_id: str, since: str | None, follow: bool =
     return response
 
 
-def json_file_path(client, attrs: dict) -> str | None:
+def json_file_path(client: DockerClient, attrs: dict[str, Any]) -> str | None:
     """The container's json-file log, when this process may read it directly.
 
     Reading the file is how Fluent Bit, Filebeat and Vector collect Docker logs at volume: it

@@ -13,9 +13,11 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from typing import BinaryIO
 
 from django.db import connection
 from docker import DockerClient
+from requests import Response
 
 from jobs.logs.engine import json_file_path, open_log_stream, raw_chunks
 from jobs.logs.parse import FrameParser, JsonFileParser
@@ -31,7 +33,7 @@ QUEUE_CHUNKS = 64
 RESUME_MARGIN_NS = 1_000_000_000  # stdout and stderr are stamped apart: a little disorder
 
 
-def seek_to_time(log_file, ts_ns: int) -> None:
+def seek_to_time(log_file: BinaryIO, ts_ns: int) -> None:
     """Move a json-file log to a line start at or before the first line stamped ``ts_ns`` or
     later, by bisection (lines are in time order, give or take the margin the caller leaves): a
     follower resuming a long log does not read it all again."""
@@ -74,7 +76,7 @@ class LogFollower(threading.Thread):
         self.done = False
         self.error: BaseException | None = None
         self.stopping = threading.Event()
-        self.response = None
+        self.response: Response | None = None
         self.source = ""  # "file" or "api", once chosen
 
     def run(self) -> None:
@@ -121,7 +123,7 @@ class LogFollower(threading.Thread):
                 client.close()
             connection.close()
 
-    def _follow_api(self, client, writer: LogWriter) -> None:
+    def _follow_api(self, client: DockerClient, writer: LogWriter) -> None:
         self.response = open_log_stream(client, self.container_id, writer.since)
         parser = FrameParser()
         for chunk in raw_chunks(self.response):
@@ -174,7 +176,7 @@ class LogFollower(threading.Thread):
                     return
                 exited.wait(self.FILE_POLL)
 
-    def _drain(self, client) -> None:
+    def _drain(self, client: DockerClient) -> None:
         writer = LogWriter.for_job(self.job_id)
         response = open_log_stream(client, self.container_id, writer.since, follow=False)
         try:
@@ -187,7 +189,7 @@ class LogFollower(threading.Thread):
         finally:
             response.close()
 
-    def _put(self, item) -> None:
+    def _put(self, item: list[tuple[int, int, bytes]] | None) -> None:
         while True:
             try:
                 self.queue.put(item, timeout=0.5)

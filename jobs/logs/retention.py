@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from jobs.models import Job, JobLogLine
@@ -42,7 +43,9 @@ class PurgeResult:
     builds: int = 0
 
 
-def purge_expired_logs(*, now: datetime | None = None, batch_size: int | None = None):
+def purge_expired_logs(
+    *, now: datetime | None = None, batch_size: int | None = None
+) -> PurgeResult:
     """Delete every job and build log line older than its workspace's retention period."""
     now = now or timezone.now()
     batch_size = batch_size or settings.LOG_PURGE_BATCH
@@ -70,7 +73,14 @@ def purge_expired_logs(*, now: datetime | None = None, batch_size: int | None = 
     return result
 
 
-def _purge(owners, line_model, owner_field, cutoff, now, batch_size):
+def _purge(
+    owners: QuerySet[Job] | QuerySet[Build],
+    line_model: type[JobLogLine] | type[BuildLogLine],
+    owner_field: str,
+    cutoff: datetime,
+    now: datetime,
+    batch_size: int,
+) -> tuple[int, int]:
     """Purge the lines of ``owners`` older than ``cutoff``; returns (lines, owners expired)."""
     deleted = expired = 0
     last_id = ""
@@ -104,7 +114,7 @@ def _purge(owners, line_model, owner_field, cutoff, now, batch_size):
 # What pages and the API say about a job's (or build's) logs.
 
 
-def logs_expire_at(obj, retention_days: int | None = None) -> datetime | None:
+def logs_expire_at(obj: Job | Build, retention_days: int | None = None) -> datetime | None:
     """When the last lines of a finished job or build expire (None while it runs)."""
     if obj.finished_at is None:
         return None
@@ -113,7 +123,7 @@ def logs_expire_at(obj, retention_days: int | None = None) -> datetime | None:
     return obj.finished_at + timedelta(days=retention_days)
 
 
-def retention_fields(obj, retention_days: int | None = None) -> dict:
+def retention_fields(obj: Job | Build, retention_days: int | None = None) -> dict:
     """API extension fields: ``logsExpireAt`` while a finished job's logs are kept,
     ``logsExpiredAt`` once they have been purged (neither while it runs)."""
     if obj.logs_purged_at is not None:
@@ -122,7 +132,7 @@ def retention_fields(obj, retention_days: int | None = None) -> dict:
     return {"logsExpireAt": expire_at.isoformat()} if expire_at is not None else {}
 
 
-def _workspace_of(obj) -> Workspace:
+def _workspace_of(obj: Job | Build) -> Workspace:
     if isinstance(obj, Build):
         return obj.service.workspace
     return obj.workspace

@@ -15,12 +15,14 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import docker
 from django.conf import settings
 from django.db.models import Max
 from django.utils import timezone
+from docker import DockerClient
 from docker.errors import DockerException
 
 from services.builds.errors import BuildError, BuildStopped
@@ -110,7 +112,7 @@ class BuildLog:
 class BuildRun(GitSteps, ImageSteps):
     """One claimed build, run to its end: succeeded, failed or canceled."""
 
-    def __init__(self, build: Build, *, client=None):
+    def __init__(self, build: Build, *, client: DockerClient | None = None) -> None:
         self.build = build
         self.service = build.service
         self._client = client
@@ -122,7 +124,7 @@ class BuildRun(GitSteps, ImageSteps):
         self.workdir = ""
 
     @property
-    def client(self):
+    def client(self) -> DockerClient:
         if self._client is None:
             try:
                 self._client = docker.from_env(timeout=60)
@@ -165,7 +167,9 @@ class BuildRun(GitSteps, ImageSteps):
             if self.workdir:
                 shutil.rmtree(self.workdir, ignore_errors=True)
 
-    def end(self, status: str, reason: str = "", *, image_id: str = "", image_tag: str = ""):
+    def end(
+        self, status: str, reason: str = "", *, image_id: str = "", image_tag: str = ""
+    ) -> None:
         if status == BuildStatus.SUCCEEDED:
             self.log.line(f"==> Build succeeded: image {image_id} ({image_tag})", system=True)
         elif status == BuildStatus.FAILED:
@@ -213,7 +217,14 @@ class BuildRun(GitSteps, ImageSteps):
                 return True
         return False
 
-    def pump(self, produce, consume, kill, *, deadline: float | None = None) -> None:
+    def pump[T](
+        self,
+        produce: Callable[[], Iterable[T]],
+        consume: Callable[[T], object],
+        kill: Callable[[], object],
+        *,
+        deadline: float | None = None,
+    ) -> None:
         """Run ``produce()`` (an iterable that blocks, such as git's output or a docker build
         stream) in a reader thread; hand each item to ``consume`` in this thread, flush the log
         every 250 ms, and ``kill()`` the producer when the build is canceled or runs out of
@@ -222,7 +233,7 @@ class BuildRun(GitSteps, ImageSteps):
         done = object()
         failure: list[BaseException] = []
 
-        def reader():
+        def reader() -> None:
             try:
                 for item in produce():
                     items.put(item)

@@ -75,11 +75,11 @@ class GitSteps:
         assert proc.stdout is not None  # stdout=PIPE
         output: list[str] = []
 
-        def consume(text: str):
+        def consume(text: str) -> None:
             output.append(text.rstrip("\n"))
             self.log.line(text.rstrip("\n"))
 
-        def kill():
+        def kill() -> None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGKILL)
 

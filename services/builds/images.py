@@ -9,13 +9,14 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Self
 
 import docker
 import requests
 from django.conf import settings
+from docker.api import APIClient
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from docker.models.images import Image
 from docker.utils import parse_repository_tag
@@ -35,30 +36,33 @@ class _Response:
     """Captures the HTTP response of a streaming Docker call made in one thread, so another
     thread can close it (closing a ``docker build`` stream makes the engine stop the build)."""
 
-    def __init__(self, api):
+    def __init__(self, api: APIClient) -> None:
         self.api = api
         self.thread: threading.Thread | None = None
-        self.response = None
+        self.response: requests.Response | None = None
 
-    def hook(self, response, *args, **kwargs):
+    def hook(
+        self, response: requests.Response, *args: object, **kwargs: object
+    ) -> requests.Response:
         if threading.current_thread() is self.thread:
             self.response = response
         return response
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         self.api.hooks["response"].append(self.hook)
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.api.hooks["response"].remove(self.hook)
 
     def close(self) -> None:
         response = self.response
         if response is None:
             return
-        # The blocked reader only wakes up on a shutdown of the socket, not on a close.
+        # The blocked reader only wakes up on a shutdown of the socket, not on a close. The path
+        # runs through urllib3's private internals; one that is missing is the AttributeError.
         with contextlib.suppress(AttributeError, OSError):
-            response.raw._fp.fp.raw._sock.shutdown(socket.SHUT_RDWR)
+            response.raw._fp.fp.raw._sock.shutdown(socket.SHUT_RDWR)  # type: ignore[union-attr]
         with contextlib.suppress(Exception):
             response.close()
 
@@ -96,7 +100,7 @@ class ImageSteps:
         self.tag(_id(image))
         return _id(image)
 
-    def pull(self, ref: str):
+    def pull(self, ref: str) -> Image:
         repository, tag = parse_repository_tag(ref)
         if not tag:
             tag = "latest"
@@ -104,7 +108,7 @@ class ImageSteps:
         self.log.line(f"==> {ref} is not on this Docker Engine; pulling it", system=True)
         errors: list[str] = []
 
-        def consume(chunk: dict):
+        def consume(chunk: dict[str, Any]) -> None:
             if chunk.get("error"):
                 errors.append(chunk["error"])
             elif chunk.get("status") and "progress" not in chunk:
@@ -118,7 +122,7 @@ class ImageSteps:
         )
         with _Response(api) as response:
 
-            def produce():
+            def produce() -> Iterator[dict[str, Any]]:
                 # docker-py's pull() waits for the engine's first answer without any timeout;
                 # this request bounds that wait (and any silence after it) by the pull timeout.
                 response.thread = threading.current_thread()
@@ -176,7 +180,7 @@ class ImageSteps:
         errors: list[str] = []
         image_ids: list[str] = []
 
-        def consume(chunk: dict):
+        def consume(chunk: dict[str, Any]) -> None:
             if "stream" in chunk:
                 self.log.write(chunk["stream"])
             elif chunk.get("error"):
@@ -192,7 +196,7 @@ class ImageSteps:
         api = self.client.api
         with _Response(api) as response:
 
-            def produce():
+            def produce() -> Iterator[dict[str, Any]]:
                 response.thread = threading.current_thread()
                 return api.build(
                     path=str(context),

@@ -8,14 +8,17 @@
 """
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import docker
 from celery import current_app
 from django.conf import settings
+from django.contrib.auth.models import AnonymousUser, User
 from django.db import transaction
+from django.db.models import Model, QuerySet
 from django.utils import timezone
+from docker import DockerClient
 from docker.errors import APIError, NotFound
 
 from services.builds.executor import BuildRun
@@ -33,14 +36,18 @@ class CancelRefused(Refused):
     """Only unfinished builds can be canceled."""
 
 
-def _who(user) -> str:
+def _who(user: User | AnonymousUser | None) -> str:
     if user is not None and user.is_authenticated:
         return user.email or user.get_username()
     return "api"
 
 
 def request_build(
-    service: Service, *, commit_id: str = "", image_ref: str = "", user=None
+    service: Service,
+    *,
+    commit_id: str = "",
+    image_ref: str = "",
+    user: User | AnonymousUser | None = None,
 ) -> Build:
     """Queue a build of the service's configured source (or of a given commit or image) and
     start it once the transaction commits."""
@@ -60,7 +67,7 @@ def enqueue_build(build_id: str) -> None:
     current_app.send_task("services.tasks.run_build", args=[build_id])
 
 
-def cancel_build(build: Build, *, user=None) -> Build:
+def cancel_build(build: Build, *, user: User | AnonymousUser | None = None) -> Build:
     """Cancel a build. Queued: canceled at once, it never starts. Building: the runner stops it
     (kills git or the docker build) within a second and ends it ``canceled``. Canceled:
     unchanged. Succeeded or failed: refused."""
@@ -101,7 +108,7 @@ def claim_next(service_id: str) -> Build | None:
     return None
 
 
-def run_build(build_id: str, *, client=None) -> Build | None:
+def run_build(build_id: str, *, client: DockerClient | None = None) -> Build | None:
     """Run the service's queued builds, oldest first, while none of them runs elsewhere.
 
     The build asked for may be run here, or by the runner of an earlier build of the same
@@ -118,7 +125,7 @@ def run_build(build_id: str, *, client=None) -> Build | None:
 # -- periodic work ---------------------------------------------------------------------------
 
 
-def sweep_builds(*, now=None, batch: int = 100) -> dict[str, int]:
+def sweep_builds(*, now: datetime | None = None, batch: int = 100) -> dict[str, int]:
     """Fail builds whose worker stopped heart-beating, and re-send the oldest queued build of
     each service that has waited a while with nothing building (its message may be lost)."""
     now = now or timezone.now()
@@ -154,7 +161,7 @@ def sweep_builds(*, now=None, batch: int = 100) -> dict[str, int]:
     return {"failed": failed, "resent": len(resent)}
 
 
-def cleanup_images(*, client=None, keep: int | None = None) -> list[str]:
+def cleanup_images(*, client: DockerClient | None = None, keep: int | None = None) -> list[str]:
     """Remove the image tags of old builds. Per service, keep the latest ``BUILD_KEEP_IMAGES``
     (at least 1) successful builds and every build an unfinished job still uses. Removing a
     tag deletes the image once nothing else (another tag, a container) holds it; an image in
@@ -186,7 +193,7 @@ def cleanup_images(*, client=None, keep: int | None = None) -> list[str]:
     return removed
 
 
-def _unfinished_jobs():
+def _unfinished_jobs() -> QuerySet[Model]:
     """Jobs not yet finished, reached through ``Build.jobs`` (the reverse of ``Job.build``):
     jobs sits above services, so services does not import it, and ``unfinished()`` keeps the
     rule of which job states count in jobs."""

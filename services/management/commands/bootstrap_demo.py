@@ -5,10 +5,12 @@ import secrets
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+from django.contrib.auth.models import User
+from django.core.management.base import BaseCommand, CommandParser
 
 from services.builds.queue import request_build, run_build
 from services.models import BuildStatus, Membership, Plan, Role, Service, Workspace
@@ -81,7 +83,7 @@ class Command(BaseCommand):
         "examples/demo; print how to sign in."
     )
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--url", default="http://localhost:8000")
         parser.add_argument(
             "--build-now",
@@ -90,7 +92,7 @@ class Command(BaseCommand):
             "Celery worker.",
         )
 
-    def handle(self, *args, url: str, build_now: bool = False, **options):
+    def handle(self, *args: Any, url: str, build_now: bool = False, **options: Any) -> None:
         User = get_user_model()
         password_file = settings.VAR_DIR / "demo-password"
         user = User.objects.filter(username=DEMO_EMAIL).first()
@@ -119,7 +121,7 @@ class Command(BaseCommand):
             f"(workspace {workspace.name}, {workspace.id}; admin at {url}/admin/)"
         )
 
-    def example_service(self, workspace, user, url: str, build_now: bool) -> None:
+    def example_service(self, workspace: Workspace, user: User, url: str, build_now: bool) -> None:
         repo = settings.VAR_DIR / "example-repo"
         head = sync_example_repo(repo)
         service, _ = Service.objects.get_or_create(

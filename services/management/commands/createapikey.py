@@ -1,5 +1,7 @@
+from typing import Any
+
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.core.validators import validate_email
 from django.db import transaction
 
@@ -13,13 +15,15 @@ class Command(BaseCommand):
         "when they do not exist yet."
     )
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("email")
         parser.add_argument("--workspace", required=True, help="The workspace's name.")
         parser.add_argument("--read-only", action="store_true", help="A key that cannot write.")
         parser.add_argument("--name", default="", help="A label for the key.")
 
-    def handle(self, *args, email: str, workspace: str, read_only: bool, name: str, **options):
+    def handle(
+        self, *args: Any, email: str, workspace: str, read_only: bool, name: str, **options: Any
+    ) -> None:
         try:
             validate_email(email)
         except Exception as exc:

@@ -1,3 +1,6 @@
+from collections.abc import Iterator
+from typing import Any
+
 from django.apps import apps
 from django.core.management.base import BaseCommand
 from django.db import models, transaction
@@ -8,7 +11,7 @@ from services.crypto import EncryptedTextField, rotate
 BATCH = 500  # rows locked and re-encrypted per transaction
 
 
-def encrypted_fields():
+def encrypted_fields() -> Iterator[tuple[type[models.Model], EncryptedTextField]]:
     """Every (model, field) stored through EncryptedTextField, in any installed app."""
     for model in apps.get_models():
         for field in model._meta.get_fields():
@@ -17,7 +20,7 @@ def encrypted_fields():
                 yield model, field
 
 
-def rotate_field(model, field) -> int:
+def rotate_field(model: type[models.Model], field: EncryptedTextField) -> int:
     """Re-encrypt one field's tokens in primary-key order, a locked batch per transaction."""
     rows = model._base_manager.exclude(**{f"{field.attname}__isnull": True}).order_by("pk")
     # A plain TextField reads and writes the stored token: the field would decrypt it on the
@@ -43,6 +46,6 @@ class Command(BaseCommand):
         "Rotation: put the new key first, keep the old ones after it, run this, then drop them."
     )
 
-    def handle(self, *args, **options):
+    def handle(self, *args: Any, **options: Any) -> None:
         total = sum(rotate_field(model, field) for model, field in encrypted_fields())
         self.stdout.write(f"Re-encrypted {total} values under the first key.")
