@@ -46,7 +46,7 @@ def test_defaults_are_sqlite_in_wal_mode_and_a_serverless_broker(tmp_path):
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split()[-3:] == ["wal", "django.db.backends.sqlite3", "filesystem://"]
+    assert result.stdout.split()[-3:] == ["wal", "django.db.backends.sqlite3", "filesystem://localhost/"]
 
 
 def test_a_bad_log_source_names_the_variable():

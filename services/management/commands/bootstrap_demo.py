@@ -92,17 +92,14 @@ class Command(BaseCommand):
 
     def handle(self, *args, url: str, build_now: bool = False, **options):
         User = get_user_model()
-        password_file = settings.VAR_DIR / "demo-password"
         user = User.objects.filter(username=DEMO_EMAIL).first()
-        if user is None or not password_file.exists():
+        password = None
+        if user is None:
+            # Printed this once; never stored in plain text, never printed again.
             password = secrets.token_urlsafe(12)
-            user = user or User(username=DEMO_EMAIL, email=DEMO_EMAIL)
-            user.is_staff = user.is_superuser = True
+            user = User(username=DEMO_EMAIL, email=DEMO_EMAIL, is_staff=True, is_superuser=True)
             user.set_password(password)
             user.save()
-            password_file.write_text(password)
-            password_file.chmod(0o600)
-        password = password_file.read_text().strip()
         workspace, _ = Workspace.objects.get_or_create(
             name=DEMO_WORKSPACE, defaults={"email": DEMO_EMAIL}
         )
@@ -114,10 +111,17 @@ class Command(BaseCommand):
         except (OSError, subprocess.SubprocessError) as exc:
             # Without git (or a writable var/) the rest of the demo still works.
             self.stderr.write(f"oneoff: could not set up the example service: {exc}")
-        self.stdout.write(
-            f"Sign in at {url}/ as {DEMO_EMAIL} with password {password} "
-            f"(workspace {workspace.name}, {workspace.id}; admin at {url}/admin/)"
-        )
+        where = f"(workspace {workspace.name}, {workspace.id}; admin at {url}/admin/)"
+        if password is not None:
+            self.stdout.write(
+                f"Sign in at {url}/ as {DEMO_EMAIL} with password {password} {where}. "
+                "This password is shown only now."
+            )
+        else:
+            self.stdout.write(
+                f"Sign in at {url}/ as {DEMO_EMAIL} {where}; the password was printed at the "
+                f"first start. A new one: .venv/bin/python manage.py changepassword {DEMO_EMAIL}"
+            )
 
     def example_service(self, workspace, user, url: str, build_now: bool) -> None:
         repo = settings.VAR_DIR / "example-repo"
