@@ -1,34 +1,38 @@
 """The /v1 API (Render-compatible): one NinjaAPI with every router, at /v1/ (OpenAPI at
 /v1/openapi.json).
 
-Routers build on ``api.base`` (read its docstring): ``request.auth`` is the ApiKey (with
-``.workspace``, ``.user``, ``.read_only``, ``.role``), ``require_write`` / ``require_admin`` raise
-403s, ``ApiError(status, id, message)`` answers ``{"id", "message"}``, ``get_service`` /
-``get_job`` / ``get_build`` are the workspace-scoped lookups (404 for missing or foreign), and
-``errors(...)`` declares error responses for the OpenAPI document. Authentication and rate limits
-are applied here, at the API level, so every router gets them without asking.
+What a router builds on, one module per concern (read their docstrings): ``api.auth``
+(``request.auth``, ``require_write`` / ``require_admin``, rate limits), ``api.errors``
+(``ApiError``, ``bad_request``, ``errors(...)`` for the OpenAPI document, the mapping of the
+domain's errors), ``api.pagination`` (keyset pages and cursors), ``api.fields`` (timestamps),
+``api.responses`` (a view's own ``HttpResponse``) and ``api.idempotency``. Ownership is the
+domain's: ``services.access.service_in(request.auth.workspace, id)``, ``job_of`` and
+``build_of`` (404 for missing or foreign). Authentication and rate limits are applied here, at
+the API level, so every router gets them without asking. Routers never import this module: it
+imports them.
 """
 
-from ninja import Router
+from ninja import NinjaAPI, Router
 
-from api.base import (  # noqa: F401  (re-exported for convenience outside routers)
-    ApiError,
-    ApiKeyAuth,
-    OneoffApi,
-    bad_request,
-    errors,
-    get_build,
-    get_job,
-    get_service,
-    install_error_handlers,
-    require_admin,
-    require_write,
-)
+from api.auth import ApiKeyAuth
+from api.errors import ApiError, install_error_handlers
+from api.responses import with_rate_limit_headers
+from api.routers.builds import router as builds_router
+from api.routers.env_vars import router as env_vars_router
 from api.routers.jobs import router as jobs_router
 from api.routers.logs import router as logs_router
 from api.routers.logstreams import router as logstreams_router
-from api.routers.services import owners_router
+from api.routers.owners import router as owners_router
 from api.routers.services import router as services_router
+
+
+class OneoffApi(NinjaAPI):
+    def create_response(self, request, data, *, status=None, temporal_response=None):
+        response = super().create_response(
+            request, data, status=status, temporal_response=temporal_response
+        )
+        return with_rate_limit_headers(request, response)
+
 
 api = OneoffApi(
     title="Oneoff API",
@@ -49,6 +53,8 @@ install_error_handlers(api)
 
 api.add_router("", owners_router)
 api.add_router("", services_router)
+api.add_router("", env_vars_router)
+api.add_router("", builds_router)
 api.add_router("", jobs_router)
 api.add_router("", logs_router)
 api.add_router("", logstreams_router)

@@ -16,7 +16,7 @@ from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
-from api.base import ApiError, bad_request
+from api.errors import ApiError, bad_request
 from jobs.models import IdempotencyKey
 
 HEADER = "Idempotency-Key"

@@ -45,7 +45,7 @@ def run(args) -> int:
     from django.core.management import call_command
     from django.test import Client
 
-    from api.base import encode_cursor
+    from api.pagination import encode_cursor
     from jobs.models import EnvSnapshot, Job
     from services.models import ApiKey
 

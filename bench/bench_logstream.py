@@ -1,12 +1,13 @@
 """Log streams: forwarding throughput to a local TLS receiver, and the effect on log ingest.
 
 1. Throughput. N lines are handed to the forwarder in batches of the runner's size (as
-   ``jobs.logs`` calls its ``BATCH_LISTENERS``); the clock stops when a TLS syslog receiver in
+   ``jobs.logs.store`` sends its ``lines_stored``); the clock stops when a TLS syslog receiver in
    another process (so it does not share this one's GIL) has counted every RFC 5425 frame.
    Reported: lines/s (median of the rounds) and the time the ingest thread spent queueing.
 2. Ingest. The runner's ingest path for M lines of Docker's multiplexed log format
    (``FrameParser`` -> ``LogWriter.add`` -> ``flush``: one COPY into PostgreSQL per batch, then
-   the batch listeners), with the workspace's log stream off and on (receiver up), alternating.
+   ``lines_stored``'s receivers), with the workspace's log stream off and on (receiver up),
+   alternating.
    Reported: lines/s of each (medians) and their ratio. Target (issue 7): with >= 0.8x without.
    This drives the ingest code directly with the bytes Docker would send: what is measured is
    the work a runner does per line, which is where the forwarder competes.
@@ -140,7 +141,7 @@ def main() -> int:
     from django.core.management import call_command
     from django.db import connections
 
-    from tests.logstreams.conftest import make_pki
+    from tests.helpers import make_pki
 
     pki = make_pki(pki_dir)
     settings.LOG_STREAM_CA_FILE = pki.ca_file
@@ -169,7 +170,8 @@ def main() -> int:
 def run(settings, counter, port, forward_lines, ingest_lines, rounds, *, quick) -> int:
     from django.utils import timezone
 
-    from jobs.logs import FrameParser, LogWriter, StoredLine
+    from jobs.logs.parse import FrameParser, StoredLine
+    from jobs.logs.store import LogWriter
     from jobs.models import EnvSnapshot, Job
     from logstreams import forward as logstreams
     from logstreams.models import WorkspaceLogStream

@@ -1,7 +1,8 @@
-"""Ownership helpers for the dashboard: one per object type, so isolation is written once.
+"""What the dashboard adds to ``services.access``: a signed-in reader and their membership.
 
-An outsider (no membership in the object's workspace) gets a 404, never a hint that the object
-exists; a member whose role may see but not act gets a 403.
+The ownership rules are the domain's (``services.access``): an outsider (no membership in the
+object's workspace) gets a 404, never a hint that the object exists; a member whose role may see
+but not act gets a 403 (``dashboard.middleware`` answers the domain's errors).
 """
 
 from functools import wraps
@@ -9,15 +10,11 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
-from django.db.models import F
 from django.http import Http404
 from django_htmx.http import HttpResponseClientRedirect
 
-from jobs.models import Job
-from services.models import Build, Membership, Service, Workspace
-
-READ, WRITE, ADMIN = "read", "write", "admin"
+from services.access import READ, check_role, service_for
+from services.models import Membership, Service, Workspace
 
 
 def signed_in(view):
@@ -36,13 +33,6 @@ def signed_in(view):
     return wrapper
 
 
-def _check(membership: Membership, need: str) -> None:
-    if need == WRITE and not membership.can_write:
-        raise PermissionDenied("Your role in this workspace is read-only.")
-    if need == ADMIN and not membership.is_admin:
-        raise PermissionDenied("Only workspace admins can do this.")
-
-
 def membership_for(user, workspace_id: str, need: str = READ) -> Membership:
     """The user's membership in a workspace (404 when none), checked against ``need``."""
     if not user.is_authenticated:
@@ -54,7 +44,7 @@ def membership_for(user, workspace_id: str, need: str = READ) -> Membership:
     )
     if membership is None:
         raise Http404("No such workspace")
-    _check(membership, need)
+    check_role(membership.role, need)
     return membership
 
 
@@ -64,40 +54,9 @@ def get_workspace(user, workspace_id: str, need: str = READ) -> tuple[Workspace,
 
 
 def get_service(user, service_id: str, need: str = READ) -> tuple[Service, Membership]:
-    """The service and the reader's membership of its workspace, in one query (every page and
-    every log poll starts here)."""
-    # for_user joins the reader's membership; the annotation reads its role from that same join.
-    service = (
-        Service.objects.for_user(user)
-        .select_related("plan", "workspace")
-        .annotate(member_role=F("workspace__memberships__role"))
-        .filter(pk=service_id)
-        .first()
-    )
-    if service is None:
-        raise Http404("No such service")
+    """The service and the reader's membership of its workspace, checked against ``need``, in
+    one query."""
+    service = service_for(user, service_id)
     membership = Membership(workspace=service.workspace, user=user, role=service.member_role)
-    _check(membership, need)
+    check_role(membership.role, need)
     return service, membership
-
-
-def get_job(user, service: Service, job_id: str) -> Job:
-    """A job of an already checked service (the service's check covers the workspace)."""
-    job = (
-        Job.objects.select_related("plan", "build", "created_by", "canceled_by")
-        .filter(pk=job_id, service=service)
-        .first()
-    )
-    if job is None:
-        raise Http404("No such job")
-    job.service = service
-    job.workspace = service.workspace
-    return job
-
-
-def get_build(user, service: Service, build_id: str) -> Build:
-    build = Build.objects.select_related("created_by").filter(pk=build_id, service=service).first()
-    if build is None:
-        raise Http404("No such build")
-    build.service = service
-    return build

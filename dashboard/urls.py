@@ -1,10 +1,10 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from dashboard.views import jobs, logstreams, services
+from dashboard.views import builds, env, jobs, logstreams, usage, workspace
 
 urlpatterns = [
-    path("", services.home, name="home"),
+    path("", workspace.home, name="home"),
     path(
         "login/",
         auth_views.LoginView.as_view(
@@ -13,37 +13,37 @@ urlpatterns = [
         name="login",
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("workspaces/<str:workspace_id>/", services.services_list, name="services"),
-    path("workspaces/<str:workspace_id>/api-keys/", services.api_keys, name="api_keys"),
+    path("workspaces/<str:workspace_id>/", workspace.services_list, name="services"),
+    path("workspaces/<str:workspace_id>/api-keys/", workspace.api_keys, name="api_keys"),
     path(
         "workspaces/<str:workspace_id>/api-keys/<int:key_id>/revoke/",
-        services.revoke_api_key,
+        workspace.revoke_api_key,
         name="revoke_api_key",
     ),
-    path("workspaces/<str:workspace_id>/usage/", services.usage, name="usage"),
-    path("services/<str:service_id>/", services.service_home, name="service"),
-    path("services/<str:service_id>/builds/", services.build_list, name="builds"),
-    path("services/<str:service_id>/builds/new/", services.trigger_build, name="trigger_build"),
-    path("services/<str:service_id>/builds/<str:build_id>/", services.build_detail, name="build"),
+    path("workspaces/<str:workspace_id>/usage/", usage.usage, name="usage"),
+    path("services/<str:service_id>/", workspace.service_home, name="service"),
+    path("services/<str:service_id>/builds/", builds.build_list, name="builds"),
+    path("services/<str:service_id>/builds/new/", builds.trigger_build, name="trigger_build"),
+    path("services/<str:service_id>/builds/<str:build_id>/", builds.build_detail, name="build"),
     path(
         "services/<str:service_id>/builds/<str:build_id>/logs/",
-        services.build_logs,
+        builds.build_logs,
         name="build_logs",
     ),
     path(
         "services/<str:service_id>/builds/<str:build_id>/cancel/",
-        services.cancel_build,
+        builds.cancel_build,
         name="cancel_build",
     ),
-    path("services/<str:service_id>/env/", services.env_vars, name="env_vars"),
+    path("services/<str:service_id>/env/", env.env_vars, name="env_vars"),
     path(
         "services/<str:service_id>/env/<path:key>/reveal/",
-        services.reveal_env_var,
+        env.reveal_env_var,
         name="reveal_env_var",
     ),
     path(
         "services/<str:service_id>/env/<path:key>/delete/",
-        services.delete_env_var,
+        env.delete_env_var,
         name="delete_env_var",
     ),
     path("services/<str:service_id>/jobs/", jobs.job_list, name="jobs"),

@@ -54,14 +54,6 @@ UNFINISHED = (JobStatus.PENDING, JobStatus.RUNNING)
 
 
 class JobQuerySet(models.QuerySet):
-    def for_user(self, user):
-        if not user.is_authenticated:
-            return self.none()
-        return self.filter(workspace__memberships__user=user)
-
-    def for_workspace(self, workspace):
-        return self.filter(workspace=workspace)
-
     def unfinished(self):
         return self.filter(status__in=UNFINISHED)
 
@@ -79,8 +71,8 @@ class Job(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     exit_code = models.IntegerField(null=True, blank=True)
-    # In the spirit of Render's job_run_ended reason: nonZeroExit, oomKilled {memoryLimit},
-    # timedOutSeconds, canceledBy, startError.
+    # How it ended, in the shape of Render's job_run_ended reason (built and put in words only
+    # in jobs/reasons.py).
     reason = models.JSONField(default=dict, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
@@ -132,11 +124,14 @@ class Job(models.Model):
         end = self.finished_at or timezone.now()
         return max(0.0, (end - self.started_at).total_seconds())
 
-    @staticmethod
-    def billable_seconds(started_at: datetime | None, finished_at: datetime | None) -> int:
-        if started_at is None or finished_at is None:
-            return 0
-        return max(0, math.ceil((finished_at - started_at).total_seconds()))
+    def bill(self, finished_at: datetime) -> None:
+        """Set ``billed_seconds`` and ``cost`` for a run that ended at ``finished_at``: whole
+        seconds, rounded up, at the plan's rate. A started job is billed at least one second (a
+        very short one can even show Docker a FinishedAt a hair before the StartedAt it
+        reported). A job that never started is not billed here: it ends owing nothing."""
+        started_at = self.started_at or finished_at
+        self.billed_seconds = max(1, math.ceil((finished_at - started_at).total_seconds()))
+        self.cost = self.plan.cost_of(self.billed_seconds)
 
     @property
     def container_name(self) -> str:
@@ -213,3 +208,9 @@ class RunnerHost(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @classmethod
+    def seen(cls, name: str, **fields) -> None:
+        """Record that host ``name`` is alive now, with any other ``fields`` it reports (the
+        supervisor adds whether its Docker Engine answers)."""
+        cls.objects.update_or_create(name=name, defaults={"last_seen_at": timezone.now(), **fields})

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import enum
 import logging
-import math
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -25,6 +24,7 @@ from django.utils import timezone
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from docker.types import LogConfig
 
+from jobs import reasons
 from jobs.models import Job, JobStatus
 
 logger = logging.getLogger(__name__)
@@ -64,10 +64,6 @@ def reset_client() -> None:
 
 def instance_filter() -> dict:
     return {"label": f"{LABEL_INSTANCE}={settings.ONEOFF_INSTANCE}"}
-
-
-def memory_limit_label(memory_mb: int) -> str:
-    return f"{memory_mb}Mi"
 
 
 def container_config(job: Job) -> dict:
@@ -143,7 +139,7 @@ def fail_start(job_id: str, message: str, *, from_status=JobStatus.PENDING) -> b
         Job.objects.filter(pk=job_id, status=from_status).update(
             status=JobStatus.FAILED,
             finished_at=now,
-            reason={"startError": message[:1000]},
+            reason=reasons.start_error(message),
             billed_seconds=0,
             cost=0,
             note="",
@@ -282,11 +278,6 @@ def adopt(job: Job, attrs: dict) -> bool:
     )
 
 
-def canceled_by(job: Job) -> str:
-    user = job.canceled_by
-    return (user.email or user.username) if user is not None else "api"
-
-
 def outcome(job: Job, state: dict) -> dict:
     """The fields that end a job, from its container's ``State``."""
     finished_at = docker_time(state.get("FinishedAt")) or timezone.now()
@@ -299,26 +290,23 @@ def outcome(job: Job, state: dict) -> dict:
     exit_code = state.get("ExitCode")
     runtime = (finished_at - started_at).total_seconds()
     if job.cancel_requested_at is not None:
-        status, reason = JobStatus.CANCELED, {"canceledBy": canceled_by(job)}
+        status, reason = JobStatus.CANCELED, reasons.canceled_by(job.canceled_by)
     elif runtime >= settings.JOB_MAX_RUNTIME:
-        status, reason = JobStatus.FAILED, {"timedOutSeconds": settings.JOB_MAX_RUNTIME}
+        status, reason = JobStatus.FAILED, reasons.timed_out(settings.JOB_MAX_RUNTIME)
     elif state.get("OOMKilled"):
-        status = JobStatus.FAILED
-        reason = {"oomKilled": {"memoryLimit": memory_limit_label(job.plan.memory_mb)}}
+        status, reason = JobStatus.FAILED, reasons.oom_killed(job.plan.memory_mb)
     elif exit_code == 0:
         status, reason = JobStatus.SUCCEEDED, {}
     else:
-        status, reason = JobStatus.FAILED, {"nonZeroExit": exit_code}
-    # A started job is billed at least one second (a very short one can even show Docker a
-    # FinishedAt a hair before the StartedAt it reported).
-    billed = max(1, math.ceil(runtime))
+        status, reason = JobStatus.FAILED, reasons.non_zero_exit(exit_code)
+    job.bill(finished_at)
     return {
         "status": status,
         "finished_at": finished_at,
         "exit_code": exit_code,
         "reason": reason,
-        "billed_seconds": billed,
-        "cost": job.plan.cost_of(billed),
+        "billed_seconds": job.billed_seconds,
+        "cost": job.cost,
     }
 
 
@@ -332,19 +320,18 @@ def record_exit(job: Job, state: dict) -> bool:
 def record_lost(job: Job, why: str) -> bool:
     """A running job whose container vanished: it ends ``failed`` (or ``canceled`` if asked)."""
     now = timezone.now()
-    started_at = job.started_at or now
-    billed = max(1, math.ceil((now - started_at).total_seconds()))
     if job.cancel_requested_at is not None:
-        status, reason = JobStatus.CANCELED, {"canceledBy": canceled_by(job)}
+        status, reason = JobStatus.CANCELED, reasons.canceled_by(job.canceled_by)
     else:
-        status, reason = JobStatus.FAILED, {"evicted": True, "evictionReason": why}
+        status, reason = JobStatus.FAILED, reasons.evicted(why)
+    job.bill(now)
     return bool(
         Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(
             status=status,
             finished_at=now,
             reason=reason,
-            billed_seconds=billed,
-            cost=job.plan.cost_of(billed),
+            billed_seconds=job.billed_seconds,
+            cost=job.cost,
         )
     )
 

@@ -34,7 +34,7 @@ from django.utils import timezone
 from docker.errors import DockerException, NotFound
 
 from jobs import runner
-from jobs.logs import LogFollower
+from jobs.logs.follow import LogFollower
 from jobs.models import FINISHED, Job, JobStatus, RunnerHost
 
 logger = logging.getLogger(__name__)
@@ -153,13 +153,8 @@ class Supervisor(threading.Thread):
         if now - self.last_heartbeat < HEARTBEAT_EVERY:
             return
         self.last_heartbeat = now
-        RunnerHost.objects.update_or_create(
-            name=settings.RUNNER_HOST,
-            defaults={
-                "last_seen_at": timezone.now(),
-                "docker_ok": self.docker_ok,
-                "docker_error": self.docker_error,
-            },
+        RunnerHost.seen(
+            settings.RUNNER_HOST, docker_ok=self.docker_ok, docker_error=self.docker_error
         )
 
     def handle(self, job_id: str, item: dict, job: Job | None) -> None:

@@ -2,7 +2,6 @@
 
 from celery import shared_task
 from django.conf import settings
-from django.utils import timezone
 
 from jobs import runner
 from jobs.models import IdempotencyKey, RunnerHost
@@ -27,9 +26,7 @@ def sweep() -> dict:
 @shared_task(ignore_result=True)
 def heartbeat() -> None:
     """Record that this runner host's worker is alive (scheduled by beat)."""
-    RunnerHost.objects.update_or_create(
-        name=settings.RUNNER_HOST, defaults={"last_seen_at": timezone.now()}
-    )
+    RunnerHost.seen(settings.RUNNER_HOST)
 
 
 @shared_task(ignore_result=True)

@@ -44,9 +44,21 @@ class PublicIdField(models.CharField):
 
 
 class Role(models.TextChoices):
+    """A member's role; each may do all the next one may. A viewer reads; a developer also
+    changes things (runs and cancels jobs, builds); an admin also administers (services, env var
+    values, others' API keys, log streams). ``services.access.check_role`` enforces it."""
+
     ADMIN = "admin", "Admin"
     DEVELOPER = "developer", "Developer"
     VIEWER = "viewer", "Viewer"
+
+    @classmethod
+    def can_write(cls, role: str | None) -> bool:
+        return role in (cls.ADMIN, cls.DEVELOPER)
+
+    @classmethod
+    def can_administer(cls, role: str | None) -> bool:
+        return role == cls.ADMIN
 
 
 class WorkspaceQuerySet(models.QuerySet):
@@ -73,12 +85,6 @@ class Workspace(models.Model):
     def __str__(self) -> str:
         return self.name
 
-    def role_of(self, user) -> str | None:
-        if not user.is_authenticated:
-            return None
-        membership = self.memberships.filter(user=user).first()
-        return membership.role if membership else None
-
 
 class Membership(models.Model):
     workspace = models.ForeignKey(Workspace, models.CASCADE, related_name="memberships")
@@ -96,11 +102,11 @@ class Membership(models.Model):
 
     @property
     def can_write(self) -> bool:
-        return self.role in (Role.ADMIN, Role.DEVELOPER)
+        return Role.can_write(self.role)
 
     @property
     def is_admin(self) -> bool:
-        return self.role == Role.ADMIN
+        return Role.can_administer(self.role)
 
 
 class PlanKind(models.TextChoices):
@@ -203,10 +209,6 @@ class Service(models.Model):
     def slug(self) -> str:
         return slugify(self.name) or self.id
 
-    @property
-    def build_source(self) -> str:
-        return "image" if self.image_ref else "repo"
-
     def valid_plans(self):
         return Plan.objects.filter(kind=self.plan_kind)
 
@@ -220,6 +222,10 @@ class Service(models.Model):
 
 
 class EnvVar(models.Model):
+    # The key rule, for the API's schemas and the dashboard's form alike.
+    KEY_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.\-]*$"
+    KEY_RULE = "must start with a letter or _, then letters, digits, _ . or -"
+
     service = models.ForeignKey(Service, models.CASCADE, related_name="env_vars")
     key = models.CharField(max_length=256)
     value = EncryptedTextField(blank=True)
@@ -244,13 +250,6 @@ class BuildStatus(models.TextChoices):
 
 
 BUILD_FINISHED = (BuildStatus.SUCCEEDED, BuildStatus.FAILED, BuildStatus.CANCELED)
-
-
-class BuildQuerySet(models.QuerySet):
-    def for_user(self, user):
-        if not user.is_authenticated:
-            return self.none()
-        return self.filter(service__workspace__memberships__user=user)
 
 
 class Build(models.Model):
@@ -281,8 +280,6 @@ class Build(models.Model):
     heartbeat_at = models.DateTimeField(
         null=True, blank=True, help_text="Last sign of life from the worker running the build."
     )
-
-    objects = BuildQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -362,12 +359,21 @@ class ApiKey(models.Model):
         return key, secret
 
     @classmethod
-    def authenticate(cls, secret: str):
-        """The active key for a secret, or None. The lookup is by a hash of the secret, and the
-        stored hash is compared again in constant time."""
+    def authenticate(cls, secret: str) -> "ApiKey | None":
+        """The live key for a secret (not revoked, its user active), or None, with
+        ``member_role``, the user's role in the key's workspace (None once they left it), read
+        in the same query. The lookup is by a hash of the secret, and the stored hash is
+        compared again in constant time."""
         digest = cls.hash(secret)
+        role = Membership.objects.filter(
+            user_id=models.OuterRef("user_id"), workspace_id=models.OuterRef("workspace_id")
+        ).values("role")[:1]
         key = (
-            cls.objects.active().select_related("user", "workspace").filter(key_hash=digest).first()
+            cls.objects.active()
+            .select_related("user", "workspace")
+            .annotate(member_role=models.Subquery(role))
+            .filter(key_hash=digest)
+            .first()
         )
         if key is None or not hmac.compare_digest(key.key_hash, digest):
             return None

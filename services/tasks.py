@@ -2,22 +2,22 @@
 
 from celery import shared_task
 
-from services import builds
+from services.builds import queue
 
 
 @shared_task(ignore_result=True)
 def run_build(build_id: str) -> None:
-    """Run a queued build (and then the service's next queued ones); see services.builds."""
-    builds.run_build(build_id)
+    """Run a queued build (and then the service's next queued ones); see services.builds.queue."""
+    queue.run_build(build_id)
 
 
 @shared_task(ignore_result=True)
 def sweep_builds() -> None:
     """Fail builds whose worker died; re-send queued builds whose message may be lost."""
-    builds.sweep_builds()
+    queue.sweep_builds()
 
 
 @shared_task(ignore_result=True)
 def cleanup_images() -> None:
     """Remove images of old builds, keeping BUILD_KEEP_IMAGES and any an unfinished job uses."""
-    builds.cleanup_images()
+    queue.cleanup_images()

@@ -1,7 +1,9 @@
 """Personas and makers shared by every test.
 
 Personas: ``owner`` (admin of ``workspace``), ``developer``, ``viewer``, and ``outsider`` (admin
-of another workspace). Makers build services, builds and jobs with sane defaults.
+of another workspace). Makers build services and builds with sane defaults. Fixtures that
+several test folders use are in the plugin modules of tests/plugins/ (``pytest_plugins`` below);
+plain helpers are in tests/helpers.py.
 """
 
 import importlib
@@ -11,12 +13,12 @@ import subprocess
 import time
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from services.models import Build, BuildStatus, Membership, Plan, Role, Service, Workspace
+from services.models import Build, BuildStatus, Plan, Role, Service, Workspace
+from tests.helpers import make_member, missing_part
 
-REQUIRE_PARTS = os.environ.get("ONEOFF_REQUIRE_PARTS") == "1" or os.environ.get("CI") == "true"
+pytest_plugins = ["tests.plugins.jobs", "tests.plugins.syslog", "tests.plugins.worker"]
 
 
 def pytest_collection_modifyitems(items):
@@ -68,13 +70,6 @@ def _seeded_plans(request):
     importlib.import_module("services.migrations.0002_seed_plans").seed(apps, None)
 
 
-def missing_part(message: str):
-    """A test needing a real part that is missing: fail in CI, skip on a laptop."""
-    if REQUIRE_PARTS:
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
-
-
 @pytest.fixture(scope="session")
 def docker_client():
     try:
@@ -107,10 +102,6 @@ def busybox_image(docker_client, tmp_path_factory) -> str:
     return docker_client.images.get(tag).id
 
 
-def make_user(email: str, **extra):
-    return get_user_model().objects.create_user(username=email, email=email, password="pw", **extra)
-
-
 @pytest.fixture
 def workspace(db):
     return Workspace.objects.create(name="Acme", email="ops@acme.test")
@@ -121,30 +112,24 @@ def other_workspace(db):
     return Workspace.objects.create(name="Globex", email="ops@globex.test")
 
 
-def _member(workspace, email, role):
-    user = make_user(email)
-    Membership.objects.create(workspace=workspace, user=user, role=role)
-    return user
-
-
 @pytest.fixture
 def owner(workspace):
-    return _member(workspace, "alice@acme.test", Role.ADMIN)
+    return make_member(workspace, "alice@acme.test", Role.ADMIN)
 
 
 @pytest.fixture
 def developer(workspace):
-    return _member(workspace, "dave@acme.test", Role.DEVELOPER)
+    return make_member(workspace, "dave@acme.test", Role.DEVELOPER)
 
 
 @pytest.fixture
 def viewer(workspace):
-    return _member(workspace, "vera@acme.test", Role.VIEWER)
+    return make_member(workspace, "vera@acme.test", Role.VIEWER)
 
 
 @pytest.fixture
 def outsider(other_workspace):
-    return _member(other_workspace, "olga@globex.test", Role.ADMIN)
+    return make_member(other_workspace, "olga@globex.test", Role.ADMIN)
 
 
 @pytest.fixture

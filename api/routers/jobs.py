@@ -3,21 +3,15 @@
 from django.http import HttpRequest
 from ninja import Query, Router, Status
 
-from api.base import (
-    ApiError,
-    ApiKeyAuth,
-    aware,
-    encode_cursor,
-    errors,
-    get_job,
-    get_service,
-    paginate,
-    require_write,
-)
+from api.auth import ApiKeyAuth, require_write
+from api.errors import errors
+from api.fields import aware
 from api.idempotency import idempotent
+from api.pagination import encode_cursor, paginate
 from api.schemas.jobs import JobCreateIn, JobListQuery, JobOut, JobWithCursor, job_dict
-from jobs.launch import CancelRefused, LaunchError, cancel_job, create_job
+from jobs.launch import cancel_job, create_job
 from jobs.models import Job
+from services.access import job_of, service_in
 
 router = Router(tags=["One-Off Jobs"])
 
@@ -56,19 +50,11 @@ TIME_FILTERS = {
 )
 def create(request: HttpRequest, serviceId: str, payload: JobCreateIn):
     require_write(request)
-    service = get_service(request, serviceId)
+    service = service_in(request.auth.workspace, serviceId)
 
     def run():
-        try:
-            job = create_job(service, payload.startCommand, payload.planId, user=request.auth.user)
-        except LaunchError as exc:
-            raise ApiError(400, "bad_request", exc.message) from exc
-        job = (
-            Job.objects.select_related("build", "env_snapshot", "workspace", "created_by")
-            .defer("env_snapshot__data")
-            .get(pk=job.pk)
-        )
-        return 201, job_dict(job)
+        job = create_job(service, payload.startCommand, payload.planId, user=request.auth.user)
+        return 201, job_dict(job_of(service, job.id))
 
     status, body = idempotent(request, f"jobs:{service.id}", payload.model_dump(), run)
     return Status(status, body)
@@ -84,7 +70,7 @@ def create(request: HttpRequest, serviceId: str, payload: JobCreateIn):
     "fewer than `limit` items at the end. `…Before` bounds are exclusive, `…After` inclusive.",
 )
 def list_jobs(request: HttpRequest, serviceId: str, filters: Query[JobListQuery]):
-    service = get_service(request, serviceId)
+    service = service_in(request.auth.workspace, serviceId)
     jobs = (
         Job.objects.filter(service=service)
         .select_related("build", "env_snapshot", "workspace", "created_by", "canceled_by")
@@ -108,8 +94,8 @@ def list_jobs(request: HttpRequest, serviceId: str, filters: Query[JobListQuery]
     summary="Retrieve job",
 )
 def retrieve(request: HttpRequest, serviceId: str, jobId: str):
-    service = get_service(request, serviceId)
-    return job_dict(get_job(request, service, jobId))
+    service = service_in(request.auth.workspace, serviceId)
+    return job_dict(job_of(service, jobId))
 
 
 @router.post(
@@ -124,10 +110,6 @@ def retrieve(request: HttpRequest, serviceId: str, jobId: str):
 )
 def cancel(request: HttpRequest, serviceId: str, jobId: str):
     require_write(request)
-    service = get_service(request, serviceId)
-    job = get_job(request, service, jobId)
-    try:
-        job = cancel_job(job, user=request.auth.user)
-    except CancelRefused as exc:
-        raise ApiError(400, "bad_request", exc.message) from exc
-    return job_dict(get_job(request, service, job.id))
+    service = service_in(request.auth.workspace, serviceId)
+    job = cancel_job(job_of(service, jobId), user=request.auth.user)
+    return job_dict(job_of(service, job.id))

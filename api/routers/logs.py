@@ -2,7 +2,7 @@
 
 A client pages through a job's log by sending back ``nextStartTime`` (forward) or
 ``nextEndTime`` (backward) while ``hasMore`` is true, or tails it by asking again from
-``nextStartTime``. The query logic is ``jobs.logs.query_logs``.
+``nextStartTime``. The query logic is ``jobs.logs.read.query_logs``.
 """
 
 from datetime import datetime, timedelta
@@ -12,8 +12,10 @@ from django.http import HttpRequest
 from django.utils import timezone
 from ninja import Field, Query, Router, Schema
 
-from api.base import ApiError, aware, bad_request, errors
-from jobs.logs import DEFAULT_LIMIT, MAX_LIMIT, LogQuery, query_logs
+from api.errors import ApiError, bad_request, errors
+from api.fields import aware
+from api.responses import json_response
+from jobs.logs.read import DEFAULT_LIMIT, MAX_LIMIT, LogQuery, query_logs
 from jobs.models import Job
 
 router = Router(tags=["Logs"])
@@ -107,6 +109,4 @@ def list_logs(request: HttpRequest, filters: Query[LogsQuery]):
     )
     # query_logs builds exactly LogsOut's shape from typed columns: rendered directly, without
     # validating every entry again (that took half of each request).
-    from api.api import api
-
-    return api.create_response(request, page, status=200)
+    return json_response(request, page)

@@ -1,6 +1,6 @@
 """Log stream settings, Render's paths and shapes: ``/v1/logs/streams/owner/{ownerId}`` (the
 workspace's default destination) and ``/v1/logs/streams/resource/{resourceId}`` (a service's
-override). Rules and shapes live in ``logstreams.forward``; reading needs any key of the
+override). Rules and shapes live in ``logstreams.streams``; reading needs any key of the
 workspace, changing needs an admin's read-write key. Tokens are write-only."""
 
 from typing import Literal
@@ -8,16 +8,11 @@ from typing import Literal
 from django.http import HttpRequest
 from ninja import Field, Router, Schema
 
-from api.base import (
-    ApiError,
-    bad_request,
-    empty_response,
-    errors,
-    get_service,
-    not_found,
-    require_admin,
-)
-from logstreams import forward as logstreams
+from api.auth import require_admin
+from api.errors import ApiError, bad_request, errors, not_found
+from api.responses import empty_response
+from logstreams import streams as logstreams
+from services.access import service_in
 
 router = Router(tags=["Log streams"])
 
@@ -87,13 +82,6 @@ def _given(payload: Schema, name: str):
     return getattr(payload, name) if name in payload.model_fields_set else logstreams.UNSET
 
 
-def _apply(change):
-    try:
-        return change()
-    except logstreams.SettingsError as exc:
-        raise bad_request(exc.field, exc.message) from exc
-
-
 @router.get(
     "/logs/streams/owner/{ownerId}",
     response={200: OwnerStreamOut, **errors(404)},
@@ -124,14 +112,12 @@ def update_owner_stream(request: HttpRequest, ownerId: str, payload: OwnerStream
     for name in ("endpoint", "enabled"):
         if name in payload.model_fields_set and getattr(payload, name) is None:
             raise bad_request(name, "must not be null")
-    stream = _apply(
-        lambda: logstreams.set_owner_stream(
-            workspace,
-            preview=payload.preview,
-            endpoint=_given(payload, "endpoint"),
-            token=_given(payload, "token"),
-            enabled=_given(payload, "enabled"),
-        )
+    stream = logstreams.set_owner_stream(
+        workspace,
+        preview=payload.preview,
+        endpoint=_given(payload, "endpoint"),
+        token=_given(payload, "token"),
+        enabled=_given(payload, "enabled"),
     )
     return logstreams.owner_stream_dict(stream)
 
@@ -167,7 +153,7 @@ def _no_override(service):
     description="A service's override; 404 when it has none (it uses the workspace's stream).",
 )
 def retrieve_resource_stream(request: HttpRequest, resourceId: str):
-    service = get_service(request, resourceId)
+    service = service_in(request.auth.workspace, resourceId)
     override = logstreams.resource_stream(service)
     if override is None:
         raise _no_override(service)
@@ -184,15 +170,13 @@ def retrieve_resource_stream(request: HttpRequest, resourceId: str):
     "that destination; `drop` sends nothing. Delete the override to use the workspace's.",
 )
 def update_resource_stream(request: HttpRequest, resourceId: str, payload: ResourceStreamIn):
-    service = get_service(request, resourceId)
+    service = service_in(request.auth.workspace, resourceId)
     require_admin(request)
-    override = _apply(
-        lambda: logstreams.set_resource_stream(
-            service,
-            setting=payload.setting,
-            endpoint=_given(payload, "endpoint"),
-            token=_given(payload, "token"),
-        )
+    override = logstreams.set_resource_stream(
+        service,
+        setting=payload.setting,
+        endpoint=_given(payload, "endpoint"),
+        token=_given(payload, "token"),
     )
     return logstreams.resource_stream_dict(override)
 
@@ -204,7 +188,7 @@ def update_resource_stream(request: HttpRequest, resourceId: str, payload: Resou
     summary="Delete log stream override",
 )
 def delete_resource_stream(request: HttpRequest, resourceId: str):
-    service = get_service(request, resourceId)
+    service = service_in(request.auth.workspace, resourceId)
     require_admin(request)
     if not logstreams.delete_resource_stream(service):
         raise _no_override(service)

@@ -1,97 +1,31 @@
-"""Owners (workspaces), services, env vars and builds, in Render's shapes."""
+"""Services in Render's shapes: list, create (with its first build), retrieve, update, suspend."""
 
-import base64
-import binascii
-import secrets
-
-import pydantic
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from ninja import Query, Router, Status
 
-from api.base import (
-    ApiError,
-    Page,
-    aware,
-    bad_request,
-    empty_response,
-    encode_cursor,
-    errors,
-    get_build,
-    get_service,
-    not_found,
-    paginate,
-    require_admin,
-    require_write,
-    unb64,
-    workspace_services,
-)
+from api.auth import require_admin
+from api.errors import bad_request, errors
+from api.fields import aware
+from api.pagination import encode_cursor, paginate
+from api.responses import empty_response
+from api.routers.env_vars import check_env_keys, env_value
 from api.schemas.services import (
-    BuildCreateIn,
-    BuildOut,
-    BuildWithCursor,
-    EnvVarIn,
-    EnvVarListQuery,
-    EnvVarOut,
-    EnvVarValueIn,
-    EnvVarWithCursor,
-    OwnerOut,
-    OwnerWithCursor,
     ServiceCreatedOut,
     ServiceCreateIn,
     ServiceListQuery,
     ServiceOut,
     ServiceUpdateIn,
     ServiceWithCursor,
-    build_dict,
-    env_var_dict,
     find_plan,
-    owner_dict,
     plan_choices,
     service_dict,
 )
-from services.builds import CancelRefused, cancel_build, request_build
-from services.models import Build, EnvVar, Role, Service
+from services.access import service_in
+from services.builds.queue import request_build
+from services.models import EnvVar, Service
 
-owners_router = Router(tags=["Workspaces"])
 router = Router(tags=["Services"])
-
-
-# Owners --------------------------------------------------------------------------------------
-
-
-@owners_router.get(
-    "/owners",
-    response={200: list[OwnerWithCursor], **errors(400)},
-    operation_id="list-owners",
-    summary="List workspaces",
-    description="The workspace of the API key (a key belongs to one workspace).",
-)
-def list_owners(request: HttpRequest, page: Query[Page]):
-    workspace = request.auth.workspace
-    if page.cursor:
-        return []  # one workspace: there is never a second page
-    return [
-        {
-            "owner": owner_dict(workspace),
-            "cursor": encode_cursor(workspace.created_at, workspace.id),
-        }
-    ]
-
-
-@owners_router.get(
-    "/owners/{ownerId}",
-    response={200: OwnerOut, **errors(404)},
-    operation_id="retrieve-owner",
-    summary="Retrieve workspace",
-)
-def retrieve_owner(request: HttpRequest, ownerId: str):
-    if ownerId != request.auth.workspace_id:
-        raise not_found("owner")
-    return owner_dict(request.auth.workspace)
-
-
-# Services ------------------------------------------------------------------------------------
 
 
 def _split(value: str) -> list[str]:
@@ -106,7 +40,7 @@ def _split(value: str) -> list[str]:
     summary="List services",
 )
 def list_services(request: HttpRequest, filters: Query[ServiceListQuery]):
-    services = workspace_services(request).select_related("plan")
+    services = request.auth.workspace.services.select_related("plan")
     if filters.name:
         services = services.filter(name__in=_split(filters.name))
     if filters.type:
@@ -169,20 +103,6 @@ def _plan(service_type: str, value: str):
     return plan
 
 
-def _check_env_keys(env_vars: list[EnvVarIn], field: str) -> None:
-    seen = set()
-    for index, var in enumerate(env_vars):
-        if var.key in seen:
-            raise bad_request(f"{field}[{index}].key", f"duplicate key {var.key!r}")
-        seen.add(var.key)
-        if var.value is None and not var.generateValue:
-            raise bad_request(f"{field}[{index}].value", "give value or generateValue: true")
-
-
-def _env_value(var: EnvVarIn) -> str:
-    return var.value if var.value is not None else secrets.token_urlsafe(32)
-
-
 @router.post(
     "/services",
     response={201: ServiceCreatedOut, **errors(400, 403)},
@@ -205,8 +125,8 @@ def create_service(request: HttpRequest, payload: ServiceCreateIn):
             disk_mount_path=details.disk.mountPath,
             disk_size_gb=details.disk.sizeGB,
         )
-    _check_env_keys(payload.envVars, "envVars")
-    if workspace_services(request).filter(name=payload.name).exists():
+    check_env_keys(payload.envVars, "envVars")
+    if request.auth.workspace.services.filter(name=payload.name).exists():
         raise bad_request("name", f"a service named {payload.name!r} already exists")
     try:
         with transaction.atomic():
@@ -220,13 +140,13 @@ def create_service(request: HttpRequest, payload: ServiceCreateIn):
                 **fields,
             )
             EnvVar.objects.bulk_create(
-                EnvVar(service=service, key=var.key, value=_env_value(var))
+                EnvVar(service=service, key=var.key, value=env_value(var))
                 for var in payload.envVars
             )
             build = request_build(service, user=request.auth.user)
     except IntegrityError as exc:  # a concurrent create took the name
         raise bad_request("name", f"a service named {payload.name!r} already exists") from exc
-    service = get_service(request, service.id)
+    service = service_in(request.auth.workspace, service.id)
     return Status(201, {"service": service_dict(service), "buildId": build.id})
 
 
@@ -238,7 +158,7 @@ def create_service(request: HttpRequest, payload: ServiceCreateIn):
     summary="Retrieve service",
 )
 def retrieve_service(request: HttpRequest, serviceId: str):
-    return service_dict(get_service(request, serviceId))
+    return service_dict(service_in(request.auth.workspace, serviceId))
 
 
 @router.patch(
@@ -250,10 +170,10 @@ def retrieve_service(request: HttpRequest, serviceId: str):
 )
 def update_service(request: HttpRequest, serviceId: str, payload: ServiceUpdateIn):
     require_admin(request)
-    service = get_service(request, serviceId)
+    service = service_in(request.auth.workspace, serviceId)
     fields = _source_fields(payload, service)
     if payload.name is not None and payload.name != service.name:
-        if workspace_services(request).filter(name=payload.name).exists():
+        if request.auth.workspace.services.filter(name=payload.name).exists():
             raise bad_request("name", f"a service named {payload.name!r} already exists")
         fields["name"] = payload.name
     if payload.rootDir is not None:
@@ -275,12 +195,12 @@ def update_service(request: HttpRequest, serviceId: str, payload: ServiceUpdateI
         service.save()
     except IntegrityError as exc:
         raise bad_request("name", f"a service named {payload.name!r} already exists") from exc
-    return service_dict(get_service(request, service.id))
+    return service_dict(service_in(request.auth.workspace, service.id))
 
 
 def _set_suspended(request: HttpRequest, service_id: str, suspended: bool):
     require_admin(request)
-    service = get_service(request, service_id)
+    service = service_in(request.auth.workspace, service_id)
     # Jobs keep running: a job never depends on its service after it was created.
     Service.objects.filter(pk=service.pk).update(suspended=suspended)
     return empty_response(request, 202)
@@ -305,197 +225,3 @@ def suspend_service(request: HttpRequest, serviceId: str):
 )
 def resume_service(request: HttpRequest, serviceId: str):
     return _set_suspended(request, serviceId, False)
-
-
-# Env vars ------------------------------------------------------------------------------------
-
-
-def _reveal(request: HttpRequest) -> bool:
-    # Only admins see values (a read-only admin key may read them); developers and viewers see
-    # names only.
-    return request.auth.role == Role.ADMIN
-
-
-def _key_cursor(key: str) -> str:
-    return base64.urlsafe_b64encode(key.encode()).decode().rstrip("=")
-
-
-def _env_list(request: HttpRequest, env_vars) -> list[dict]:
-    reveal = _reveal(request)
-    return [
-        {"envVar": env_var_dict(v.key, v.value, reveal=reveal), "cursor": _key_cursor(v.key)}
-        for v in env_vars
-    ]
-
-
-@router.get(
-    "/services/{serviceId}/env-vars",
-    response={200: list[EnvVarWithCursor], **errors(400, 404)},
-    exclude_none=True,
-    operation_id="get-env-vars-for-service",
-    summary="List env vars",
-    description="By key. Values only for admins; developers and viewers get names only.",
-)
-def list_env_vars(request: HttpRequest, serviceId: str, page: Query[EnvVarListQuery]):
-    service = get_service(request, serviceId)
-    env_vars = service.env_vars.order_by("key")
-    if page.cursor:
-        try:
-            after = unb64(page.cursor).decode()
-        except (binascii.Error, UnicodeDecodeError, ValueError):
-            raise bad_request("cursor", "not a cursor of this list") from None
-        env_vars = env_vars.filter(key__gt=after)
-    return _env_list(request, env_vars[: page.limit])
-
-
-@router.put(
-    "/services/{serviceId}/env-vars",
-    response={200: list[EnvVarWithCursor], **errors(400, 403, 404)},
-    exclude_none=True,
-    operation_id="update-env-vars-for-service",
-    summary="Replace env vars",
-    description="Replaces all of the service's env vars. Existing jobs keep their snapshot.",
-)
-def replace_env_vars(request: HttpRequest, serviceId: str, payload: list[EnvVarIn]):
-    require_admin(request)
-    service = get_service(request, serviceId)
-    _check_env_keys(payload, "body")
-    if len(payload) > 1000:
-        raise bad_request("body", "at most 1000 env vars")
-    with transaction.atomic():
-        Service.objects.select_for_update().filter(pk=service.pk).first()
-        service.env_vars.all().delete()
-        EnvVar.objects.bulk_create(
-            EnvVar(service=service, key=var.key, value=_env_value(var)) for var in payload
-        )
-    return _env_list(request, service.env_vars.order_by("key"))
-
-
-@router.get(
-    "/services/{serviceId}/env-vars/{envVarKey}",
-    response={200: EnvVarOut, **errors(404)},
-    exclude_none=True,
-    operation_id="retrieve-env-var",
-    summary="Retrieve env var",
-)
-def retrieve_env_var(request: HttpRequest, serviceId: str, envVarKey: str):
-    service = get_service(request, serviceId)
-    var = service.env_vars.filter(key=envVarKey).first()
-    if var is None:
-        raise not_found("env var")
-    return env_var_dict(var.key, var.value, reveal=_reveal(request))
-
-
-@router.put(
-    "/services/{serviceId}/env-vars/{envVarKey}",
-    response={200: EnvVarOut, **errors(400, 403, 404)},
-    exclude_none=True,
-    operation_id="update-env-var",
-    summary="Add or update env var",
-)
-def put_env_var(request: HttpRequest, serviceId: str, envVarKey: str, payload: EnvVarValueIn):
-    require_admin(request)
-    service = get_service(request, serviceId)
-    try:  # the same key rules as in a create body
-        checked = EnvVarIn(key=envVarKey, value=payload.value)
-    except pydantic.ValidationError:
-        raise bad_request(
-            "envVarKey", "must start with a letter or _, then letters, digits, _ . or -"
-        ) from None
-    with transaction.atomic():
-        Service.objects.select_for_update().filter(pk=service.pk).first()
-        EnvVar.objects.update_or_create(
-            service=service, key=checked.key, defaults={"value": checked.value}
-        )
-    return env_var_dict(checked.key, checked.value, reveal=True)
-
-
-@router.delete(
-    "/services/{serviceId}/env-vars/{envVarKey}",
-    response={204: None, **errors(403, 404)},
-    operation_id="delete-env-var",
-    summary="Delete env var",
-)
-def delete_env_var(request: HttpRequest, serviceId: str, envVarKey: str):
-    require_admin(request)
-    service = get_service(request, serviceId)
-    deleted, _ = service.env_vars.filter(key=envVarKey).delete()
-    if not deleted:
-        raise not_found("env var")
-    return empty_response(request, 204)
-
-
-# Builds --------------------------------------------------------------------------------------
-
-
-@router.get(
-    "/services/{serviceId}/builds",
-    response={200: list[BuildWithCursor], **errors(400, 404)},
-    exclude_none=True,
-    operation_id="list-builds",
-    summary="List builds",
-    tags=["Builds"],
-)
-def list_builds(request: HttpRequest, serviceId: str, page: Query[Page]):
-    service = get_service(request, serviceId)
-    builds = paginate(Build.objects.filter(service=service), page, "bld")
-    return [{"build": build_dict(b), "cursor": encode_cursor(b.created_at, b.id)} for b in builds]
-
-
-@router.post(
-    "/services/{serviceId}/builds",
-    response={201: BuildOut, **errors(400, 403, 404)},
-    exclude_none=True,
-    operation_id="create-build",
-    summary="Build service",
-    description="Builds the configured source; `commitId` picks a commit of a repo service, "
-    "`imageUrl` another image for an image service. The body may be empty.",
-    tags=["Builds"],
-)
-def create_build(request: HttpRequest, serviceId: str, payload: BuildCreateIn | None = None):
-    require_write(request)
-    service = get_service(request, serviceId)
-    commit_id = payload.commitId if payload else None
-    image_url = payload.imageUrl if payload else None
-    if commit_id and not service.repo_url:
-        raise bad_request("commitId", "this service builds from an image, not a repo")
-    if image_url and not service.image_ref:
-        raise bad_request("imageUrl", "this service builds from a repo; use commitId")
-    build = request_build(
-        service, commit_id=commit_id or "", image_ref=image_url or "", user=request.auth.user
-    )
-    return Status(201, build_dict(build))
-
-
-@router.get(
-    "/services/{serviceId}/builds/{buildId}",
-    response={200: BuildOut, **errors(404)},
-    exclude_none=True,
-    operation_id="retrieve-build",
-    summary="Retrieve build",
-    tags=["Builds"],
-)
-def retrieve_build(request: HttpRequest, serviceId: str, buildId: str):
-    service = get_service(request, serviceId)
-    return build_dict(get_build(request, service, buildId))
-
-
-@router.post(
-    "/services/{serviceId}/builds/{buildId}/cancel",
-    response={200: BuildOut, **errors(400, 403, 404)},
-    exclude_none=True,
-    operation_id="cancel-build",
-    summary="Cancel build",
-    description="A queued build ends `canceled` at once; a running one is stopped. Canceling a "
-    "canceled build returns it unchanged; a succeeded or failed build is a 400.",
-    tags=["Builds"],
-)
-def cancel_build_view(request: HttpRequest, serviceId: str, buildId: str):
-    require_write(request)
-    service = get_service(request, serviceId)
-    build = get_build(request, service, buildId)
-    try:
-        build = cancel_build(build, user=request.auth.user)
-    except CancelRefused as exc:
-        raise ApiError(400, "bad_request", str(exc)) from exc
-    return build_dict(build)

@@ -1,13 +1,14 @@
 """The job's JSON shape (Render's job object plus Oneoff's extensions) and the API's job schemas.
 
-``job_dict`` is the one place the shape is written; the API and the dashboard both use it.
+``job_dict`` is the one place the shape is written; every API answer with a job uses it.
 """
 
 from datetime import datetime
 
 from ninja import Field, Schema
 
-from api.base import Page, isoformat
+from api.fields import isoformat
+from api.pagination import Page
 from jobs.launch import MAX_COMMAND_BYTES
 from jobs.logs.retention import logs_expire_at
 from jobs.models import Job, JobStatus

@@ -1,6 +1,6 @@
 """JSON shapes of owners, services, env vars and builds (Render's where Render has them), and
 the schemas that validate the API's input. The ``*_dict`` functions are the one place each shape
-is written; the dashboard may use them too."""
+is written."""
 
 from datetime import datetime
 from typing import Literal
@@ -8,12 +8,12 @@ from typing import Literal
 from django.conf import settings
 from ninja import Field, Schema
 
-from api.base import Page, isoformat
-from services.models import Build, Plan, Service, ServiceType, Workspace
+from api.fields import isoformat
+from api.pagination import Page
+from services.models import Build, EnvVar, Plan, Service, ServiceType, Workspace
 
 SERVICE_TYPES = [t.value for t in ServiceType]
 BUILD_STATUSES = ["queued", "building", "succeeded", "failed", "canceled"]
-ENV_KEY_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.\-]*$"
 ENV_VALUE_MAX = 64 * 1024
 DATETIME = {"format": "date-time"}
 
@@ -202,7 +202,7 @@ class BuildWithCursor(Schema):
 
 
 class EnvVarIn(Schema):
-    key: str = Field(min_length=1, max_length=256, pattern=ENV_KEY_PATTERN)
+    key: str = Field(min_length=1, max_length=256, pattern=EnvVar.KEY_PATTERN)
     value: str | None = Field(None, max_length=ENV_VALUE_MAX)
     generateValue: bool | None = Field(None, description="Render's: a random value instead.")
 

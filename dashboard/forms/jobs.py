@@ -4,9 +4,9 @@ that names it."""
 from datetime import UTC, datetime, time, timedelta
 
 from django import forms
-from django.db.models import Q
 
 from jobs.models import Job, JobStatus
+from services.keyset import keyset_page
 from services.models import Service
 
 PAGE_SIZE = 25
@@ -30,10 +30,15 @@ class JobFilterForm(forms.Form):
         cursor = self.cleaned_data["cursor"]
         if not cursor:
             return None
-        row = Job.objects.filter(pk=cursor, service=self.service).values("created_at", "id").first()
-        if row is None:
+        # The id of the last job of the previous page; the next page goes on after its key.
+        key = (
+            Job.objects.filter(pk=cursor, service=self.service)
+            .values_list("created_at", "id")
+            .first()
+        )
+        if key is None:
             raise forms.ValidationError("cursor does not belong to this list")
-        return row
+        return key
 
     def clean(self):
         data = super().clean()
@@ -58,13 +63,7 @@ class JobFilterForm(forms.Form):
         if data["created_to"]:
             end = datetime.combine(data["created_to"] + timedelta(days=1), time(), UTC)
             jobs = jobs.filter(created_at__lt=end)
-        if cursor := data["cursor"]:
-            # The first condition is an index range on (service, created_at); the second breaks
-            # ties on the id, so a page deep in the list costs what the first one does.
-            jobs = jobs.filter(created_at__lte=cursor["created_at"]).filter(
-                Q(created_at__lt=cursor["created_at"]) | Q(id__lt=cursor["id"])
-            )
-        rows = list(jobs.order_by("-created_at", "-id")[: PAGE_SIZE + 1])
+        rows = keyset_page(jobs, after=data["cursor"], limit=PAGE_SIZE + 1)
         next_cursor = rows[PAGE_SIZE - 1].id if len(rows) > PAGE_SIZE else None
         return rows[:PAGE_SIZE], next_cursor
 

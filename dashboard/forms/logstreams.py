@@ -1,8 +1,8 @@
-"""Forms of the log stream settings page; the rules themselves are in logstreams.forward."""
+"""Forms of the log stream settings page; the rules themselves are in logstreams.streams."""
 
 from django import forms
 
-from logstreams import forward as logstreams
+from logstreams import streams as logstreams
 from logstreams.models import StreamSetting
 
 

@@ -7,8 +7,6 @@ from django import forms
 
 from services.models import EnvVar
 
-ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
-
 
 class EnvVarForm(forms.Form):
     key = forms.CharField(max_length=256, label="Name")
@@ -18,10 +16,8 @@ class EnvVarForm(forms.Form):
 
     def clean_key(self):
         key = self.cleaned_data["key"].strip()
-        if not ENV_KEY.match(key):
-            raise forms.ValidationError(
-                "use letters, digits and underscores, not starting with a digit"
-            )
+        if not re.fullmatch(EnvVar.KEY_PATTERN, key):
+            raise forms.ValidationError(f"The name {EnvVar.KEY_RULE}.")
         return key
 
     def save(self, service) -> EnvVar:

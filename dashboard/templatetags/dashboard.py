@@ -13,6 +13,9 @@ from django import template
 from django.utils.html import escape, format_html
 from django.utils.safestring import SafeString, mark_safe
 
+from jobs import reasons
+from jobs.reasons import human_seconds
+
 register = template.Library()
 
 
@@ -35,22 +38,6 @@ def ts(dt: datetime | None, fmt: str = "datetime") -> str:
         fmt,
         text,
     )
-
-
-def human_seconds(seconds: float | None) -> str:
-    if seconds is None:
-        return "—"
-    if seconds < 60:
-        return f"{seconds:.1f} s" if seconds < 10 else f"{int(seconds)} s"
-    seconds = int(seconds)
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days} d {hours} h" if hours else f"{days} d"
-    if hours:
-        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
-    return f"{minutes} min {secs} s" if secs else f"{minutes} min"
 
 
 @register.filter
@@ -76,58 +63,10 @@ def money(value) -> str:
     return f"${value.quantize(Decimal('0.000001')).normalize():f}"
 
 
-def _memory(limit) -> str:
-    """A memory limit as the runner records it ("512Mi", "2Gi", bytes or MB) in MB or GB."""
-    text = str(limit).strip()
-    units = {"Mi": 1, "M": 1, "Gi": 1024, "G": 1024}
-    unit = next((u for u in units if text.endswith(u)), None)
-    try:
-        if unit:
-            megabytes = int(float(text[: -len(unit)]) * units[unit])
-        else:
-            number = int(text)
-            megabytes = number // (1024 * 1024) if number >= 1024 * 1024 else number
-    except ValueError:
-        return text
-    if megabytes >= 1024 and megabytes % 1024 == 0:
-        return f"{megabytes // 1024} GB"
-    return f"{megabytes} MB"
-
-
+@register.filter
 def reason_text(job) -> str:
     """How a job ended, in plain words."""
-    reason = job.reason or {}
-    if "oomKilled" in reason:
-        oom = reason["oomKilled"]
-        limit = oom.get("memoryLimit") if isinstance(oom, dict) else None
-        memory = _memory(limit) if limit else f"{job.plan.memory_mb} MB"
-        return f"Out of memory: exceeded {memory} — try a larger plan"
-    if "timedOutSeconds" in reason:
-        return f"Timed out after {human_seconds(reason['timedOutSeconds'])}"
-    if "canceledBy" in reason:
-        who = reason["canceledBy"]
-        return "Canceled through the API" if who == "api" else f"Canceled by {who}"
-    if "startError" in reason:
-        return f"Could not start: {reason['startError']}"
-    if reason.get("evicted"):
-        return f"Lost: {reason.get('evictionReason') or 'the runner lost the container'}"
-    if "nonZeroExit" in reason:
-        return f"Exited with code {reason['nonZeroExit']}"
-    if job.status == "succeeded":
-        return "Exited with code 0"
-    if job.status == "failed" and job.exit_code is not None:
-        return f"Exited with code {job.exit_code}"
-    if reason:
-        key, value = next(iter(reason.items()))
-        return f"{key}: {value}"
-    if job.status == "pending":
-        return job.note or "Waiting for a runner"
-    if job.status == "running" and job.cancel_requested_at:
-        return "Stopping: cancel requested"
-    return ""
-
-
-register.filter("reason_text", reason_text)
+    return reasons.describe(job)
 
 
 STREAM_CLASS = {1: ("out", "stdout"), 2: ("err", "stderr")}

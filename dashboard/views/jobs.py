@@ -1,67 +1,55 @@
-"""The Jobs pages: the list with its Run job form, a job's page and its log viewer.
-
-Every view is guard (ownership helper), query, render. htmx requests get the page's named
-partial; a history-restore request gets the whole page.
-"""
+"""The Jobs pages: the list with its Run job form, a job's page and its log viewer."""
 
 from datetime import timedelta
 
-from django.http import HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from dashboard.access import WRITE, get_job, get_service, signed_in
+from dashboard.access import get_service, signed_in
 from dashboard.forms.jobs import LOG_PAGE, JobFilterForm, LogQueryForm, RunJobForm
-from dashboard.views.services import page_context
-from jobs.launch import CancelRefused, LaunchError, cancel_job, create_job
+from dashboard.views import bad_request, is_partial
+from jobs.launch import cancel_job, create_job
+from jobs.logs.read import line_batches
 from jobs.models import JobLogLine
+from services.access import WRITE, job_of
+from services.errors import Invalid, Refused
 
 # Keep polling a finished job's log a little while, in case its last lines land just after its
 # final status.
 LOG_SETTLE = timedelta(seconds=3)
 
 
-def _partial(request) -> bool:
-    return bool(request.htmx) and not request.htmx.history_restore_request
-
-
-def _bad_request(form) -> HttpResponseBadRequest:
-    lines = [f"{field}: {' '.join(errors)}" for field, errors in form.errors.items()]
-    return HttpResponseBadRequest("Bad request. " + "; ".join(lines), content_type="text/plain")
-
-
-def _list_context(request, service, membership, filters, run_form=None):
+def _list_context(service, filters, run_form=None) -> dict:
     jobs, next_cursor = filters.page()
     # A service that has jobs has had a successful build; ask only when the list is empty.
     has_build = bool(jobs) or service.builds.filter(status="succeeded").exists()
-    return page_context(
-        request,
-        membership,
-        service=service,
-        filters=filters,
-        jobs=jobs,
-        next_cursor=next_cursor,
-        has_build=has_build,
-        run_form=run_form or RunJobForm(service=service),
-        statuses=filters.fields["status"].choices,
-        selected=filters.cleaned_data.get("status") or [],
-        tab="jobs",
-    )
+    return {
+        "service": service,
+        "filters": filters,
+        "jobs": jobs,
+        "next_cursor": next_cursor,
+        "has_build": has_build,
+        "run_form": run_form or RunJobForm(service=service),
+        "statuses": filters.fields["status"].choices,
+        "selected": filters.cleaned_data.get("status") or [],
+        "tab": "jobs",
+    }
 
 
 @signed_in
 @require_GET
 def job_list(request, service_id: str):
-    service, membership = get_service(request.user, service_id)
+    service, request.membership = get_service(request.user, service_id)
     filters = JobFilterForm(request.GET, service=service)
     if not filters.is_valid():
-        return _bad_request(filters)
-    context = _list_context(request, service, membership, filters)
+        return bad_request(filters)
+    context = _list_context(service, filters)
     template = "jobs/list.html"
-    if _partial(request):
+    if is_partial(request):
         template += "#rows" if filters.cleaned_data["cursor"] else "#jobs"
     return render(request, template, context)
 
@@ -69,7 +57,7 @@ def job_list(request, service_id: str):
 @signed_in
 @require_POST
 def run_job(request, service_id: str):
-    service, membership = get_service(request.user, service_id, WRITE)
+    service, request.membership = get_service(request.user, service_id, WRITE)
     form = RunJobForm(request.POST, service=service)
     job = None
     if form.is_valid():
@@ -80,40 +68,47 @@ def run_job(request, service_id: str):
                 form.cleaned_data["plan"],
                 user=request.user,
             )
-        except LaunchError as error:
+        except (Invalid, Refused) as error:
             form.add_launch_error(error)
     if job is None:
-        if not _partial(request):
+        if not is_partial(request):
             filters = JobFilterForm({}, service=service)
             filters.is_valid()
-            context = _list_context(request, service, membership, filters, run_form=form)
+            context = _list_context(service, filters, run_form=form)
             return render(request, "jobs/list.html", context, status=400)
-        context = page_context(request, membership, service=service, run_form=form)
+        context = {"service": service, "run_form": form}
         return render(request, "jobs/list.html#run_form", context, status=400)
-    if not _partial(request):
+    if not is_partial(request):
         return redirect("job", service.id, job.id)
-    context = page_context(
-        request,
-        membership,
-        service=service,
-        run_form=RunJobForm(service=service),
-        job=job,
-        created=job,
-    )
+    context = {
+        "service": service,
+        "run_form": RunJobForm(service=service),
+        "job": job,
+        "created": job,
+    }
     return render(request, "jobs/list.html#run_result", context)
 
 
 @signed_in
 @require_GET
 def job_row(request, service_id: str, job_id: str):
-    service, membership = get_service(request.user, service_id)
-    job = get_job(request.user, service, job_id)
-    context = page_context(request, membership, service=service, job=job)
-    return render(request, "jobs/list.html#row", context)
+    service, request.membership = get_service(request.user, service_id)
+    job = job_of(service, job_id)
+    return render(request, "jobs/list.html#row", {"service": service, "job": job})
 
 
-def _detail_context(request, service, membership, job, q=""):
-    context = page_context(request, membership, service=service, job=job, q=q, tab="jobs")
+def _viewer(service, job) -> dict:
+    """Whose log the shared viewer (templates/dashboard/_log_viewer.html) shows, and where it
+    asks for more lines."""
+    return {
+        "log_of": job,
+        "log_noun": "job",
+        "logs_url": reverse("job_logs", args=[service.id, job.id]),
+    }
+
+
+def _detail_context(service, job, q="") -> dict:
+    context = {"service": service, "job": job, "q": q, "tab": "jobs", **_viewer(service, job)}
     retention = service.workspace.log_retention_days
     context["logs_expire_at"] = (job.finished_at or job.created_at) + timedelta(days=retention)
     context["retention_days"] = retention
@@ -153,15 +148,15 @@ def _keeps_polling(job) -> bool:
 @signed_in
 @require_GET
 def job_detail(request, service_id: str, job_id: str):
-    service, membership = get_service(request.user, service_id)
-    job = get_job(request.user, service, job_id)
+    service, request.membership = get_service(request.user, service_id)
+    job = job_of(service, job_id)
     form = LogQueryForm(request.GET)
     if not form.is_valid():
-        return _bad_request(form)
+        return bad_request(form)
     q = form.cleaned_data["q"] if form.cleaned_data["q"].strip() else ""
-    context = _detail_context(request, service, membership, job, q)
+    context = _detail_context(service, job, q)
     template = "jobs/detail.html"
-    if _partial(request):
+    if is_partial(request):
         template += "#log_viewer" if request.htmx.target == "log-viewer" else "#summary"
     return render(request, template, context)
 
@@ -171,20 +166,20 @@ def job_detail(request, service_id: str, job_id: str):
 def job_logs(request, service_id: str, job_id: str):
     """The log viewer's cursor requests: the tail after ``after`` (with the poller again while the
     job runs), a page before ``before`` ("load earlier"), or more search matches."""
-    service, membership = get_service(request.user, service_id)
-    job = get_job(request.user, service, job_id)
+    service, request.membership = get_service(request.user, service_id)
+    job = job_of(service, job_id)
     form = LogQueryForm(request.GET)
     if not form.is_valid():
-        return _bad_request(form)
+        return bad_request(form)
     data = form.cleaned_data
     lines = _lines(job)
-    context = page_context(request, membership, service=service, job=job)
+    context = {"service": service, "job": job, **_viewer(service, job)}
     if job.logs_purged_at:
         lines = lines.none()
     if data["before"] is not None:
         page = list(lines.filter(seq__lt=data["before"]).order_by("-seq")[: LOG_PAGE + 1])
         context.update(has_earlier=len(page) > LOG_PAGE, lines=page[:LOG_PAGE][::-1])
-        return render(request, "jobs/detail.html#earlier", context)
+        return render(request, "dashboard/_log_viewer.html#earlier", context)
     # Sequence numbers start at 0; without ``after`` the request starts from the first line.
     after = data["after"]
     if after is not None:
@@ -192,7 +187,7 @@ def job_logs(request, service_id: str, job_id: str):
     if data["q"].strip():
         page = list(lines.filter(text__icontains=data["q"]).order_by("seq")[: LOG_PAGE + 1])
         context.update(lines=page[:LOG_PAGE], more_matches=len(page) > LOG_PAGE, q=data["q"])
-        return render(request, "jobs/detail.html#matches", context)
+        return render(request, "dashboard/_log_viewer.html#matches", context)
     page = list(lines.order_by("seq")[: LOG_PAGE + 1])
     more = len(page) > LOG_PAGE
     page = page[:LOG_PAGE]
@@ -211,7 +206,7 @@ def job_logs(request, service_id: str, job_id: str):
 def job_log_download(request, service_id: str, job_id: str):
     """The whole log as text, streamed in chunks by sequence number (constant memory)."""
     service, _ = get_service(request.user, service_id)
-    job = get_job(request.user, service, job_id)
+    job = job_of(service, job_id)
     if job.logs_purged_at:
         return HttpResponse(
             f"The logs of {job.id} expired on {job.logs_purged_at:%Y-%m-%d}.\n",
@@ -226,36 +221,23 @@ def job_log_download(request, service_id: str, job_id: str):
 
 def _log_text(job_pk: str, chunk: int = 5000):
     names = {1: "stdout", 2: "stderr"}
-    after = -1
-    while True:
-        rows = list(
-            JobLogLine.objects.filter(job_id=job_pk, seq__gt=after)
-            .order_by("seq")
-            .values_list("seq", "timestamp", "stream", "text")[:chunk]
-        )
-        if not rows:
-            return
+    for rows in line_batches(job_pk, chunk):
         yield "".join(
             f"{ts.isoformat(timespec='microseconds').replace('+00:00', 'Z')}\t"
             f"{names.get(stream, 'stdout')}\t{text}\n"
             for _, ts, stream, text in rows
         )
-        after = rows[-1][0]
 
 
 @signed_in
 @require_POST
 def cancel(request, service_id: str, job_id: str):
-    service, membership = get_service(request.user, service_id, WRITE)
-    job = get_job(request.user, service, job_id)
-    try:
-        job = cancel_job(job, user=request.user)
-    except CancelRefused as error:
-        return HttpResponseBadRequest(error.message, content_type="text/plain")
-    job = get_job(request.user, service, job_id)
-    if not _partial(request):
+    service, request.membership = get_service(request.user, service_id, WRITE)
+    cancel_job(job_of(service, job_id), user=request.user)
+    job = job_of(service, job_id)
+    if not is_partial(request):
         return redirect("job", service.id, job.id)
-    context = page_context(request, membership, service=service, job=job)
+    context = {"service": service, "job": job}
     if request.htmx.target == f"row-{job.id}":
         return render(request, "jobs/list.html#row", context)
     return render(request, "jobs/detail.html#summary", context)
@@ -265,17 +247,13 @@ def cancel(request, service_id: str, job_id: str):
 @require_POST
 def rerun(request, service_id: str, job_id: str):
     """Run the same command on the same plan again, with the service's latest build and env."""
-    service, membership = get_service(request.user, service_id, WRITE)
-    original = get_job(request.user, service, job_id)
-    try:
-        job = create_job(service, original.start_command, original.plan_id, user=request.user)
-    except LaunchError as error:
-        return HttpResponseBadRequest(error.message, content_type="text/plain")
+    service, request.membership = get_service(request.user, service_id, WRITE)
+    original = job_of(service, job_id)
+    job = create_job(service, original.start_command, original.plan_id, user=request.user)
     url = reverse("job", args=[service.id, job.id])
-    if not _partial(request):
+    if not is_partial(request):
         return redirect(url)
     if request.htmx.target == "job-rows":
-        job = get_job(request.user, service, job.id)
-        context = page_context(request, membership, service=service, job=job)
-        return render(request, "jobs/list.html#row", context)
+        job = job_of(service, job.id)
+        return render(request, "jobs/list.html#row", {"service": service, "job": job})
     return HttpResponseClientRedirect(url)

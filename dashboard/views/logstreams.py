@@ -11,32 +11,33 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
-from dashboard.access import ADMIN, get_workspace
+from dashboard.access import get_workspace
+from dashboard.context_processors import SESSION_WORKSPACE
 from dashboard.forms.logstreams import ServiceStreamForm, StreamForm
-from dashboard.views.services import SESSION_WORKSPACE, page_context
-from logstreams import forward as logstreams
+from dashboard.views import is_partial
+from logstreams import streams as logstreams
 from logstreams.models import ServiceLogStream
+from services.access import ADMIN, service_in
 from services.models import Service, Workspace
 
 TEMPLATE = "logstreams/settings.html"
 
 
 def _workspace(request):
+    """The workspace this page is about; the reader's membership stays on the request for the
+    page frame."""
     workspace_id = request.GET.get("workspace") or request.session.get(SESSION_WORKSPACE)
     if not workspace_id:
         first = Workspace.objects.for_user(request.user).order_by("name").first()
         if first is None:
             raise Http404("No workspace")
         workspace_id = first.id
-    return get_workspace(request.user, workspace_id, ADMIN)
+    workspace, request.membership = get_workspace(request.user, workspace_id, ADMIN)
+    return workspace
 
 
 def _page_url(workspace) -> str:
     return f"{reverse('log_stream')}?workspace={workspace.id}"
-
-
-def _partial(request) -> bool:
-    return bool(request.htmx) and not request.htmx.history_restore_request
 
 
 def _service_rows(workspace, forms=None):
@@ -61,7 +62,7 @@ def _service_initial(override) -> dict:
     return {"setting": ServiceStreamForm.CUSTOM, "endpoint": override.endpoint}
 
 
-def _context(request, workspace, membership, **extra):
+def _context(workspace, **extra) -> dict:
     stream = logstreams.stream_row(workspace)
     form = extra.pop("form", None) or StreamForm(
         initial={
@@ -72,27 +73,25 @@ def _context(request, workspace, membership, **extra):
         if stream.endpoint
         else None
     )
-    return page_context(
-        request,
-        membership,
-        tab="log_stream",
-        stream=stream,
-        form=form,
-        rows=_service_rows(workspace, extra.pop("service_forms", None)),
-        page_url=_page_url(workspace),
+    return {
+        "tab": "log_stream",
+        "stream": stream,
+        "form": form,
+        "rows": _service_rows(workspace, extra.pop("service_forms", None)),
+        "page_url": _page_url(workspace),
         **extra,
-    )
+    }
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 def settings_page(request):
-    workspace, membership = _workspace(request)
+    workspace = _workspace(request)
     if request.method == "GET":
-        return render(request, TEMPLATE, _context(request, workspace, membership))
+        return render(request, TEMPLATE, _context(workspace))
     form = StreamForm(request.POST)
     if not form.is_valid():
-        context = _context(request, workspace, membership, form=form)
+        context = _context(workspace, form=form)
         return render(request, TEMPLATE, context, status=400)
     form.save(workspace)
     return redirect(_page_url(workspace))
@@ -101,7 +100,7 @@ def settings_page(request):
 @login_required
 @require_POST
 def delete_stream(request):
-    workspace, _ = _workspace(request)
+    workspace = _workspace(request)
     logstreams.delete_owner_stream(workspace)
     return redirect(_page_url(workspace))
 
@@ -109,7 +108,7 @@ def delete_stream(request):
 @login_required
 @require_POST
 def send_test_line(request):
-    workspace, membership = _workspace(request)
+    workspace = _workspace(request)
     stream = logstreams.owner_stream(workspace)
     if stream is None:
         result = {"ok": False, "message": "Set a destination first."}
@@ -120,8 +119,8 @@ def send_test_line(request):
             "message": error or f"A test line was delivered to {stream.endpoint}.",
         }
     # The request worked either way (the line was tried): a failure is news, not an error.
-    context = _context(request, workspace, membership, test_result=result)
-    if _partial(request):
+    context = _context(workspace, test_result=result)
+    if is_partial(request):
         return render(request, f"{TEMPLATE}#test_result", context)
     return render(request, TEMPLATE, context)
 
@@ -129,20 +128,18 @@ def send_test_line(request):
 @login_required
 @require_POST
 def service_setting(request, service_id: str):
-    workspace, membership = _workspace(request)
-    service = Service.objects.filter(workspace=workspace, pk=service_id).first()
-    if service is None:
-        raise Http404("No such service")
+    workspace = _workspace(request)
+    service = service_in(workspace, service_id)
     form = ServiceStreamForm(request.POST, prefix=service.id)
     if not form.is_valid():
-        context = _context(request, workspace, membership, service_forms={service.id: form})
-        if _partial(request):
+        context = _context(workspace, service_forms={service.id: form})
+        if is_partial(request):
             row = next(r for r in context["rows"] if r["service"].id == service.id)
             return render(request, f"{TEMPLATE}#service_row", {**context, "row": row}, status=400)
         return render(request, TEMPLATE, context, status=400)
     form.save(service)
-    if _partial(request):
-        context = _context(request, workspace, membership)
+    if is_partial(request):
+        context = _context(workspace)
         row = next(r for r in context["rows"] if r["service"].id == service.id)
         return render(request, f"{TEMPLATE}#service_row", {**context, "row": row, "saved": True})
     return redirect(_page_url(workspace))

@@ -4,7 +4,7 @@ import pytest
 from django.utils import timezone
 
 from services.models import ApiKey, Membership
-from tests.api.conftest import assert_error
+from tests.helpers import assert_error
 
 URL = "/v1/services"
 
@@ -60,3 +60,10 @@ def test_openapi_needs_no_key(client, db):
 
 def test_an_unknown_path_is_a_json_404(owner_api):
     assert_error(owner_api.get("/v1/nothing/here"), 404, id="not_found")
+
+
+def test_authenticate_reads_the_users_role_with_the_key(owner_api, developer_api, developer):
+    assert ApiKey.authenticate(owner_api.secret).member_role == "admin"
+    assert ApiKey.authenticate("oneoff_wrong") is None
+    Membership.objects.filter(user=developer).delete()
+    assert ApiKey.authenticate(developer_api.secret).member_role is None

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from jobs.models import IdempotencyKey, Job
 from jobs.tasks import purge_idempotency_keys
-from tests.api.conftest import assert_error
+from tests.helpers import assert_error
 
 
 def create(api, service, body, key):

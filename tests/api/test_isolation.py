@@ -5,7 +5,7 @@ import pytest
 
 from jobs.models import Job
 from services.models import Build, EnvVar, Service
-from tests.api.conftest import assert_error
+from tests.helpers import assert_error
 
 
 @pytest.fixture

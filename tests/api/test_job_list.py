@@ -6,7 +6,7 @@ import pytest
 from django.utils import timezone
 
 from jobs.models import EnvSnapshot, Job, JobStatus
-from tests.api.conftest import assert_error
+from tests.helpers import assert_error
 
 T0 = timezone.now().replace(microsecond=0) - timedelta(days=10)
 

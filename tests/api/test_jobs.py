@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from jobs.models import Job, JobStatus
 from services.models import BuildStatus, Plan, Service
-from tests.api.conftest import assert_error
+from tests.helpers import assert_error
 
 JOB_KEYS = {"id", "serviceId", "startCommand", "planId", "createdAt", "status"}
 

@@ -2,7 +2,7 @@
 
 from django.core.cache import caches
 
-from tests.api.conftest import assert_error
+from tests.helpers import assert_error
 
 
 def test_reads_carry_the_headers_and_count_down(owner_api):

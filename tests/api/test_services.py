@@ -3,7 +3,7 @@
 import pytest
 
 from services.models import Build, EnvVar, Service
-from tests.api.conftest import assert_error
+from tests.helpers import assert_error
 
 SERVICE_KEYS = {
     "id", "name", "ownerId", "type", "slug", "suspended", "suspenders", "autoDeploy",

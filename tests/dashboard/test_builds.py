@@ -1,5 +1,5 @@
 from services.models import Build, BuildLogLine, BuildStatus
-from tests.dashboard.conftest import htmx
+from tests.helpers import htmx
 
 
 def list_url(service):

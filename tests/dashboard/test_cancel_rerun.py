@@ -1,5 +1,5 @@
 from jobs.models import Job, JobStatus
-from tests.dashboard.conftest import htmx
+from tests.helpers import htmx
 
 
 def cancel_url(job):

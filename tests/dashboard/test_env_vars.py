@@ -1,5 +1,5 @@
 from services.models import EnvVar
-from tests.dashboard.conftest import htmx
+from tests.helpers import htmx
 
 SECRET = "s3cr3t-value-<b>"
 

@@ -4,7 +4,7 @@ from django.utils import timezone
 
 from dashboard.forms.jobs import LOG_PAGE
 from jobs.models import Job, JobStatus
-from tests.dashboard.conftest import add_lines, htmx
+from tests.helpers import add_lines, htmx
 
 
 def url(job, query=""):

@@ -1,5 +1,5 @@
 from jobs.models import JobStatus
-from tests.dashboard.conftest import htmx
+from tests.helpers import htmx
 
 
 def url(job):

@@ -4,7 +4,7 @@ from django.utils import timezone
 
 from dashboard.forms.jobs import PAGE_SIZE
 from jobs.models import Job, JobStatus
-from tests.dashboard.conftest import htmx
+from tests.helpers import htmx
 
 
 def url(service):

@@ -2,7 +2,7 @@ from django.http import StreamingHttpResponse
 from django.utils import timezone
 
 from dashboard.views import jobs as views
-from tests.dashboard.conftest import add_lines
+from tests.helpers import add_lines
 
 
 def url(job):

@@ -1,5 +1,5 @@
 from jobs.models import Job, JobStatus
-from tests.dashboard.conftest import htmx
+from tests.helpers import htmx
 
 
 def url(service):
@@ -70,7 +70,7 @@ def test_an_empty_command_is_400_inline(owner, service, build, login):
 def test_a_blank_command_is_refused_by_the_entry_point(owner, service, build, login):
     r = login(owner).post(url(service), {"start_command": "   ", "plan": service.plan_id}, **htmx())
     assert r.status_code == 400
-    assert "startCommand must be a non-empty string" in r.content.decode()
+    assert "must be a non-empty string" in r.content.decode()
 
 
 def test_no_successful_build_is_400_with_the_reason(owner, service, login):

@@ -1,5 +1,5 @@
 from jobs.models import JobStatus
-from tests.dashboard.conftest import htmx
+from tests.helpers import htmx
 
 
 def url(workspace):
@@ -58,7 +58,7 @@ def test_post_is_405(owner, workspace, login):
 
 
 def test_a_user_without_workspace_is_told_what_to_do(login, db):
-    from tests.conftest import make_user
+    from tests.helpers import make_user
 
     body = login(make_user("new@acme.test")).get("/").content.decode()
     assert "not in a workspace yet" in body

@@ -8,8 +8,7 @@ from playwright.sync_api import expect
 
 from jobs.launch import create_job
 from jobs.models import Job, JobStatus
-from tests.e2e.conftest import screenshot, sign_in
-from tests.jobs.conftest import wait_status
+from tests.helpers import screenshot, sign_in, wait_status
 
 pytestmark = [
     pytest.mark.django_db(transaction=True, serialized_rollback=True),

@@ -8,8 +8,7 @@ from playwright.sync_api import expect
 
 from jobs.models import JobStatus
 from services.models import EnvVar
-from tests.dashboard.conftest import add_lines
-from tests.e2e.conftest import screenshot, sign_in
+from tests.helpers import add_lines, screenshot, sign_in
 
 # Elements sticking out of a phone's width, to say what to fix when a page scrolls sideways.
 WIDE = """() => [...document.querySelectorAll('body *')]

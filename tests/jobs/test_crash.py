@@ -9,8 +9,7 @@ import pytest
 from jobs import runner
 from jobs.launch import create_job
 from jobs.models import Job, JobStatus
-
-from .conftest import wait_finished, wait_for, wait_status
+from tests.helpers import wait_finished, wait_for, wait_status
 
 pytestmark = [
     pytest.mark.docker,

@@ -12,12 +12,13 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from jobs import logs
 from jobs.launch import create_job
-from jobs.logs import JsonFileParser, LogWriter, copy_rows, json_file_path
+from jobs.logs.engine import json_file_path, open_log_stream, raw_chunks
+from jobs.logs.follow import seek_to_time
+from jobs.logs.parse import FrameParser, JsonFileParser, StoredLine
+from jobs.logs.store import LogWriter, copy_rows
 from jobs.models import Job, LogStream
-
-from .conftest import follow_container, start_container
+from tests.helpers import follow_container, start_container
 
 T0 = 1_780_000_000 * 10**9
 
@@ -62,7 +63,7 @@ def test_the_json_file_parser_reads_dockers_lines_split_anywhere():
 
 
 def test_copy_rows_escape_only_the_text():
-    line = logs.StoredLine(3, 1_795_954_649_042_672, LogStream.STDERR, "a\tb\\c\rd\ne")
+    line = StoredLine(3, 1_795_954_649_042_672, LogStream.STDERR, "a\tb\\c\rd\ne")
     assert copy_rows("job-x", [line]) == (
         "job-x\t3\t2026-11-29 12:17:29.042672+00\t2\ta\\tb\\\\c\\rd\\ne\n"
     )
@@ -138,10 +139,10 @@ def exited_container(docker_client, busybox_image, runner_instance):
 
 @pytest.mark.docker
 def test_the_file_and_the_endpoint_give_the_same_messages(docker_client, exited_container):
-    response = logs.open_log_stream(docker_client, exited_container.id, None, follow=False)
+    response = open_log_stream(docker_client, exited_container.id, None, follow=False)
     try:
-        parser = logs.FrameParser()
-        from_api = [m for chunk in logs._raw_chunks(response) for m in parser.feed(chunk)]
+        parser = FrameParser()
+        from_api = [m for chunk in raw_chunks(response) for m in parser.feed(chunk)]
     finally:
         response.close()
     path = json_file_path(docker_client, exited_container.attrs)
@@ -220,7 +221,7 @@ def test_a_resuming_follower_seeks_near_its_cursor_in_a_long_file(tmp_path):
     )
     with open(path, "rb") as f:
         for target in (0, T0, stamps[1], stamps[123_456], stamps[-1], stamps[-1] + 1):
-            logs.seek_to_time(f, target)
+            seek_to_time(f, target)
             position = f.tell()
             rest = JsonFileParser().feed(f.read())
             first_due = next((i for i, ns in enumerate(stamps) if ns >= target), len(stamps))

@@ -4,12 +4,12 @@ import struct
 
 import pytest
 
-from jobs import logs
 from jobs.launch import create_job
-from jobs.logs import FrameParser, LogConflict, LogWriter, parse_timestamp_ns, split_bytes
+from jobs.logs.clean import clean_text, split_bytes
+from jobs.logs.parse import FrameParser, parse_timestamp_ns
+from jobs.logs.store import LogConflict, LogWriter, lines_stored
 from jobs.models import Job, JobLogLine, LogStream
-
-from .conftest import follow_container
+from tests.helpers import follow_container
 
 T0 = 1_780_000_000 * 10**9  # some nanosecond timestamp
 
@@ -52,7 +52,7 @@ def test_split_bytes_keeps_utf8_characters_whole():
 
 
 def test_clean_text_replaces_invalid_utf8_and_drops_nul():
-    assert logs.clean_text(b"a\x00b\xff") == "ab\ufffd"
+    assert clean_text(b"a\x00b\xff") == "ab\ufffd"
 
 
 @pytest.fixture
@@ -131,17 +131,36 @@ def test_a_second_writer_for_the_same_job_is_refused(job):
     assert stored(job) == ["one"]
 
 
-def test_batch_listeners_get_each_stored_batch(job):
+def test_lines_stored_is_sent_with_each_stored_batch(job):
     got = []
-    logs.BATCH_LISTENERS.append(lambda job_id, lines: got.append((job_id, [x.text for x in lines])))
+
+    def receiver(sender, job_id, lines, **kwargs):
+        got.append((job_id, [x.text for x in lines]))
+
+    lines_stored.connect(receiver)
     try:
         writer = LogWriter.for_job(job.id)
         writer.add(T0, LogStream.STDOUT, b"hi\n")
         writer.flush()
         writer.flush()  # nothing new: no call
     finally:
-        logs.BATCH_LISTENERS.pop()
+        lines_stored.disconnect(receiver)
     assert got == [(job.id, ["hi"])]
+
+
+def test_a_failing_receiver_is_logged_and_ignored(job, caplog):
+    def broken(sender, job_id, lines, **kwargs):
+        raise RuntimeError("boom")
+
+    lines_stored.connect(broken)
+    try:
+        writer = LogWriter.for_job(job.id)
+        writer.add(T0, LogStream.STDOUT, b"hi\n")
+        assert [line.text for line in writer.flush()] == ["hi"]
+    finally:
+        lines_stored.disconnect(broken)
+    assert "boom" in caplog.text
+    assert JobLogLine.objects.filter(job=job).count() == 1
 
 
 @pytest.mark.docker

@@ -7,11 +7,12 @@ from django.test import Client
 from django.utils import timezone
 
 from jobs.launch import create_job
-from jobs.logs import EPOCH, LogQuery, StoredLine, insert_lines, query_logs
+from jobs.logs.parse import EPOCH, StoredLine
+from jobs.logs.read import LogQuery, query_logs
+from jobs.logs.store import insert_lines
 from jobs.models import Job, LogStream
 from services.models import ApiKey
-
-from .conftest import wait_finished
+from tests.helpers import wait_finished
 
 LABEL_NAMES = {"resource", "instance", "host", "level", "type", "method", "statusCode", "path"}
 

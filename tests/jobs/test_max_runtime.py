@@ -4,8 +4,7 @@ import pytest
 
 from jobs.launch import create_job
 from jobs.models import JobStatus
-
-from .conftest import wait_finished
+from tests.helpers import wait_finished
 
 pytestmark = [
     pytest.mark.docker,

@@ -9,8 +9,7 @@ from django.utils import timezone
 from jobs.launch import cancel_job, create_job
 from jobs.models import JobStatus, LogStream
 from services.models import EnvVar
-
-from .conftest import wait_finished, wait_for, wait_status
+from tests.helpers import wait_finished, wait_for, wait_status
 
 pytestmark = [
     pytest.mark.docker,

@@ -5,7 +5,7 @@ from django.core.cache import cache
 
 from logstreams.models import ServiceLogStream, WorkspaceLogStream
 from services.models import ApiKey
-from tests.api.conftest import ApiClient, assert_error
+from tests.helpers import ApiClient, assert_error
 
 
 @pytest.fixture(autouse=True)

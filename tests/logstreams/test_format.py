@@ -4,9 +4,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from jobs.logs import StoredLine
-from logstreams import forward as logstreams
-from tests.logstreams.conftest import Line, parse_rfc5424
+from jobs.logs.parse import StoredLine
+from logstreams import syslog
+from logstreams.streams import parse_endpoint
+from tests.helpers import Line, parse_rfc5424
 
 
 def split_frames(data: bytes) -> list[bytes]:
@@ -19,7 +20,7 @@ def split_frames(data: bytes) -> list[bytes]:
 
 
 def test_a_message_is_octet_counted_rfc5424_with_escaped_structured_data():
-    prefix = logstreams.message_prefix(
+    prefix = syslog.message_prefix(
         hostname="my service\n",
         app_name="srv-1",
         procid="job-1",
@@ -27,7 +28,7 @@ def test_a_message_is_octet_counted_rfc5424_with_escaped_structured_data():
         params={"token": 'a"b]c\\d', "workspace": "tea-1", "empty": ""},
     )
     when = datetime(2026, 11, 29, 12, 0, 0, 123456, tzinfo=UTC)
-    data = logstreams.frames(prefix, [Line(7, when, 2, "naïve <b>text</b> ✓")])
+    data = syslog.frames(prefix, [Line(7, when, 2, "naïve <b>text</b> ✓")])
     length, _, message = data.partition(b" ")
     assert int(length) == len(message)  # bytes, not characters
     assert message.startswith(
@@ -47,23 +48,23 @@ def test_a_message_is_octet_counted_rfc5424_with_escaped_structured_data():
 
 
 def test_the_fast_path_matches_the_plain_one():
-    prefix = logstreams.message_prefix(
+    prefix = syslog.message_prefix(
         hostname="web", app_name="srv-1", procid="job-1", msgid="job", params={"job": "job-1"}
     )
     lines = [
         StoredLine(i, 1_764_417_600_000_000 + i * 700_001, 1 + i % 2, f"l{i} é" * (i % 2))
         for i in range(50)
     ]
-    fast = logstreams.frames(prefix, lines)
+    fast = syslog.frames(prefix, lines)
     plain = b"".join(
-        logstreams.frame(prefix, line.timestamp, line.stream, line.seq, line.text) for line in lines
+        syslog.frame(prefix, line.timestamp, line.stream, line.seq, line.text) for line in lines
     )
     assert fast == plain
     assert len(split_frames(fast)) == 50
 
 
 def test_header_fields_are_printable_ascii_and_bounded():
-    prefix = logstreams.message_prefix(
+    prefix = syslog.message_prefix(
         hostname="", app_name="x" * 100, procid="job", msgid="ü", params={}
     )
     assert prefix == f" - {'x' * 48} job - [oneoff@32473"
@@ -79,7 +80,7 @@ def test_header_fields_are_printable_ascii_and_bounded():
     ],
 )
 def test_it_parses_endpoints(value, expected):
-    assert logstreams.parse_endpoint(value) == expected
+    assert parse_endpoint(value) == expected
 
 
 @pytest.mark.parametrize(
@@ -99,4 +100,4 @@ def test_it_parses_endpoints(value, expected):
 )
 def test_it_rejects_bad_endpoints(value):
     with pytest.raises(ValueError, match=r"HOST:PORT|invalid|port between"):
-        logstreams.parse_endpoint(value)
+        parse_endpoint(value)

@@ -6,8 +6,10 @@ import time
 import pytest
 
 from logstreams import forward as logstreams
+from logstreams import transport
 from logstreams.models import ServiceLogStream, WorkspaceLogStream
-from tests.logstreams.conftest import Receiver, lines
+from logstreams.streams import send_test_line
+from tests.helpers import Receiver, lines
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
@@ -188,7 +190,7 @@ def test_it_never_raises_into_the_runner(fresh_forwarder, stream, make_service, 
 
 
 def test_the_test_line_reaches_the_receiver(stream_settings, receiver, workspace):
-    assert logstreams.send_test_line(receiver.endpoint, "tok", workspace.id) is None
+    assert send_test_line(receiver.endpoint, "tok", workspace.id) is None
     (message,) = receiver.wait_for(1)
     assert message.params == {"token": "tok", "workspace": workspace.id, "stream": "stdout"}
     assert message.msg.startswith("Test line from Oneoff")
@@ -197,11 +199,11 @@ def test_the_test_line_reaches_the_receiver(stream_settings, receiver, workspace
 def test_the_test_line_reports_a_bad_certificate_and_a_closed_port(stream_settings, pki):
     rogue = Receiver(pki.rogue_pem).start()
     try:
-        error = logstreams.send_test_line(rogue.endpoint, "", "tea-x")
+        error = send_test_line(rogue.endpoint, "", "tea-x")
     finally:
         rogue.stop()
     assert error.startswith(f"TLS certificate of {rogue.endpoint} was refused")
-    assert "refused the connection" in logstreams.send_test_line(rogue.endpoint, "", "tea-x")
+    assert "refused the connection" in send_test_line(rogue.endpoint, "", "tea-x")
 
 
 def test_an_idle_destination_is_forgotten_and_what_it_held_is_counted(
@@ -211,7 +213,7 @@ def test_an_idle_destination_is_forgotten_and_what_it_held_is_counted(
     down.stop()  # nothing listens there
     stream = WorkspaceLogStream.objects.create(workspace=workspace, endpoint=down.endpoint)
     job = make_job(make_service())
-    monkeypatch.setattr(logstreams, "IDLE_SECONDS", 0.5)
+    monkeypatch.setattr(transport, "IDLE_SECONDS", 0.5)
     logstreams.forward_batch(job.id, lines(7))
     wait_until(lambda: fresh_forwarder.destinations() == [])
     wait_until(lambda: WorkspaceLogStream.objects.get(pk=stream.pk).dropped_lines == 7)
@@ -225,6 +227,6 @@ def test_an_idle_destination_is_forgotten_and_what_it_held_is_counted(
 
 def test_a_bad_ca_file_setting_is_named_in_the_error(stream_settings, receiver, tmp_path):
     stream_settings.LOG_STREAM_CA_FILE = str(tmp_path / "missing.pem")
-    error = logstreams.send_test_line(receiver.endpoint, "", "tea-x")
+    error = send_test_line(receiver.endpoint, "", "tea-x")
     assert "LOG_STREAM_CA_FILE" in error
     assert "missing.pem" in error

@@ -9,8 +9,7 @@ import pytest
 from jobs.launch import create_job
 from jobs.models import JobStatus
 from logstreams.models import ServiceLogStream, WorkspaceLogStream
-from tests.jobs.conftest import wait_finished, wait_for
-from tests.logstreams.conftest import Receiver, make_pki
+from tests.helpers import Receiver, make_pki, wait_finished, wait_for
 
 pytestmark = [
     pytest.mark.docker,

@@ -8,10 +8,12 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from jobs.logs import LogWriter, StoredLine, insert_lines, retention
+from jobs.logs import retention
+from jobs.logs.parse import StoredLine
+from jobs.logs.store import LogWriter, insert_lines
 from jobs.models import Job, JobLogLine
 from services.models import Build, BuildLogLine
-from tests.conftest import missing_part
+from tests.helpers import missing_part
 
 
 def add_job_lines(job, *timestamps):

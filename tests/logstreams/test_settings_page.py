@@ -3,7 +3,7 @@
 import pytest
 
 from logstreams.models import ServiceLogStream, WorkspaceLogStream
-from tests.logstreams.conftest import Receiver
+from tests.helpers import Receiver
 
 HTMX = {"HX-Request": "true"}
 

@@ -2,11 +2,14 @@ import io
 
 import pytest
 from cryptography.fernet import Fernet
+from django.apps import apps
 from django.core.management import call_command
 from django.db import connection
 
 from jobs.models import EnvSnapshot
-from services.crypto import _fernet
+from logstreams.models import ServiceLogStream, WorkspaceLogStream
+from services.crypto import EncryptedTextField, _fernet
+from services.management.commands import rotate_field_keys
 from services.models import EnvVar
 
 SECRET = "postgres://admin:hunter2-very-secret@db/prod"
@@ -54,3 +57,52 @@ def test_keys_rotate(service, settings):
     assert EnvVar.objects.get(pk=var.pk).value == SECRET
     assert EnvSnapshot.objects.get(pk=snapshot.pk).values == {"TOKEN": SECRET}
     _fernet.cache_clear()
+
+
+@pytest.mark.django_db
+def test_rotation_re_encrypts_every_encrypted_field(service, settings, monkeypatch):
+    monkeypatch.setattr(rotate_field_keys, "BATCH", 1)  # several batches for a field
+    old_key = Fernet.generate_key().decode()
+    new_key = Fernet.generate_key().decode()
+    settings.FIELD_ENCRYPTION_KEYS = [old_key]
+    EnvVar.objects.create(service=service, key="DEBUG", value="0")
+    stored = {  # (model label, field name): (a row, its plaintext)
+        ("services.EnvVar", "value"): (
+            EnvVar.objects.create(service=service, key="TOKEN", value=SECRET),
+            SECRET,
+        ),
+        ("jobs.EnvSnapshot", "data"): (
+            EnvSnapshot.capture(service),
+            f'{{"DEBUG":"0","TOKEN":"{SECRET}"}}',
+        ),
+        ("logstreams.WorkspaceLogStream", "token"): (
+            WorkspaceLogStream.objects.create(
+                workspace=service.workspace, endpoint="logs.test:6514", token="ws-token"
+            ),
+            "ws-token",
+        ),
+        ("logstreams.ServiceLogStream", "token"): (
+            ServiceLogStream.objects.create(
+                service=service, endpoint="svc.test:6514", token="svc-token"
+            ),
+            "svc-token",
+        ),
+    }
+    encrypted = {
+        (model._meta.label, field.name)
+        for model in apps.get_models()
+        for field in model._meta.get_fields()
+        if isinstance(field, EncryptedTextField)
+    }
+    assert set(stored) == encrypted, "every encrypted field needs a row in this test"
+
+    settings.FIELD_ENCRYPTION_KEYS = [new_key, old_key]
+    call_command("rotate_field_keys", stdout=io.StringIO())
+
+    settings.FIELD_ENCRYPTION_KEYS = [new_key]  # the old key is gone
+    try:
+        for (label, name), (row, plaintext) in stored.items():
+            assert getattr(type(row).objects.get(pk=row.pk), name) == plaintext, (label, name)
+        assert EnvVar.objects.get(key="DEBUG").value == "0"
+    finally:
+        _fernet.cache_clear()

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
-from services import builds
+from services.builds.queue import request_build, run_build
 from services.models import BuildStatus, Membership, Plan, Role, Service, Workspace
 
 DEMO_EMAIL = "admin@example.com"
@@ -154,9 +154,9 @@ class Command(BaseCommand):
             )
             return
         else:
-            build = builds.request_build(service, user=user)
+            build = request_build(service, user=user)
         if build_now:
-            build = builds.run_build(build.id)
+            build = run_build(build.id)
             self.stdout.write(
                 f"Example service {service.name} ({service.id}): build {build.id} {build.status}"
                 + (f": {build.reason}" if build.reason else "")

@@ -3,9 +3,9 @@
 import pytest
 
 from jobs.launch import create_job
-from services import builds
+from services.builds import queue as builds
 from services.models import BuildStatus
-from tests.builds.conftest import BASE, Background, wait_for
+from tests.helpers import BASE, Background, wait_for
 
 pytestmark = pytest.mark.docker
 

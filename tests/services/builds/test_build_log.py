@@ -1,6 +1,6 @@
 """The build log buffer: partial lines, cleaning, caps, masking and batching (no Docker)."""
 
-from services.builds import BuildLog
+from services.builds.executor import BuildLog
 from services.models import Build
 
 

@@ -5,9 +5,9 @@ import time
 
 import pytest
 
-from services import builds
+from services.builds import queue as builds
 from services.models import BuildStatus
-from tests.builds.conftest import BASE, Background, wait_for
+from tests.helpers import BASE, Background, wait_for
 
 pytestmark = pytest.mark.docker
 

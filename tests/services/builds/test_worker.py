@@ -11,10 +11,9 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from config.celery import app
-from services import builds
+from services.builds import queue as builds
 from services.models import Build, BuildStatus
-from tests.builds.conftest import BASE, wait_for
-from tests.conftest import missing_part
+from tests.helpers import BASE, missing_part, wait_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

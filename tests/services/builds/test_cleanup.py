@@ -6,9 +6,9 @@ from django.utils import timezone
 
 from jobs.launch import create_job
 from jobs.models import Job, JobStatus
-from services import builds
+from services.builds import queue as builds
 from services.models import Build, BuildStatus
-from tests.builds.conftest import BASE
+from tests.helpers import BASE
 
 pytestmark = pytest.mark.docker
 

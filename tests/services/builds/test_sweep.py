@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from services import builds
+from services.builds import queue as builds
 from services.models import Build, BuildStatus
 
 

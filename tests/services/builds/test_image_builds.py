@@ -8,7 +8,7 @@ import time
 import docker
 import pytest
 
-from services import builds
+from services.builds import queue as builds
 from services.models import BuildStatus
 
 pytestmark = pytest.mark.docker

@@ -7,18 +7,13 @@ import pytest
 from playwright.sync_api import expect
 
 from logstreams.models import ServiceLogStream, WorkspaceLogStream
-from tests.e2e.conftest import (  # noqa: F401 - the browser fixtures
-    fast_passwords,
-    page,
-    screenshot,
-    sign_in,
-)
+from tests.helpers import screenshot, sign_in
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 
 def test_an_admin_sets_the_stream_and_sends_a_test_line(
-    page,  # noqa: F811
+    page,
     live_server,
     owner,
     workspace,

@@ -1,0 +1,120 @@
+"""Who is asking, what their role lets them do, and how often they may ask.
+
+Every operation of every router added in ``api.api`` sits behind ``ApiKeyAuth`` (set on the
+NinjaAPI itself), so a router needs nothing to get authentication and rate limits. Inside a view:
+
+- ``request.auth`` is the ``services.models.ApiKey`` that signed the request, with
+  ``.workspace``, ``.user``, ``.read_only`` and, set here, ``.role`` (the user's
+  ``Membership.role`` in that workspace). A key whose user is no longer a member of its workspace
+  is a 401 before any view runs.
+- ``require_write(request)`` raises a 403 for a viewer or a read-only key;
+  ``require_admin(request)`` also for a developer. The role rule itself is the domain's
+  (``services.access.check_role``).
+- Rate limits (settings ``API_RATE_LIMIT_*``, per key, in the default cache shared by every web
+  process): GET/HEAD count as reads, other methods as writes; an operation declared with
+  ``auth=ApiKeyAuth(bucket="job_create")`` counts against the job-creation limit instead. Every
+  authenticated response carries ``Ratelimit-Limit``, ``Ratelimit-Remaining`` and
+  ``Ratelimit-Reset`` (``api.responses``); a 429 also ``Retry-After``.
+"""
+
+import logging
+
+from django.conf import settings
+from django.http import HttpRequest
+from django_ratelimit.core import get_usage
+from ninja.security import HttpBearer
+
+from api.errors import ApiError
+from services.access import ADMIN, WRITE, check_role
+from services.models import ApiKey
+
+log = logging.getLogger(__name__)
+
+RATE_SETTINGS = {
+    "read": "API_RATE_LIMIT_READ",
+    "write": "API_RATE_LIMIT_WRITE",
+    "job_create": "API_RATE_LIMIT_JOB_CREATE",
+}
+
+
+# Roles ---------------------------------------------------------------------------------------
+
+
+def _require(request: HttpRequest, need: str) -> None:
+    if request.auth.read_only:
+        raise ApiError(403, "forbidden", "this API key is read-only")
+    check_role(request.auth.role, need)
+
+
+def require_write(request: HttpRequest) -> None:
+    _require(request, WRITE)
+
+
+def require_admin(request: HttpRequest) -> None:
+    _require(request, ADMIN)
+
+
+# Authentication and rate limits ---------------------------------------------------------------
+
+
+def _rate_key(group: str, request: HttpRequest) -> str:
+    # Part of the key's hash: unique per key, and not reused when a test database restarts ids.
+    return request.auth.key_hash[:24]
+
+
+def check_rate_limit(request: HttpRequest, bucket: str) -> None:
+    rate = getattr(settings, RATE_SETTINGS[bucket])
+    usage = get_usage(
+        request, group=f"oneoff-api-{bucket}", key=_rate_key, rate=rate, increment=True
+    )
+    if usage is None:
+        return
+    if usage["limit"] == 0 and usage["time_left"] == -1:
+        # The cache did not answer: serve rather than refuse every request.
+        log.warning("rate-limit cache unavailable; request not counted")
+        return
+    reset = max(0, usage["time_left"])
+    request.ratelimit_headers = {
+        "Ratelimit-Limit": str(usage["limit"]),
+        "Ratelimit-Remaining": str(max(0, usage["limit"] - usage["count"])),
+        "Ratelimit-Reset": str(reset),
+    }
+    if usage["should_limit"]:
+        what = {"read": "reads", "write": "writes", "job_create": "job creations"}[bucket]
+        raise ApiError(
+            429,
+            "rate_limited",
+            f"rate limit of {rate} {what} per API key exceeded; retry in {max(1, reset)} s",
+            headers={"Retry-After": str(max(1, reset))},
+        )
+
+
+class ApiKeyAuth(HttpBearer):
+    """``Authorization: Bearer <API key>``; sets ``request.auth`` to the ApiKey and counts the
+    request against the key's rate limit (``bucket``: read/write by method unless given)."""
+
+    def __init__(self, bucket: str | None = None):
+        super().__init__()
+        self.bucket = bucket
+
+    def __call__(self, request: HttpRequest):
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if not header:
+            raise ApiError(401, "unauthorized", "missing header Authorization: Bearer <API key>")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise ApiError(401, "unauthorized", "Authorization must be Bearer <API key>")
+        return self.authenticate(request, token.strip())
+
+    def authenticate(self, request: HttpRequest, token: str):
+        key = ApiKey.authenticate(token) if len(token) <= 200 else None
+        if key is None:
+            raise ApiError(401, "unauthorized", "invalid or revoked API key")
+        if key.member_role is None:
+            raise ApiError(401, "unauthorized", "this API key's user left its workspace")
+        key.role = key.member_role
+        key.touch()
+        request.auth = key
+        bucket = self.bucket or ("read" if request.method in ("GET", "HEAD") else "write")
+        check_rate_limit(request, bucket)
+        return key

@@ -1,0 +1,152 @@
+"""A service's env vars in Render's shapes; values only for admins (others get names)."""
+
+import base64
+import binascii
+import re
+import secrets
+
+from django.db import transaction
+from django.http import HttpRequest
+from ninja import Query, Router
+
+from api.auth import require_admin
+from api.errors import bad_request, errors, not_found
+from api.pagination import unb64
+from api.responses import empty_response
+from api.schemas.services import (
+    EnvVarIn,
+    EnvVarListQuery,
+    EnvVarOut,
+    EnvVarValueIn,
+    EnvVarWithCursor,
+    env_var_dict,
+)
+from services.access import service_in
+from services.models import EnvVar, Role, Service
+
+router = Router(tags=["Services"])
+
+
+def check_env_keys(env_vars: list[EnvVarIn], field: str) -> None:
+    seen = set()
+    for index, var in enumerate(env_vars):
+        if var.key in seen:
+            raise bad_request(f"{field}[{index}].key", f"duplicate key {var.key!r}")
+        seen.add(var.key)
+        if var.value is None and not var.generateValue:
+            raise bad_request(f"{field}[{index}].value", "give value or generateValue: true")
+
+
+def env_value(var: EnvVarIn) -> str:
+    return var.value if var.value is not None else secrets.token_urlsafe(32)
+
+
+def _reveal(request: HttpRequest) -> bool:
+    # Only admins see values (a read-only admin key may read them); developers and viewers see
+    # names only.
+    return Role.can_administer(request.auth.role)
+
+
+def _key_cursor(key: str) -> str:
+    return base64.urlsafe_b64encode(key.encode()).decode().rstrip("=")
+
+
+def _env_list(request: HttpRequest, env_vars) -> list[dict]:
+    reveal = _reveal(request)
+    return [
+        {"envVar": env_var_dict(v.key, v.value, reveal=reveal), "cursor": _key_cursor(v.key)}
+        for v in env_vars
+    ]
+
+
+@router.get(
+    "/services/{serviceId}/env-vars",
+    response={200: list[EnvVarWithCursor], **errors(400, 404)},
+    exclude_none=True,
+    operation_id="get-env-vars-for-service",
+    summary="List env vars",
+    description="By key. Values only for admins; developers and viewers get names only.",
+)
+def list_env_vars(request: HttpRequest, serviceId: str, page: Query[EnvVarListQuery]):
+    service = service_in(request.auth.workspace, serviceId)
+    env_vars = service.env_vars.order_by("key")
+    if page.cursor:
+        try:
+            after = unb64(page.cursor).decode()
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            raise bad_request("cursor", "not a cursor of this list") from None
+        env_vars = env_vars.filter(key__gt=after)
+    return _env_list(request, env_vars[: page.limit])
+
+
+@router.put(
+    "/services/{serviceId}/env-vars",
+    response={200: list[EnvVarWithCursor], **errors(400, 403, 404)},
+    exclude_none=True,
+    operation_id="update-env-vars-for-service",
+    summary="Replace env vars",
+    description="Replaces all of the service's env vars. Existing jobs keep their snapshot.",
+)
+def replace_env_vars(request: HttpRequest, serviceId: str, payload: list[EnvVarIn]):
+    require_admin(request)
+    service = service_in(request.auth.workspace, serviceId)
+    check_env_keys(payload, "body")
+    if len(payload) > 1000:
+        raise bad_request("body", "at most 1000 env vars")
+    with transaction.atomic():
+        Service.objects.select_for_update().filter(pk=service.pk).first()
+        service.env_vars.all().delete()
+        EnvVar.objects.bulk_create(
+            EnvVar(service=service, key=var.key, value=env_value(var)) for var in payload
+        )
+    return _env_list(request, service.env_vars.order_by("key"))
+
+
+@router.get(
+    "/services/{serviceId}/env-vars/{envVarKey}",
+    response={200: EnvVarOut, **errors(404)},
+    exclude_none=True,
+    operation_id="retrieve-env-var",
+    summary="Retrieve env var",
+)
+def retrieve_env_var(request: HttpRequest, serviceId: str, envVarKey: str):
+    service = service_in(request.auth.workspace, serviceId)
+    var = service.env_vars.filter(key=envVarKey).first()
+    if var is None:
+        raise not_found("env var")
+    return env_var_dict(var.key, var.value, reveal=_reveal(request))
+
+
+@router.put(
+    "/services/{serviceId}/env-vars/{envVarKey}",
+    response={200: EnvVarOut, **errors(400, 403, 404)},
+    exclude_none=True,
+    operation_id="update-env-var",
+    summary="Add or update env var",
+)
+def put_env_var(request: HttpRequest, serviceId: str, envVarKey: str, payload: EnvVarValueIn):
+    require_admin(request)
+    service = service_in(request.auth.workspace, serviceId)
+    if len(envVarKey) > 256 or not re.fullmatch(EnvVar.KEY_PATTERN, envVarKey):
+        raise bad_request("envVarKey", EnvVar.KEY_RULE)
+    with transaction.atomic():
+        Service.objects.select_for_update().filter(pk=service.pk).first()
+        EnvVar.objects.update_or_create(
+            service=service, key=envVarKey, defaults={"value": payload.value}
+        )
+    return env_var_dict(envVarKey, payload.value, reveal=True)
+
+
+@router.delete(
+    "/services/{serviceId}/env-vars/{envVarKey}",
+    response={204: None, **errors(403, 404)},
+    operation_id="delete-env-var",
+    summary="Delete env var",
+)
+def delete_env_var(request: HttpRequest, serviceId: str, envVarKey: str):
+    require_admin(request)
+    service = service_in(request.auth.workspace, serviceId)
+    deleted, _ = service.env_vars.filter(key=envVarKey).delete()
+    if not deleted:
+        raise not_found("env var")
+    return empty_response(request, 204)

@@ -1,0 +1,30 @@
+"""The dashboard's answer to the domain's errors (``services.errors``), written once.
+
+A missing or foreign object is Django's 404 and a role's refusal its 403; bad input or an action
+the object's state refuses is a 400 whose plain-text body is the domain's message (htmx shows it
+where the page asks for it). A view that shows such an error in a form catches it itself
+(``run_job``). The API never gets here: ninja answers every error of its own views.
+"""
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponseBadRequest
+
+from services.errors import DomainError, Forbidden, NotFound
+
+
+class DomainErrorMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if not isinstance(exception, DomainError):
+            return None
+        # Raised here, Django turns these into its 404 and 403 pages like any view's.
+        if isinstance(exception, NotFound):
+            raise Http404(str(exception)) from exception
+        if isinstance(exception, Forbidden):
+            raise PermissionDenied(str(exception)) from exception
+        return HttpResponseBadRequest(str(exception), content_type="text/plain")

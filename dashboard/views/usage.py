@@ -1,0 +1,51 @@
+"""The usage page: a workspace's billed seconds and cost by month."""
+
+from django.db.models import Count, Sum
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+
+from dashboard.access import get_workspace, signed_in
+from dashboard.forms.services import MonthForm
+from dashboard.views import bad_request
+from jobs.models import Job
+
+
+@signed_in
+@require_GET
+def usage(request, workspace_id: str):
+    """Billed seconds and cost per service and plan for the jobs that finished in a month."""
+    workspace, request.membership = get_workspace(request.user, workspace_id)
+    form = MonthForm(request.GET)
+    if not form.is_valid():
+        return bad_request(form)
+    start, end = form.bounds()
+    rows = list(
+        Job.objects.filter(workspace=workspace, finished_at__gte=start, finished_at__lt=end)
+        .values("service_id", "service__name", "plan_id", "plan__name")
+        .annotate(jobs=Count("id"), seconds=Sum("billed_seconds"), cost=Sum("cost"))
+        .order_by("service__name", "plan_id")
+    )
+    by_service: dict[str, dict] = {}
+    for row in rows:
+        row["seconds"] = row["seconds"] or 0
+        row["cost"] = row["cost"] or 0
+        entry = by_service.setdefault(
+            row["service_id"],
+            {"name": row["service__name"], "id": row["service_id"], "cost": 0, "seconds": 0},
+        )
+        entry["cost"] += row["cost"]
+        entry["seconds"] += row["seconds"]
+    biggest = max((s["cost"] for s in by_service.values()), default=0)
+    for entry in by_service.values():
+        entry["percent"] = round(entry["cost"] / biggest * 100, 1) if biggest else 0
+    month = form.cleaned_data["month"]
+    context = {
+        "rows": rows,
+        "services": sorted(by_service.values(), key=lambda s: -s["cost"]),
+        "total_cost": sum(r["cost"] for r in rows),
+        "total_seconds": sum(r["seconds"] for r in rows),
+        "month": month,
+        "month_value": f"{month:%Y-%m}",
+        "tab": "usage",
+    }
+    return render(request, "services/usage.html", context)

@@ -1,0 +1,99 @@
+"""A workspace's pages: home (the workspace used last), its services list and its API keys."""
+
+from django.db.models import OuterRef, Subquery
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from dashboard.access import get_service, get_workspace, signed_in
+from dashboard.context_processors import SESSION_WORKSPACE
+from dashboard.forms.services import ApiKeyForm
+from jobs.models import Job
+from services.models import ApiKey, Build, Workspace
+
+
+@signed_in
+@require_GET
+def home(request):
+    """The services list of the workspace the reader used last (or their first one)."""
+    workspaces = Workspace.objects.for_user(request.user).order_by("name")
+    current = workspaces.filter(pk=request.session.get(SESSION_WORKSPACE)).first()
+    current = current or workspaces.first()
+    if current is None:
+        return render(request, "services/no_workspace.html")
+    return redirect("services", current.id)
+
+
+@signed_in
+@require_GET
+def services_list(request, workspace_id: str):
+    workspace, request.membership = get_workspace(request.user, workspace_id)
+    latest_build = Build.objects.filter(service=OuterRef("pk")).order_by("-created_at", "-id")
+    last_job = Job.objects.filter(service=OuterRef("pk")).order_by("-created_at", "-id")
+    services = (
+        workspace.services.select_related("plan")
+        .annotate(
+            build_id=Subquery(latest_build.values("id")[:1]),
+            build_status=Subquery(latest_build.values("status")[:1]),
+            build_at=Subquery(latest_build.values("created_at")[:1]),
+            job_id=Subquery(last_job.values("id")[:1]),
+            job_status=Subquery(last_job.values("status")[:1]),
+            job_at=Subquery(last_job.values("created_at")[:1]),
+        )
+        .order_by("name")
+    )
+    return render(request, "services/list.html", {"services": services, "tab": "services"})
+
+
+@signed_in
+@require_GET
+def service_home(request, service_id: str):
+    service, _ = get_service(request.user, service_id)
+    return redirect("jobs", service.id)
+
+
+# API keys
+
+
+def _keys_context(request, workspace, form=None, **extra):
+    keys = ApiKey.objects.filter(workspace=workspace).select_related("user")
+    if not request.membership.is_admin:
+        keys = keys.filter(user=request.user)
+    return {"keys": keys, "form": form or ApiKeyForm(), "tab": "api_keys", **extra}
+
+
+@signed_in
+@require_http_methods(["GET", "POST"])
+def api_keys(request, workspace_id: str):
+    """Every member may hold keys of their own; a viewer's keys are read-only. Admins see and
+    revoke everyone's keys in the workspace."""
+    workspace, request.membership = get_workspace(request.user, workspace_id)
+    if request.method == "GET":
+        return render(request, "services/api_keys.html", _keys_context(request, workspace))
+    form = ApiKeyForm(request.POST)
+    if not form.is_valid():
+        context = _keys_context(request, workspace, form)
+        return render(request, "services/api_keys.html", context, status=400)
+    read_only = form.cleaned_data["read_only"] or not request.membership.can_write
+    key, secret = ApiKey.issue(
+        request.user, workspace, name=form.cleaned_data["name"], read_only=read_only
+    )
+    context = _keys_context(request, workspace, new_key=key, secret=secret)
+    response = render(request, "services/api_keys.html", context)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@signed_in
+@require_POST
+def revoke_api_key(request, workspace_id: str, key_id: int):
+    workspace, membership = get_workspace(request.user, workspace_id)
+    keys = ApiKey.objects.filter(workspace=workspace, pk=key_id)
+    if not membership.is_admin:
+        keys = keys.filter(user=request.user)
+    key = keys.first()
+    if key is None:
+        raise Http404("No such API key")
+    ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    return redirect("api_keys", workspace.id)

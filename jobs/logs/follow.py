@@ -1,0 +1,235 @@
+"""Following a container's log into the database, and resuming without gap or duplicate.
+
+A follower reads messages from the job's cursor on (``jobs.logs.store``): the endpoint's
+``since`` is inclusive, and the json-file is entered by bisection a little before the cursor's
+time; the writer skips those up to the cursor.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+
+from django.db import connection
+
+from jobs.logs.engine import json_file_path, open_log_stream, raw_chunks
+from jobs.logs.parse import FrameParser, JsonFileParser
+from jobs.logs.store import LogWriter
+
+logger = logging.getLogger(__name__)
+
+FLUSH_INTERVAL = 0.25  # seconds: stored lines are at most this old (plus one INSERT)
+# Parsed chunks between a follower's reader and writer: each from a 64 KiB file read, or up to
+# 256 KiB of the endpoint's stream.
+QUEUE_CHUNKS = 64
+
+RESUME_MARGIN_NS = 1_000_000_000  # stdout and stderr are stamped apart: a little disorder
+
+
+def seek_to_time(log_file, ts_ns: int) -> None:
+    """Move a json-file log to a line start at or before the first line stamped ``ts_ns`` or
+    later, by bisection (lines are in time order, give or take the margin the caller leaves): a
+    follower resuming a long log does not read it all again."""
+    lo, hi = 0, os.fstat(log_file.fileno()).st_size
+    while hi - lo > 64 * 1024:
+        mid = (lo + hi) // 2
+        log_file.seek(mid)
+        log_file.readline()  # the rest of the line the probe fell in
+        messages = JsonFileParser().feed(log_file.readline())  # the next whole line
+        if messages and messages[0][0] < ts_ns:
+            lo = mid
+        else:
+            hi = mid
+    log_file.seek(lo)
+    if lo:
+        log_file.readline()
+
+
+class LogFollower(threading.Thread):
+    """Follows one container's logs into the database until the container exited.
+
+    Two threads: this one reads and parses the log into a bounded queue (back-pressure keeps
+    memory bounded when the database is slower than the job); a writer drains it and flushes at
+    least every FLUSH_INTERVAL. ``done`` is set when everything Docker had was stored, ``error``
+    when it stopped early (the supervisor then starts a new follower, which resumes).
+
+    The log is read from the container's json-file when this process can (``json_file_path``),
+    else from the engine's logs endpoint; both give the same messages.
+    """
+
+    FILE_BLOCK = 64 * 1024  # with QUEUE_CHUNKS: a follower holds at most ~8 MB of parsed lines
+    FILE_POLL = 0.05  # seconds between reads at the end of a running container's log file
+
+    def __init__(self, job_id: str, container_id: str, client_factory: Callable[[], object]):
+        super().__init__(name=f"logs-{job_id}", daemon=True)
+        self.job_id = job_id
+        self.container_id = container_id
+        self.client_factory = client_factory
+        self.queue: queue.Queue = queue.Queue(maxsize=QUEUE_CHUNKS)
+        self.done = False
+        self.error: BaseException | None = None
+        self.stopping = threading.Event()
+        self.response = None
+        self.source = ""  # "file" or "api", once chosen
+
+    def run(self) -> None:
+        writer_thread = None
+        client = None
+        try:
+            writer = LogWriter.for_job(self.job_id)
+            writer_thread = threading.Thread(
+                target=self._write, args=(writer,), name=f"logw-{self.job_id}", daemon=True
+            )
+            writer_thread.start()
+            client = self.client_factory()
+            path = json_file_path(client, client.api.inspect_container(self.container_id))
+            self.source = "file" if path else "api"
+            logger.info(
+                "following the log of %s from %s",
+                self.job_id,
+                path if path else "the engine's logs endpoint",
+            )
+            if path:
+                self._follow_file(path, writer.cursor_ns)
+            else:
+                self._follow_api(client, writer)
+            self._put(None)
+            writer_thread.join()
+            if self.error is None and not self.stopping.is_set():
+                if self.source == "api":
+                    # Docker's json-file follower can end a moment before the last lines of a
+                    # container that just exited: read once more, without follow, from the cursor.
+                    self._drain(client)
+                self.done = True
+        except BaseException as exc:
+            if self.error is None:
+                self.error = exc
+            if not self.stopping.is_set():
+                logger.warning("log follower for %s stopped: %r", self.job_id, exc)
+            self._put(None)
+            if writer_thread is not None:
+                writer_thread.join(timeout=10)
+        finally:
+            if self.response is not None:
+                self.response.close()
+            if client is not None:
+                client.close()
+            connection.close()
+
+    def _follow_api(self, client, writer: LogWriter) -> None:
+        self.response = open_log_stream(client, self.container_id, writer.since)
+        parser = FrameParser()
+        for chunk in raw_chunks(self.response):
+            if self.stopping.is_set() or self.error is not None:
+                break
+            messages = parser.feed(chunk)
+            if messages:
+                self._put(messages)
+
+    def _follow_file(self, path: str, since_ns: int = 0) -> None:
+        """Tail the json-file until the engine says the container exited, then read to its end.
+
+        The engine closes the file before it reports the exit, so that last read is complete.
+        The writer skips what a previous follower stored (the cursor), as with the endpoint.
+        """
+        exited = threading.Event()
+        wait_error: list[BaseException] = []
+
+        def wait_for_exit() -> None:
+            waiter = None
+            try:
+                waiter = self.client_factory()
+                waiter.api.wait(self.container_id, timeout=None)
+            except BaseException as exc:
+                wait_error.append(exc)
+            finally:
+                exited.set()
+                if waiter is not None:
+                    waiter.close()
+
+        threading.Thread(target=wait_for_exit, name=f"wait-{self.job_id}", daemon=True).start()
+        parser = JsonFileParser()
+        with open(path, "rb") as log_file:
+            if since_ns:
+                seek_to_time(log_file, since_ns - RESUME_MARGIN_NS)
+            while not self.stopping.is_set() and self.error is None:
+                data = log_file.read(self.FILE_BLOCK)
+                if data:
+                    messages = parser.feed(data)
+                    if messages:
+                        self._put(messages)
+                    continue
+                if exited.is_set():
+                    if wait_error:
+                        raise wait_error[0]
+                    while data := log_file.read(self.FILE_BLOCK):
+                        messages = parser.feed(data)
+                        if messages:
+                            self._put(messages)
+                    return
+                exited.wait(self.FILE_POLL)
+
+    def _drain(self, client) -> None:
+        writer = LogWriter.for_job(self.job_id)
+        response = open_log_stream(client, self.container_id, writer.since, follow=False)
+        try:
+            parser = FrameParser()
+            for chunk in raw_chunks(response):
+                writer.add_batch(parser.feed(chunk))
+                if writer.should_flush:
+                    writer.flush()
+            writer.flush()
+        finally:
+            response.close()
+
+    def _put(self, item) -> None:
+        while True:
+            try:
+                self.queue.put(item, timeout=0.5)
+                return
+            except queue.Full:
+                if self.error is not None or self.stopping.is_set():
+                    return
+
+    def stop(self) -> None:
+        self.stopping.set()
+        if self.response is not None:
+            try:
+                self.response.close()
+            except Exception:
+                logger.debug("closing the log stream of %s", self.job_id, exc_info=True)
+
+    def _write(self, writer: LogWriter) -> None:
+        try:
+            deadline = time.monotonic() + FLUSH_INTERVAL
+            while True:
+                timeout = max(0.0, deadline - time.monotonic())
+                try:
+                    item = self.queue.get(timeout=timeout)
+                except queue.Empty:
+                    item = ()
+                if item is None:
+                    writer.flush()
+                    return
+                writer.add_batch(item)
+                if writer.should_flush:
+                    writer.flush()
+                    deadline = time.monotonic() + FLUSH_INTERVAL
+                if time.monotonic() >= deadline:
+                    writer.flush()
+                    deadline = time.monotonic() + FLUSH_INTERVAL
+        except BaseException as exc:
+            self.error = exc
+            self.stop()
+            # Unblock the reader if it waits on a full queue.
+            while True:
+                try:
+                    self.queue.get_nowait()
+                except queue.Empty:
+                    break
+        finally:
+            connection.close()

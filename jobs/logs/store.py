@@ -1,0 +1,326 @@
+"""Storing a job's log lines: cleaned, in batches, with the job's resume cursor.
+
+``Job.log_cursor_ns`` is the newest stored message's timestamp and ``Job.log_cursor_count`` how
+many stored messages had exactly it; ``LogWriter.flush`` moves both in the same transaction as
+the batch of lines they describe, so a follower that resumes (``jobs.logs.follow``) skips exactly
+what was stored.
+
+``lines_stored``, the ingest hook: a Django signal sent after each batch of log lines commits,
+in the follower's thread, with ``sender=LogWriter`` and the keywords ``job_id`` (str) and
+``lines`` (list[StoredLine]). Receivers must be cheap and never block (hand the lines to a queue
+of your own); it is sent with ``send_robust``, so an exception in one is logged (by
+``django.dispatch``) and ignored. The log-stream forwarder connects to it (``logstreams.apps``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.dispatch import Signal
+
+from jobs.logs.clean import clean_text, split_bytes, truncation_text
+from jobs.logs.parse import EPOCH, StoredLine
+from jobs.models import Job, JobLogLine, LogStream
+
+FLUSH_LINES = 5000  # also the largest batch offered to a log stream (its buffer: 10,000)
+FLUSH_BYTES = 2 * 1024 * 1024
+
+lines_stored = Signal()  # job_id: str, lines: list[StoredLine]; see the module's docstring
+
+
+class LogConflict(Exception):
+    """Another follower stored lines for this job meanwhile: this one must stop."""
+
+
+_ts_second_cache: dict[int, str] = {}
+
+
+def copy_rows(job_id: str, lines: list[StoredLine]) -> str:
+    """The lines as rows of COPY's text format: ``job_id, seq, timestamp, stream, text``.
+
+    The texts are escaped all at once (NUL, which a stored text never holds, separates them),
+    and timestamps are written from a per-second cache: this runs for every stored line.
+    """
+    texts = "\x00".join([line.text for line in lines])
+    if "\\" in texts:
+        texts = texts.replace("\\", "\\\\")
+    if "\t" in texts:
+        texts = texts.replace("\t", "\\t")
+    if "\r" in texts:
+        texts = texts.replace("\r", "\\r")
+    if "\n" in texts:
+        texts = texts.replace("\n", "\\n")
+    cache = _ts_second_cache
+    rows = []
+    append = rows.append
+    for line, text in zip(lines, texts.split("\x00"), strict=True):
+        seconds, micro = divmod(line.timestamp_us, 1_000_000)
+        head = cache.get(seconds)
+        if head is None:
+            if len(cache) > 4096:
+                cache.clear()
+            head = cache[seconds] = (EPOCH + timedelta(seconds=seconds)).strftime(
+                "%Y-%m-%d %H:%M:%S"
+            )
+        append(f"{job_id}\t{line.seq}\t{head}.{micro:06d}+00\t{line.stream}\t{text}\n")
+    return "".join(rows)
+
+
+def insert_lines(job_id: str, lines: list[StoredLine]) -> None:
+    """One COPY on PostgreSQL, multi-row INSERTs elsewhere. Call inside a transaction."""
+    if not lines:
+        return
+    if connection.vendor == "postgresql":
+        table = connection.ops.quote_name(JobLogLine._meta.db_table)
+        sql = f"COPY {table} (job_id, seq, timestamp, stream, text) FROM STDIN"
+        with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
+            for start in range(0, len(lines), 5000):
+                copy.write(copy_rows(job_id, lines[start : start + 5000]))
+    else:
+        JobLogLine.objects.bulk_create(
+            [
+                JobLogLine(
+                    job_id=job_id,
+                    seq=line.seq,
+                    timestamp=line.timestamp,
+                    stream=line.stream,
+                    text=line.text,
+                )
+                for line in lines
+            ],
+            batch_size=500,
+        )
+
+
+@dataclass
+class LogWriter:
+    """Cleans messages of one job and stores them in batches, moving the job's cursor with them.
+
+    Memory is bounded: messages arrive in pieces of at most ~16 KiB (Docker splits longer lines),
+    pieces longer than JOB_LOG_LINE_MAX_BYTES are split again, and a batch is flushed once it
+    holds FLUSH_LINES lines or FLUSH_BYTES bytes.
+    """
+
+    job_id: str
+    line_count: int = 0
+    cursor_ns: int = 0
+    cursor_count: int = 0
+    stored_bytes: int = 0
+    dropped_bytes: int = 0
+    last_us: int = 0
+    truncation_seq: int | None = None
+    skip_ns: int = 0
+    skip_count: int = 0
+    pending: list[StoredLine] = field(default_factory=list)
+    pending_bytes: int = 0
+    truncation_dirty: bool = False
+    dirty: bool = False
+    max_bytes: int = 0
+    line_max: int = 0
+
+    @classmethod
+    def for_job(cls, job_id: str) -> LogWriter:
+        job = Job.objects.only(
+            "log_cursor_ns",
+            "log_cursor_count",
+            "log_line_count",
+            "log_bytes",
+            "log_dropped_bytes",
+        ).get(pk=job_id)
+        last = (
+            JobLogLine.objects.filter(job_id=job_id)
+            .order_by("-seq")
+            .values_list("seq", "timestamp", "text")
+            .first()
+        )
+        last_us = 0
+        truncation_seq = None
+        if last:
+            last_us = (last[1] - EPOCH) // timedelta(microseconds=1)
+            if last[2].startswith("[oneoff] log truncated:"):
+                truncation_seq = last[0]
+        return cls(
+            job_id=job_id,
+            line_count=job.log_line_count,
+            cursor_ns=job.log_cursor_ns,
+            cursor_count=job.log_cursor_count,
+            stored_bytes=job.log_bytes,
+            dropped_bytes=job.log_dropped_bytes,
+            last_us=last_us,
+            truncation_seq=truncation_seq,
+            skip_ns=job.log_cursor_ns,
+            skip_count=job.log_cursor_count,
+            max_bytes=settings.JOB_LOG_MAX_BYTES,
+            line_max=settings.JOB_LOG_LINE_MAX_BYTES,
+        )
+
+    @property
+    def since(self) -> str | None:
+        """Docker's ``since`` for a follower resuming after the stored messages (inclusive)."""
+        if not self.cursor_ns:
+            return None
+        seconds, nanos = divmod(self.cursor_ns, 1_000_000_000)
+        return f"{seconds}.{nanos:09d}"
+
+    def add(self, ts_ns: int, stream: int, payload: bytes) -> None:
+        # Already stored before a restart: Docker's ``since`` is inclusive.
+        if ts_ns < self.skip_ns:
+            return
+        if ts_ns == self.skip_ns and self.skip_count > 0:
+            self.skip_count -= 1
+            return
+        if ts_ns > self.cursor_ns:
+            self.cursor_ns, self.cursor_count = ts_ns, 1
+        elif ts_ns == self.cursor_ns:
+            self.cursor_count += 1
+        self.dirty = True
+        if payload.endswith(b"\n"):
+            payload = payload[:-1]
+        if self.truncation_seq is not None:
+            self.dropped_bytes += len(payload) + 1
+            self.truncation_dirty = True
+            return
+        ts_us = ts_ns // 1000
+        size = len(payload) + 1
+        if size <= self.line_max and self.stored_bytes + size <= self.max_bytes:
+            if ts_us <= self.last_us:
+                ts_us = self.last_us + 1
+            self.last_us = ts_us
+            self.pending.append(StoredLine(self.line_count, ts_us, stream, clean_text(payload)))
+            self.line_count += 1
+            self.stored_bytes += size
+            self.pending_bytes += size
+            return
+        offset = 0
+        for piece in split_bytes(payload, self.line_max):
+            size = len(piece) + 1
+            if self.stored_bytes + size > self.max_bytes:
+                self._truncate(ts_us, len(payload) + 1 - offset)
+                return
+            offset += len(piece)
+            if ts_us <= self.last_us:
+                ts_us = self.last_us + 1
+            self.last_us = ts_us
+            self.pending.append(StoredLine(self.line_count, ts_us, stream, clean_text(piece)))
+            self.line_count += 1
+            self.stored_bytes += size
+            self.pending_bytes += size
+
+    def add_batch(self, messages: list[tuple[int, int, bytes]]) -> None:
+        """``add`` for each message, with the usual case inlined (this runs for every line):
+        a message after the resume point that fits under both caps."""
+        pending = self.pending
+        append = pending.append
+        seq, last_us, stored = self.line_count, self.last_us, self.stored_bytes
+        cursor_ns, cursor_count = self.cursor_ns, self.cursor_count
+        added = 0
+        skip_ns, line_max, max_bytes = self.skip_ns, self.line_max, self.max_bytes
+        truncated = self.truncation_seq is not None
+        fast = False
+        for ts_ns, stream, payload in messages:
+            size = len(payload) if payload.endswith(b"\n") else len(payload) + 1
+            if truncated or ts_ns <= skip_ns or size > line_max or stored + size > max_bytes:
+                self.line_count, self.last_us, self.stored_bytes = seq, last_us, stored
+                self.cursor_ns, self.cursor_count = cursor_ns, cursor_count
+                self.pending_bytes += added
+                added = 0
+                self.add(ts_ns, stream, payload)
+                seq, last_us, stored = self.line_count, self.last_us, self.stored_bytes
+                cursor_ns, cursor_count = self.cursor_ns, self.cursor_count
+                truncated = self.truncation_seq is not None
+                continue
+            fast = True
+            if ts_ns > cursor_ns:
+                cursor_ns, cursor_count = ts_ns, 1
+            elif ts_ns == cursor_ns:
+                cursor_count += 1
+            ts_us = ts_ns // 1000
+            if ts_us <= last_us:
+                ts_us = last_us + 1
+            last_us = ts_us
+            text = payload[: size - 1].decode("utf-8", "replace")
+            if "\x00" in text:
+                text = text.replace("\x00", "")
+            append(StoredLine(seq, ts_us, stream, text))
+            seq += 1
+            stored += size
+            added += size
+        self.line_count, self.last_us, self.stored_bytes = seq, last_us, stored
+        self.cursor_ns, self.cursor_count = cursor_ns, cursor_count
+        self.pending_bytes += added
+        if fast:
+            self.dirty = True
+
+    def _truncate(self, ts_us: int, dropped: int) -> None:
+        if ts_us <= self.last_us:
+            ts_us = self.last_us + 1
+        self.last_us = ts_us
+        self.truncation_seq = self.line_count
+        self.dropped_bytes += dropped
+        self.pending.append(
+            StoredLine(
+                self.line_count,
+                ts_us,
+                LogStream.STDERR,
+                truncation_text(self.max_bytes, self.dropped_bytes),
+            )
+        )
+        self.line_count += 1
+
+    @property
+    def should_flush(self) -> bool:
+        return len(self.pending) >= FLUSH_LINES or self.pending_bytes >= FLUSH_BYTES
+
+    def flush(self) -> list[StoredLine]:
+        """Store the pending lines and the cursor in one transaction; returns what was stored."""
+        lines = self.pending
+        if not lines and not self.truncation_dirty and not self.dirty:
+            return []
+        expected = self.line_count - len(lines)
+        with transaction.atomic():
+            if connection.vendor == "postgresql":
+                # Not waiting for this commit's WAL flush is safe: lines and cursor commit
+                # together, so a database crash loses both and the next follower reads them
+                # again; and the synchronous commit that records the job's exit flushes them.
+                with connection.cursor() as cursor:
+                    cursor.execute("SET LOCAL synchronous_commit = off")
+            updated = Job.objects.filter(pk=self.job_id, log_line_count=expected).update(
+                log_cursor_ns=self.cursor_ns,
+                log_cursor_count=self.cursor_count,
+                log_line_count=self.line_count,
+                log_bytes=self.stored_bytes,
+                log_dropped_bytes=self.dropped_bytes,
+            )
+            if not updated:
+                raise LogConflict(self.job_id)
+            insert_lines(self.job_id, lines)
+            if lines and lines[0].seq == 0:
+                # Docker stamps a job's first lines before the StartedAt it reports: keep
+                # startedAt no later than the first line, so a client reading the logs from
+                # startedAt (as Render's CLI does) misses none.
+                Job.objects.filter(pk=self.job_id, started_at__gt=lines[0].timestamp).update(
+                    started_at=lines[0].timestamp
+                )
+            if self.truncation_dirty and self.truncation_seq is not None:
+                text = truncation_text(self.max_bytes, self.dropped_bytes)
+                JobLogLine.objects.filter(job_id=self.job_id, seq=self.truncation_seq).update(
+                    text=text
+                )
+                for line in lines:
+                    if line.seq == self.truncation_seq:
+                        line.text = text
+        self.truncation_dirty = False
+        self.pending = []
+        self.pending_bytes = 0
+        self.dirty = False
+        if lines:
+            notify(self.job_id, lines)
+        return lines
+
+
+def notify(job_id: str, lines: list[StoredLine]) -> None:
+    """Tell ``lines_stored``'s receivers about a committed batch; a failing one is ignored."""
+    lines_stored.send_robust(sender=LogWriter, job_id=job_id, lines=lines)

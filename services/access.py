@@ -1,0 +1,62 @@
+"""Who may see and do what: the one ownership module, used by the API and the dashboard alike.
+
+Every lookup is scoped, so isolation is written once: an object of another workspace is exactly
+like a missing one (``NotFound``, never a hint that it exists). ``check_role`` turns the role rule
+(``Role.can_write``, ``Role.can_administer``) into a ``Forbidden``. The API scopes by its key's
+workspace (``service_in``), the dashboard by the reader's memberships (``service_for``); below a
+service, both use ``job_of`` and ``build_of``.
+"""
+
+from django.db.models import F
+
+from services.errors import Forbidden, NotFound
+from services.models import Build, Role, Service
+
+READ, WRITE, ADMIN = "read", "write", "admin"
+
+
+def check_role(role: str, need: str = READ) -> None:
+    """``Forbidden`` unless ``role`` may do what ``need`` asks: ``READ``, ``WRITE`` (run and
+    cancel jobs, build) or ``ADMIN`` (services, env vars, log streams, others' keys)."""
+    if need in (WRITE, ADMIN) and not Role.can_write(role):
+        raise Forbidden("viewers cannot change anything in this workspace")
+    if need == ADMIN and not Role.can_administer(role):
+        raise Forbidden("only workspace admins can do this")
+
+
+def _one(queryset, pk: str, what: str):
+    found = queryset.filter(pk=pk).first()
+    if found is None:
+        raise NotFound(what)
+    return found
+
+
+def service_in(workspace, service_id: str) -> Service:
+    """A service of ``workspace``, with its plan and workspace loaded."""
+    return _one(workspace.services.select_related("plan", "workspace"), service_id, "service")
+
+
+def service_for(user, service_id: str) -> Service:
+    """A service of a workspace ``user`` is a member of, with ``member_role``, their role there,
+    in one query (every dashboard page and every log poll starts here)."""
+    # for_user joins the reader's membership; the annotation reads its role from that same join.
+    services = Service.objects.for_user(user).annotate(
+        member_role=F("workspace__memberships__role")
+    )
+    return _one(services.select_related("plan", "workspace"), service_id, "service")
+
+
+def job_of(service: Service, job_id: str):
+    """A job of an already found service, with what ``job_dict`` and the job pages show (the
+    snapshot's digest, never its encrypted values)."""
+    jobs = service.jobs.select_related(
+        "plan", "build", "env_snapshot", "created_by", "canceled_by"
+    ).defer("env_snapshot__data")
+    job = _one(jobs, job_id, "job")
+    job.workspace = service.workspace  # the service's lookup loaded it already
+    return job
+
+
+def build_of(service: Service, build_id: str) -> Build:
+    """A build of an already found service."""
+    return _one(service.builds.select_related("created_by"), build_id, "build")

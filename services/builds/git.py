@@ -1,0 +1,113 @@
+"""Git for repository builds: clone the build's repository with the git CLI.
+
+A branch build clones the branch's tip shallowly; a commit build clones the repository and checks
+the commit out. git's output goes to the build log with any credentials in the URL masked, and a
+cancel or timeout kills git and its helpers.
+"""
+
+import contextlib
+import os
+import re
+import signal
+import subprocess
+
+from django.conf import settings
+
+from services.builds.errors import BuildError
+
+COMMIT_RE = re.compile(r"^[0-9a-fA-F]{4,64}$")
+USERINFO_RE = re.compile(r"(?<=://)[^/@\s]+@")
+
+
+class GitSteps:
+    """The git steps of ``executor.BuildRun``, which provides ``build``, ``log``, ``pump`` and
+    ``stop_reason``."""
+
+    def clone(self, checkout: str) -> None:
+        build = self.build
+        url = build.repo_url
+        branch = build.branch
+        commit = build.commit_id
+        shown = USERINFO_RE.sub("***@", url)
+        if commit and not COMMIT_RE.match(commit):
+            raise BuildError(f"{commit!r} is not a commit id (4 to 64 hexadecimal characters)")
+        if url.startswith("-"):
+            raise BuildError(f"{shown!r} is not a git repository URL")
+        branch_args = [f"--branch={branch}"] if branch else []
+        where = f"commit {commit}" if commit else (f"branch {branch}" if branch else "HEAD")
+        self.log.line(f"==> Cloning {shown} ({where})", system=True)
+        if commit:
+            self.git(["clone", "--no-checkout", *branch_args, "--", url, checkout], shown)
+            self.git(["-C", checkout, "checkout", "--quiet", "--detach", commit], shown, commit)
+        else:
+            shallow = ["--depth=1", "--single-branch", "--no-tags"]
+            self.git(["clone", *shallow, *branch_args, "--", url, checkout], shown)
+
+    def git(self, args: list[str], shown_url: str, commit: str = "") -> None:
+        env = {
+            **os.environ,
+            "GIT_TERMINAL_PROMPT": "0",
+            "GIT_ALLOW_PROTOCOL": ":".join(settings.BUILD_GIT_PROTOCOLS),
+            "GIT_SSH_COMMAND": os.environ.get("GIT_SSH_COMMAND", "ssh -o BatchMode=yes"),
+            "LC_ALL": "C",
+        }
+        proc = subprocess.Popen(
+            ["git", *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=env,
+            text=True,
+            errors="replace",
+            start_new_session=True,  # so a kill reaches git's helpers too
+        )
+        output: list[str] = []
+
+        def consume(text: str):
+            output.append(text.rstrip("\n"))
+            self.log.line(text.rstrip("\n"))
+
+        def kill():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+
+        try:
+            self.pump(lambda: proc.stdout, consume, kill)
+        finally:
+            if proc.poll() is None and self.stop_reason:
+                kill()
+            proc.wait()
+            proc.stdout.close()
+        if proc.returncode != 0:
+            detail = _git_error(output)
+            if commit:
+                raise BuildError(f"commit {commit} was not found in {shown_url}: {detail}")
+            raise BuildError(f"could not clone {shown_url}: {detail}")
+
+    def git_output(self, checkout: str, *args: str) -> str:
+        result = subprocess.run(
+            ["git", "-C", checkout, *args],
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=60,
+            check=True,
+        )
+        return result.stdout.strip()
+
+
+def userinfo(url: str) -> str:
+    """The credentials in a URL (``user:token@``), which the build log masks."""
+    match = USERINFO_RE.search(url or "")
+    return match.group(0) if match else ""
+
+
+def _git_error(output: list[str]) -> str:
+    fatal = [line for line in output if line.startswith(("fatal:", "error:"))]
+    lines = fatal or [line for line in output if line.strip()]
+    if not lines:
+        return "git exited with an error"
+    text = lines[0] if fatal else lines[-1]  # git's first fatal line is the most specific
+    for prefix in ("fatal: ", "error: "):
+        text = text.removeprefix(prefix)
+    return USERINFO_RE.sub("***@", text)

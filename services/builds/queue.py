@@ -1,0 +1,192 @@
+"""The build queue: a service's builds run one at a time, oldest first.
+
+- ``request_build`` queues a build and, once the transaction commits, sends the ``run_build``
+  task; ``run_build`` claims the service's oldest queued build (``claim_next``) and runs it with
+  ``executor.BuildRun``, then the next one, until none is left or another runner holds one.
+- ``cancel_build`` cancels a queued build at once and asks a running one to stop.
+- ``sweep_builds`` and ``cleanup_images`` are the periodic work (Celery beat).
+"""
+
+import logging
+from datetime import timedelta
+
+import docker
+from celery import current_app
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from docker.errors import APIError, NotFound
+
+from services.builds.executor import BuildRun
+from services.builds.images import explain
+from services.errors import Refused
+from services.models import BUILD_FINISHED, Build, BuildLogLine, BuildStatus, Service
+
+logger = logging.getLogger(__name__)
+
+HEARTBEAT_STALE = 120  # seconds without a heart-beat before the sweep fails a build
+QUEUED_STALE = 60  # seconds a queued build may wait, with nothing building, before a resend
+
+
+class CancelRefused(Refused):
+    """Only unfinished builds can be canceled."""
+
+
+def _who(user) -> str:
+    if user is not None and user.is_authenticated:
+        return user.email or user.get_username()
+    return "api"
+
+
+def request_build(
+    service: Service, *, commit_id: str = "", image_ref: str = "", user=None
+) -> Build:
+    """Queue a build of the service's configured source (or of a given commit or image) and
+    start it once the transaction commits."""
+    build = Build.objects.create(
+        service=service,
+        image_ref=image_ref or (service.image_ref if not commit_id else ""),
+        repo_url="" if image_ref else service.repo_url,
+        branch="" if image_ref else service.branch,
+        commit_id=commit_id,
+        created_by=user if user is not None and user.is_authenticated else None,
+    )
+    transaction.on_commit(lambda: enqueue_build(build.id))
+    return build
+
+
+def enqueue_build(build_id: str) -> None:
+    current_app.send_task("services.tasks.run_build", args=[build_id])
+
+
+def cancel_build(build: Build, *, user=None) -> Build:
+    """Cancel a build. Queued: canceled at once, it never starts. Building: the runner stops it
+    (kills git or the docker build) within a second and ends it ``canceled``. Canceled:
+    unchanged. Succeeded or failed: refused."""
+    now = timezone.now()
+    reason = f"Canceled by {_who(user)}."
+    if Build.objects.filter(pk=build.pk, status=BuildStatus.QUEUED).update(
+        status=BuildStatus.CANCELED, cancel_requested_at=now, finished_at=now, reason=reason
+    ):
+        BuildLogLine.objects.create(build_id=build.pk, seq=1, timestamp=now, text=f"==> {reason}")
+    else:
+        Build.objects.filter(
+            pk=build.pk, status=BuildStatus.BUILDING, cancel_requested_at__isnull=True
+        ).update(cancel_requested_at=now, reason=reason)
+    build.refresh_from_db()
+    if build.status in (BuildStatus.SUCCEEDED, BuildStatus.FAILED):
+        raise CancelRefused(
+            f"build {build.id} has already {build.status}; only unfinished builds can be canceled"
+        )
+    return build
+
+
+def claim_next(service_id: str) -> Build | None:
+    """Claim the oldest queued build of the service, unless one of its builds is running."""
+    with transaction.atomic():
+        # The service row lock makes "nothing is building" and the claim one step.
+        if not list(Service.objects.select_for_update().filter(pk=service_id).values("pk")):
+            return None
+        builds = Build.objects.filter(service_id=service_id)
+        if builds.filter(status=BuildStatus.BUILDING).exists():
+            return None
+        for candidate in builds.filter(status=BuildStatus.QUEUED).order_by("created_at", "id"):
+            now = timezone.now()
+            claimed = Build.objects.filter(pk=candidate.pk, status=BuildStatus.QUEUED).update(
+                status=BuildStatus.BUILDING, started_at=now, heartbeat_at=now
+            )
+            if claimed:
+                return Build.objects.select_related("service").get(pk=candidate.pk)
+    return None
+
+
+def run_build(build_id: str, *, client=None) -> Build | None:
+    """Run the service's queued builds, oldest first, while none of them runs elsewhere.
+
+    The build asked for may be run here, or by the runner of an earlier build of the same
+    service when that one finishes: either way it runs exactly once, after the ones before it.
+    """
+    service_id = Build.objects.filter(pk=build_id).values_list("service_id", flat=True).first()
+    if service_id is None:
+        return None
+    while (build := claim_next(service_id)) is not None:
+        BuildRun(build, client=client).run()
+    return Build.objects.get(pk=build_id)
+
+
+# -- periodic work ---------------------------------------------------------------------------
+
+
+def sweep_builds(*, now=None, batch: int = 100) -> dict[str, int]:
+    """Fail builds whose worker stopped heart-beating, and re-send the oldest queued build of
+    each service that has waited a while with nothing building (its message may be lost)."""
+    now = now or timezone.now()
+    failed = 0
+    stale = Build.objects.filter(
+        status=BuildStatus.BUILDING, heartbeat_at__lt=now - timedelta(seconds=HEARTBEAT_STALE)
+    ).values_list("pk", flat=True)[:batch]
+    for pk in list(stale):
+        failed += Build.objects.filter(
+            pk=pk,
+            status=BuildStatus.BUILDING,
+            heartbeat_at__lt=now - timedelta(seconds=HEARTBEAT_STALE),
+        ).update(
+            status=BuildStatus.FAILED,
+            finished_at=now,
+            reason=(
+                "the worker running this build stopped before the build finished; start a new build"
+            ),
+        )
+    waiting = (
+        Build.objects.filter(
+            status=BuildStatus.QUEUED, created_at__lt=now - timedelta(seconds=QUEUED_STALE)
+        )
+        .exclude(service__builds__status=BuildStatus.BUILDING)
+        .order_by("service_id", "created_at")
+        .values_list("service_id", "pk")[: batch * 10]
+    )
+    resent: dict[str, str] = {}
+    for service_id, pk in waiting:
+        resent.setdefault(service_id, pk)
+    for pk in list(resent.values())[:batch]:
+        enqueue_build(pk)
+    return {"failed": failed, "resent": len(resent)}
+
+
+def cleanup_images(*, client=None, keep: int | None = None) -> list[str]:
+    """Remove the image tags of old builds. Per service, keep the latest ``BUILD_KEEP_IMAGES``
+    (at least 1) successful builds and every build an unfinished job still uses. Removing a
+    tag deletes the image once nothing else (another tag, a container) holds it; an image in
+    use is left for a later run. Returns the tags removed."""
+    keep = max(1, settings.BUILD_KEEP_IMAGES if keep is None else keep)
+    in_use = set(_unfinished_jobs().values_list("build_id", flat=True))
+    candidates = Build.objects.filter(
+        status__in=BUILD_FINISHED, image_removed_at__isnull=True
+    ).exclude(image_tag="")
+    removed: list[str] = []
+    service_ids = set(candidates.values_list("service_id", flat=True))
+    if not service_ids:
+        return removed
+    client = client or docker.from_env(timeout=60)
+    for service_id in sorted(service_ids):
+        latest = Build.objects.filter(service_id=service_id, status=BuildStatus.SUCCEEDED)
+        kept = set(latest.order_by("-finished_at", "-id").values_list("id", flat=True)[:keep])
+        for build in candidates.filter(service_id=service_id).exclude(pk__in=kept | in_use):
+            try:
+                client.images.remove(build.image_tag)
+            except NotFound:
+                pass
+            except APIError as exc:
+                # 409: a container still uses it; try again on the next run.
+                logger.info("cleanup: keeping %s for now: %s", build.image_tag, explain(exc))
+                continue
+            Build.objects.filter(pk=build.pk).update(image_removed_at=timezone.now())
+            removed.append(build.image_tag)
+    return removed
+
+
+def _unfinished_jobs():
+    """Jobs not yet finished, reached through ``Build.jobs`` (the reverse of ``Job.build``):
+    jobs sits above services, so services does not import it, and ``unfinished()`` keeps the
+    rule of which job states count in jobs."""
+    return Build.jobs.rel.related_model.objects.unfinished()
