@@ -15,7 +15,7 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse
 
-from api.base import error_response
+from api.errors import error_response
 from dashboard.errors import error_page
 
 NUL = "\x00"

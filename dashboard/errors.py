@@ -12,6 +12,9 @@ from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
 from django.utils.html import escape
 
+from dashboard.context_processors import SESSION_WORKSPACE
+from services.models import Membership
+
 log = logging.getLogger(__name__)
 
 TITLES = {
@@ -37,6 +40,7 @@ def error_page(
     message = message or MESSAGES.get(status, "")
     if getattr(request, "htmx", False) and not request.htmx.history_restore_request:
         return _alert(status, message, reference)
+    _frame_for(request)
     context = {
         "status": status,
         "title": TITLES.get(status, "Error"),
@@ -45,6 +49,22 @@ def error_page(
     }
     body = render_to_string("errors/error.html", context, request=request)
     return HttpResponse(body, status=status)
+
+
+def _frame_for(request: HttpRequest) -> None:
+    """Error pages keep the navigation: the frame of the workspace the reader used last (never
+    the one a 404 was about, which may not be theirs)."""
+    if getattr(request, "membership", None) is not None:
+        return
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return
+    memberships = Membership.objects.filter(user=user).select_related("workspace")
+    last = request.session.get(SESSION_WORKSPACE) if hasattr(request, "session") else None
+    request.membership = (
+        memberships.filter(workspace_id=last).first()
+        or memberships.order_by("workspace__name").first()
+    )
 
 
 def _alert(status: int, message: str, reference: str) -> HttpResponse:
