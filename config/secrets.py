@@ -69,3 +69,13 @@ def private_folder(folder: Path) -> None:
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     if folder.stat().st_mode & 0o077:
         folder.chmod(0o700)
+
+
+def environment(settings) -> dict[str, str]:
+    """The secrets in force, as environment variables: what another process of the same
+    installation (a worker started by a test or a benchmark) needs to read what this one wrote."""
+    return {
+        "SECRET_KEY": settings.SECRET_KEY,
+        "FIELD_ENCRYPTION_KEY": ",".join(settings.FIELD_ENCRYPTION_KEYS),
+        "ENV_DIGEST_KEY": settings.ENV_DIGEST_KEY,
+    }

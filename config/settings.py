@@ -265,10 +265,11 @@ BUILD_TIMEOUT = env.int("BUILD_TIMEOUT", default=3600)  # seconds a clone + dock
 BUILD_PULL_TIMEOUT = env.int("BUILD_PULL_TIMEOUT", default=120)  # seconds to pull a missing image
 BUILD_NETWORK = env.str("BUILD_NETWORK", default="none")  # network mode of Dockerfile RUN steps
 BUILD_LOG_MAX_BYTES = env.int("BUILD_LOG_MAX_BYTES", default=5 * 1024 * 1024)
-# Git transports a repository URL may use; file:// (a folder on the server) only in development.
-BUILD_GIT_PROTOCOLS = env.list(
-    "BUILD_GIT_PROTOCOLS", default=["https", "ssh", "git", "file"] if DEBUG else ["https", "ssh"]
-)
+# Git transports a repository URL may use. A file:// URL (or a plain path) is allowed only for a
+# repository inside BUILD_LOCAL_REPOS_DIR, where `make run` keeps the example service: never any
+# other folder of the server (another workspace's checkout, Oneoff's own).
+BUILD_GIT_PROTOCOLS = env.list("BUILD_GIT_PROTOCOLS", default=["https", "ssh"])
+BUILD_LOCAL_REPOS_DIR = Path(env.str("BUILD_LOCAL_REPOS_DIR", default=str(VAR_DIR / "repos")))
 
 # Log retention and log streams (RFC 5424 syslog over TCP+TLS).
 LOG_PURGE_BATCH = env.int("LOG_PURGE_BATCH", default=5000)  # log lines deleted per transaction

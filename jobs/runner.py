@@ -135,7 +135,7 @@ def claim(job_id: str) -> bool:
 
 def fail_start(job_id: str, message: str, *, from_status=JobStatus.PENDING) -> bool:
     now = timezone.now()
-    return bool(
+    failed = bool(
         Job.objects.filter(pk=job_id, status=from_status).update(
             status=JobStatus.FAILED,
             finished_at=now,
@@ -145,6 +145,9 @@ def fail_start(job_id: str, message: str, *, from_status=JobStatus.PENDING) -> b
             note="",
         )
     )
+    if failed:
+        logger.info("job %s failed to start: %s", job_id, message)
+    return failed
 
 
 def start(job_id: str, client=None) -> StartOutcome:
@@ -210,6 +213,7 @@ def start(job_id: str, client=None) -> StartOutcome:
         if not Job.objects.filter(pk=job_id, container_id=container.id).exists():
             _remove_quietly(client, container.id)
         return StartOutcome.SKIPPED
+    logger.info("job %s started on %s (%s)", job_id, settings.RUNNER_HOST, job.plan.name)
     return StartOutcome.STARTED
 
 
@@ -312,9 +316,11 @@ def outcome(job: Job, state: dict) -> dict:
 
 def record_exit(job: Job, state: dict) -> bool:
     """End a running job from its exited container's state (compare-and-set on ``running``)."""
-    return bool(
-        Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(**outcome(job, state))
-    )
+    ended = outcome(job, state)
+    recorded = bool(Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(**ended))
+    if recorded:
+        logger.info("job %s %s (exit %s)", job.pk, ended["status"], state.get("ExitCode"))
+    return recorded
 
 
 def record_lost(job: Job, why: str) -> bool:

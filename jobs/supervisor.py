@@ -190,8 +190,7 @@ class Supervisor(threading.Thread):
                 self._stop_job(job_id, container_id)
         elif state in ("exited", "dead") and follower.done:
             attrs = self.client.api.inspect_container(container_id)
-            if runner.record_exit(job, attrs["State"]):
-                logger.info("job %s ended (exit %s)", job_id, attrs["State"].get("ExitCode"))
+            runner.record_exit(job, attrs["State"])  # logs the end when it records it
             self.followers.pop(job_id, None)
             self.stoppers.pop(job_id, None)
             self._remove(container_id)

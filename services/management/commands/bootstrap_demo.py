@@ -1,5 +1,6 @@
 """``make run``'s setup: the demo workspace, its admin, and the example service built from
-``examples/demo`` through the normal build path (a ``file://`` git repository under ``var/``)."""
+``examples/demo`` through the normal build path (a ``file://`` git repository in
+``BUILD_LOCAL_REPOS_DIR``, by default ``var/repos/``)."""
 
 import secrets
 import shutil
@@ -124,9 +125,10 @@ class Command(BaseCommand):
             )
 
     def example_service(self, workspace, user, url: str, build_now: bool) -> None:
-        repo = settings.VAR_DIR / "example-repo"
+        # The one folder whose repositories builds may clone by file:// (BUILD_LOCAL_REPOS_DIR).
+        repo = settings.BUILD_LOCAL_REPOS_DIR / "example"
         head = sync_example_repo(repo)
-        service, _ = Service.objects.get_or_create(
+        service, created = Service.objects.get_or_create(
             workspace=workspace,
             name=EXAMPLE_NAME,
             defaults={
@@ -138,6 +140,10 @@ class Command(BaseCommand):
                 "docker_context": ".",
             },
         )
+        if not created and service.repo_url.endswith("/example-repo"):
+            # An example made by an older version, from var/example-repo: move it over.
+            service.repo_url = repo.resolve().as_uri()
+            service.save(update_fields=["repo_url"])
         problem = ensure_base_image()
         if problem:
             self.stderr.write(f"oneoff: the example service cannot be built yet: {problem}")
