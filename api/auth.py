@@ -18,6 +18,7 @@ NinjaAPI itself), so a router needs nothing to get authentication and rate limit
 """
 
 import logging
+from typing import cast
 
 from django.conf import settings
 from django.http import HttpRequest
@@ -37,32 +38,39 @@ RATE_SETTINGS = {
 }
 
 
+class ApiRequest(HttpRequest):
+    """The request a view of an authenticated operation gets (set by ``ApiKeyAuth``)."""
+
+    auth: ApiKey
+    ratelimit_headers: dict[str, str]
+
+
 # Roles ---------------------------------------------------------------------------------------
 
 
-def _require(request: HttpRequest, need: str) -> None:
+def _require(request: ApiRequest, need: str) -> None:
     if request.auth.read_only:
         raise ApiError(403, "forbidden", "this API key is read-only")
     check_role(request.auth.role, need)
 
 
-def require_write(request: HttpRequest) -> None:
+def require_write(request: ApiRequest) -> None:
     _require(request, WRITE)
 
 
-def require_admin(request: HttpRequest) -> None:
+def require_admin(request: ApiRequest) -> None:
     _require(request, ADMIN)
 
 
 # Authentication and rate limits ---------------------------------------------------------------
 
 
-def _rate_key(group: str, request: HttpRequest) -> str:
+def _rate_key(group: str, request: ApiRequest) -> str:
     # Part of the key's hash: unique per key, and not reused when a test database restarts ids.
     return request.auth.key_hash[:24]
 
 
-def check_rate_limit(request: HttpRequest, bucket: str) -> None:
+def check_rate_limit(request: ApiRequest, bucket: str) -> None:
     rate = getattr(settings, RATE_SETTINGS[bucket])
     usage = get_usage(
         request, group=f"oneoff-api-{bucket}", key=_rate_key, rate=rate, increment=True
@@ -97,7 +105,7 @@ class ApiKeyAuth(HttpBearer):
         super().__init__()
         self.bucket = bucket
 
-    def __call__(self, request: HttpRequest):
+    def __call__(self, request: HttpRequest) -> ApiKey:
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
         if not header:
@@ -106,7 +114,7 @@ class ApiKeyAuth(HttpBearer):
             raise ApiError(401, "unauthorized", "Authorization must be Bearer <API key>")
         return self.authenticate(request, token.strip())
 
-    def authenticate(self, request: HttpRequest, token: str):
+    def authenticate(self, request: HttpRequest, token: str) -> ApiKey:
         key = ApiKey.authenticate(token) if len(token) <= 200 else None
         if key is None:
             raise ApiError(401, "unauthorized", "invalid or revoked API key")
@@ -114,7 +122,8 @@ class ApiKeyAuth(HttpBearer):
             raise ApiError(401, "unauthorized", "this API key's user left its workspace")
         key.role = key.member_role
         key.touch()
-        request.auth = key
+        authed = cast(ApiRequest, request)
+        authed.auth = key
         bucket = self.bucket or ("read" if request.method in ("GET", "HEAD") else "write")
-        check_rate_limit(request, bucket)
+        check_rate_limit(authed, bucket)
         return key

@@ -161,10 +161,12 @@ def install_error_handlers(api: NinjaAPI) -> None:
     """Every failure becomes ``{"id", "message"}`` JSON with the right status."""
     # ninja answers a wrong method in plain text from PathView, before any handler runs; this
     # project has one NinjaAPI, so its PathView answers JSON like every other error.
-    PathView._not_allowed = _json_not_allowed
-    api.add_exception_handler(ValidationError, _on_validation_error)
-    api.add_exception_handler(ApiError, _on_api_error)
-    api.add_exception_handler(DomainError, _on_domain_error)
-    api.add_exception_handler(HttpError, _on_http_error)
+    PathView._not_allowed = _json_not_allowed  # type: ignore[method-assign]
+    # ninja types a handler's second argument as the exception or its class; it is always an
+    # instance (ninja.main.NinjaAPI.on_exception), which is what these handlers take.
+    api.add_exception_handler(ValidationError, _on_validation_error)  # type: ignore[arg-type]
+    api.add_exception_handler(ApiError, _on_api_error)  # type: ignore[arg-type]
+    api.add_exception_handler(DomainError, _on_domain_error)  # type: ignore[arg-type]
+    api.add_exception_handler(HttpError, _on_http_error)  # type: ignore[arg-type]
     api.add_exception_handler(Http404, _on_404)
     api.add_exception_handler(Exception, _on_exception)

@@ -11,11 +11,12 @@ import json
 import time
 from collections.abc import Callable
 from datetime import timedelta
+from typing import cast
 
 from django.db import IntegrityError, transaction
-from django.http import HttpRequest
 from django.utils import timezone
 
+from api.auth import ApiRequest
 from api.errors import ApiError, bad_request
 from jobs.models import IdempotencyKey
 
@@ -33,7 +34,7 @@ def request_hash(body: dict) -> str:
 
 
 def idempotent(
-    request: HttpRequest, scope: str, body: dict, run: Callable[[], tuple[int, dict]]
+    request: ApiRequest, scope: str, body: dict, run: Callable[[], tuple[int, dict]]
 ) -> tuple[int, dict]:
     """``run()`` once per (workspace, scope, Idempotency-Key); ``(status, body)`` every time."""
     key = request.headers.get(HEADER)
@@ -56,7 +57,8 @@ def idempotent(
                 "24 hours; use a new key for a new request",
             )
         if row.status_code is not None:
-            return row.status_code, row.response
+            # Stored with the status code in one UPDATE (_run_and_store): a body, not None.
+            return row.status_code, cast(dict, row.response)
         if time.monotonic() > deadline:
             raise ApiError(
                 409, "conflict", f"a request with {HEADER} {key!r} is still in progress; retry"

@@ -19,7 +19,7 @@ class JobSupervisorStep(bootsteps.StartStopStep):
     """Runs jobs.supervisor in every worker (one per host is active; the others stand by):
     it follows this host's job containers, their logs, cancels, timeouts and exits."""
 
-    requires = {"celery.worker.components:Pool"}
+    requires = ("celery.worker.components:Pool",)
 
     def start(self, worker):
         from jobs.supervisor import start_supervisor

@@ -9,7 +9,7 @@
 
 import json
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
@@ -17,6 +17,7 @@ from django.http import HttpRequest, HttpResponse
 
 from api.errors import error_response
 from dashboard.errors import error_page
+from dashboard.http import HtmxHttpRequest
 
 NUL = "\x00"
 
@@ -99,4 +100,5 @@ class RequestLimitsMiddleware:
     def reject(request: HttpRequest, status: int, id: str, message: str) -> HttpResponse:
         if request.path.startswith("/v1/"):
             return error_response(request, status, id, message)
-        return error_page(request, status, message)
+        # Django's htmx middleware has run before this one: the request is an htmx one.
+        return error_page(cast(HtmxHttpRequest, request), status, message)

@@ -8,11 +8,12 @@ refuse a request themselves call ``error_page``.
 import logging
 import uuid
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.template.loader import render_to_string
 from django.utils.html import escape
 
 from dashboard.context_processors import SESSION_WORKSPACE
+from dashboard.http import HtmxHttpRequest
 from services.models import Membership
 
 log = logging.getLogger(__name__)
@@ -35,10 +36,11 @@ MESSAGES = {
 
 
 def error_page(
-    request: HttpRequest, status: int, message: str = "", *, reference: str = ""
+    request: HtmxHttpRequest, status: int, message: str = "", *, reference: str = ""
 ) -> HttpResponse:
     message = message or MESSAGES.get(status, "")
-    if getattr(request, "htmx", False) and not request.htmx.history_restore_request:
+    htmx = getattr(request, "htmx", None)  # absent when a middleware before htmx's refuses
+    if htmx and not htmx.history_restore_request:
         return _alert(status, message, reference)
     _frame_for(request)
     context = {
@@ -51,7 +53,7 @@ def error_page(
     return HttpResponse(body, status=status)
 
 
-def _frame_for(request: HttpRequest) -> None:
+def _frame_for(request: HtmxHttpRequest) -> None:
     """Error pages keep the navigation: the frame of the workspace the reader used last (never
     the one a 404 was about, which may not be theirs)."""
     if getattr(request, "membership", None) is not None:
@@ -61,10 +63,12 @@ def _frame_for(request: HttpRequest) -> None:
         return
     memberships = Membership.objects.filter(user=user).select_related("workspace")
     last = request.session.get(SESSION_WORKSPACE) if hasattr(request, "session") else None
-    request.membership = (
+    membership = (
         memberships.filter(workspace_id=last).first()
         or memberships.order_by("workspace__name").first()
     )
+    if membership is not None:
+        request.membership = membership
 
 
 def _alert(status: int, message: str, reference: str) -> HttpResponse:
@@ -82,19 +86,19 @@ def _alert(status: int, message: str, reference: str) -> HttpResponse:
     return HttpResponse(text, status=status, content_type="text/plain; charset=utf-8")
 
 
-def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+def bad_request(request: HtmxHttpRequest, exception: Exception | None = None) -> HttpResponse:
     return error_page(request, 400)
 
 
-def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+def permission_denied(request: HtmxHttpRequest, exception: Exception | None = None) -> HttpResponse:
     return error_page(request, 403)
 
 
-def page_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+def page_not_found(request: HtmxHttpRequest, exception: Exception | None = None) -> HttpResponse:
     return error_page(request, 404)
 
 
-def server_error(request: HttpRequest) -> HttpResponse:
+def server_error(request: HtmxHttpRequest) -> HttpResponse:
     reference = uuid.uuid4().hex[:12]
     # Django has logged the traceback (django.request); this line ties it to what the user sees.
     log.error("server error, reference %s: %s %s", reference, request.method, request.path)

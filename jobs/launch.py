@@ -20,13 +20,13 @@ def resolve_plan(service: Service, plan_id: str | None) -> Plan:
         if plan.is_free:
             raise Invalid("planId", "free tier plans are not supported for jobs")
         return plan
-    plan = next((p for p in valid if p.id == plan_id), None)
-    if plan is None:
+    chosen = next((p for p in valid if p.id == plan_id), None)
+    if chosen is None:
         kind = "cron job" if service.plan_kind == "cron" else service.get_type_display().lower()
         raise Invalid(
             "planId", f"{plan_id!r} is not valid for a {kind} service; valid plan ids: {valid_ids}"
         )
-    return plan
+    return chosen
 
 
 def create_job(

@@ -27,10 +27,12 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from typing import TextIO
 
 from django.conf import settings
 from django.db import close_old_connections, connection
 from django.utils import timezone
+from docker import DockerClient
 from docker.errors import DockerException, NotFound
 
 from jobs import runner
@@ -48,14 +50,14 @@ class Supervisor(threading.Thread):
         super().__init__(name="oneoff-supervisor", daemon=True)
         self.interval = interval
         self.client_factory = client_factory
-        self.client = None
+        self.client: DockerClient | None = None
         self.followers: dict[str, LogFollower] = {}
         self.stoppers: dict[str, threading.Thread] = {}
         self.stopped = threading.Event()
         self.last_heartbeat = 0.0
         self.docker_ok = False
         self.docker_error = ""
-        self.lock_file = None
+        self.lock_file: TextIO | None = None
         # Removing a container takes tens of milliseconds: never hold up the loop with it.
         self.removals = ThreadPoolExecutor(4, thread_name_prefix="oneoff-remove")
         self.removing: set[str] = set()
@@ -189,6 +191,7 @@ class Supervisor(threading.Thread):
             if job.cancel_requested_at is not None or too_long:
                 self._stop_job(job_id, container_id)
         elif state in ("exited", "dead") and follower.done:
+            assert self.client is not None  # tick listed the containers with it
             attrs = self.client.api.inspect_container(container_id)
             runner.record_exit(job, attrs["State"])  # logs the end when it records it
             self.followers.pop(job_id, None)
@@ -200,6 +203,7 @@ class Supervisor(threading.Thread):
         if timezone.now() - claimed_at < runner.CLAIM_STALE / 2:
             return  # start_job is (probably) still at work on it
         if item.get("State") in ("running", "exited", "dead"):
+            assert self.client is not None  # tick listed the containers with it
             attrs = self.client.api.inspect_container(item["Id"])
             if runner.adopt(job, attrs):
                 logger.info("adopted container of %s whose start was not recorded", job.id)
@@ -251,6 +255,7 @@ class Supervisor(threading.Thread):
             .filter(status=JobStatus.RUNNING, host=settings.RUNNER_HOST, started_at__lt=cutoff)
             .exclude(pk__in=seen)[:100]
         )
+        assert self.client is not None  # tick listed the containers with it
         for job in candidates:
             try:
                 self.client.api.inspect_container(job.container_id or job.container_name)

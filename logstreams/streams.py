@@ -192,7 +192,7 @@ def delete_resource_stream(service) -> bool:
 
 
 def resource_stream_dict(override: ServiceLogStream) -> dict:
-    data = {"resourceId": override.service_id, "setting": override.setting}
+    data: dict[str, str | bool] = {"resourceId": override.service_id, "setting": override.setting}
     if override.setting == StreamSetting.SEND and override.endpoint:
         data["endpoint"] = override.endpoint
         data["hasToken"] = bool(override.token)

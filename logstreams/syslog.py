@@ -74,7 +74,7 @@ def frames(prefix: str, lines) -> bytes:
     """A batch of one job's lines (``seq``, ``timestamp_us`` or ``timestamp``, ``stream``,
     ``text``) as octet-counted RFC 5424 messages, ready for the socket; as :func:`frame` gives,
     only quicker (this runs for every line that is forwarded)."""
-    out = []
+    out: list[str] = []
     append = out.append
     for line in lines:
         us = getattr(line, "timestamp_us", None)

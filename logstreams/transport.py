@@ -188,7 +188,8 @@ class Destination:
         with self._cond:
             if not self._chunks:
                 self._cond.wait(timeout=0.5)
-            taken, count = [], 0
+            taken: list = []
+            count = 0
             for chunk in self._chunks:
                 if taken and count + len(chunk[2]) > SEND_BATCH:
                     break
@@ -216,6 +217,7 @@ class Destination:
             try:
                 if self._sock is None or self._peer_closed():
                     self._connect()
+                assert self._sock is not None  # _connect opened it, or raised
                 for _, prefix, lines, _ in chunks:
                     self._sock.sendall(frames(prefix, lines))
             except (OSError, ValueError) as exc:
@@ -258,6 +260,7 @@ class Destination:
         """Syslog receivers never write, so a readable socket means the peer closed it (or
         sent TLS housekeeping such as session tickets, which reading consumes)."""
         sock = self._sock
+        assert sock is not None  # asked only of an open connection
         try:
             sock.setblocking(False)
             try:

@@ -189,6 +189,9 @@ class Service(models.Model):
 
     objects = ServiceQuerySet.as_manager()
 
+    # Read by ``services.access.service_for``'s query: the reader's role in the workspace.
+    member_role: str
+
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
@@ -332,6 +335,11 @@ class ApiKey(models.Model):
     revoked_at = models.DateTimeField(null=True, blank=True)
 
     objects = ApiKeyQuerySet.as_manager()
+
+    # Read by ``authenticate``'s query: the user's role in the key's workspace, None once they
+    # left it. The API copies it to ``role`` once it has checked that it is not None.
+    member_role: str | None
+    role: str
 
     class Meta:
         ordering = ["-created_at"]

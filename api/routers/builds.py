@@ -1,9 +1,8 @@
 """A service's builds: list, start (from the service's source or an image), retrieve, cancel."""
 
-from django.http import HttpRequest
 from ninja import Query, Router, Status
 
-from api.auth import require_write
+from api.auth import ApiRequest, require_write
 from api.errors import bad_request, errors
 from api.pagination import Page, encode_cursor, paginate
 from api.schemas.services import (
@@ -27,7 +26,7 @@ router = Router(tags=["Services"])
     summary="List builds",
     tags=["Builds"],
 )
-def list_builds(request: HttpRequest, serviceId: str, page: Query[Page]):
+def list_builds(request: ApiRequest, serviceId: str, page: Query[Page]):
     service = service_in(request.auth.workspace, serviceId)
     builds = paginate(Build.objects.filter(service=service), page, "bld")
     return [{"build": build_dict(b), "cursor": encode_cursor(b.created_at, b.id)} for b in builds]
@@ -43,7 +42,7 @@ def list_builds(request: HttpRequest, serviceId: str, page: Query[Page]):
     "`imageUrl` another image for an image service. The body may be empty.",
     tags=["Builds"],
 )
-def create_build(request: HttpRequest, serviceId: str, payload: BuildCreateIn | None = None):
+def create_build(request: ApiRequest, serviceId: str, payload: BuildCreateIn | None = None):
     require_write(request)
     service = service_in(request.auth.workspace, serviceId)
     commit_id = payload.commitId if payload else None
@@ -66,7 +65,7 @@ def create_build(request: HttpRequest, serviceId: str, payload: BuildCreateIn | 
     summary="Retrieve build",
     tags=["Builds"],
 )
-def retrieve_build(request: HttpRequest, serviceId: str, buildId: str):
+def retrieve_build(request: ApiRequest, serviceId: str, buildId: str):
     service = service_in(request.auth.workspace, serviceId)
     return build_dict(build_of(service, buildId))
 
@@ -81,7 +80,7 @@ def retrieve_build(request: HttpRequest, serviceId: str, buildId: str):
     "canceled build returns it unchanged; a succeeded or failed build is a 400.",
     tags=["Builds"],
 )
-def cancel_build_view(request: HttpRequest, serviceId: str, buildId: str):
+def cancel_build_view(request: ApiRequest, serviceId: str, buildId: str):
     require_write(request)
     service = service_in(request.auth.workspace, serviceId)
     build = cancel_build(build_of(service, buildId), user=request.auth.user)

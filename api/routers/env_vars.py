@@ -6,10 +6,9 @@ import re
 import secrets
 
 from django.db import transaction
-from django.http import HttpRequest
 from ninja import Query, Router
 
-from api.auth import require_admin
+from api.auth import ApiRequest, require_admin
 from api.errors import bad_request, errors, not_found
 from api.pagination import unb64
 from api.responses import empty_response
@@ -41,7 +40,7 @@ def env_value(var: EnvVarIn) -> str:
     return var.value if var.value is not None else secrets.token_urlsafe(32)
 
 
-def _reveal(request: HttpRequest) -> bool:
+def _reveal(request: ApiRequest) -> bool:
     # Only admins see values (a read-only admin key may read them); developers and viewers see
     # names only.
     return Role.can_administer(request.auth.role)
@@ -51,7 +50,7 @@ def _key_cursor(key: str) -> str:
     return base64.urlsafe_b64encode(key.encode()).decode().rstrip("=")
 
 
-def _env_list(request: HttpRequest, env_vars) -> list[dict]:
+def _env_list(request: ApiRequest, env_vars) -> list[dict]:
     reveal = _reveal(request)
     return [
         {"envVar": env_var_dict(v.key, v.value, reveal=reveal), "cursor": _key_cursor(v.key)}
@@ -67,7 +66,7 @@ def _env_list(request: HttpRequest, env_vars) -> list[dict]:
     summary="List env vars",
     description="By key. Values only for admins; developers and viewers get names only.",
 )
-def list_env_vars(request: HttpRequest, serviceId: str, page: Query[EnvVarListQuery]):
+def list_env_vars(request: ApiRequest, serviceId: str, page: Query[EnvVarListQuery]):
     service = service_in(request.auth.workspace, serviceId)
     env_vars = service.env_vars.order_by("key")
     if page.cursor:
@@ -87,7 +86,7 @@ def list_env_vars(request: HttpRequest, serviceId: str, page: Query[EnvVarListQu
     summary="Replace env vars",
     description="Replaces all of the service's env vars. Existing jobs keep their snapshot.",
 )
-def replace_env_vars(request: HttpRequest, serviceId: str, payload: list[EnvVarIn]):
+def replace_env_vars(request: ApiRequest, serviceId: str, payload: list[EnvVarIn]):
     require_admin(request)
     service = service_in(request.auth.workspace, serviceId)
     check_env_keys(payload, "body")
@@ -109,7 +108,7 @@ def replace_env_vars(request: HttpRequest, serviceId: str, payload: list[EnvVarI
     operation_id="retrieve-env-var",
     summary="Retrieve env var",
 )
-def retrieve_env_var(request: HttpRequest, serviceId: str, envVarKey: str):
+def retrieve_env_var(request: ApiRequest, serviceId: str, envVarKey: str):
     service = service_in(request.auth.workspace, serviceId)
     var = service.env_vars.filter(key=envVarKey).first()
     if var is None:
@@ -124,7 +123,7 @@ def retrieve_env_var(request: HttpRequest, serviceId: str, envVarKey: str):
     operation_id="update-env-var",
     summary="Add or update env var",
 )
-def put_env_var(request: HttpRequest, serviceId: str, envVarKey: str, payload: EnvVarValueIn):
+def put_env_var(request: ApiRequest, serviceId: str, envVarKey: str, payload: EnvVarValueIn):
     require_admin(request)
     service = service_in(request.auth.workspace, serviceId)
     if len(envVarKey) > 256 or not re.fullmatch(EnvVar.KEY_PATTERN, envVarKey):
@@ -143,7 +142,7 @@ def put_env_var(request: HttpRequest, serviceId: str, envVarKey: str, payload: E
     operation_id="delete-env-var",
     summary="Delete env var",
 )
-def delete_env_var(request: HttpRequest, serviceId: str, envVarKey: str):
+def delete_env_var(request: ApiRequest, serviceId: str, envVarKey: str):
     require_admin(request)
     service = service_in(request.auth.workspace, serviceId)
     deleted, _ = service.env_vars.filter(key=envVarKey).delete()

@@ -1,9 +1,8 @@
 """The four jobs endpoints of Render's API: create, list, retrieve, cancel."""
 
-from django.http import HttpRequest
 from ninja import Query, Router, Status
 
-from api.auth import ApiKeyAuth, require_write
+from api.auth import ApiKeyAuth, ApiRequest, require_write
 from api.errors import errors
 from api.fields import aware
 from api.idempotency import idempotent
@@ -48,7 +47,7 @@ TIME_FILTERS = {
     "command. With an `Idempotency-Key` header, a retry with the same body within 24 h answers "
     "the first job and starts nothing (another body with that key: 422).",
 )
-def create(request: HttpRequest, serviceId: str, payload: JobCreateIn):
+def create(request: ApiRequest, serviceId: str, payload: JobCreateIn):
     require_write(request)
     service = service_in(request.auth.workspace, serviceId)
 
@@ -69,7 +68,7 @@ def create(request: HttpRequest, serviceId: str, payload: JobCreateIn):
     description="Newest first. Pass the last item's `cursor` for the next page; a page has "
     "fewer than `limit` items at the end. `…Before` bounds are exclusive, `…After` inclusive.",
 )
-def list_jobs(request: HttpRequest, serviceId: str, filters: Query[JobListQuery]):
+def list_jobs(request: ApiRequest, serviceId: str, filters: Query[JobListQuery]):
     service = service_in(request.auth.workspace, serviceId)
     jobs = (
         Job.objects.filter(service=service)
@@ -93,7 +92,7 @@ def list_jobs(request: HttpRequest, serviceId: str, filters: Query[JobListQuery]
     operation_id="retrieve-job",
     summary="Retrieve job",
 )
-def retrieve(request: HttpRequest, serviceId: str, jobId: str):
+def retrieve(request: ApiRequest, serviceId: str, jobId: str):
     service = service_in(request.auth.workspace, serviceId)
     return job_dict(job_of(service, jobId))
 
@@ -108,7 +107,7 @@ def retrieve(request: HttpRequest, serviceId: str, jobId: str):
     "SIGKILL) and ends `canceled`. Canceling a canceled job returns it unchanged; a succeeded "
     "or failed job is a 400.",
 )
-def cancel(request: HttpRequest, serviceId: str, jobId: str):
+def cancel(request: ApiRequest, serviceId: str, jobId: str):
     require_write(request)
     service = service_in(request.auth.workspace, serviceId)
     job = cancel_job(job_of(service, jobId), user=request.auth.user)

@@ -8,10 +8,11 @@ A client pages through a job's log by sending back ``nextStartTime`` (forward) o
 from datetime import datetime, timedelta
 from typing import Literal
 
-from django.http import HttpRequest
 from django.utils import timezone
 from ninja import Field, Query, Router, Schema
+from pydantic.json_schema import JsonDict
 
+from api.auth import ApiRequest
 from api.errors import ApiError, bad_request, errors
 from api.fields import aware
 from api.responses import json_response
@@ -28,7 +29,7 @@ class LogLabelOut(Schema):
 
 # Timestamps are strings with microseconds (RFC 3339): Django's JSON encoder would cut a datetime
 # to milliseconds, and time-window paging needs the exact microsecond of each line.
-TIMESTAMP = {"format": "date-time", "example": "2026-03-20T12:16:02.544199+00:00"}
+TIMESTAMP: JsonDict = {"format": "date-time", "example": "2026-03-20T12:16:02.544199+00:00"}
 
 
 class LogOut(Schema):
@@ -75,7 +76,7 @@ class LogsQuery(Schema):
     "`resource` (the job id), `instance`, `level` (`info` for stdout, `error` for stderr) and "
     "`type` (`app`).",
 )
-def list_logs(request: HttpRequest, filters: Query[LogsQuery]):
+def list_logs(request: ApiRequest, filters: Query[LogsQuery]):
     workspace = request.auth.workspace
     if filters.ownerId != workspace.id:
         raise ApiError(404, "not_found", "owner not found")

@@ -5,10 +5,9 @@ workspace, changing needs an admin's read-write key. Tokens are write-only."""
 
 from typing import Literal
 
-from django.http import HttpRequest
 from ninja import Field, Router, Schema
 
-from api.auth import require_admin
+from api.auth import ApiRequest, require_admin
 from api.errors import ApiError, bad_request, errors, not_found
 from api.responses import empty_response
 from logstreams import streams as logstreams
@@ -71,7 +70,7 @@ class ResourceStreamOut(Schema):
     hasToken: bool | None = Field(None, description="Oneoff: whether a token is set.")
 
 
-def _owner(request: HttpRequest, owner_id: str):
+def _owner(request: ApiRequest, owner_id: str):
     workspace = request.auth.workspace
     if owner_id != workspace.id:
         raise not_found("owner")
@@ -90,7 +89,7 @@ def _given(payload: Schema, name: str):
     summary="Retrieve log stream",
     description="The workspace's default log stream; 404 when none is set.",
 )
-def retrieve_owner_stream(request: HttpRequest, ownerId: str):
+def retrieve_owner_stream(request: ApiRequest, ownerId: str):
     stream = logstreams.owner_stream(_owner(request, ownerId))
     if stream is None:
         raise ApiError(404, "not_found", "no log stream is set for this owner")
@@ -106,7 +105,7 @@ def retrieve_owner_stream(request: HttpRequest, ownerId: str):
     description="Set the workspace's default log stream (admins). `preview` is required; "
     "`endpoint` is required the first time.",
 )
-def update_owner_stream(request: HttpRequest, ownerId: str, payload: OwnerStreamIn):
+def update_owner_stream(request: ApiRequest, ownerId: str, payload: OwnerStreamIn):
     workspace = _owner(request, ownerId)
     require_admin(request)
     for name in ("endpoint", "enabled"):
@@ -128,7 +127,7 @@ def update_owner_stream(request: HttpRequest, ownerId: str, payload: OwnerStream
     operation_id="delete-owner-log-stream",
     summary="Delete log stream",
 )
-def delete_owner_stream(request: HttpRequest, ownerId: str):
+def delete_owner_stream(request: ApiRequest, ownerId: str):
     workspace = _owner(request, ownerId)
     require_admin(request)
     if not logstreams.delete_owner_stream(workspace):
@@ -152,7 +151,7 @@ def _no_override(service):
     summary="Retrieve log stream override",
     description="A service's override; 404 when it has none (it uses the workspace's stream).",
 )
-def retrieve_resource_stream(request: HttpRequest, resourceId: str):
+def retrieve_resource_stream(request: ApiRequest, resourceId: str):
     service = service_in(request.auth.workspace, resourceId)
     override = logstreams.resource_stream(service)
     if override is None:
@@ -169,7 +168,7 @@ def retrieve_resource_stream(request: HttpRequest, resourceId: str):
     description="`send` with an `endpoint` (and optional `token`) sends the service's logs to "
     "that destination; `drop` sends nothing. Delete the override to use the workspace's.",
 )
-def update_resource_stream(request: HttpRequest, resourceId: str, payload: ResourceStreamIn):
+def update_resource_stream(request: ApiRequest, resourceId: str, payload: ResourceStreamIn):
     service = service_in(request.auth.workspace, resourceId)
     require_admin(request)
     override = logstreams.set_resource_stream(
@@ -187,7 +186,7 @@ def update_resource_stream(request: HttpRequest, resourceId: str, payload: Resou
     operation_id="delete-resource-log-stream",
     summary="Delete log stream override",
 )
-def delete_resource_stream(request: HttpRequest, resourceId: str):
+def delete_resource_stream(request: ApiRequest, resourceId: str):
     service = service_in(request.auth.workspace, resourceId)
     require_admin(request)
     if not logstreams.delete_resource_stream(service):

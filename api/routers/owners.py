@@ -1,8 +1,8 @@
 """Owners (Render's name for workspaces): the ones the API key's workspace lets it see."""
 
-from django.http import HttpRequest
 from ninja import Query, Router
 
+from api.auth import ApiRequest
 from api.errors import errors, not_found
 from api.pagination import Page, encode_cursor
 from api.schemas.services import (
@@ -21,7 +21,7 @@ router = Router(tags=["Workspaces"])
     summary="List workspaces",
     description="The workspace of the API key (a key belongs to one workspace).",
 )
-def list_owners(request: HttpRequest, page: Query[Page]):
+def list_owners(request: ApiRequest, page: Query[Page]):
     workspace = request.auth.workspace
     if page.cursor:
         return []  # one workspace: there is never a second page
@@ -39,7 +39,7 @@ def list_owners(request: HttpRequest, page: Query[Page]):
     operation_id="retrieve-owner",
     summary="Retrieve workspace",
 )
-def retrieve_owner(request: HttpRequest, ownerId: str):
+def retrieve_owner(request: ApiRequest, ownerId: str):
     if ownerId != request.auth.workspace_id:
         raise not_found("owner")
     return owner_dict(request.auth.workspace)

@@ -1,10 +1,9 @@
 """Services in Render's shapes: list, create (with its first build), retrieve, update, suspend."""
 
 from django.db import IntegrityError, transaction
-from django.http import HttpRequest
 from ninja import Query, Router, Status
 
-from api.auth import require_admin
+from api.auth import ApiRequest, require_admin
 from api.errors import bad_request, errors
 from api.fields import aware
 from api.pagination import encode_cursor, paginate
@@ -39,7 +38,7 @@ def _split(value: str) -> list[str]:
     operation_id="list-services",
     summary="List services",
 )
-def list_services(request: HttpRequest, filters: Query[ServiceListQuery]):
+def list_services(request: ApiRequest, filters: Query[ServiceListQuery]):
     services = request.auth.workspace.services.select_related("plan")
     if filters.name:
         services = services.filter(name__in=_split(filters.name))
@@ -111,7 +110,7 @@ def _plan(service_type: str, value: str):
     summary="Create service",
     description="Render's create body. Starts the service's first build (`buildId`).",
 )
-def create_service(request: HttpRequest, payload: ServiceCreateIn):
+def create_service(request: ApiRequest, payload: ServiceCreateIn):
     require_admin(request)
     workspace = request.auth.workspace
     if payload.ownerId != workspace.id:
@@ -157,7 +156,7 @@ def create_service(request: HttpRequest, payload: ServiceCreateIn):
     operation_id="retrieve-service",
     summary="Retrieve service",
 )
-def retrieve_service(request: HttpRequest, serviceId: str):
+def retrieve_service(request: ApiRequest, serviceId: str):
     return service_dict(service_in(request.auth.workspace, serviceId))
 
 
@@ -168,7 +167,7 @@ def retrieve_service(request: HttpRequest, serviceId: str):
     operation_id="update-service",
     summary="Update service",
 )
-def update_service(request: HttpRequest, serviceId: str, payload: ServiceUpdateIn):
+def update_service(request: ApiRequest, serviceId: str, payload: ServiceUpdateIn):
     require_admin(request)
     service = service_in(request.auth.workspace, serviceId)
     fields = _source_fields(payload, service)
@@ -198,7 +197,7 @@ def update_service(request: HttpRequest, serviceId: str, payload: ServiceUpdateI
     return service_dict(service_in(request.auth.workspace, service.id))
 
 
-def _set_suspended(request: HttpRequest, service_id: str, suspended: bool):
+def _set_suspended(request: ApiRequest, service_id: str, suspended: bool):
     require_admin(request)
     service = service_in(request.auth.workspace, service_id)
     # Jobs keep running: a job never depends on its service after it was created.
@@ -213,7 +212,7 @@ def _set_suspended(request: HttpRequest, service_id: str, suspended: bool):
     summary="Suspend service",
     description="Running jobs are not affected.",
 )
-def suspend_service(request: HttpRequest, serviceId: str):
+def suspend_service(request: ApiRequest, serviceId: str):
     return _set_suspended(request, serviceId, True)
 
 
@@ -223,5 +222,5 @@ def suspend_service(request: HttpRequest, serviceId: str):
     operation_id="resume-service",
     summary="Resume service",
 )
-def resume_service(request: HttpRequest, serviceId: str):
+def resume_service(request: ApiRequest, serviceId: str):
     return _set_suspended(request, serviceId, False)

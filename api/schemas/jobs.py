@@ -6,6 +6,7 @@
 from datetime import datetime
 
 from ninja import Field, Schema
+from pydantic.json_schema import JsonDict
 
 from api.fields import isoformat
 from api.pagination import Page
@@ -16,7 +17,7 @@ from jobs.models import Job, JobStatus
 STATUSES = [s.value for s in JobStatus]
 _ONE = "(" + "|".join(STATUSES) + ")"
 STATUS_LIST = f"^{_ONE}(,{_ONE})*$"
-DATETIME = {"format": "date-time"}
+DATETIME: JsonDict = {"format": "date-time"}
 
 
 def job_dict(job: Job) -> dict:
@@ -24,7 +25,7 @@ def job_dict(job: Job) -> dict:
     (no ``null``s). Timestamps are UTC with microseconds. Needs ``build``, ``env_snapshot``,
     ``workspace``, ``created_by`` and ``canceled_by`` loaded (``select_related``) to stay one
     query per page."""
-    data = {
+    data: dict[str, object] = {
         "id": job.id,
         "serviceId": job.service_id,
         "startCommand": job.start_command,
@@ -65,7 +66,7 @@ class JobOut(Schema):
     startCommand: str
     planId: str
     createdAt: str = Field(json_schema_extra=DATETIME)
-    status: str = Field(json_schema_extra={"enum": STATUSES})
+    status: str = Field(json_schema_extra={"enum": [*STATUSES]})
     startedAt: str | None = Field(None, json_schema_extra=DATETIME)
     finishedAt: str | None = Field(None, json_schema_extra=DATETIME)
     exitCode: int | None = Field(None, description="Oneoff: the command's exit code.")

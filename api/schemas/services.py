@@ -7,6 +7,7 @@ from typing import Literal
 
 from django.conf import settings
 from ninja import Field, Schema
+from pydantic.json_schema import JsonDict
 
 from api.fields import isoformat
 from api.pagination import Page
@@ -15,7 +16,7 @@ from services.models import Build, EnvVar, Plan, Service, ServiceType, Workspace
 SERVICE_TYPES = [t.value for t in ServiceType]
 BUILD_STATUSES = ["queued", "building", "succeeded", "failed", "canceled"]
 ENV_VALUE_MAX = 64 * 1024
-DATETIME = {"format": "date-time"}
+DATETIME: JsonDict = {"format": "date-time"}
 
 
 def render_plan_name(plan: Plan) -> str:
@@ -144,7 +145,7 @@ class ServiceOut(Schema):
     id: str
     name: str
     ownerId: str
-    type: str = Field(json_schema_extra={"enum": SERVICE_TYPES})
+    type: str = Field(json_schema_extra={"enum": [*SERVICE_TYPES]})
     slug: str
     suspended: Literal["suspended", "not_suspended"]
     suspenders: list[str]
@@ -183,7 +184,7 @@ class EnvVarWithCursor(Schema):
 class BuildOut(Schema):
     id: str = Field(pattern=r"^bld-[0-9a-v]{20}$")
     serviceId: str
-    status: str = Field(json_schema_extra={"enum": BUILD_STATUSES})
+    status: str = Field(json_schema_extra={"enum": [*BUILD_STATUSES]})
     createdAt: str = Field(json_schema_extra=DATETIME)
     imageId: str | None = Field(None, description="The built image's immutable id (sha256:…).")
     commitId: str | None = None

@@ -2,6 +2,7 @@
 that names it."""
 
 from datetime import UTC, date, datetime, time, timedelta
+from typing import cast
 
 from django import forms
 
@@ -61,6 +62,7 @@ class JobFilterForm(forms.Form):
 
     def clean(self):
         data = super().clean()
+        assert data is not None  # Form.clean returns cleaned_data
         start, end = data.get("created_from"), data.get("created_to")
         if start and end and start > end:
             self.add_error("created_to", "must be on or after the start date")
@@ -103,7 +105,7 @@ class RunJobForm(forms.Form):
     def __init__(self, *args, service: Service, **kwargs):
         kwargs.setdefault("initial", {"plan": service.plan_id})
         super().__init__(*args, **kwargs)
-        self.fields["plan"].choices = [
+        cast(forms.ChoiceField, self.fields["plan"]).choices = [
             (plan.id, f"{plan.name} — {plan.specs}")
             for plan in service.valid_plans().exclude(price_monthly__lte=0)
         ]
@@ -123,6 +125,7 @@ class LogQueryForm(forms.Form):
 
     def clean(self):
         data = super().clean()
+        assert data is not None  # Form.clean returns cleaned_data
         if data.get("after") is not None and data.get("before") is not None:
             raise forms.ValidationError("give either after or before, not both")
         return data

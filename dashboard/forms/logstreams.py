@@ -78,6 +78,7 @@ class ServiceStreamForm(forms.Form):
 
     def clean(self):
         data = super().clean()
+        assert data is not None  # Form.clean returns cleaned_data
         if data.get("setting") == self.CUSTOM:
             if not data.get("endpoint"):
                 self.add_error("endpoint", "A custom destination needs an endpoint (HOST:PORT).")

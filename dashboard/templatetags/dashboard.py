@@ -78,7 +78,7 @@ def highlight(text: str, query: str | None) -> str:
     inside an entity the escaping produced."""
     if not query:
         return escape(text)
-    parts = []
+    parts: list[str] = []
     last = 0
     for match in re.finditer(re.escape(query), text, flags=re.IGNORECASE):
         parts.append(escape(text[last : match.start()]))
@@ -93,7 +93,7 @@ def render_log_lines(lines, query: str | None = None) -> SafeString:
 
     Written for speed (a page holds 1,000 lines): one isoformat per line, sliced for the clock
     and the title, and the standard library's escape."""
-    out = []
+    out: list[str] = []
     append = out.append
     for line in lines:
         css, label = STREAM_CLASS.get(getattr(line, "stream", 1), ("out", "stdout"))

@@ -8,9 +8,10 @@ role) comes from dashboard.context_processors.frame.
 from django.http import HttpResponse
 
 from dashboard.errors import error_page
+from dashboard.http import HtmxHttpRequest
 
 
-def is_partial(request) -> bool:
+def is_partial(request: HtmxHttpRequest) -> bool:
     """Answer with the page's named partial: an htmx request, other than a history restore."""
     return bool(request.htmx) and not request.htmx.history_restore_request
 

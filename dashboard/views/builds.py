@@ -1,5 +1,6 @@
 """A service's builds: the list with its Build now button, and a build's page with its log."""
 
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
@@ -7,6 +8,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from dashboard.access import get_service, signed_in
 from dashboard.forms.jobs import LOG_PAGE, LogQueryForm
+from dashboard.http import HtmxHttpRequest
 from dashboard.views import bad_request, is_partial
 from services.access import WRITE, build_of
 from services.builds import queue as builds
@@ -16,7 +18,7 @@ from services.models import BuildLogLine
 
 @signed_in
 @require_GET
-def build_list(request, service_id: str):
+def build_list(request: HtmxHttpRequest, service_id: str) -> HttpResponse:
     service, request.membership = get_service(request.user, service_id)
     builds = service.builds.select_related("created_by").order_by("-created_at", "-id")[:50]
     context = {"service": service, "builds": builds, "tab": "builds"}
@@ -25,7 +27,7 @@ def build_list(request, service_id: str):
 
 @signed_in
 @require_POST
-def trigger_build(request, service_id: str):
+def trigger_build(request: HtmxHttpRequest, service_id: str) -> HttpResponse:
     service, _ = get_service(request.user, service_id, WRITE)
     build = request_build(service, user=request.user)
     return redirect("build", service.id, build.id)
@@ -56,7 +58,7 @@ def _build_log_context(build, lines, after: int | None, context: dict) -> dict:
 
 @signed_in
 @require_GET
-def build_detail(request, service_id: str, build_id: str):
+def build_detail(request: HtmxHttpRequest, service_id: str, build_id: str) -> HttpResponse:
     service, request.membership = get_service(request.user, service_id)
     build = build_of(service, build_id)
     lines = list(_build_lines(build).order_by("-seq")[: LOG_PAGE + 1])
@@ -74,7 +76,7 @@ def build_detail(request, service_id: str, build_id: str):
 
 @signed_in
 @require_GET
-def build_logs(request, service_id: str, build_id: str):
+def build_logs(request: HtmxHttpRequest, service_id: str, build_id: str) -> HttpResponse:
     service, request.membership = get_service(request.user, service_id)
     build = build_of(service, build_id)
     form = LogQueryForm(request.GET)
@@ -99,7 +101,7 @@ def build_logs(request, service_id: str, build_id: str):
 
 @signed_in
 @require_POST
-def cancel_build(request, service_id: str, build_id: str):
+def cancel_build(request: HtmxHttpRequest, service_id: str, build_id: str) -> HttpResponse:
     service, _ = get_service(request.user, service_id, WRITE)
     build = build_of(service, build_id)
     builds.cancel_build(build, user=request.user)

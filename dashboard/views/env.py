@@ -6,6 +6,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from dashboard.access import get_service, signed_in
 from dashboard.forms.services import EnvVarForm
+from dashboard.http import HtmxHttpRequest
 from dashboard.views import is_partial
 from services.access import ADMIN
 from services.models import EnvVar
@@ -22,7 +23,7 @@ def _env_context(service, form=None) -> dict:
 
 @signed_in
 @require_http_methods(["GET", "POST"])
-def env_vars(request, service_id: str):
+def env_vars(request: HtmxHttpRequest, service_id: str) -> HttpResponse:
     """Names for every member; values, and changes, for admins only."""
     need = ADMIN if request.method == "POST" else "read"
     service, request.membership = get_service(request.user, service_id, need)
@@ -44,7 +45,7 @@ def _env_var(service, key: str) -> EnvVar:
 
 @signed_in
 @require_GET
-def reveal_env_var(request, service_id: str, key: str):
+def reveal_env_var(request: HtmxHttpRequest, service_id: str, key: str) -> HttpResponse:
     service, request.membership = get_service(request.user, service_id, ADMIN)
     var = _env_var(service, key)
     shown = request.GET.get("hide") != "1"
@@ -54,7 +55,7 @@ def reveal_env_var(request, service_id: str, key: str):
 
 @signed_in
 @require_POST
-def delete_env_var(request, service_id: str, key: str):
+def delete_env_var(request: HtmxHttpRequest, service_id: str, key: str) -> HttpResponse:
     service, _ = get_service(request.user, service_id, ADMIN)
     _env_var(service, key).delete()
     if is_partial(request):

@@ -11,6 +11,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from dashboard.access import get_service, signed_in
 from dashboard.forms.jobs import LOG_PAGE, JobFilterForm, LogQueryForm, RunJobForm
+from dashboard.http import HtmxHttpRequest
 from dashboard.views import bad_request, is_partial
 from jobs.launch import cancel_job, create_job
 from jobs.logs.read import line_batches
@@ -42,7 +43,7 @@ def _list_context(service, filters, run_form=None) -> dict:
 
 @signed_in
 @require_GET
-def job_list(request, service_id: str):
+def job_list(request: HtmxHttpRequest, service_id: str) -> HttpResponse:
     service, request.membership = get_service(request.user, service_id)
     filters = JobFilterForm(request.GET, service=service)
     if not filters.is_valid():
@@ -56,7 +57,7 @@ def job_list(request, service_id: str):
 
 @signed_in
 @require_POST
-def run_job(request, service_id: str):
+def run_job(request: HtmxHttpRequest, service_id: str) -> HttpResponse:
     service, request.membership = get_service(request.user, service_id, WRITE)
     form = RunJobForm(request.POST, service=service)
     job = None
@@ -91,7 +92,7 @@ def run_job(request, service_id: str):
 
 @signed_in
 @require_GET
-def job_row(request, service_id: str, job_id: str):
+def job_row(request: HtmxHttpRequest, service_id: str, job_id: str) -> HttpResponse:
     service, request.membership = get_service(request.user, service_id)
     job = job_of(service, job_id)
     return render(request, "jobs/list.html#row", {"service": service, "job": job})
@@ -147,7 +148,7 @@ def _keeps_polling(job) -> bool:
 
 @signed_in
 @require_GET
-def job_detail(request, service_id: str, job_id: str):
+def job_detail(request: HtmxHttpRequest, service_id: str, job_id: str) -> HttpResponse:
     service, request.membership = get_service(request.user, service_id)
     job = job_of(service, job_id)
     form = LogQueryForm(request.GET)
@@ -163,7 +164,7 @@ def job_detail(request, service_id: str, job_id: str):
 
 @signed_in
 @require_GET
-def job_logs(request, service_id: str, job_id: str):
+def job_logs(request: HtmxHttpRequest, service_id: str, job_id: str) -> HttpResponse:
     """The log viewer's cursor requests: the tail after ``after`` (with the poller again while the
     job runs), a page before ``before`` ("load earlier"), or more search matches."""
     service, request.membership = get_service(request.user, service_id)
@@ -203,7 +204,9 @@ def job_logs(request, service_id: str, job_id: str):
 
 @signed_in
 @require_GET
-def job_log_download(request, service_id: str, job_id: str):
+def job_log_download(
+    request: HtmxHttpRequest, service_id: str, job_id: str
+) -> HttpResponse | StreamingHttpResponse:
     """The whole log as text, streamed in chunks by sequence number (constant memory)."""
     service, _ = get_service(request.user, service_id)
     job = job_of(service, job_id)
@@ -231,7 +234,7 @@ def _log_text(job_pk: str, chunk: int = 5000):
 
 @signed_in
 @require_POST
-def cancel(request, service_id: str, job_id: str):
+def cancel(request: HtmxHttpRequest, service_id: str, job_id: str) -> HttpResponse:
     service, request.membership = get_service(request.user, service_id, WRITE)
     cancel_job(job_of(service, job_id), user=request.user)
     job = job_of(service, job_id)
@@ -245,7 +248,7 @@ def cancel(request, service_id: str, job_id: str):
 
 @signed_in
 @require_POST
-def rerun(request, service_id: str, job_id: str):
+def rerun(request: HtmxHttpRequest, service_id: str, job_id: str) -> HttpResponse:
     """Run the same command on the same plan again, with the service's latest build and env."""
     service, request.membership = get_service(request.user, service_id, WRITE)
     original = job_of(service, job_id)

@@ -6,7 +6,7 @@ reader used last. Outsiders get a 404, members who are not admins a 403.
 """
 
 from django.contrib.auth.decorators import login_required
-from django.http import Http404
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
@@ -14,6 +14,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from dashboard.access import get_workspace
 from dashboard.context_processors import SESSION_WORKSPACE
 from dashboard.forms.logstreams import ServiceStreamForm, StreamForm
+from dashboard.http import HtmxHttpRequest
 from dashboard.views import is_partial
 from logstreams import streams as logstreams
 from logstreams.models import ServiceLogStream
@@ -23,7 +24,7 @@ from services.models import Service, Workspace
 TEMPLATE = "logstreams/settings.html"
 
 
-def _workspace(request):
+def _workspace(request: HtmxHttpRequest):
     """The workspace this page is about; the reader's membership stays on the request for the
     page frame."""
     workspace_id = request.GET.get("workspace") or request.session.get(SESSION_WORKSPACE)
@@ -85,7 +86,7 @@ def _context(workspace, **extra) -> dict:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def settings_page(request):
+def settings_page(request: HtmxHttpRequest) -> HttpResponse:
     workspace = _workspace(request)
     if request.method == "GET":
         return render(request, TEMPLATE, _context(workspace))
@@ -99,7 +100,7 @@ def settings_page(request):
 
 @login_required
 @require_POST
-def delete_stream(request):
+def delete_stream(request: HtmxHttpRequest) -> HttpResponse:
     workspace = _workspace(request)
     logstreams.delete_owner_stream(workspace)
     return redirect(_page_url(workspace))
@@ -107,7 +108,7 @@ def delete_stream(request):
 
 @login_required
 @require_POST
-def send_test_line(request):
+def send_test_line(request: HtmxHttpRequest) -> HttpResponse:
     workspace = _workspace(request)
     stream = logstreams.owner_stream(workspace)
     if stream is None:
@@ -127,7 +128,7 @@ def send_test_line(request):
 
 @login_required
 @require_POST
-def service_setting(request, service_id: str):
+def service_setting(request: HtmxHttpRequest, service_id: str) -> HttpResponse:
     workspace = _workspace(request)
     service = service_in(workspace, service_id)
     form = ServiceStreamForm(request.POST, prefix=service.id)

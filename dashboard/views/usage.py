@@ -1,18 +1,20 @@
 """The usage page: a workspace's billed seconds and cost by month."""
 
 from django.db.models import Count, Sum
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from dashboard.access import get_workspace, signed_in
 from dashboard.forms.services import MonthForm
+from dashboard.http import HtmxHttpRequest
 from dashboard.views import bad_request
 from jobs.models import Job
 
 
 @signed_in
 @require_GET
-def usage(request, workspace_id: str):
+def usage(request: HtmxHttpRequest, workspace_id: str) -> HttpResponse:
     """Billed seconds and cost per service and plan for the jobs that finished in a month."""
     workspace, request.membership = get_workspace(request.user, workspace_id)
     form = MonthForm(request.GET)

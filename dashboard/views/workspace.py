@@ -1,7 +1,7 @@
 """A workspace's pages: home (the workspace used last), its services list and its API keys."""
 
 from django.db.models import OuterRef, Subquery
-from django.http import Http404
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -9,13 +9,14 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from dashboard.access import get_service, get_workspace, signed_in
 from dashboard.context_processors import SESSION_WORKSPACE
 from dashboard.forms.services import ApiKeyForm
+from dashboard.http import HtmxHttpRequest
 from jobs.models import Job
 from services.models import ApiKey, Build, Workspace
 
 
 @signed_in
 @require_GET
-def home(request):
+def home(request: HtmxHttpRequest) -> HttpResponse:
     """The services list of the workspace the reader used last (or their first one)."""
     workspaces = Workspace.objects.for_user(request.user).order_by("name")
     current = workspaces.filter(pk=request.session.get(SESSION_WORKSPACE)).first()
@@ -27,7 +28,7 @@ def home(request):
 
 @signed_in
 @require_GET
-def services_list(request, workspace_id: str):
+def services_list(request: HtmxHttpRequest, workspace_id: str) -> HttpResponse:
     workspace, request.membership = get_workspace(request.user, workspace_id)
     latest_build = Build.objects.filter(service=OuterRef("pk")).order_by("-created_at", "-id")
     last_job = Job.objects.filter(service=OuterRef("pk")).order_by("-created_at", "-id")
@@ -48,7 +49,7 @@ def services_list(request, workspace_id: str):
 
 @signed_in
 @require_GET
-def service_home(request, service_id: str):
+def service_home(request: HtmxHttpRequest, service_id: str) -> HttpResponse:
     service, _ = get_service(request.user, service_id)
     return redirect("jobs", service.id)
 
@@ -56,8 +57,9 @@ def service_home(request, service_id: str):
 # API keys
 
 
-def _keys_context(request, workspace, form=None, **extra):
+def _keys_context(request: HtmxHttpRequest, workspace, form=None, **extra):
     keys = ApiKey.objects.filter(workspace=workspace).select_related("user")
+    assert request.user.is_authenticated  # signed_in
     if not request.membership.is_admin:
         keys = keys.filter(user=request.user)
     return {"keys": keys, "form": form or ApiKeyForm(), "tab": "api_keys", **extra}
@@ -65,7 +67,7 @@ def _keys_context(request, workspace, form=None, **extra):
 
 @signed_in
 @require_http_methods(["GET", "POST"])
-def api_keys(request, workspace_id: str):
+def api_keys(request: HtmxHttpRequest, workspace_id: str) -> HttpResponse:
     """Every member may hold keys of their own; a viewer's keys are read-only. Admins see and
     revoke everyone's keys in the workspace."""
     workspace, request.membership = get_workspace(request.user, workspace_id)
@@ -87,9 +89,10 @@ def api_keys(request, workspace_id: str):
 
 @signed_in
 @require_POST
-def revoke_api_key(request, workspace_id: str, key_id: int):
+def revoke_api_key(request: HtmxHttpRequest, workspace_id: str, key_id: int) -> HttpResponse:
     workspace, membership = get_workspace(request.user, workspace_id)
     keys = ApiKey.objects.filter(workspace=workspace, pk=key_id)
+    assert request.user.is_authenticated  # signed_in
     if not membership.is_admin:
         keys = keys.filter(user=request.user)
     key = keys.first()

@@ -28,7 +28,7 @@ def clean_text(piece: bytes) -> str:
     return text
 
 
-def format_bytes(size: int) -> str:
+def format_bytes(size: float) -> str:
     for unit in ("bytes", "KiB", "MiB", "GiB"):
         if size < 1024 or unit == "GiB":
             return f"{size} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"

@@ -44,7 +44,7 @@ def dechunk(fp, block: int = 256 * 1024) -> Iterator[bytes]:
     buf = b""
     pos = 0
     while True:
-        out = []
+        out: list[bytes] = []
         while True:
             eol = buf.find(b"\r\n", pos)
             if eol < 0:
@@ -71,7 +71,12 @@ def dechunk(fp, block: int = 256 * 1024) -> Iterator[bytes]:
 def open_log_stream(client, container_id: str, since: str | None, follow: bool = True):
     """The raw multiplexed stream of a container's logs (a ``requests`` response)."""
     api = client.api
-    params = {"follow": int(follow), "stdout": 1, "stderr": 1, "timestamps": 1}
+    params: dict[str, int | str] = {
+        "follow": int(follow),
+        "stdout": 1,
+        "stderr": 1,
+        "timestamps": 1,
+    }
     if since:
         params["since"] = since
     response = api._get(api._url("/containers/{0}/logs", container_id), params=params, stream=True)

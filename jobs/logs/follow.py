@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 
 from django.db import connection
+from docker import DockerClient
 
 from jobs.logs.engine import json_file_path, open_log_stream, raw_chunks
 from jobs.logs.parse import FrameParser, JsonFileParser
@@ -64,7 +65,7 @@ class LogFollower(threading.Thread):
     FILE_BLOCK = 64 * 1024  # with QUEUE_CHUNKS: a follower holds at most ~8 MB of parsed lines
     FILE_POLL = 0.05  # seconds between reads at the end of a running container's log file
 
-    def __init__(self, job_id: str, container_id: str, client_factory: Callable[[], object]):
+    def __init__(self, job_id: str, container_id: str, client_factory: Callable[[], DockerClient]):
         super().__init__(name=f"logs-{job_id}", daemon=True)
         self.job_id = job_id
         self.container_id = container_id

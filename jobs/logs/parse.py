@@ -79,7 +79,7 @@ class FrameParser:
 
     def feed(self, data: bytes) -> list[tuple[int, int, bytes]]:
         buf = self.rest + data if self.rest else bytes(data)
-        out = []
+        out: list[tuple[int, int, bytes]] = []
         append = out.append
         cache = _second_cache
         pos = 0
@@ -133,7 +133,7 @@ class JsonFileParser:
         if len(self.rest) > self.MAX_LINE:
             logger.warning("dropping a json-file log line longer than %d bytes", self.MAX_LINE)
             self.rest = b""
-        out = []
+        out: list[tuple[int, int, bytes]] = []
         append = out.append
         cache = _second_cache
         stderr_tail = self.STDERR_TAIL

@@ -46,7 +46,7 @@ def query_logs(q: LogQuery) -> dict:
     forward = q.direction == "forward"
     # One job: its (job, timestamp) index gives the order (timestamps are unique per job).
     if len(q.jobs) == 1:
-        order = ("timestamp",) if forward else ("-timestamp",)
+        order: tuple[str, ...] = ("timestamp",) if forward else ("-timestamp",)
     else:
         order = ("timestamp", "job_id") if forward else ("-timestamp", "-job_id")
     with transaction.atomic():

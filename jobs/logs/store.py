@@ -54,7 +54,7 @@ def copy_rows(job_id: str, lines: list[StoredLine]) -> str:
     if "\n" in texts:
         texts = texts.replace("\n", "\\n")
     cache = _ts_second_cache
-    rows = []
+    rows: list[str] = []
     append = rows.append
     for line, text in zip(lines, texts.split("\x00"), strict=True):
         seconds, micro = divmod(line.timestamp_us, 1_000_000)

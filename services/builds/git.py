@@ -10,12 +10,18 @@ import os
 import re
 import signal
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from django.conf import settings
 
 from services.builds.errors import BuildError
+
+if TYPE_CHECKING:
+    from services.builds.executor import BuildLog
+    from services.models import Build
 
 COMMIT_RE = re.compile(r"^[0-9a-fA-F]{4,64}$")
 USERINFO_RE = re.compile(r"(?<=://)[^/@\s]+@")
@@ -45,6 +51,11 @@ def allowed_protocols(url: str) -> list[str]:
 class GitSteps:
     """The git steps of ``executor.BuildRun``, which provides ``build``, ``log``, ``pump`` and
     ``stop_reason``."""
+
+    build: "Build"
+    log: "BuildLog"
+    pump: Callable[..., None]
+    stop_reason: str
 
     def clone(self, checkout: str) -> None:
         build = self.build
@@ -89,6 +100,7 @@ class GitSteps:
             errors="replace",
             start_new_session=True,  # so a kill reaches git's helpers too
         )
+        assert proc.stdout is not None  # stdout=PIPE
         output: list[str] = []
 
         def consume(text: str):

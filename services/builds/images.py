@@ -9,15 +9,22 @@ import json
 import socket
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import docker
 import requests
 from django.conf import settings
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
+from docker.models.images import Image
 from docker.utils import parse_repository_tag
 
 from services.builds.errors import BuildError, BuildStopped
 from services.models import Build
+
+if TYPE_CHECKING:
+    from services.builds.executor import BuildLog
 
 
 def tag_for(build: Build) -> str:
@@ -56,9 +63,26 @@ class _Response:
             response.close()
 
 
+def _id(image: Image) -> str:
+    # docker types Model.id as optional; the engine always reports an image's id.
+    assert image.id is not None
+    return image.id
+
+
 class ImageSteps:
     """The Docker steps of ``executor.BuildRun``, which provides ``build``, ``client``, ``log``,
     ``pump``, ``deadline`` and ``stop_reason``."""
+
+    build: Build
+    log: "BuildLog"
+    pump: Callable[..., None]
+    deadline: float
+    stop_reason: str
+
+    if TYPE_CHECKING:
+
+        @property
+        def client(self) -> docker.DockerClient: ...
 
     def from_image(self, ref: str) -> str:
         self.log.line(f"==> Resolving image {ref}", system=True)
@@ -69,8 +93,8 @@ class ImageSteps:
         except APIError as exc:
             raise BuildError(f"{ref!r} is not a valid image reference: {explain(exc)}") from exc
         self.log.line(f"==> {ref} is image {image.id}", system=True)
-        self.tag(image.id)
-        return image.id
+        self.tag(_id(image))
+        return _id(image)
 
     def pull(self, ref: str):
         repository, tag = parse_repository_tag(ref)
@@ -193,7 +217,7 @@ class ImageSteps:
         if errors:
             raise BuildError(f"docker build failed: {errors[-1]}")
         try:
-            return self.client.images.get(tag_for(build)).id
+            return _id(self.client.images.get(tag_for(build)))
         except ImageNotFound as exc:
             raise BuildError("docker build ended without producing an image") from exc
 

@@ -9,6 +9,7 @@
 
 import logging
 from datetime import timedelta
+from typing import Any
 
 import docker
 from celery import current_app
@@ -189,4 +190,5 @@ def _unfinished_jobs():
     """Jobs not yet finished, reached through ``Build.jobs`` (the reverse of ``Job.build``):
     jobs sits above services, so services does not import it, and ``unfinished()`` keeps the
     rule of which job states count in jobs."""
-    return Build.jobs.rel.related_model.objects.unfinished()
+    job_model: Any = Build.jobs.rel.related_model  # jobs.Job, which services does not import
+    return job_model.objects.unfinished()

@@ -162,10 +162,11 @@ class Command(BaseCommand):
         else:
             build = request_build(service, user=user)
         if build_now:
-            build = run_build(build.id)
+            ran = run_build(build.id)
+            assert ran is not None  # None only for a build that does not exist
             self.stdout.write(
-                f"Example service {service.name} ({service.id}): build {build.id} {build.status}"
-                + (f": {build.reason}" if build.reason else "")
+                f"Example service {service.name} ({service.id}): build {ran.id} {ran.status}"
+                + (f": {ran.reason}" if ran.reason else "")
             )
         else:
             self.stdout.write(
