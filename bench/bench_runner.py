@@ -78,6 +78,10 @@ def ensure_image():
 
 
 def start_worker(var_dir):
+    from django.conf import settings
+
+    from config import secrets
+
     log = open(Path(var_dir) / "worker.log", "ab")  # noqa: SIM115 - the child writes to it
     proc = subprocess.Popen(
         [
@@ -92,7 +96,8 @@ def start_worker(var_dir):
             "--without-heartbeat",
         ],
         cwd=ROOT,
-        env={**os.environ, "LOG_LEVEL": "INFO"},
+        # The bench process's secrets: the worker decrypts what the bench encrypted.
+        env={**os.environ, **secrets.environment(settings), "LOG_LEVEL": "INFO"},
         stdout=log,
         stderr=subprocess.STDOUT,
     )

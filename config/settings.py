@@ -3,14 +3,16 @@
 Every setting has a zero-config development default; the README lists them all.
 """
 
-import base64
 import hashlib
 import os
 import socket
+from datetime import timedelta
 from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+
+from config import secrets
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("ONEOFF_VAR_DIR", BASE_DIR / "var"))
@@ -18,7 +20,7 @@ VAR_DIR = Path(os.environ.get("ONEOFF_VAR_DIR", BASE_DIR / "var"))
 env = environ.Env()
 if (BASE_DIR / ".env").exists():
     env.read_env(BASE_DIR / ".env", overwrite=False)
-VAR_DIR.mkdir(parents=True, exist_ok=True)
+secrets.private_folder(VAR_DIR)
 
 
 def _database(url: str) -> dict:
@@ -32,7 +34,7 @@ def _database(url: str) -> dict:
         "django.db.backends.postgresql",
     ):
         raise ImproperlyConfigured(
-            f"DATABASE_URL must start with sqlite:/// or postgres:// (got scheme of {url!r})"
+            f"DATABASE_URL must start with sqlite:/// or postgres:// (got {url.split(':', 1)[0]!r})"
         )
     if engine == "django.db.backends.sqlite3":
         # WAL lets the web process read while the worker writes; IMMEDIATE transactions and a
@@ -49,10 +51,12 @@ def _database(url: str) -> dict:
     return config
 
 
-DEBUG = env.bool("DEBUG", default=True)
-SECRET_KEY = env.str("SECRET_KEY", default="") or "dev-only-insecure-secret-key-change-me"
-if not DEBUG and SECRET_KEY.startswith("dev-only"):
-    raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
+# Safe with no configuration: DEBUG is off unless asked for, and the secrets not given in the
+# environment are random ones kept in VAR_DIR/secrets.json (0600), made on first start.
+DEBUG = env.bool("DEBUG", default=False)
+_GENERATED = secrets.load(VAR_DIR)
+SECRET_KEY = env.str("SECRET_KEY", default="") or _GENERATED["SECRET_KEY"]
+ENV_DIGEST_KEY = env.str("ENV_DIGEST_KEY", default="") or _GENERATED["ENV_DIGEST_KEY"]
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 SITE_URL = env.str("SITE_URL", default="http://localhost:8000")
@@ -65,6 +69,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_htmx",
+    "axes",
     # Domain apps, each importing only those above it: services <- jobs <- logstreams.
     "services",
     "jobs",
@@ -76,6 +81,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -83,7 +89,11 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # After htmx and auth, so a refusal is answered as the face and the frame need.
+    "config.middleware.RequestLimitsMiddleware",
     "dashboard.middleware.DomainErrorMiddleware",
+    # Last, as django-axes asks: it answers a locked-out sign-in.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -126,6 +136,26 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+AUTHENTICATION_BACKENDS = [
+    # First: refuses a sign-in while the account or the client address is locked out.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Sign-in throttling (django-axes), for the dashboard and the admin alike: after
+# LOGIN_FAILURE_LIMIT wrong passwords for one account, or from one client address, sign-in is
+# refused for LOGIN_LOCKOUT_MINUTES. Unlock early with `manage.py axes_reset_username EMAIL` or
+# `manage.py axes_reset_ip ADDRESS` (README: "Sign-in throttling").
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.float("LOGIN_LOCKOUT_MINUTES", default=15.0))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "auth/locked_out.html"
+AXES_USERNAME_FORM_FIELD = "username"
+AXES_VERBOSE = False
+# The client address is REMOTE_ADDR, or behind PROXY_COUNT trusted proxies that each append to
+# X-Forwarded-For, the entry the outermost of them added (config.middleware.client_ip).
+PROXY_COUNT = env.int("PROXY_COUNT", default=0)
+AXES_CLIENT_IP_CALLABLE = "config.middleware.client_ip"
 LOGIN_URL = "/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/login/"
@@ -138,31 +168,47 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
+# WhiteNoise serves static files from the app server itself, straight from STATICFILES_DIRS, so
+# there is no collectstatic step to forget; responses carry far-future caching only in production.
+WHITENOISE_USE_FINDERS = True
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # empty unless collectstatic fills it
+WHITENOISE_AUTOREFRESH = DEBUG
 
+# Request limits: a body over REQUEST_MAX_BYTES is refused with 413 before it is read.
+REQUEST_MAX_BYTES = env.int("REQUEST_MAX_BYTES", default=2 * 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = REQUEST_MAX_BYTES
+
+# Behind a TLS-terminating proxy (the production setup in the README), HTTPS=true turns on secure
+# cookies, HSTS, the redirect to https and trust in the proxy's X-Forwarded-Proto header.
+HTTPS = env.bool("HTTPS", default=False)
 SESSION_COOKIE_HTTPONLY = True
-SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=not DEBUG)
+SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=HTTPS)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=HTTPS)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # the proxy's health check may use plain http
+SECURE_HSTS_SECONDS = env.int("HSTS_SECONDS", default=31536000 if HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("HSTS_INCLUDE_SUBDOMAINS", default=HTTPS)
+SECURE_HSTS_PRELOAD = env.bool("HSTS_PRELOAD", default=False)
+# Joining the browsers' HSTS preload list commits a whole domain to https for good: that is the
+# domain owner's decision (HSTS_PRELOAD=true), so `check --deploy` does not ask for it.
+SILENCED_SYSTEM_CHECKS = ["security.W021"]
+if env.bool("TRUST_X_FORWARDED_PROTO", default=HTTPS):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 X_FRAME_OPTIONS = "DENY"
+# Error reports (the debug page when DEBUG is on, admin e-mails) never show credentials.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "config.reporting.CredentialFilter"
 SECURE_CONTENT_TYPE_NOSNIFF = True
-
-
-def _fernet_keys(raw: list[str]) -> list[str]:
-    if raw:
-        return raw
-    # Development default: a key derived from SECRET_KEY, so `make run` needs no setup.
-    digest = hashlib.sha256(b"oneoff-field-encryption:" + SECRET_KEY.encode()).digest()
-    return [base64.urlsafe_b64encode(digest).decode()]
 
 
 # Comma-separated Fernet keys; the first encrypts, all decrypt (rotation: prepend a new key, run
 # `manage.py rotate_field_keys`, then drop the old one).
-FIELD_ENCRYPTION_KEYS = _fernet_keys(env.list("FIELD_ENCRYPTION_KEY", default=[]))
-if not DEBUG and not env.list("FIELD_ENCRYPTION_KEY", default=[]):
-    raise ImproperlyConfigured("FIELD_ENCRYPTION_KEY must be set when DEBUG is off")
+FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEY", default=[]) or [
+    _GENERATED["FIELD_ENCRYPTION_KEY"]
+]
 
 # Celery. The embedded default is kombu's filesystem transport: no server, and web, worker and
 # beat share it through a folder.
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://localhost/")
 BROKER_DIR = Path(env.str("BROKER_DIR", default=str(VAR_DIR / "broker")))
 if CELERY_BROKER_URL.startswith("filesystem://"):
     CELERY_BROKER_TRANSPORT_OPTIONS = {
@@ -219,10 +265,11 @@ BUILD_TIMEOUT = env.int("BUILD_TIMEOUT", default=3600)  # seconds a clone + dock
 BUILD_PULL_TIMEOUT = env.int("BUILD_PULL_TIMEOUT", default=120)  # seconds to pull a missing image
 BUILD_NETWORK = env.str("BUILD_NETWORK", default="none")  # network mode of Dockerfile RUN steps
 BUILD_LOG_MAX_BYTES = env.int("BUILD_LOG_MAX_BYTES", default=5 * 1024 * 1024)
-# Git transports a repository URL may use; file:// (a folder on the server) only in development.
-BUILD_GIT_PROTOCOLS = env.list(
-    "BUILD_GIT_PROTOCOLS", default=["https", "ssh", "git", "file"] if DEBUG else ["https", "ssh"]
-)
+# Git transports a repository URL may use. A file:// URL (or a plain path) is allowed only for a
+# repository inside BUILD_LOCAL_REPOS_DIR, where `make run` keeps the example service: never any
+# other folder of the server (another workspace's checkout, Oneoff's own).
+BUILD_GIT_PROTOCOLS = env.list("BUILD_GIT_PROTOCOLS", default=["https", "ssh"])
+BUILD_LOCAL_REPOS_DIR = Path(env.str("BUILD_LOCAL_REPOS_DIR", default=str(VAR_DIR / "repos")))
 
 # Log retention and log streams (RFC 5424 syslog over TCP+TLS).
 LOG_PURGE_BATCH = env.int("LOG_PURGE_BATCH", default=5000)  # log lines deleted per transaction
@@ -234,11 +281,22 @@ LOG_STREAM_BUFFER_BYTES = env.int("LOG_STREAM_BUFFER_BYTES", default=16 * 1024 *
 LOG_STREAM_RETRY_MAX = env.float("LOG_STREAM_RETRY_MAX", default=30.0)  # seconds, backoff cap
 LOG_STREAM_TIMEOUT = env.float("LOG_STREAM_TIMEOUT", default=10.0)  # connect and send, seconds
 
+# A quiet console: INFO shows starts, job and build state changes and warnings; Celery's line per
+# task (a heartbeat every 5 s, sweeps) and beat's line per sent task are DEBUG.
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+_CHATTY = "DEBUG" if LOG_LEVEL == "DEBUG" else "WARNING"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        "celery.app.trace": {"level": _CHATTY},
+        "celery.worker.strategy": {"level": _CHATTY},
+        "celery.beat": {"level": _CHATTY},
+        "axes": {"level": _CHATTY},
+    },
 }

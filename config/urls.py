@@ -10,3 +10,8 @@ urlpatterns = [
     path("v1/", api.urls),
     path("", include("dashboard.urls")),
 ]
+
+handler400 = "dashboard.errors.bad_request"
+handler403 = "dashboard.errors.permission_denied"
+handler404 = "dashboard.errors.page_not_found"
+handler500 = "dashboard.errors.server_error"

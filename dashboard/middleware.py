@@ -1,14 +1,15 @@
 """The dashboard's answer to the domain's errors (``services.errors``), written once.
 
 A missing or foreign object is Django's 404 and a role's refusal its 403; bad input or an action
-the object's state refuses is a 400 whose plain-text body is the domain's message (htmx shows it
-where the page asks for it). A view that shows such an error in a form catches it itself
+the object's state refuses is a 400 saying the domain's message (``dashboard.errors``: the styled
+page, or an alert for an htmx request). A view that shows such an error in a form catches it itself
 (``run_job``). The API never gets here: ninja answers every error of its own views.
 """
 
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpResponseBadRequest
+from django.http import Http404
 
+from dashboard.errors import error_page
 from services.errors import DomainError, Forbidden, NotFound
 
 
@@ -27,4 +28,4 @@ class DomainErrorMiddleware:
             raise Http404(str(exception)) from exception
         if isinstance(exception, Forbidden):
             raise PermissionDenied(str(exception)) from exception
-        return HttpResponseBadRequest(str(exception), content_type="text/plain")
+        return error_page(request, 400, str(exception))

@@ -33,7 +33,7 @@ class EnvSnapshot(models.Model):
         values = service.env_dict()
         canonical = json.dumps(values, sort_keys=True, separators=(",", ":"))
         digest = hmac.new(
-            settings.SECRET_KEY.encode(), canonical.encode(), hashlib.sha256
+            settings.ENV_DIGEST_KEY.encode(), canonical.encode(), hashlib.sha256
         ).hexdigest()
         return cls.objects.create(service=service, data=canonical, digest=digest)
 

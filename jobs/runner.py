@@ -137,7 +137,7 @@ def claim(job_id: str) -> bool:
 
 def fail_start(job_id: str, message: str, *, from_status: str = JobStatus.PENDING) -> bool:
     now = timezone.now()
-    return bool(
+    failed = bool(
         Job.objects.filter(pk=job_id, status=from_status).update(
             status=JobStatus.FAILED,
             finished_at=now,
@@ -147,6 +147,9 @@ def fail_start(job_id: str, message: str, *, from_status: str = JobStatus.PENDIN
             note="",
         )
     )
+    if failed:
+        logger.info("job %s failed to start: %s", job_id, message)
+    return failed
 
 
 def start(job_id: str, client: DockerClient | None = None) -> StartOutcome:
@@ -213,6 +216,7 @@ def start(job_id: str, client: DockerClient | None = None) -> StartOutcome:
         if not Job.objects.filter(pk=job_id, container_id=container.id).exists():
             _remove_quietly(client, container.id)
         return StartOutcome.SKIPPED
+    logger.info("job %s started on %s (%s)", job_id, settings.RUNNER_HOST, job.plan.name)
     return StartOutcome.STARTED
 
 
@@ -315,9 +319,11 @@ def outcome(job: Job, state: dict) -> dict:
 
 def record_exit(job: Job, state: dict) -> bool:
     """End a running job from its exited container's state (compare-and-set on ``running``)."""
-    return bool(
-        Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(**outcome(job, state))
-    )
+    ended = outcome(job, state)
+    recorded = bool(Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(**ended))
+    if recorded:
+        logger.info("job %s %s (exit %s)", job.pk, ended["status"], state.get("ExitCode"))
+    return recorded
 
 
 def record_lost(job: Job, why: str) -> bool:

@@ -198,8 +198,7 @@ class Supervisor(threading.Thread):
         elif state in ("exited", "dead") and follower.done:
             assert self.client is not None  # tick listed the containers with it
             attrs = self.client.api.inspect_container(container_id)
-            if runner.record_exit(job, attrs["State"]):
-                logger.info("job %s ended (exit %s)", job_id, attrs["State"].get("ExitCode"))
+            runner.record_exit(job, attrs["State"])  # logs the end when it records it
             self.followers.pop(job_id, None)
             self.stoppers.pop(job_id, None)
             self._remove(container_id)

@@ -1,10 +1,14 @@
 """Thin Celery tasks; the logic lives in jobs/runner.py and jobs/logs/."""
 
+import logging
+
 from celery import Task, shared_task
 from django.conf import settings
 
 from jobs import runner
 from jobs.models import IdempotencyKey, RunnerHost
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(bind=True, ignore_result=True, max_retries=None, acks_late=True)
@@ -20,7 +24,10 @@ def start_job(self: Task[[str], str], job_id: str) -> str:
 @shared_task(ignore_result=True)
 def sweep() -> dict:
     """Re-enqueue pending jobs whose start message may be lost; end jobs stuck on dead hosts."""
-    return runner.sweep()
+    counts = runner.sweep()
+    # A quiet console: a sweep that found nothing to do is a DEBUG line.
+    logger.log(logging.INFO if any(counts.values()) else logging.DEBUG, "job sweep: %s", counts)
+    return counts
 
 
 @shared_task(ignore_result=True)

@@ -1,18 +1,21 @@
-"""Boot the embedded defaults (SQLite + kombu's filesystem broker): web, worker and beat talk."""
+"""`make run` (scripts/run.sh) on the embedded defaults (SQLite + kombu's filesystem broker): the
+production app server with DEBUG off, a worker and beat that talk, a quiet console, and one Ctrl-C
+that stops everything within 3 s."""
 
+import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
-import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
 
 
 def free_port() -> int:
@@ -21,52 +24,134 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.mark.slow
-def test_web_worker_and_beat_talk_on_embedded_defaults(tmp_path):
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("DATABASE_URL", "CELERY_BROKER_URL", "CACHE_URL", "DJANGO_SETTINGS_MODULE")
-    }
-    env.update(ONEOFF_VAR_DIR=str(tmp_path), RUNNER_HOST="embedded-smoke", PYTHONUNBUFFERED="1")
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--no-input"],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
-    port = free_port()
-    logs = {name: open(tmp_path / f"{name}.log", "w") for name in ("web", "worker", "beat")}
-    commands = {
-        "web": [sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"],
-        "worker": [str(BIN / "celery"), "-A", "config", "worker", "--pool=solo", "-l", "INFO"],
-        "beat": [str(BIN / "celery"), "-A", "config", "beat", "-l", "INFO"],
-    }
-    procs = [
-        subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=logs[name], stderr=subprocess.STDOUT)
-        for name, cmd in commands.items()
-    ]
+def get(url: str) -> tuple[int, bytes, dict]:
     try:
-        deadline = time.monotonic() + 60
-        workers = []
-        while time.monotonic() < deadline and not workers:
-            time.sleep(0.5)
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as r:
-                    body = json.loads(r.read())
-            except OSError:
-                continue
-            assert body["database"] == "ok"
-            workers = [w["host"] for w in body["workers"]]
-        assert workers == ["embedded-smoke"], {
-            name: (tmp_path / f"{name}.log").read_text()[-2000:] for name in logs
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read(), dict(response.headers)
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read(), dict(exc.headers)
+
+
+def listening_addresses(port: int) -> set[str]:
+    """The IPv4 addresses with a socket listening on ``port``, from /proc/net/tcp."""
+    found = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        address, hex_port = local.split(":")
+        if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+            found.add(socket.inet_ntoa(bytes.fromhex(address)[::-1]))
+    return found
+
+
+class Run:
+    """scripts/run.sh in its own process group, its console in a file."""
+
+    def __init__(self, var_dir: Path, port: int):
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("DATABASE_URL", "CELERY_BROKER_URL", "CACHE_URL", "DJANGO_SETTINGS_MODULE")
         }
+        env.update(
+            ONEOFF_VAR_DIR=str(var_dir),
+            PORT=str(port),
+            RUNNER_HOST="embedded-smoke",
+            PYTHONUNBUFFERED="1",
+            ONEOFF_NO_SYSTEM_INSTALL="1",
+            WORKER_CONCURRENCY="2",
+        )
+        env.pop("DEBUG", None)
+        self.console = var_dir / f"console-{time.monotonic_ns()}.log"
+        self.out = open(self.console, "w")
+        self.proc = subprocess.Popen(
+            ["bash", "scripts/run.sh"],
+            cwd=ROOT,
+            env=env,
+            stdout=self.out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def text(self) -> str:
+        return self.console.read_text()
+
+    def interrupt(self) -> float:
+        """Ctrl-C as a terminal sends it (SIGINT to the whole process group); seconds to exit."""
+        started = time.monotonic()
+        os.killpg(self.proc.pid, signal.SIGINT)
+        self.proc.wait(timeout=30)
+        return time.monotonic() - started
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=30)
+        self.out.close()
+
+
+def wait_for_worker(port: int, run: Run, timeout: float = 120) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        assert run.proc.poll() is None, run.text()[-3000:]
+        try:
+            status, body, _ = get(f"http://127.0.0.1:{port}/healthz")
+        except OSError:
+            continue
+        data = json.loads(body)
+        if status == 200 and data["workers"]:
+            return data
+    raise AssertionError(f"no worker heart-beat within {timeout} s:\n{run.text()[-3000:]}")
+
+
+@pytest.mark.slow
+def test_make_run_serves_with_the_production_server_and_stops_on_one_ctrl_c(tmp_path):
+    port = free_port()
+    run = Run(tmp_path, port)
+    try:
+        health = wait_for_worker(port, run)
+        assert health["database"] == "ok"
+        assert [w["host"] for w in health["workers"]] == ["embedded-smoke"]
         assert (tmp_path / "oneoff.sqlite3").exists()
-        assert (tmp_path / "broker").is_dir()
+
+        # gunicorn, not runserver, with DEBUG off: an unknown page is the styled 404, and static
+        # files come from WhiteNoise.
+        status, body, headers = get(f"http://127.0.0.1:{port}/no-such-page/")
+        assert status == 404
+        assert b"Not found" in body
+        assert b"Traceback" not in body
+        assert "gunicorn" in headers.get("Server", "")
+        status, body, _ = get(f"http://127.0.0.1:{port}/static/css/app.css")
+        assert status == 200
+        assert b".topbar" in body
+        status, _, _ = get(f"http://127.0.0.1:{port}/login/")
+        assert status == 200
+
+        # Bound to the loopback address only (HOST or BIND exposes it).
+        assert listening_addresses(port) == {"127.0.0.1"}
+
+        time.sleep(6)  # a heartbeat and a sweep or two go by
+        seconds = run.interrupt()
+        assert seconds < 3, f"Ctrl-C took {seconds:.1f} s:\n{run.text()[-3000:]}"
+        console = run.text()
+        assert console.count("This password is shown only now.") == 1, console
+        assert "jobs.tasks.heartbeat[" not in console, console  # quiet: no line per heart-beat
+        assert "Sending due task" not in console, console
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            proc.wait(timeout=30)
+        run.kill()
+
+    # A second start reuses the generated secrets and never prints the password again.
+    secrets_file = tmp_path / "secrets.json"
+    assert secrets_file.stat().st_mode & 0o777 == 0o600
+    assert tmp_path.stat().st_mode & 0o777 == 0o700
+    before = secrets_file.read_text()
+    again = Run(tmp_path, port)
+    try:
+        wait_for_worker(port, again)
+        console = again.text()
+        assert "with password" not in console, console
+        assert "manage.py changepassword admin@example.com" in console, console
+        assert again.interrupt() < 3
+    finally:
+        again.kill()
+    assert secrets_file.read_text() == before

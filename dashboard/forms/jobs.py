@@ -1,7 +1,7 @@
 """Forms of the Jobs pages: every query string and body is validated here; a bad field is a 400
 that names it."""
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import cast
 
 from django import forms
@@ -13,6 +13,13 @@ from services.models import Service
 PAGE_SIZE = 25
 LOG_PAGE = 1000
 ID_PATTERN = r"^job-[0-9a-v]{20}$"
+
+
+# The created-date filter's range: any real job's date, with room for the day after the end.
+FIRST_DAY = date(1970, 1, 1)
+LAST_DAY = date(2999, 12, 31)
+# Log cursors are line numbers; past this a query parameter is garbage, not a line.
+MAX_SEQ = 2**62
 
 
 class JobFilterForm(forms.Form):
@@ -40,6 +47,18 @@ class JobFilterForm(forms.Form):
         if key is None:
             raise forms.ValidationError("cursor does not belong to this list")
         return key
+
+    def _date_in_range(self, name: str):
+        value = self.cleaned_data[name]
+        if value is not None and not FIRST_DAY <= value <= LAST_DAY:
+            raise forms.ValidationError(f"use a date between {FIRST_DAY} and {LAST_DAY}")
+        return value
+
+    def clean_created_from(self):
+        return self._date_in_range("created_from")
+
+    def clean_created_to(self):
+        return self._date_in_range("created_to")
 
     def clean(self):
         data = super().clean()
@@ -99,8 +118,8 @@ class LogQueryForm(forms.Form):
     """The log viewer's cursors: ``after`` (tail and search paging), ``before`` (load earlier),
     ``q`` (search) and the ``status`` the page last showed (to refresh the summary on change)."""
 
-    after = forms.IntegerField(min_value=0, required=False)
-    before = forms.IntegerField(min_value=0, required=False)
+    after = forms.IntegerField(min_value=0, max_value=MAX_SEQ, required=False)
+    before = forms.IntegerField(min_value=0, max_value=MAX_SEQ, required=False)
     q = forms.CharField(max_length=200, required=False, strip=False)
     status = forms.RegexField(r"^[a-z]{1,16}$", required=False)
 

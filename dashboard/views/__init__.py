@@ -5,8 +5,9 @@ partial; a history-restore request gets the whole page. The page frame (workspac
 role) comes from dashboard.context_processors.frame.
 """
 
-from django.http import HttpResponseBadRequest
+from django.http import HttpResponse
 
+from dashboard.errors import error_page
 from dashboard.http import HtmxHttpRequest
 
 
@@ -15,7 +16,8 @@ def is_partial(request: HtmxHttpRequest) -> bool:
     return bool(request.htmx) and not request.htmx.history_restore_request
 
 
-def bad_request(form) -> HttpResponseBadRequest:
-    """A 400 naming each bad field of a query string or body."""
+def bad_request(request, form) -> HttpResponse:
+    """A 400 naming each bad field of a query string or body: the styled page, or for an htmx
+    request an alert (never swapped over the element that asked)."""
     lines = [f"{field}: {' '.join(errors)}" for field, errors in form.errors.items()]
-    return HttpResponseBadRequest("Bad request. " + "; ".join(lines), content_type="text/plain")
+    return error_page(request, 400, "; ".join(lines))

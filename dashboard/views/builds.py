@@ -81,7 +81,7 @@ def build_logs(request: HtmxHttpRequest, service_id: str, build_id: str) -> Http
     build = build_of(service, build_id)
     form = LogQueryForm(request.GET)
     if not form.is_valid():
-        return bad_request(form)
+        return bad_request(request, form)
     data = form.cleaned_data
     lines = _build_lines(build)
     context = {"service": service, "build": build, **_viewer(service, build)}

@@ -47,7 +47,7 @@ def job_list(request: HtmxHttpRequest, service_id: str) -> HttpResponse:
     service, request.membership = get_service(request.user, service_id)
     filters = JobFilterForm(request.GET, service=service)
     if not filters.is_valid():
-        return bad_request(filters)
+        return bad_request(request, filters)
     context = _list_context(service, filters)
     template = "jobs/list.html"
     if is_partial(request):
@@ -153,7 +153,7 @@ def job_detail(request: HtmxHttpRequest, service_id: str, job_id: str) -> HttpRe
     job = job_of(service, job_id)
     form = LogQueryForm(request.GET)
     if not form.is_valid():
-        return bad_request(form)
+        return bad_request(request, form)
     q = form.cleaned_data["q"] if form.cleaned_data["q"].strip() else ""
     context = _detail_context(service, job, q)
     template = "jobs/detail.html"
@@ -171,7 +171,7 @@ def job_logs(request: HtmxHttpRequest, service_id: str, job_id: str) -> HttpResp
     job = job_of(service, job_id)
     form = LogQueryForm(request.GET)
     if not form.is_valid():
-        return bad_request(form)
+        return bad_request(request, form)
     data = form.cleaned_data
     lines = _lines(job)
     context = {"service": service, "job": job, **_viewer(service, job)}

@@ -19,7 +19,7 @@ def usage(request: HtmxHttpRequest, workspace_id: str) -> HttpResponse:
     workspace, request.membership = get_workspace(request.user, workspace_id)
     form = MonthForm(request.GET)
     if not form.is_valid():
-        return bad_request(form)
+        return bad_request(request, form)
     start, end = form.bounds()
     rows = list(
         Job.objects.filter(workspace=workspace, finished_at__gte=start, finished_at__lt=end)

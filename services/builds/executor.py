@@ -177,6 +177,7 @@ class BuildRun(GitSteps, ImageSteps):
         else:
             self.log.line(f"==> Build canceled: {reason}", system=True)
         self.log.flush()
+        logger.info("build %s of %s %s", self.build.id, self.service.name, status)
         Build.objects.filter(pk=self.build.pk, status=BuildStatus.BUILDING).update(
             status=status,
             reason=reason,

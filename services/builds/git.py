@@ -11,7 +11,9 @@ import re
 import signal
 import subprocess
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import unquote, urlsplit
 
 from django.conf import settings
 
@@ -23,6 +25,27 @@ if TYPE_CHECKING:
 
 COMMIT_RE = re.compile(r"^[0-9a-fA-F]{4,64}$")
 USERINFO_RE = re.compile(r"(?<=://)[^/@\s]+@")
+
+
+def local_path(url: str) -> Path | None:
+    """The folder a file:// URL or a plain path names (None for a remote URL)."""
+    if url.startswith("file://"):
+        return Path(unquote(urlsplit(url).path))
+    if "://" not in url and not re.match(r"^[\w.-]+@[\w.-]+:", url) and "::" not in url:
+        return Path(url)  # git reads a plain path (or a/relative one) as a local repository
+    return None
+
+
+def allowed_protocols(url: str) -> list[str]:
+    """The transports git may use for ``url``: BUILD_GIT_PROTOCOLS, plus ``file`` for a local
+    repository inside BUILD_LOCAL_REPOS_DIR (symlinks resolved, so none leads out of it)."""
+    protocols = [p for p in settings.BUILD_GIT_PROTOCOLS if p != "file"]
+    path = local_path(url)
+    if path is not None and path.is_absolute():
+        root = Path(settings.BUILD_LOCAL_REPOS_DIR).resolve()
+        if path.resolve().is_relative_to(root):
+            protocols.append("file")
+    return protocols
 
 
 class GitSteps:
@@ -44,21 +67,26 @@ class GitSteps:
             raise BuildError(f"{commit!r} is not a commit id (4 to 64 hexadecimal characters)")
         if url.startswith("-"):
             raise BuildError(f"{shown!r} is not a git repository URL")
+        protocols = allowed_protocols(url)
         branch_args = [f"--branch={branch}"] if branch else []
         where = f"commit {commit}" if commit else (f"branch {branch}" if branch else "HEAD")
         self.log.line(f"==> Cloning {shown} ({where})", system=True)
         if commit:
-            self.git(["clone", "--no-checkout", *branch_args, "--", url, checkout], shown)
-            self.git(["-C", checkout, "checkout", "--quiet", "--detach", commit], shown, commit)
+            self.git(
+                ["clone", "--no-checkout", *branch_args, "--", url, checkout], shown, protocols
+            )
+            self.git(["-C", checkout, "checkout", "--quiet", "--detach", commit], shown, [], commit)
         else:
             shallow = ["--depth=1", "--single-branch", "--no-tags"]
-            self.git(["clone", *shallow, *branch_args, "--", url, checkout], shown)
+            self.git(["clone", *shallow, *branch_args, "--", url, checkout], shown, protocols)
 
-    def git(self, args: list[str], shown_url: str, commit: str = "") -> None:
+    def git(self, args: list[str], shown_url: str, protocols: list[str], commit: str = "") -> None:
+        """Run git, its output into the build log; ``protocols`` are the transports it may use
+        (none for a step in the local checkout)."""
         env = {
             **os.environ,
             "GIT_TERMINAL_PROMPT": "0",
-            "GIT_ALLOW_PROTOCOL": ":".join(settings.BUILD_GIT_PROTOCOLS),
+            "GIT_ALLOW_PROTOCOL": ":".join(protocols),
             "GIT_SSH_COMMAND": os.environ.get("GIT_SSH_COMMAND", "ssh -o BatchMode=yes"),
             "LC_ALL": "C",
         }

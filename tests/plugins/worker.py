@@ -21,6 +21,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
+from config import secrets
 from services.models import Build, BuildStatus
 from tests.helpers import wait_for
 
@@ -74,6 +75,8 @@ class LiveWorker:
             "ONEOFF_SUPERVISOR_INTERVAL": "0.2",
             "JOB_STOP_GRACE": "2",
             "CONN_MAX_AGE": "0",
+            # This test process's secrets: the worker decrypts what the test encrypted.
+            **secrets.environment(settings),
             **self.base_env,
         }
         env.update({k: str(v) for k, v in extra.items()})

@@ -1,5 +1,6 @@
 """``make run``'s setup: the demo workspace, its admin, and the example service built from
-``examples/demo`` through the normal build path (a ``file://`` git repository under ``var/``)."""
+``examples/demo`` through the normal build path (a ``file://`` git repository in
+``BUILD_LOCAL_REPOS_DIR``, by default ``var/repos/``)."""
 
 import secrets
 import shutil
@@ -94,17 +95,14 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, url: str, build_now: bool = False, **options: Any) -> None:
         User = get_user_model()
-        password_file = settings.VAR_DIR / "demo-password"
         user = User.objects.filter(username=DEMO_EMAIL).first()
-        if user is None or not password_file.exists():
+        password = None
+        if user is None:
+            # Printed this once; never stored in plain text, never printed again.
             password = secrets.token_urlsafe(12)
-            user = user or User(username=DEMO_EMAIL, email=DEMO_EMAIL)
-            user.is_staff = user.is_superuser = True
+            user = User(username=DEMO_EMAIL, email=DEMO_EMAIL, is_staff=True, is_superuser=True)
             user.set_password(password)
             user.save()
-            password_file.write_text(password)
-            password_file.chmod(0o600)
-        password = password_file.read_text().strip()
         workspace, _ = Workspace.objects.get_or_create(
             name=DEMO_WORKSPACE, defaults={"email": DEMO_EMAIL}
         )
@@ -116,15 +114,23 @@ class Command(BaseCommand):
         except (OSError, subprocess.SubprocessError) as exc:
             # Without git (or a writable var/) the rest of the demo still works.
             self.stderr.write(f"oneoff: could not set up the example service: {exc}")
-        self.stdout.write(
-            f"Sign in at {url}/ as {DEMO_EMAIL} with password {password} "
-            f"(workspace {workspace.name}, {workspace.id}; admin at {url}/admin/)"
-        )
+        where = f"(workspace {workspace.name}, {workspace.id}; admin at {url}/admin/)"
+        if password is not None:
+            self.stdout.write(
+                f"Sign in at {url}/ as {DEMO_EMAIL} with password {password} {where}. "
+                "This password is shown only now."
+            )
+        else:
+            self.stdout.write(
+                f"Sign in at {url}/ as {DEMO_EMAIL} {where}; the password was printed at the "
+                f"first start. A new one: .venv/bin/python manage.py changepassword {DEMO_EMAIL}"
+            )
 
     def example_service(self, workspace: Workspace, user: User, url: str, build_now: bool) -> None:
-        repo = settings.VAR_DIR / "example-repo"
+        # The one folder whose repositories builds may clone by file:// (BUILD_LOCAL_REPOS_DIR).
+        repo = settings.BUILD_LOCAL_REPOS_DIR / "example"
         head = sync_example_repo(repo)
-        service, _ = Service.objects.get_or_create(
+        service, created = Service.objects.get_or_create(
             workspace=workspace,
             name=EXAMPLE_NAME,
             defaults={
@@ -136,6 +142,10 @@ class Command(BaseCommand):
                 "docker_context": ".",
             },
         )
+        if not created and service.repo_url.endswith("/example-repo"):
+            # An example made by an older version, from var/example-repo: move it over.
+            service.repo_url = repo.resolve().as_uri()
+            service.save(update_fields=["repo_url"])
         problem = ensure_base_image()
         if problem:
             self.stderr.write(f"oneoff: the example service cannot be built yet: {problem}")

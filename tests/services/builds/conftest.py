@@ -9,6 +9,12 @@ from services.models import Build
 from tests.helpers import Repo
 
 
+@pytest.fixture(autouse=True)
+def _local_repos(settings, tmp_path):
+    """The test's repositories are made in tmp_path: the folder builds may clone by file://."""
+    settings.BUILD_LOCAL_REPOS_DIR = tmp_path
+
+
 @pytest.fixture
 def make_repo(tmp_path):
     count = 0

@@ -125,8 +125,9 @@ def test_the_oldest_queued_build_runs_first(service, busybox_image, docker_clien
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
-def test_cancel_while_git_clones_kills_git(service, owner):
+def test_cancel_while_git_clones_kills_git(service, owner, settings):
     # A git server on loopback that accepts and never answers: the clone hangs until killed.
+    settings.BUILD_GIT_PROTOCOLS = ["git"]  # git:// is not allowed by default
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(1)

@@ -1,10 +1,13 @@
 """The bundled example service: bootstrap_demo builds it through the normal build path."""
 
+import contextlib
 import io
 
+import docker
 import pytest
 from django.core.management import call_command
 
+from services.management.commands.bootstrap_demo import BASE_IMAGE
 from services.models import BuildStatus, Service
 
 pytestmark = pytest.mark.docker
@@ -22,17 +25,24 @@ def bootstrap(*args) -> str:
     return out.getvalue()
 
 
-def test_bootstrap_demo_builds_the_example_and_its_scripts_run(
-    db, var_dir, docker_client, busybox_image
-):
+def test_bootstrap_demo_builds_the_example_and_its_scripts_run(db, var_dir, docker_client):
+    """From nothing: the base image is removed first, so the first run makes it from Debian's
+    busybox (offline) and builds the example on it, as `make run` does on a bare machine."""
+    with contextlib.suppress(docker.errors.ImageNotFound):
+        docker_client.images.remove(BASE_IMAGE, force=True)
+
     output = bootstrap("--build-now")
+
+    assert docker_client.images.get(BASE_IMAGE)
+    assert output.count("with password") == 1
+    assert "This password is shown only now." in output
 
     service = Service.objects.get(workspace__name="Demo", name="example")
     build = service.latest_successful_build()
     assert build is not None, output
     assert build.status == BuildStatus.SUCCEEDED
     assert f"build {build.id} succeeded" in output
-    assert service.repo_url == (var_dir / "example-repo").as_uri()
+    assert service.repo_url == (var_dir / "example").as_uri()
     assert build.commit_id
     assert build.image_tag == f"oneoff/{service.id}:{build.id}"
     assert build.log_lines.filter(text="example service built").exists()
@@ -55,6 +65,8 @@ def test_bootstrap_demo_builds_the_example_and_its_scripts_run(
     # Running it again finds the example built and builds nothing new.
     again = bootstrap()
     assert f"Example service example ({service.id}) is built: {build.id}" in again
+    assert "with password" not in again  # printed once, when the user was made
+    assert "manage.py changepassword admin@example.com" in again
     assert service.builds.count() == 1
 
 

@@ -248,3 +248,45 @@ def test_credentials_in_the_url_never_reach_the_log(service, docker_client):
     assert "s3cret-token" not in build.reason
     assert not build.log_lines.filter(text__contains="s3cret-token").exists()
     assert "https://***@127.0.0.1:9/acme/app.git" in build.reason
+
+
+@pytest.mark.parametrize("form", ["file_url", "plain_path", "symlink_inside"])
+def test_a_server_folder_outside_the_local_repos_dir_cannot_be_cloned(
+    repo_service, docker_client, tmp_path, settings, form
+):
+    """A workspace admin must not build from another workspace's checkout or Oneoff's own:
+    file:// URLs and plain paths are cloned only from BUILD_LOCAL_REPOS_DIR."""
+    service = repo_service({"Dockerfile": DOCKERFILE, "version.txt": "secret\n"})
+    outside = service.repo.path.resolve()
+    settings.BUILD_LOCAL_REPOS_DIR = tmp_path / "allowed"
+    settings.BUILD_LOCAL_REPOS_DIR.mkdir()
+    if form == "file_url":
+        service.repo_url = outside.as_uri()
+    elif form == "plain_path":
+        service.repo_url = str(outside)
+    else:
+        link = settings.BUILD_LOCAL_REPOS_DIR / "looks-inside"
+        link.symlink_to(outside)
+        service.repo_url = link.as_uri()
+    service.save()
+
+    build = run(service, docker_client)
+
+    assert build.status == BuildStatus.FAILED
+    assert build.reason.startswith("could not clone ")
+    assert "transport 'file' not allowed" in " ".join(texts(build))
+    assert not build.image_id
+
+
+def test_oneoff_s_own_checkout_cannot_be_cloned_even_when_debug_is_on(
+    service, docker_client, settings
+):
+    settings.DEBUG = True
+    service.repo_url = settings.BASE_DIR.as_uri()
+    service.branch = "main"
+    service.save()
+
+    build = run(service, docker_client)
+
+    assert build.status == BuildStatus.FAILED
+    assert "transport 'file' not allowed" in " ".join(texts(build))
