@@ -21,14 +21,15 @@ stop() {
     trap - INT TERM EXIT
     echo; echo "oneoff: stopping ..."
     kill -TERM "${pids[@]}" 2>/dev/null || true
-    # Give everything 2.5 s; a worker in the middle of a (short) task may finish it after we return.
-    for _ in $(seq 1 25); do
+    # Give everything 2 s. Celery's worker notices a signal between two 2-second waits on the
+    # broker, so it may finish its shutdown (and any short task it is running) after we return.
+    for _ in $(seq 1 20); do
         alive=()
         for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive+=("$pid"); done
         [ ${#alive[@]} -eq 0 ] && return 0
         sleep 0.1
     done
-    echo "oneoff: still finishing: pid ${alive[*]} (it exits by itself)"
+    echo "oneoff: still shutting down: pid ${alive[*]} (it exits by itself in a few seconds)"
 }
 trap stop INT TERM EXIT
 

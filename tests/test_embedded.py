@@ -76,11 +76,20 @@ class Run:
         return self.console.read_text()
 
     def interrupt(self) -> float:
-        """Ctrl-C as a terminal sends it (SIGINT to the whole process group); seconds to exit."""
+        """Ctrl-C as a terminal sends it (SIGINT to the whole process group); seconds until the
+        command returns. Every process of the group is gone a few seconds later."""
         started = time.monotonic()
         os.killpg(self.proc.pid, signal.SIGINT)
         self.proc.wait(timeout=30)
-        return time.monotonic() - started
+        returned = time.monotonic() - started
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(self.proc.pid, 0)
+            except ProcessLookupError:
+                return returned
+            time.sleep(0.1)
+        raise AssertionError(f"processes of run.sh still alive 10 s after Ctrl-C:\n{self.text()}")
 
     def kill(self) -> None:
         with contextlib.suppress(ProcessLookupError):
