@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # `make run`: migrate, make the demo workspace, then web (gunicorn) + Celery worker + Celery beat in
-# the foreground on the configured (by default embedded) database and broker. One Ctrl-C stops all
-# three within 3 s; a worker still finishing a task ends by itself moments later, and jobs that are
-# running keep running: the next start's supervisor follows them again.
+# the foreground on the configured (by default embedded) database and broker. One Ctrl-C returns
+# within 3 s with web and beat stopped; the worker, which notices the signal between two 2-second
+# waits on the broker, ends by itself seconds later (after any short task it is running). Jobs
+# that are running keep running: the next start's supervisor follows them again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PORT=${PORT:-8000}
