@@ -16,6 +16,7 @@ from django.utils.text import slugify
 
 from services.crypto import EncryptedTextField
 from services.ids import new_id
+from services.repo_urls import shown_url, split_credential
 
 SECONDS_PER_MONTH = 30 * 24 * 3600  # prices are per 30-day month, billed per second
 
@@ -156,6 +157,29 @@ class Plan(models.Model):
         return f"{memory} RAM, {self.cpu.normalize()} CPU"
 
 
+class RepoSource:
+    """For a model with ``repo_url`` and ``repo_credential``: user info never stays in the URL."""
+
+    repo_url: str
+    repo_credential: str
+
+    @property
+    def repo_shown(self) -> str:
+        """The repository URL for every output: ``https://***@host/…`` when a credential is set."""
+        return shown_url(self.repo_url, self.repo_credential)
+
+    def split_repo_url(self, update_fields: Any) -> Any:
+        """Move any user info out of ``repo_url`` into ``repo_credential`` before a save;
+        returns the save's ``update_fields`` with the credential added when the URL is saved."""
+        url, credential = split_credential(self.repo_url)
+        if not credential:
+            return update_fields
+        self.repo_url, self.repo_credential = url, credential
+        if update_fields is not None and "repo_url" in update_fields:
+            update_fields = {*update_fields, "repo_credential"}
+        return update_fields
+
+
 class ServiceType(models.TextChoices):
     WEB_SERVICE = "web_service", "Web service"
     PRIVATE_SERVICE = "private_service", "Private service"
@@ -170,7 +194,7 @@ class ServiceQuerySet(models.QuerySet):
         return self.filter(workspace__memberships__user=user)
 
 
-class Service(models.Model):
+class Service(RepoSource, models.Model):
     id = PublicIdField()
     workspace = models.ForeignKey(Workspace, models.CASCADE, related_name="services")
     name = models.CharField(max_length=100)
@@ -178,7 +202,10 @@ class Service(models.Model):
     plan = models.ForeignKey(Plan, models.PROTECT, related_name="services")
     # Build source: an image reference, or a git repository with branch, Dockerfile and context.
     image_ref = models.CharField(max_length=500, blank=True)
-    repo_url = models.CharField(max_length=500, blank=True)
+    repo_url = models.CharField(max_length=500, blank=True, help_text="Without its user info.")
+    repo_credential = EncryptedTextField(
+        blank=True, default="", help_text="The URL's user info (user:token), encrypted at rest."
+    )
     branch = models.CharField(max_length=200, blank=True)
     root_dir = models.CharField(max_length=500, blank=True)
     dockerfile_path = models.CharField(max_length=500, blank=True, default="./Dockerfile")
@@ -205,6 +232,10 @@ class Service(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["update_fields"] = self.split_repo_url(kwargs.get("update_fields"))
+        super().save(*args, **kwargs)
 
     def id_prefix(self) -> str:
         return "crn" if self.type == ServiceType.CRON_JOB else "srv"
@@ -260,13 +291,16 @@ class BuildStatus(models.TextChoices):
 BUILD_FINISHED = (BuildStatus.SUCCEEDED, BuildStatus.FAILED, BuildStatus.CANCELED)
 
 
-class Build(models.Model):
+class Build(RepoSource, models.Model):
     id = PublicIdField(prefix="bld")
     service = models.ForeignKey(Service, models.CASCADE, related_name="builds")
     status = models.CharField(max_length=16, choices=BuildStatus.choices, default="queued")
     # What was asked for.
     image_ref = models.CharField(max_length=500, blank=True)
-    repo_url = models.CharField(max_length=500, blank=True)
+    repo_url = models.CharField(max_length=500, blank=True, help_text="Without its user info.")
+    repo_credential = EncryptedTextField(
+        blank=True, default="", help_text="The URL's user info (user:token), encrypted at rest."
+    )
     branch = models.CharField(max_length=200, blank=True)
     commit_id = models.CharField(max_length=64, blank=True)
     commit_message = models.TextField(blank=True)
@@ -295,6 +329,10 @@ class Build(models.Model):
 
     def __str__(self) -> str:
         return self.id
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["update_fields"] = self.split_repo_url(kwargs.get("update_fields"))
+        super().save(*args, **kwargs)
 
     @property
     def is_finished(self) -> bool:

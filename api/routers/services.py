@@ -23,6 +23,7 @@ from api.schemas.services import (
 from services.access import service_in
 from services.builds.queue import request_build
 from services.models import EnvVar, Service
+from services.repo_urls import MASK, split_credential
 
 router = Router(tags=["Services"])
 
@@ -67,9 +68,12 @@ def _source_fields(body, service: Service | None) -> dict:
         raise bad_request("image", "give either image.imagePath or repo, not both")
     fields: dict = {}
     if image:
-        fields.update(image_ref=image, repo_url="", branch="")
+        fields.update(image_ref=image, repo_url="", repo_credential="", branch="")
     elif body.repo:
-        fields.update(repo_url=body.repo, image_ref="")
+        url, credential = split_credential(body.repo)
+        if credential == MASK and service is not None and url == service.repo_url:
+            credential = service.repo_credential  # the masked URL as read back: keep it
+        fields.update(repo_url=url, repo_credential=credential, image_ref="")
         fields["branch"] = body.branch or (service.branch if service else "") or "main"
     elif body.branch:
         if service is None or not service.repo_url:

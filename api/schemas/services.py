@@ -75,7 +75,7 @@ def service_dict(service: Service) -> dict:
         "serviceDetails": details,
     }
     if service.repo_url:
-        data["repo"] = service.repo_url
+        data["repo"] = service.repo_shown
         data["branch"] = service.branch
     if service.image_ref:
         data["imagePath"] = service.image_ref

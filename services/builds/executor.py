@@ -26,7 +26,7 @@ from docker import DockerClient
 from docker.errors import DockerException
 
 from services.builds.errors import BuildError, BuildStopped
-from services.builds.git import GitSteps, userinfo
+from services.builds.git import GitSteps
 from services.builds.images import ImageSteps, tag_for
 from services.models import Build, BuildLogLine, BuildStatus
 
@@ -116,7 +116,9 @@ class BuildRun(GitSteps, ImageSteps):
         self.build = build
         self.service = build.service
         self._client = client
-        self.log = BuildLog(build, mask=userinfo(build.repo_url))
+        self.log = BuildLog(
+            build, mask=f"{build.repo_credential}@" if build.repo_credential else ""
+        )
         self.deadline = time.monotonic() + settings.BUILD_TIMEOUT
         self.stop_reason = ""
         self.next_poll = 0.0

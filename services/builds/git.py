@@ -1,8 +1,10 @@
 """Git for repository builds: clone the build's repository with the git CLI.
 
 A branch build clones the branch's tip shallowly; a commit build clones the repository and checks
-the commit out. git's output goes to the build log with any credentials in the URL masked, and a
-cancel or timeout kills git and its helpers.
+the commit out. The repository's credential (kept apart from its URL, encrypted) reaches git only
+through a credential helper that reads it from git's environment, never through its arguments,
+which any user on the host can see in ``ps``. git's output goes to the build log with credentials
+masked, and a cancel or timeout kills git and its helpers.
 """
 
 import contextlib
@@ -18,6 +20,7 @@ from urllib.parse import unquote, urlsplit
 from django.conf import settings
 
 from services.builds.errors import BuildError
+from services.repo_urls import shown_url
 
 if TYPE_CHECKING:
     from services.builds.executor import BuildLog
@@ -25,6 +28,11 @@ if TYPE_CHECKING:
 
 COMMIT_RE = re.compile(r"^[0-9a-fA-F]{4,64}$")
 USERINFO_RE = re.compile(r"(?<=://)[^/@\s]+@")
+# git asks its credential helpers with "get" (and tells them "store" or "erase"): answer only that.
+CREDENTIAL_HELPER = (
+    '!f() { test "$1" = get || return 0; '
+    'printf "username=%s\\npassword=%s\\n" "$ONEOFF_GIT_USERNAME" "$ONEOFF_GIT_PASSWORD"; }; f'
+)
 
 
 def local_path(url: str) -> Path | None:
@@ -62,7 +70,8 @@ class GitSteps:
         url = build.repo_url
         branch = build.branch
         commit = build.commit_id
-        shown = USERINFO_RE.sub("***@", url)
+        shown = USERINFO_RE.sub("***@", shown_url(url, build.repo_credential))
+        auth = credential_env(url, build.repo_credential)
         if commit and not COMMIT_RE.match(commit):
             raise BuildError(f"{commit!r} is not a commit id (4 to 64 hexadecimal characters)")
         if url.startswith("-"):
@@ -73,22 +82,36 @@ class GitSteps:
         self.log.line(f"==> Cloning {shown} ({where})", system=True)
         if commit:
             self.git(
-                ["clone", "--no-checkout", *branch_args, "--", url, checkout], shown, protocols
+                ["clone", "--no-checkout", *branch_args, "--", url, checkout],
+                shown,
+                protocols,
+                auth=auth,
             )
             self.git(["-C", checkout, "checkout", "--quiet", "--detach", commit], shown, [], commit)
         else:
             shallow = ["--depth=1", "--single-branch", "--no-tags"]
-            self.git(["clone", *shallow, *branch_args, "--", url, checkout], shown, protocols)
+            self.git(
+                ["clone", *shallow, *branch_args, "--", url, checkout], shown, protocols, auth=auth
+            )
 
-    def git(self, args: list[str], shown_url: str, protocols: list[str], commit: str = "") -> None:
+    def git(
+        self,
+        args: list[str],
+        shown_url: str,
+        protocols: list[str],
+        commit: str = "",
+        *,
+        auth: dict[str, str] | None = None,
+    ) -> None:
         """Run git, its output into the build log; ``protocols`` are the transports it may use
-        (none for a step in the local checkout)."""
+        (none for a step in the local checkout), ``auth`` the credential_env for the remote."""
         env = {
             **os.environ,
             "GIT_TERMINAL_PROMPT": "0",
             "GIT_ALLOW_PROTOCOL": ":".join(protocols),
             "GIT_SSH_COMMAND": os.environ.get("GIT_SSH_COMMAND", "ssh -o BatchMode=yes"),
             "LC_ALL": "C",
+            **(auth or {}),
         }
         proc = subprocess.Popen(
             ["git", *args],
@@ -136,10 +159,23 @@ class GitSteps:
         return result.stdout.strip()
 
 
-def userinfo(url: str) -> str:
-    """The credentials in a URL (``user:token@``), which the build log masks."""
-    match = USERINFO_RE.search(url or "")
-    return match.group(0) if match else ""
+def credential_env(url: str, credential: str) -> dict[str, str]:
+    """The environment that hands ``credential`` (``user:token``, percent-encoded as in a URL) to
+    git for ``url``'s host only: a credential helper in GIT_CONFIG_* (after an empty one, which
+    drops any helper configured on the host) that prints the user and token from the environment."""
+    if not credential:
+        return {}
+    user, _, token = credential.partition(":")
+    parts = urlsplit(url)
+    return {
+        "GIT_CONFIG_COUNT": "2",
+        "GIT_CONFIG_KEY_0": "credential.helper",
+        "GIT_CONFIG_VALUE_0": "",
+        "GIT_CONFIG_KEY_1": f"credential.{parts.scheme}://{parts.netloc}.helper",
+        "GIT_CONFIG_VALUE_1": CREDENTIAL_HELPER,
+        "ONEOFF_GIT_USERNAME": unquote(user),
+        "ONEOFF_GIT_PASSWORD": unquote(token),
+    }
 
 
 def _git_error(output: list[str]) -> str:

@@ -55,6 +55,7 @@ def request_build(
         service=service,
         image_ref=image_ref or (service.image_ref if not commit_id else ""),
         repo_url="" if image_ref else service.repo_url,
+        repo_credential="" if image_ref else service.repo_credential,
         branch="" if image_ref else service.branch,
         commit_id=commit_id,
         created_by=user if user is not None and user.is_authenticated else None,

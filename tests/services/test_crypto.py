@@ -10,7 +10,7 @@ from jobs.models import EnvSnapshot
 from logstreams.models import ServiceLogStream, WorkspaceLogStream
 from services.crypto import EncryptedTextField, _fernet
 from services.management.commands import rotate_field_keys
-from services.models import EnvVar
+from services.models import Build, EnvVar, Service
 
 SECRET = "postgres://admin:hunter2-very-secret@db/prod"
 
@@ -43,6 +43,7 @@ def test_keys_rotate(service, settings):
     old_key = Fernet.generate_key().decode()
     new_key = Fernet.generate_key().decode()
     settings.FIELD_ENCRYPTION_KEYS = [old_key]
+    service.save()  # its (empty) repo_credential under the old key, like every other row
     var = EnvVar.objects.create(service=service, key="TOKEN", value=SECRET)
     snapshot = EnvSnapshot.capture(service)
     before = raw("services_envvar", "value", var.pk)
@@ -65,6 +66,7 @@ def test_rotation_re_encrypts_every_encrypted_field(service, settings, monkeypat
     old_key = Fernet.generate_key().decode()
     new_key = Fernet.generate_key().decode()
     settings.FIELD_ENCRYPTION_KEYS = [old_key]
+    service.save()  # its (empty) repo_credential under the old key, like every other row
     EnvVar.objects.create(service=service, key="DEBUG", value="0")
     stored = {  # (model label, field name): (a row, its plaintext)
         ("services.EnvVar", "value"): (
@@ -74,6 +76,22 @@ def test_rotation_re_encrypts_every_encrypted_field(service, settings, monkeypat
         ("jobs.EnvSnapshot", "data"): (
             EnvSnapshot.capture(service),
             f'{{"DEBUG":"0","TOKEN":"{SECRET}"}}',
+        ),
+        ("services.Service", "repo_credential"): (
+            Service.objects.create(
+                workspace=service.workspace,
+                name="private-repo",
+                type=service.type,
+                plan=service.plan,
+                repo_url="https://user:repo-token@git.example/a.git",
+            ),
+            "user:repo-token",
+        ),
+        ("services.Build", "repo_credential"): (
+            Build.objects.create(
+                service=service, repo_url="https://user:bld-token@git.example/a.git"
+            ),
+            "user:bld-token",
         ),
         ("logstreams.WorkspaceLogStream", "token"): (
             WorkspaceLogStream.objects.create(
