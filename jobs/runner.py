@@ -27,7 +27,8 @@ from docker.models.containers import Container
 from docker.types import LogConfig
 
 from jobs import reasons
-from jobs.models import Job, JobStatus
+from jobs.models import EnvSnapshot, Job, JobStatus
+from services.models import EnvVar
 
 logger = logging.getLogger(__name__)
 
@@ -135,8 +136,16 @@ def claim(job_id: str) -> bool:
     )
 
 
+def scrub(job_id: str, message: str) -> str:
+    """``message`` (an engine error, which may echo ``KEY=value``) without the job's env values:
+    viewers read ``reason`` but may not read values."""
+    snapshot = EnvSnapshot.objects.filter(jobs=job_id).only("data").first()
+    return EnvVar.scrub(message, snapshot.values.values()) if snapshot else message
+
+
 def fail_start(job_id: str, message: str, *, from_status: str = JobStatus.PENDING) -> bool:
     now = timezone.now()
+    message = scrub(job_id, message)
     failed = bool(
         Job.objects.filter(pk=job_id, status=from_status).update(
             status=JobStatus.FAILED,
@@ -332,7 +341,7 @@ def record_lost(job: Job, why: str) -> bool:
     if job.cancel_requested_at is not None:
         status, reason = JobStatus.CANCELED, reasons.canceled_by(job.canceled_by)
     else:
-        status, reason = JobStatus.FAILED, reasons.evicted(why)
+        status, reason = JobStatus.FAILED, reasons.evicted(scrub(job.pk, why))
     job.bill(now)
     return bool(
         Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(

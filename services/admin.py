@@ -1,3 +1,5 @@
+from typing import Any
+
 from django import forms
 from django.contrib import admin
 from django.http import HttpRequest
@@ -60,10 +62,45 @@ class EnvVarForm(forms.ModelForm):
         return value
 
 
-class EnvVarInline(admin.TabularInline):
+class EnvValueMasking:
+    """Staff who may change env vars get the write-only form; view-only staff see ``****``.
+    (Django shows every field's value as text to view-only staff, decrypted.)"""
+
+    def _may_change(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("services.change_envvar")
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        if self._may_change(request):
+            return ("key", "value")
+        return ("key", "masked_value")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        return () if self._may_change(request) else ("key", "masked_value")
+
+    @admin.display(description="value")
+    def masked_value(self, obj: EnvVar) -> str:
+        return "****"
+
+
+class EnvVarInline(EnvValueMasking, admin.TabularInline):
     model = EnvVar
     form = EnvVarForm
     extra = 0
+
+
+@admin.register(EnvVar)
+class EnvVarAdmin(EnvValueMasking, admin.ModelAdmin):
+    form = EnvVarForm
+    list_display = ("key", "service", "updated_at")
+    search_fields = ("key", "service__name", "service__id")
+    autocomplete_fields = ("service",)
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        return ("service", *super().get_fields(request, obj))
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        readonly = super().get_readonly_fields(request, obj)
+        return ("service", *readonly) if readonly else ()
 
 
 @admin.register(Service)

@@ -2,14 +2,16 @@
 
 import hashlib
 import hmac
+import json
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Self
 
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 from django.utils.text import slugify
@@ -264,6 +266,12 @@ class EnvVar(models.Model):
     # The key rule, for the API's schemas and the dashboard's form alike.
     KEY_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.\-]*$"
     KEY_RULE = "must start with a letter or _, then letters, digits, _ . or -"
+    # Values may hold any text but control characters: NUL (which no process environment can
+    # carry, and which the engine echoes back in its error) and the other C0 controls and DEL.
+    # Tab, newline and carriage return stay allowed: multi-line values (PEM keys) are common.
+    VALUE_ALLOWED_CONTROLS = "\t\n\r"
+    # Values this short are not hidden from errors: "****" in place of every "1" would say more.
+    SCRUB_MIN_CHARS = 4
 
     service = models.ForeignKey(Service, models.CASCADE, related_name="env_vars")
     key = models.CharField(max_length=256)
@@ -278,6 +286,59 @@ class EnvVar(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+    def clean(self) -> None:
+        problem = self.value_problem(self.value)
+        if problem:
+            raise ValidationError({"value": f"{self.key}: {problem}"})
+
+    @classmethod
+    def value_problem(cls, value: str) -> str:
+        """Why ``value`` cannot be an env value ("" when it can); the API and both forms ask."""
+        for char in value:
+            if (char < " " or char == "\x7f") and char not in cls.VALUE_ALLOWED_CONTROLS:
+                return (
+                    f"the value contains the control character U+{ord(char):04X}; "
+                    "only tab, newline and carriage return are allowed"
+                )
+        return ""
+
+    @classmethod
+    def scrub(cls, text: str, values: Iterable[str]) -> str:
+        """``text`` with every env value of at least SCRUB_MIN_CHARS characters replaced by
+        ``****``: for engine and git errors stored where viewers (who may not read values) see
+        them. Also as Go's ``%q`` and JSON quote it (the engine echoes ``"K=sec\\x00ret"``).
+        Longest first, so a value containing another is hidden whole."""
+        forms = {
+            form
+            for value in values
+            if len(value) >= cls.SCRUB_MIN_CHARS
+            for form in (value, _quoted(value), json.dumps(value, ensure_ascii=False)[1:-1])
+        }
+        for form in sorted(forms, key=len, reverse=True):
+            text = text.replace(form, "****")
+        return text
+
+
+_GO_ESCAPES = {
+    "\a": "\\a",
+    "\b": "\\b",
+    "\f": "\\f",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+    "\v": "\\v",
+    "\\": "\\\\",
+    '"': '\\"',
+}
+
+
+def _quoted(value: str) -> str:
+    """``value`` inside Go's ``%q`` quotes, as engine errors print it."""
+    return "".join(
+        _GO_ESCAPES.get(char) or (f"\\x{ord(char):02x}" if char < " " or char == "\x7f" else char)
+        for char in value
+    )
 
 
 class BuildStatus(models.TextChoices):

@@ -1,5 +1,6 @@
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 
 from services.models import EnvVar
 
@@ -42,3 +43,43 @@ def test_admin_masks_env_values(staff_client, service):
 def test_admin_needs_staff(client, owner):
     client.force_login(owner)
     assert client.get("/admin/services/plan/").status_code == 302
+
+
+def _staff(client, name: str, *codenames: str):
+    user = get_user_model().objects.create_user(name, f"{name}@example.test", "pw", is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(codename__in=codenames))
+    client.force_login(user)
+    return client
+
+
+def test_view_only_staff_never_see_env_values(client, service):
+    var = EnvVar.objects.create(service=service, key="API_TOKEN", value="s3cr3t-value")
+    staff = _staff(client, "viewonly", "view_service", "view_envvar")
+    for page in (
+        f"/admin/services/service/{service.id}/change/",
+        "/admin/services/envvar/",
+        f"/admin/services/envvar/{var.pk}/change/",
+    ):
+        response = staff.get(page)
+        assert response.status_code == 200, page
+        assert b"API_TOKEN" in response.content, page
+        assert b"s3cr3t-value" not in response.content, page
+        assert b"****" in response.content or page.endswith("/envvar/"), page
+
+
+def test_staff_who_may_change_env_vars_still_edit_them(client, service):
+    var = EnvVar.objects.create(service=service, key="API_TOKEN", value="s3cr3t-value")
+    staff = _staff(client, "editor", "view_service", "view_envvar", "change_envvar")
+    page = f"/admin/services/envvar/{var.pk}/change/"
+    response = staff.get(page)
+    assert response.status_code == 200
+    assert b"s3cr3t-value" not in response.content  # the write-only widget
+    response = staff.post(page, {"service": service.id, "key": "API_TOKEN", "value": "rotated"})
+    assert response.status_code == 302, response.content
+    var.refresh_from_db()
+    assert var.value == "rotated"
+    response = staff.post(page, {"service": service.id, "key": "API_TOKEN", "value": "x\x1by"})
+    assert response.status_code == 200
+    assert b"U+001B" in response.content
+    var.refresh_from_db()
+    assert var.value == "rotated"

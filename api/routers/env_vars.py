@@ -34,6 +34,13 @@ def check_env_keys(env_vars: list[EnvVarIn], field: str) -> None:
         seen.add(var.key)
         if var.value is None and not var.generateValue:
             raise bad_request(f"{field}[{index}].value", "give value or generateValue: true")
+        check_env_value(var.key, var.value or "", f"{field}[{index}].value")
+
+
+def check_env_value(key: str, value: str, field: str) -> None:
+    problem = EnvVar.value_problem(value)
+    if problem:
+        raise bad_request(field, f"env var {key!r}: {problem}")
 
 
 def env_value(var: EnvVarIn) -> str:
@@ -128,6 +135,7 @@ def put_env_var(request: ApiRequest, serviceId: str, envVarKey: str, payload: En
     service = service_in(request.auth.workspace, serviceId)
     if len(envVarKey) > 256 or not re.fullmatch(EnvVar.KEY_PATTERN, envVarKey):
         raise bad_request("envVarKey", EnvVar.KEY_RULE)
+    check_env_value(envVarKey, payload.value, "value")
     with transaction.atomic():
         Service.objects.select_for_update().filter(pk=service.pk).first()
         EnvVar.objects.update_or_create(

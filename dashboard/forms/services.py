@@ -20,6 +20,13 @@ class EnvVarForm(forms.Form):
             raise forms.ValidationError(f"The name {EnvVar.KEY_RULE}.")
         return key
 
+    def clean(self):
+        cleaned = super().clean() or {}
+        problem = EnvVar.value_problem(cleaned.get("value") or "")
+        if problem:
+            self.add_error("value", f"{cleaned.get('key') or 'This env var'}: {problem}.")
+        return cleaned
+
     def save(self, service) -> EnvVar:
         var, _ = EnvVar.objects.update_or_create(
             service=service,

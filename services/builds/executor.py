@@ -28,7 +28,7 @@ from docker.errors import DockerException
 from services.builds.errors import BuildError, BuildStopped
 from services.builds.git import GitSteps
 from services.builds.images import ImageSteps, tag_for
-from services.models import Build, BuildLogLine, BuildStatus
+from services.models import Build, BuildLogLine, BuildStatus, EnvVar
 
 logger = logging.getLogger(__name__)
 
@@ -172,6 +172,8 @@ class BuildRun(GitSteps, ImageSteps):
     def end(
         self, status: str, reason: str = "", *, image_id: str = "", image_tag: str = ""
     ) -> None:
+        # Git and engine errors are shown to viewers, who may not read the service's env values.
+        reason = EnvVar.scrub(reason, self.service.env_dict().values()) if reason else reason
         if status == BuildStatus.SUCCEEDED:
             self.log.line(f"==> Build succeeded: image {image_id} ({image_tag})", system=True)
         elif status == BuildStatus.FAILED:

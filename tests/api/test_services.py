@@ -92,6 +92,10 @@ def test_it_creates_a_repo_cron_job_with_a_plan_id(owner_api, workspace):
         ({"envVars": [{"key": "A", "value": "1"}, {"key": "A", "value": "2"}]}, "envVars[1].key"),
         ({"envVars": [{"key": "A"}]}, "envVars[0].value"),
         ({"envVars": "A=1"}, "envVars"),
+        (
+            {"envVars": [{"key": "A", "value": "1"}, {"key": "B", "value": "x\x1b"}]},
+            "envVars[1].value",
+        ),
     ],
 )
 def test_bad_create_bodies_are_400s(owner_api, workspace, change, field):
@@ -269,3 +273,20 @@ def test_it_cancels_a_queued_build_and_refuses_a_finished_one(developer_api, ser
         == "canceled"
     )
     assert_error(developer_api.post(f"/v1/services/{service.id}/builds/{done.id}/cancel"), 400)
+
+
+@pytest.mark.parametrize("value", ["x\x1b[31m", "bell\x07", "del\x7f"])
+def test_env_values_with_control_characters_are_400s_naming_the_key(
+    owner_api, built_service, value
+):
+    # The request middleware refuses only NUL; the domain refuses the other controls too.
+    url = f"/v1/services/{built_service.id}/env-vars"
+    before = built_service.env_dict()
+    r = owner_api.put(url, [{"key": "OK", "value": "fine"}, {"key": "BAD_ONE", "value": value}])
+    assert_error(r, 400, field="body[1].value")
+    assert "BAD_ONE" in r.json()["message"]
+    r = owner_api.put(f"{url}/BAD_ONE", {"value": value})
+    assert_error(r, 400, field="value")
+    assert "BAD_ONE" in r.json()["message"]
+    assert built_service.env_dict() == before
+    assert owner_api.put(f"{url}/GOOD", {"value": "tab\tand\nnewline"}).status_code == 200

@@ -45,6 +45,15 @@ def test_admin_adds_and_changes_a_value(owner, service, login):
     assert service.env_dict() == {"GREETING": "hello"}
 
 
+def test_a_value_with_a_control_character_is_400_naming_the_key(owner, service, login):
+    r = login(owner).post(url(service), {"key": "COLOUR", "value": "red\x1b[0m"})
+    assert r.status_code == 400
+    page = r.content.decode()
+    assert 'id="id_value_error"' in page
+    assert "COLOUR" in page.split('id="id_value_error"')[1][:300]
+    assert not EnvVar.objects.exists()
+
+
 def test_a_bad_name_is_400(owner, service, login):
     r = login(owner).post(url(service), {"key": "1 bad", "value": "x"})
     assert r.status_code == 400

@@ -1,9 +1,12 @@
 """runner.start against the real engine, without a worker: duplicate deliveries are harmless."""
 
+import json
 import threading
 
 import pytest
 from django.db import connection, transaction
+from docker.errors import APIError
+from docker.models.containers import ContainerCollection
 
 from jobs import runner
 from jobs.launch import create_job
@@ -72,3 +75,46 @@ def test_the_sweep_fails_running_jobs_of_a_silent_host(job_service, settings):
     assert "ghost" in ghost.reason["evictionReason"]
     assert ghost.billed_seconds >= 600
     assert Job.objects.get(pk=jobs["alive"].pk).status == JobStatus.RUNNING
+
+
+def _job_with_env(job_service, values: dict[str, str]):
+    # A snapshot as stored before env values were checked (the check now refuses NUL).
+    with transaction.atomic():
+        job = create_job(job_service, "true")
+    job.env_snapshot.data = json.dumps(values)
+    job.env_snapshot.save(update_fields=["data"])
+    return job
+
+
+def test_a_real_start_error_is_scrubbed_of_the_snapshots_values(
+    runner_instance, job_service, docker_client
+):
+    # The engine refuses a NUL in an env value at start and echoes "KEY=value" in its error.
+    job = _job_with_env(job_service, {"API_TOKEN": "sec\x00retvalue", "PLAIN": "visible-ish"})
+    try:
+        assert runner.start(job.id) == runner.StartOutcome.FAILED
+        job.refresh_from_db()
+        error = job.reason["startError"]
+        assert "null" in error, error
+        assert "API_TOKEN=****" in error, error
+        assert "retvalue" not in error
+    finally:
+        for c in docker_client.containers.list(all=True, filters={"label": f"oneoff.job={job.id}"}):
+            c.remove(force=True)
+
+
+def test_a_create_error_is_scrubbed_of_the_snapshots_values(
+    runner_instance, job_service, monkeypatch
+):
+    job = _job_with_env(job_service, {"API_TOKEN": "hunter2-secret", "SHORT": "abc"})
+
+    def refuse(*args, **kwargs):
+        raise APIError("500", explanation="bad env: API_TOKEN=hunter2-secret SHORT=abc")
+
+    # client.containers is a new collection on every access: patch the class.
+    monkeypatch.setattr(ContainerCollection, "create", refuse)
+    assert runner.start(job.id) == runner.StartOutcome.FAILED
+    job.refresh_from_db()
+    assert job.reason == {
+        "startError": "Docker could not create the container: bad env: API_TOKEN=**** SHORT=abc"
+    }

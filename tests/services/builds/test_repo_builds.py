@@ -290,3 +290,17 @@ def test_oneoff_s_own_checkout_cannot_be_cloned_even_when_debug_is_on(
 
     assert build.status == BuildStatus.FAILED
     assert "transport 'file' not allowed" in " ".join(texts(build))
+
+
+def test_a_git_error_is_scrubbed_of_the_services_env_values(repo_service, docker_client):
+    # Viewers read a build's reason but not env values: git echoes the branch it could not find.
+    service = repo_service(
+        {"Dockerfile": DOCKERFILE, "version.txt": "1\n"}, branch="tok-no-such-branch"
+    )
+    service.env_vars.create(key="DEPLOY_TOKEN", value="tok-no-such-branch")
+
+    build = run(service, docker_client)
+
+    assert build.status == BuildStatus.FAILED
+    assert "tok-no-such-branch" not in build.reason
+    assert "****" in build.reason
