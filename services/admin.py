@@ -109,6 +109,8 @@ class ServiceAdmin(admin.ModelAdmin):
     list_filter = ("type", "suspended")
     search_fields = ("name", "id")
     readonly_fields = ("id", "created_at", "updated_at")
+    # A repository credential is a secret: set it through the repository URL, never shown here.
+    exclude = ("repo_credential",)
     autocomplete_fields = ("workspace",)
     inlines = [EnvVarInline]
 
@@ -117,7 +119,9 @@ class ServiceAdmin(admin.ModelAdmin):
 class BuildAdmin(admin.ModelAdmin):
     list_display = ("id", "service", "status", "image_id", "created_at")
     list_filter = ("status",)
-    readonly_fields = [f.name for f in Build._meta.fields]
+    # Every field read-only, and the repository credential (a secret) not shown at all.
+    exclude = ("repo_credential",)
+    readonly_fields = [f.name for f in Build._meta.fields if f.name != "repo_credential"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -83,3 +83,17 @@ def test_staff_who_may_change_env_vars_still_edit_them(client, service):
     assert b"U+001B" in response.content
     var.refresh_from_db()
     assert var.value == "rotated"
+
+
+def test_the_admin_never_shows_a_repository_credential(staff_client, service, make_build):
+    service.repo_url = "https://deploy:ghp_admin_secret_123@git.example/acme/app.git"
+    service.save()
+    build = make_build(service, repo_url=service.repo_url, repo_credential=service.repo_credential)
+    for url in (
+        f"/admin/services/service/{service.id}/change/",
+        f"/admin/services/build/{build.id}/change/",
+        "/admin/services/build/",
+    ):
+        response = staff_client.get(url)
+        assert response.status_code == 200, url
+        assert b"ghp_admin_secret_123" not in response.content, url
