@@ -4,7 +4,8 @@ The database row is the truth. Every transition is a compare-and-set UPDATE on `
 message delivered twice, a restarted worker or a race with cancel can never move a job twice, and
 terminal states never change. Containers have a deterministic name (a second create fails with
 409) and carry labels naming this installation, the job, the service and the workspace, which is
-how the supervisor (jobs/supervisor.py) finds them again after a crash.
+how the supervisor (jobs/supervisor.py) lists them again after a crash; it then acts only on a
+container it knows by record (``is_own``), since any image can carry the same labels.
 
 Every function takes an optional Docker client so unit tests can pass a fake.
 """
@@ -66,7 +67,24 @@ def reset_client() -> None:
 
 
 def instance_filter() -> dict:
+    """Narrows the engine's listing to candidates; labels are never proof (see ``is_own``)."""
     return {"label": f"{LABEL_INSTANCE}={settings.ONEOFF_INSTANCE}"}
+
+
+def is_own(job_id: str, job: Job | None, item: dict) -> bool:
+    """Whether a listed container (``docker ps`` shape) is ``job_id``'s own container.
+
+    Known by record, not by label: any image can carry ``oneoff.*`` labels (a Dockerfile's
+    ``LABEL``), and so can every container made from it, a ``docker build`` step's included. A
+    job's container is the one whose id was recorded when it started; before that (a start not
+    recorded), the one with the job's deterministic name, which only the runner gives, made from
+    the job's build image. A job that is gone has only its name to go by."""
+    if job is not None and job.container_id:
+        return bool(item.get("Id") == job.container_id)
+    name = job.container_name if job is not None else Job(id=job_id).container_name
+    if f"/{name}" not in (item.get("Names") or []):
+        return False
+    return job is None or item.get("ImageID") == job.build.image_id
 
 
 def container_config(job: Job) -> dict:
@@ -255,8 +273,8 @@ def _create_or_get(client: DockerClient, job: Job) -> Container:
                 if attempt == 19:
                     raise ContainerRace(job.container_name) from None
                 time.sleep(0.05)
-        if container.labels.get(LABEL_JOB) != job.id:
-            raise
+        if container.attrs.get("Image") != job.build.image_id:
+            raise  # the name is taken by something not made from this job's build image
         return container
 
 

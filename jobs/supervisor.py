@@ -2,7 +2,9 @@
 
 It runs as a thread in the Celery worker's main process (a worker bootstep, see config/celery.py),
 so a job's life never hangs on one Celery task staying acknowledged. Every ``interval`` it lists the
-containers labelled ``oneoff.instance=<ONEOFF_INSTANCE>``, reads their jobs in one query, and:
+containers labelled ``oneoff.instance=<ONEOFF_INSTANCE>``, reads their jobs in one query, keeps only
+the containers it knows by record (``runner.is_own``: the recorded id, or the job's name and build
+image; a label alone, which any Dockerfile can set, is never enough), and:
 
 - keeps one log follower per running job (jobs/logs/), which resumes from the job's cursor;
 - stops a container whose job was asked to cancel, or ran past JOB_MAX_RUNTIME
@@ -121,12 +123,17 @@ class Supervisor(threading.Thread):
         self._heartbeat()
         if containers is None:
             return
-        by_job = {}
+        labelled: dict[str, list[dict]] = {}
         for item in containers:
             job_id = (item.get("Labels") or {}).get(runner.LABEL_JOB)
             if job_id:
-                by_job[job_id] = item
-        jobs = Job.objects.select_related("plan", "canceled_by").in_bulk(list(by_job))
+                labelled.setdefault(job_id, []).append(item)
+        jobs = Job.objects.select_related("plan", "canceled_by", "build").in_bulk(list(labelled))
+        by_job: dict[str, dict] = {}
+        for job_id, items in labelled.items():
+            own = [item for item in items if runner.is_own(job_id, jobs.get(job_id), item)]
+            if own:
+                by_job[job_id] = own[0]
         for job_id, item in by_job.items():
             try:
                 self.handle(job_id, item, jobs.get(job_id))

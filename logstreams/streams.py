@@ -127,10 +127,14 @@ def set_owner_stream(
     token: str | Unset | None = UNSET,
     enabled: bool | Unset = UNSET,
 ) -> WorkspaceLogStream:
-    """Set the default destination; an omitted endpoint or token keeps the current one."""
+    """Set the default destination; an omitted endpoint keeps the current one, and so does an
+    omitted token unless the endpoint changes (a token belongs to its destination)."""
     stream = stream_row(workspace)
     if endpoint is not UNSET:
-        stream.endpoint = _clean_endpoint(endpoint)
+        cleaned = _clean_endpoint(endpoint)
+        if token is UNSET and cleaned != stream.endpoint:
+            stream.token = ""
+        stream.endpoint = cleaned
     elif not stream.endpoint:
         raise SettingsError("endpoint", "is required (HOST:PORT) when no log stream is set yet")
     if token is not UNSET:

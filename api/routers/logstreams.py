@@ -25,7 +25,7 @@ TOKEN = Field(
     None,
     max_length=1000,
     description="Sent with every line (structured data `token`); never returned. Omit to keep "
-    'the current one, send `""` to remove it.',
+    'the current one (a new `endpoint` removes it), send `""` to remove it.',
 )
 
 

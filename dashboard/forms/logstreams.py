@@ -31,7 +31,8 @@ class StreamForm(forms.Form):
         max_length=1000,
         required=False,
         strip=False,
-        help_text="Optional; sent with every line. Leave blank to keep the current one.",
+        help_text="Optional; sent with every line. Leave blank to keep the current one "
+        "(a new endpoint removes it).",
         widget=forms.PasswordInput(attrs={"autocomplete": "off"}),
     )
     clear_token = forms.BooleanField(required=False, label="Remove the token")

@@ -207,8 +207,9 @@ class ImageSteps:
                     forcerm=True,
                     pull=False,
                     network_mode=settings.BUILD_NETWORK,
+                    # No installation label: the builder prints its LABEL step in the
+                    # build log, which tenants read.
                     labels={
-                        "oneoff.instance": settings.ONEOFF_INSTANCE,
                         "oneoff.service": build.service_id,
                         "oneoff.build": build.id,
                     },

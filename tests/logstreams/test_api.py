@@ -66,6 +66,25 @@ def test_it_sets_reads_and_deletes_the_workspace_stream(owner_api, workspace):
     assert_error(owner_api.delete(url), 404)
 
 
+def test_a_new_endpoint_without_a_token_removes_the_old_token(owner_api, workspace):
+    """Re-pointing the stream must not hand the old destination's token to a new host."""
+    url = owner_url(workspace)
+    body = {"endpoint": "logs.example.com:6514", "token": "s3cret", "preview": "send"}
+    assert owner_api.put(url, body).status_code == 200
+    # The same endpoint again keeps it.
+    owner_api.put(url, {"endpoint": "logs.example.com:6514", "preview": "send"})
+    assert WorkspaceLogStream.objects.get(workspace=workspace).token == "s3cret"
+
+    response = owner_api.put(url, {"endpoint": "attacker.example:6514", "preview": "send"})
+    assert response.status_code == 200, response.content
+    assert response.json()["hasToken"] is False
+    assert WorkspaceLogStream.objects.get(workspace=workspace).token == ""
+
+    # A new token given with the new endpoint is kept.
+    owner_api.put(url, {"endpoint": "logs.example.com:6514", "token": "new", "preview": "send"})
+    assert WorkspaceLogStream.objects.get(workspace=workspace).token == "new"
+
+
 def test_it_shows_dropped_lines_and_the_last_error(owner_api, workspace):
     WorkspaceLogStream.objects.create(
         workspace=workspace,

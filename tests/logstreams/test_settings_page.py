@@ -53,20 +53,34 @@ def test_it_saves_the_default_destination(admin_client, workspace):
     stream = WorkspaceLogStream.objects.get(workspace=workspace)
     assert (stream.endpoint, stream.token, stream.enabled) == ("logs.example.com:6514", "tok", True)
 
-    # A blank token keeps the current one; unticking pauses.
-    admin_client.post(page(workspace), {"endpoint": "other.example:6514", "preview": "drop"})
+    # A blank token keeps the current one for the same endpoint; unticking pauses.
+    admin_client.post(page(workspace), {"endpoint": "logs.example.com:6514", "preview": "drop"})
     stream.refresh_from_db()
     assert (stream.endpoint, stream.token, stream.enabled, stream.preview) == (
-        "other.example:6514",
+        "logs.example.com:6514",
         "tok",
         False,
         "drop",
     )
     admin_client.post(
-        page(workspace), {"endpoint": "other.example:6514", "preview": "drop", "clear_token": "on"}
+        page(workspace),
+        {"endpoint": "logs.example.com:6514", "preview": "drop", "clear_token": "on"},
     )
     stream.refresh_from_db()
     assert stream.token == ""
+
+
+def test_a_new_endpoint_with_a_blank_token_removes_the_old_token(admin_client, workspace):
+    """Re-pointing the stream must not hand the old destination's token to a new host."""
+    admin_client.post(
+        page(workspace), {"endpoint": "logs.example.com:6514", "token": "tok", "preview": "send"}
+    )
+    response = admin_client.post(
+        page(workspace), {"endpoint": "attacker.example:6514", "preview": "send", "enabled": "on"}
+    )
+    assert response.status_code == 302
+    stream = WorkspaceLogStream.objects.get(workspace=workspace)
+    assert (stream.endpoint, stream.token) == ("attacker.example:6514", "")
 
 
 @pytest.mark.parametrize(

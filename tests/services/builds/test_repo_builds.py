@@ -50,6 +50,20 @@ def test_it_builds_the_branch_head_and_records_the_commit(repo_service, docker_c
     assert lines[-1] == f"==> Build succeeded: image {build.image_id} ({build.image_tag})"
 
 
+def test_no_build_log_line_names_the_installation(repo_service, docker_client, settings):
+    """The instance label value (which the supervisor lists containers by) is not for tenants."""
+    settings.ONEOFF_INSTANCE = "inst-do-not-print-7f3a"
+    service = repo_service({"Dockerfile": DOCKERFILE, "version.txt": "one\n"})
+
+    build = run(service, docker_client)
+
+    assert build.status == BuildStatus.SUCCEEDED, build.reason
+    lines = texts(build)
+    assert any(line.startswith("Step ") for line in lines)
+    assert not [line for line in lines if settings.ONEOFF_INSTANCE in line]
+    assert "oneoff.instance" not in docker_client.images.get(build.image_id).labels
+
+
 def test_it_builds_a_given_commit(repo_service, docker_client):
     service = repo_service()
     first = service.repo.commit({"Dockerfile": DOCKERFILE, "version.txt": "one\n"}, "One")
