@@ -31,6 +31,7 @@ from django.utils import timezone
 
 from jobs.models import Job, JobLogLine
 from logstreams.syslog import ENTERPRISE_ID
+from services.management.commands.bootstrap_demo import git
 from services.models import ApiKey, Membership
 
 # The real parts: Docker, PostgreSQL, Redis, Chromium.
@@ -225,17 +226,6 @@ def follow_container(docker_client, image: str, instance: str, job_id: str, comm
 
 
 BASE = "oneoff-test/busybox:latest"  # made by the busybox_image fixture
-GIT_IDENTITY = ["-c", "user.name=Test", "-c", "user.email=test@example.test"]
-
-
-def git(repo: Path, *args: str) -> str:
-    result = subprocess.run(
-        ["git", *GIT_IDENTITY, "-C", str(repo), *args],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return result.stdout.strip()
 
 
 class Repo:

@@ -24,7 +24,8 @@ BASE_IMAGE = "oneoff/busybox:latest"
 GIT_IDENTITY = ["-c", "user.name=Oneoff", "-c", "user.email=oneoff@localhost"]
 
 
-def _git(repo: Path, *args: str) -> str:
+def git(repo: Path, *args: str) -> str:
+    """Run git in ``repo`` as Oneoff (tests commit to their repositories with it too)."""
     result = subprocess.run(
         ["git", *GIT_IDENTITY, "-C", str(repo), *args],
         capture_output=True,
@@ -49,10 +50,10 @@ def sync_example_repo(repo: Path, source: Path = EXAMPLE_SOURCE) -> str:
         else:
             child.unlink()
     shutil.copytree(source, repo, dirs_exist_ok=True, symlinks=True)
-    _git(repo, "add", "--all")
-    if _git(repo, "status", "--porcelain"):
-        _git(repo, "commit", "-q", "-m", "Example service from examples/demo")
-    return _git(repo, "rev-parse", "HEAD")
+    git(repo, "add", "--all")
+    if git(repo, "status", "--porcelain"):
+        git(repo, "commit", "-q", "-m", "Example service from examples/demo")
+    return git(repo, "rev-parse", "HEAD")
 
 
 def ensure_base_image() -> str:
