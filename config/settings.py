@@ -264,6 +264,17 @@ BUILD_KEEP_IMAGES = env.int("BUILD_KEEP_IMAGES", default=3)
 BUILD_TIMEOUT = env.int("BUILD_TIMEOUT", default=3600)  # seconds a clone + docker build may take
 BUILD_PULL_TIMEOUT = env.int("BUILD_PULL_TIMEOUT", default=120)  # seconds to pull a missing image
 BUILD_NETWORK = env.str("BUILD_NETWORK", default="none")  # network mode of Dockerfile RUN steps
+# Repository builds run in buildah, one image store per workspace (services.builds.builder).
+BUILDAH = env.str("BUILDAH", default="buildah")
+BUILD_RUNTIME = env.str("BUILD_RUNTIME", default="")  # OCI runtime of RUN steps; "" = runc
+BUILD_STORAGE_DIR = Path(env.str("BUILD_STORAGE_DIR", default=str(VAR_DIR / "builders")))
+BUILD_STORAGE_DRIVER = env.str("BUILD_STORAGE_DRIVER", default="overlay")
+BUILD_MEMORY_MB = env.int("BUILD_MEMORY_MB", default=2048)  # per RUN step
+BUILD_CPUS = env.float("BUILD_CPUS", default=1.0)
+BUILD_PIDS = env.int("BUILD_PIDS", default=1024)  # processes per build
+# Images every workspace may use by name (FROM, image services); anything else comes from a
+# registry or from the workspace's own builds (services.image_refs).
+BUILD_BASE_IMAGES = env.list("BUILD_BASE_IMAGES", default=["oneoff/busybox:latest"])
 BUILD_LOG_MAX_BYTES = env.int("BUILD_LOG_MAX_BYTES", default=5 * 1024 * 1024)
 # Git transports a repository URL may use. A file:// URL (or a plain path) is allowed only for a
 # repository inside BUILD_LOCAL_REPOS_DIR, where `make run` keeps the example service: never any

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure the system parts a first run needs are here: a Docker Engine that answers, git (the
-# example service is a git repository) and Debian's static busybox (the example's base image is made
+# example service is a git repository), buildah (repository builds run in it, one image store per
+# workspace) and Debian's static busybox (the example's base image is made
 # from it offline). On Debian as root it installs what is missing and starts dockerd itself, without
 # bridge networking (job containers use JOB_NETWORK, "none" by default); otherwise it says exactly
 # what to install. Exit 1 when something is still missing.
@@ -8,8 +9,10 @@ set -u
 engine_answers() { command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; }
 
 missing=()
-command -v dockerd >/dev/null 2>&1 || command -v docker >/dev/null 2>&1 || missing+=(docker.io)
+# A docker client alone (no dockerd) is not an engine: install Debian's when none answers.
+if ! command -v dockerd >/dev/null 2>&1 && ! engine_answers; then missing+=(docker.io); fi
 command -v git >/dev/null 2>&1 || missing+=(git)
+command -v buildah >/dev/null 2>&1 || missing+=(buildah)
 [ -x /bin/busybox ] || command -v busybox >/dev/null 2>&1 || missing+=(busybox-static)
 
 can_install=0

@@ -57,6 +57,30 @@ def _flush_retries_a_deadlock():
     DatabaseOperations.execute_sql_flush = flush
 
 
+TEST_BASE_IMAGES = "oneoff/busybox:latest,oneoff-test/busybox:latest"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _test_settings(tmp_path_factory):
+    """Settings every test runs with, in this process and in the workers it starts: the test's
+    busybox is a base image, and builders keep their stores in the session's folder."""
+    from django.test import override_settings
+
+    storage = tmp_path_factory.mktemp("builders")
+    values = {"BUILD_BASE_IMAGES": TEST_BASE_IMAGES, "BUILD_STORAGE_DIR": str(storage)}
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    with override_settings(
+        BUILD_BASE_IMAGES=TEST_BASE_IMAGES.split(","), BUILD_STORAGE_DIR=storage
+    ):
+        yield
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 @pytest.fixture(autouse=True)
 def _seeded_plans(request):
     """Plans come from a data migration, and a transactional test's flush removes them; the

@@ -11,6 +11,7 @@ from api.schemas.services import (
     BuildWithCursor,
     build_dict,
 )
+from services import image_refs
 from services.access import build_of, service_in
 from services.builds.queue import cancel_build, request_build
 from services.models import Build
@@ -51,6 +52,8 @@ def create_build(request: ApiRequest, serviceId: str, payload: BuildCreateIn | N
         raise bad_request("commitId", "this service builds from an image, not a repo")
     if image_url and not service.image_ref:
         raise bad_request("imageUrl", "this service builds from a repo; use commitId")
+    if image_url:
+        image_refs.classify(image_url, service.workspace_id, field="imageUrl")
     build = request_build(
         service, commit_id=commit_id or "", image_ref=image_url or "", user=request.auth.user
     )

@@ -20,6 +20,7 @@ from api.schemas.services import (
     plan_choices,
     service_dict,
 )
+from services import image_refs
 from services.access import service_in
 from services.builds.queue import request_build
 from services.models import EnvVar, Service
@@ -61,13 +62,14 @@ def list_services(request: ApiRequest, filters: Query[ServiceListQuery]):
     ]
 
 
-def _source_fields(body, service: Service | None) -> dict:
+def _source_fields(body, service: Service | None, workspace_id: str) -> dict:
     """The build source: an image, or a repository (+ branch, Dockerfile and context)."""
     image = body.image.imagePath if body.image else None
     if image and body.repo:
         raise bad_request("image", "give either image.imagePath or repo, not both")
     fields: dict = {}
     if image:
+        image_refs.classify(image, workspace_id)  # a 400 for an image this workspace can't use
         fields.update(image_ref=image, repo_url="", repo_credential="", branch="")
     elif body.repo:
         url, credential = split_credential(body.repo)
@@ -121,7 +123,7 @@ def create_service(request: ApiRequest, payload: ServiceCreateIn):
         raise bad_request("ownerId", "unknown owner; use an id from GET /v1/owners")
     details = payload.serviceDetails
     plan = _plan(payload.type, details.plan if details and details.plan else "starter")
-    fields = _source_fields(payload, None)
+    fields = _source_fields(payload, None, workspace.id)
     if details and details.disk:
         fields.update(
             disk_name=details.disk.name,
@@ -174,7 +176,7 @@ def retrieve_service(request: ApiRequest, serviceId: str):
 def update_service(request: ApiRequest, serviceId: str, payload: ServiceUpdateIn):
     require_admin(request)
     service = service_in(request.auth.workspace, serviceId)
-    fields = _source_fields(payload, service)
+    fields = _source_fields(payload, service, service.workspace_id)
     if payload.name is not None and payload.name != service.name:
         if request.auth.workspace.services.filter(name=payload.name).exists():
             raise bad_request("name", f"a service named {payload.name!r} already exists")

@@ -292,7 +292,7 @@ class BuildRun(GitSteps, ImageSteps):
         subject = message.splitlines()[0] if message else ""
         self.log.line(f"==> Checked out commit {commit_id[:12]}: {subject}", system=True)
         context, dockerfile = self.resolve_paths(Path(checkout), commit_id[:12])
-        return self.docker_build(context, dockerfile)
+        return self.isolated_build(context, dockerfile, Path(self.workdir))
 
     def resolve_paths(self, repo: Path, commit: str) -> tuple[Path, Path]:
         """The build context folder and the Dockerfile, both inside the repository (symlinks

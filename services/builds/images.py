@@ -6,6 +6,7 @@ records the image **id**, so a later retag of the source never changes what a jo
 
 import contextlib
 import json
+import logging
 import socket
 import threading
 import time
@@ -17,15 +18,26 @@ import docker
 import requests
 from django.conf import settings
 from docker.api import APIClient
+from docker.auth import encode_header
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from docker.models.images import Image
 from docker.utils import parse_repository_tag
 
+from services import image_refs
+from services.builds.builder import BuildCgroup, Store
+from services.builds.dockerfile import image_refs as image_refs_of
 from services.builds.errors import BuildError, BuildStopped
+from services.errors import Invalid
+from services.image_refs import Source, base_images
 from services.models import Build
 
 if TYPE_CHECKING:
     from services.builds.executor import BuildLog
+
+
+logger = logging.getLogger(__name__)
+# The registry a short name (busybox, library/python) is pulled from.
+REGISTRY_HOSTS = {"docker.io": "registry-1.docker.io:443"}
 
 
 def tag_for(build: Build) -> str:
@@ -90,35 +102,69 @@ class ImageSteps:
 
     def from_image(self, ref: str) -> str:
         self.log.line(f"==> Resolving image {ref}", system=True)
-        try:
-            image = self.client.images.get(ref)
-        except ImageNotFound:
-            image = self.pull(ref)
-        except APIError as exc:
-            raise BuildError(f"{ref!r} is not a valid image reference: {explain(exc)}") from exc
-        self.log.line(f"==> {ref} is image {image.id}", system=True)
-        self.tag(_id(image))
-        return _id(image)
+        image_id = self.resolve(self.source(ref, "image.imagePath"))
+        self.log.line(f"==> {ref} is image {image_id}", system=True)
+        self.tag(image_id)
+        return image_id
 
-    def pull(self, ref: str) -> Image:
+    def source(self, ref: str, field: str) -> Source:
+        try:
+            return image_refs.classify(ref, self.build.service.workspace_id, field=field)
+        except Invalid as exc:
+            raise BuildError(f"image {ref!r} cannot be used: {exc.message}") from exc
+
+    def resolve(self, source: Source) -> str:
+        """The engine's id of an allowed image: a base image by its configured name, one of the
+        workspace's builds by its recorded id, a registry image pulled and taken by digest."""
+        if source.kind == "registry":
+            return self.pull(source)
+        name = source.image_id if source.kind == "own" else base_images()[source.name]
+        try:
+            return _id(self.client.images.get(name))
+        except (ImageNotFound, NotFound) as exc:
+            raise BuildError(
+                f"image {source.ref!r} is no longer on this Docker Engine"
+                + ("; ask the admin to restore the base image" if source.kind == "base" else "")
+            ) from exc
+        except APIError as exc:
+            raise BuildError(f"image {source.ref!r} could not be read: {explain(exc)}") from exc
+
+    def pull(self, source: Source) -> str:
+        """Pull ``source`` from its registry (every time: the registry, not the engine's cache,
+        decides whether this workspace may read it) and return the id of the digest it gave."""
+        from services.egress import EgressRefused, allowed_addresses
+
+        ref = source.ref
         repository, tag = parse_repository_tag(ref)
         if not tag:
             tag = "latest"
+        host, _, port = REGISTRY_HOSTS.get(source.registry, source.registry).partition(":")
+        try:
+            allowed_addresses(host, int(port or 443))
+        except EgressRefused as exc:
+            raise BuildError(f"image {ref!r} could not be pulled: {exc.message}") from exc
         timeout = settings.BUILD_PULL_TIMEOUT
-        self.log.line(f"==> {ref} is not on this Docker Engine; pulling it", system=True)
+        self.log.line(f"==> Pulling {ref}", system=True)
         errors: list[str] = []
+        digests: list[str] = []
 
         def consume(chunk: dict[str, Any]) -> None:
             if chunk.get("error"):
                 errors.append(chunk["error"])
             elif chunk.get("status") and "progress" not in chunk:
+                status = chunk["status"]
+                if status.startswith("Digest: "):
+                    digests.append(status.removeprefix("Digest: ").strip())
                 prefix = f"{chunk['id']}: " if chunk.get("id") else ""
-                self.log.line(prefix + chunk["status"])
+                self.log.line(prefix + status)
 
         api = self.client.api
+        headers = {}
+        credential = getattr(self.build.service, "registry_credential", None)
+        if credential is not None:
+            headers["X-Registry-Auth"] = encode_header(credential.auth_config())
         timed_out = (
-            f"image {ref!r} is not on this Docker Engine and pulling it did not finish within "
-            f"{timeout} seconds (BUILD_PULL_TIMEOUT)"
+            f"image {ref!r} could not be pulled within {timeout} seconds (BUILD_PULL_TIMEOUT)"
         )
         with _Response(api) as response:
 
@@ -129,6 +175,7 @@ class ImageSteps:
                 answer = api.post(
                     f"{api.base_url}/v{api.api_version}/images/create",
                     params={"fromImage": repository, "tag": tag},
+                    headers=headers,
                     stream=True,
                     timeout=(10, timeout),
                 )
@@ -157,15 +204,17 @@ class ImageSteps:
                 raise BuildError(timed_out) from None
             except (requests.RequestException, DockerException, OSError, ValueError) as exc:
                 errors.append(explain(exc))
+        if tag.startswith("sha256:"):
+            digests.append(tag)
+        if errors or not digests:
+            logger.info("pull of %s failed: %s", ref, errors[-1] if errors else "no digest")
+            raise BuildError(f"image {ref!r} could not be pulled: {_pull_failure(errors)}")
         try:
-            if errors:
-                raise ImageNotFound(errors[-1])
-            return self.client.images.get(ref)
-        except (ImageNotFound, NotFound) as exc:
-            reason = errors[-1] if errors else explain(exc)
-            raise BuildError(
-                f"image {ref!r} is not on this Docker Engine and could not be pulled: {reason}"
-            ) from exc
+            image = self.client.images.get(f"{repository}@{digests[-1]}")
+        except (ImageNotFound, NotFound, APIError) as exc:
+            raise BuildError(f"image {ref!r} could not be pulled: {explain(exc)}") from exc
+        self.log.line(f"==> {ref} is {repository}@{digests[-1]}", system=True)
+        return _id(image)
 
     def tag(self, image_id: str) -> None:
         repository, tag = tag_for(self.build).split(":")
@@ -175,56 +224,76 @@ class ImageSteps:
         with contextlib.suppress(DockerException, BuildError):
             self.client.images.remove(tag_for(self.build))
 
-    def docker_build(self, context: Path, dockerfile: Path) -> str:
+    def isolated_build(self, context: Path, dockerfile: Path, workdir: Path) -> str:
+        """Build ``dockerfile`` in the workspace's own builder (``builder``), then copy the image
+        to the engine jobs run on as ``oneoff/<service>:<build>``."""
         build = self.build
+        images = Store(build.service.workspace_id)
+        for ref in image_refs_of(dockerfile.read_text(errors="replace")):
+            images.seed(self.resolve(self.source(ref, "Dockerfile")), image_refs.qualified(ref))
+        store = images.for_build(build.id)
+        cgroup = BuildCgroup(build.id)
+        limited = cgroup.create(settings.BUILD_PIDS)
+        self.log.line(
+            f"==> Building in an isolated builder: {settings.BUILD_MEMORY_MB} MB memory, "
+            f"{settings.BUILD_CPUS:g} CPU, "
+            + (f"{settings.BUILD_PIDS} processes" if limited else "no process limit")
+            + f", network {settings.BUILD_NETWORK}",
+            system=True,
+        )
+        iidfile = workdir / "image-id"
+        command = store.build_command(
+            context=context,
+            dockerfile=dockerfile,
+            iidfile=iidfile,
+            # No installation label: the builder prints its LABEL step in the build log,
+            # which tenants read.
+            labels={"oneoff.service": build.service_id, "oneoff.build": build.id},
+            cgroup=cgroup if limited else None,
+        )
+        try:
+            process = store.stream(command)
+        except OSError as exc:
+            raise BuildError(f"the builder could not start: {exc}") from exc
+
+        def kill() -> None:
+            process.kill()
+            cgroup.kill()
+
         errors: list[str] = []
-        image_ids: list[str] = []
 
-        def consume(chunk: dict[str, Any]) -> None:
-            if "stream" in chunk:
-                self.log.write(chunk["stream"])
-            elif chunk.get("error"):
-                self.log.end_partial()
-                errors.append(chunk["error"].strip())
-                self.log.line(chunk["error"].strip())
-            elif chunk.get("aux", {}).get("ID"):
-                image_ids.append(chunk["aux"]["ID"])
-            elif chunk.get("status") and "progress" not in chunk:
-                prefix = f"{chunk['id']}: " if chunk.get("id") else ""
-                self.log.line(prefix + chunk["status"])
+        def consume(line: str) -> None:
+            if line.startswith("Error: "):
+                errors.append(line.removeprefix("Error: ").strip())
+            self.log.write(line)
 
-        api = self.client.api
-        with _Response(api) as response:
-
-            def produce() -> Iterator[dict[str, Any]]:
-                response.thread = threading.current_thread()
-                return api.build(
-                    path=str(context),
-                    dockerfile=str(dockerfile),
-                    tag=tag_for(build),
-                    decode=True,
-                    rm=True,
-                    forcerm=True,
-                    pull=False,
-                    network_mode=settings.BUILD_NETWORK,
-                    # No installation label: the builder prints its LABEL step in the
-                    # build log, which tenants read.
-                    labels={
-                        "oneoff.service": build.service_id,
-                        "oneoff.build": build.id,
-                    },
+        try:
+            self.pump(process.lines, consume, kill)
+            if process.returncode != 0 or not iidfile.exists():
+                raise BuildError(
+                    f"the Dockerfile build failed: {errors[-1]}"
+                    if errors
+                    else f"the Dockerfile build failed (exit {process.returncode})"
                 )
-
-            try:
-                self.pump(produce, consume, response.close)
-            except (APIError, DockerException) as exc:
-                raise BuildError(f"docker build failed: {explain(exc)}") from exc
-        if errors:
-            raise BuildError(f"docker build failed: {errors[-1]}")
+            image_id = "sha256:" + iidfile.read_text().strip().removeprefix("sha256:")
+            store.push(image_id, tag_for(build))
+        finally:
+            cgroup.remove()
+            store.discard()
         try:
             return _id(self.client.images.get(tag_for(build)))
         except ImageNotFound as exc:
-            raise BuildError("docker build ended without producing an image") from exc
+            raise BuildError("the build ended without producing an image") from exc
+
+
+def _pull_failure(errors: list[str]) -> str:
+    """What a tenant is told of a failed pull: the registry's own answer when it gave one
+    (not found, unauthorized), one generic wording for anything about the connection."""
+    text = errors[-1] if errors else ""
+    lowered = text.lower()
+    if any(word in lowered for word in ("not found", "unauthorized", "denied", "manifest unknown")):
+        return text
+    return "the registry did not answer, or refused the connection"
 
 
 def explain(exc: Exception) -> str:

@@ -7,21 +7,18 @@ import pytest
 
 from services.builds import queue as builds
 from services.models import BuildStatus
-from tests.helpers import BASE, Background, wait_for
+from tests.helpers import BASE, Background, processes_with, wait_for
 
 pytestmark = pytest.mark.docker
 
 
 def slow_dockerfile(marker: str, seconds: int = 30) -> str:
-    return f"FROM {BASE}\nRUN echo started-{marker} && sleep {seconds} # {marker}\n"
+    return f"FROM {BASE}\nRUN echo started-{marker} && sleep {seconds} && echo done-{marker}\n"
 
 
 def containers_running(docker_client, marker: str) -> list:
-    return [
-        c
-        for c in docker_client.containers.list(all=True)
-        if marker in " ".join(c.attrs["Config"]["Cmd"] or [])
-    ]
+    """The processes of RUN steps (the builder's containers) whose command has ``marker``."""
+    return processes_with(marker)
 
 
 def test_cancel_a_queued_build_at_once(service, owner):

@@ -35,10 +35,11 @@ def test_it_resolves_the_reference_to_the_image_id(service, busybox_image, docke
 
 
 def test_a_later_retag_does_not_change_the_artifact(
-    service, busybox_image, docker_client, tmp_path
+    service, busybox_image, docker_client, tmp_path, settings
 ):
-    # A moving tag first points at busybox, then at a different image.
+    # A moving tag (a base image the admin allows) first points at busybox, then elsewhere.
     ref = f"oneoff-test/moving:{service.id}"
+    settings.BUILD_BASE_IMAGES = [*settings.BUILD_BASE_IMAGES, ref]
     docker_client.api.tag(busybox_image, *ref.split(":"))
     other = docker_client.images.build(
         fileobj=io.BytesIO(b"FROM oneoff-test/busybox:latest\nLABEL other=yes\n"),
