@@ -158,6 +158,15 @@ class Store:
             *args,
         ]
 
+    def discard_stale(self, running: set[str]) -> None:
+        """Remove the stores of this workspace's builds that are not ``running`` (left by a
+        worker that died mid-build)."""
+        folder = self.workspace_root / "builds"
+        if folder.is_dir():
+            for child in folder.iterdir():
+                if child.name not in running:
+                    self.for_build(child.name).discard()
+
     def discard(self) -> None:
         """Remove a build's store: its containers (unmounting them), then the folder."""
         if not self.build_id or not self.root.exists():

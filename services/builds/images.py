@@ -29,7 +29,7 @@ from services.builds.dockerfile import image_refs as image_refs_of
 from services.builds.errors import BuildError, BuildStopped
 from services.errors import Invalid
 from services.image_refs import Source, base_images
-from services.models import Build
+from services.models import Build, BuildStatus
 
 if TYPE_CHECKING:
     from services.builds.executor import BuildLog
@@ -231,6 +231,13 @@ class ImageSteps:
         images = Store(build.service.workspace_id)
         for ref in image_refs_of(dockerfile.read_text(errors="replace")):
             images.seed(self.resolve(self.source(ref, "Dockerfile")), image_refs.qualified(ref))
+        images.discard_stale(
+            set(
+                Build.objects.filter(
+                    service__workspace_id=build.service.workspace_id, status=BuildStatus.BUILDING
+                ).values_list("id", flat=True)
+            )
+        )
         store = images.for_build(build.id)
         cgroup = BuildCgroup(build.id)
         limited = cgroup.create(settings.BUILD_PIDS)

@@ -178,3 +178,14 @@ def test_a_build_that_forks_past_its_process_limit_fails(repo_service, docker_cl
 
     lines = "\n".join(build.log_lines.values_list("text", flat=True))
     assert "can't fork" in lines or "Resource temporarily unavailable" in lines, lines
+
+
+def test_a_dead_builds_store_is_removed_by_the_next_build(repo_service, docker_client, settings):
+    service = repo_service({"Dockerfile": f"FROM {BASE}\n"})
+    stale = settings.BUILD_STORAGE_DIR / service.workspace_id / "builds" / "bld-dead"
+    (stale / "storage").mkdir(parents=True)
+
+    build = builds.run_build(builds.request_build(service).id, client=docker_client)
+
+    assert build.status == BuildStatus.SUCCEEDED, build.reason
+    assert not stale.exists()
