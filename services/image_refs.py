@@ -35,6 +35,7 @@ REFERENCE = re.compile(
 )
 OWN_NAMESPACE = "oneoff/"
 DOCKER_HUB = "docker.io"
+DOCKER_HUB_ALIASES = ("index.docker.io", "registry-1.docker.io", "registry.hub.docker.com")
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,8 @@ def qualified(ref: str) -> str:
     if match is None:
         return ref
     registry, path = match["registry"], match["path"]
+    if registry in DOCKER_HUB_ALIASES:
+        registry = DOCKER_HUB
     if registry is None or not _is_registry(registry):
         path = f"{registry}/{path}" if registry else path
         registry = DOCKER_HUB
@@ -97,27 +100,29 @@ def classify(ref: str, workspace_id: str, *, field: str = "image.imagePath") -> 
     if name in bases:
         return Source(ref=ref, kind="base", name=name)
     registry = match["registry"]
-    if registry is None or not _is_registry(registry):
-        own = f"{registry}/{match['path']}" if registry else match["path"]
-        if own.startswith(OWN_NAMESPACE):
-            service_id, build_id = own[len(OWN_NAMESPACE) :], match["tag"] or ""
-            image_id = (
-                Build.objects.filter(
-                    id=build_id,
-                    service_id=service_id,
-                    service__workspace_id=workspace_id,
-                    status=BuildStatus.SUCCEEDED,
-                    image_removed_at__isnull=True,
-                )
-                .values_list("image_id", flat=True)
-                .first()
-            )
-            if not image_id or match["digest"]:
-                raise Invalid(
-                    field,
-                    f"{ref!r} is not a build of this workspace; images named oneoff/… are "
-                    "Oneoff's own builds",
-                )
-            return Source(ref=ref, kind="own", name=name, image_id=image_id)
+    if registry is None or not _is_registry(registry) or registry in DOCKER_HUB_ALIASES:
         registry = DOCKER_HUB
+    # Builds are tagged oneoff/<service>:<build> on the engine, which the engine also calls
+    # docker.io/oneoff/…: a pull of that name would retag another workspace's build.
+    if name.startswith(f"{DOCKER_HUB}/{OWN_NAMESPACE}"):
+        path = name.removeprefix(f"{DOCKER_HUB}/{OWN_NAMESPACE}")
+        service_id, _, build_id = path.partition(":")
+        image_id = (
+            Build.objects.filter(
+                id=build_id,
+                service_id=service_id,
+                service__workspace_id=workspace_id,
+                status=BuildStatus.SUCCEEDED,
+                image_removed_at__isnull=True,
+            )
+            .values_list("image_id", flat=True)
+            .first()
+        )
+        if not image_id or match["digest"]:
+            raise Invalid(
+                field,
+                f"{ref!r} is not a build of this workspace; images named oneoff/… are "
+                "Oneoff's own builds",
+            )
+        return Source(ref=ref, kind="own", name=name, image_id=image_id)
     return Source(ref=ref, kind="registry", name=name, registry=registry)

@@ -24,7 +24,17 @@ def test_names_are_qualified_as_the_engine_names_them(ref, name):
 
 @pytest.mark.parametrize(
     "ref",
-    ["b", "d85", "sha256:d850ec8f", "sha256:" + "a" * 64, "a" * 64, "Not A Ref", "oneoff/x:y"],
+    [
+        "b",
+        "d85",
+        "sha256:d850ec8f",
+        "sha256:" + "a" * 64,
+        "a" * 64,
+        "Not A Ref",
+        "oneoff/x:y",
+        "docker.io/oneoff/x:y",
+        "index.docker.io/oneoff/x:y",
+    ],
 )
 def test_ids_prefixes_and_foreign_oneoff_names_are_refused(ref, db, workspace):
     with pytest.raises(Invalid) as error:
