@@ -13,7 +13,7 @@ from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import F, Model, QuerySet
 
 from services.errors import Forbidden, NotFound
-from services.models import Build, Role, Service, Workspace
+from services.models import Build, RegistryCredential, Role, Service, Workspace
 
 READ, WRITE, ADMIN = "read", "write", "admin"
 
@@ -35,8 +35,15 @@ def _one[M: Model](queryset: QuerySet[M], pk: str, what: str) -> M:
 
 
 def service_in(workspace: Workspace, service_id: str) -> Service:
-    """A service of ``workspace``, with its plan and workspace loaded."""
-    return _one(workspace.services.select_related("plan", "workspace"), service_id, "service")
+    """A service of ``workspace``, with its plan, workspace and registry credential's name
+    loaded (not its token, which is decrypted only for a pull)."""
+    services = workspace.services.select_related("plan", "workspace", "registry_credential")
+    return _one(services.defer("registry_credential__auth_token"), service_id, "service")
+
+
+def registry_credential_in(workspace: Workspace, credential_id: str) -> RegistryCredential:
+    """A registry credential of ``workspace``."""
+    return _one(workspace.registry_credentials.all(), credential_id, "registry credential")
 
 
 def service_for(user: User | AnonymousUser, service_id: str) -> Service:

@@ -10,6 +10,7 @@ from services.models import (
     EnvVar,
     Membership,
     Plan,
+    RegistryCredential,
     Service,
     Workspace,
 )
@@ -103,6 +104,44 @@ class EnvVarAdmin(EnvValueMasking, admin.ModelAdmin):
         return ("service", *readonly) if readonly else ()
 
 
+class RegistryCredentialForm(forms.ModelForm):
+    # The token is write-only here as in the API: the widget never renders the stored one.
+    auth_token = forms.CharField(
+        label="Auth token",
+        widget=forms.PasswordInput(render_value=False, attrs={"placeholder": "•••••• (unchanged)"}),
+        required=False,
+        help_text="Leave empty to keep the current token.",
+    )
+
+    class Meta:
+        model = RegistryCredential
+        fields = ("workspace", "name", "registry", "username", "auth_token")
+
+    def clean_auth_token(self) -> str:
+        token = self.cleaned_data.get("auth_token", "")
+        if not token and self.instance.pk:
+            return self.instance.auth_token
+        if not token:
+            raise forms.ValidationError("A new credential needs a token.")
+        return token
+
+
+@admin.register(RegistryCredential)
+class RegistryCredentialAdmin(admin.ModelAdmin):
+    form = RegistryCredentialForm
+    list_display = ("name", "id", "registry", "username", "workspace", "updated_at")
+    list_filter = ("registry",)
+    search_fields = ("name", "id", "username")
+    autocomplete_fields = ("workspace",)
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        # View-only staff get the other fields as text: Django would show the token decrypted.
+        fields = ("workspace", "name", "registry", "username")
+        if request.user.has_perm("services.change_registrycredential"):
+            return (*fields, "auth_token")
+        return fields
+
+
 @admin.register(Service)
 class ServiceAdmin(admin.ModelAdmin):
     list_display = ("name", "id", "type", "plan", "workspace", "suspended")
@@ -111,7 +150,7 @@ class ServiceAdmin(admin.ModelAdmin):
     readonly_fields = ("id", "created_at", "updated_at")
     # A repository credential is a secret: set it through the repository URL, never shown here.
     exclude = ("repo_credential",)
-    autocomplete_fields = ("workspace",)
+    autocomplete_fields = ("workspace", "registry_credential")
     inlines = [EnvVarInline]
 
 

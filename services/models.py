@@ -1,4 +1,4 @@
-"""Workspaces, members, plans, services, env vars, builds and API keys."""
+"""Workspaces, members, plans, registry credentials, services, env vars, builds and API keys."""
 
 import hashlib
 import hmac
@@ -159,6 +159,51 @@ class Plan(models.Model):
         return f"{memory} RAM, {self.cpu.normalize()} CPU"
 
 
+class RegistryKind(models.TextChoices):
+    """Render's registry kinds (``registryCredentialRegistry``). Oneoff sends a credential to
+    the registry host its service's ``imagePath`` names; ``DOCKER`` also covers a self-hosted
+    registry."""
+
+    GITHUB = "GITHUB", "GitHub Container Registry"
+    GITLAB = "GITLAB", "GitLab Container Registry"
+    DOCKER = "DOCKER", "Docker Hub or another Docker registry"
+    GOOGLE_ARTIFACT = "GOOGLE_ARTIFACT", "Google Artifact Registry"
+    AWS_ECR = "AWS_ECR", "AWS Elastic Container Registry"
+
+
+class RegistryCredential(models.Model):
+    """A workspace's login to a private image registry (Render's registry credential). The
+    token is encrypted at rest and write-only: no output shows it, ``str`` and ``repr`` name
+    the credential, and only ``auth_config`` (for the engine's pull) reads it."""
+
+    id = PublicIdField(prefix="rgc")
+    workspace = models.ForeignKey(Workspace, models.CASCADE, related_name="registry_credentials")
+    name = models.CharField(max_length=100)
+    registry = models.CharField(max_length=16, choices=RegistryKind.choices)
+    username = models.CharField(max_length=200)
+    auth_token = EncryptedTextField(help_text="Password or access token, encrypted at rest.")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "name"], name="registry_credential_name_per_workspace"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["workspace", "-created_at", "-id"], name="registry_cred_list")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def auth_config(self) -> dict[str, str]:
+        """docker-py's ``auth_config`` for a pull of the service's image."""
+        return {"username": self.username, "password": self.auth_token}
+
+
 class RepoSource:
     """For a model with ``repo_url`` and ``repo_credential``: user info never stays in the URL."""
 
@@ -216,6 +261,11 @@ class Service(RepoSource, models.Model):
     disk_name = models.CharField(max_length=100, blank=True)
     disk_mount_path = models.CharField(max_length=500, blank=True)
     disk_size_gb = models.PositiveIntegerField(null=True, blank=True)
+    # The login for pulling ``image_ref`` (a credential of the same workspace). Deleting the
+    # credential unlinks it, as Render's delete does (it answers no conflict for one in use).
+    registry_credential = models.ForeignKey(
+        RegistryCredential, models.SET_NULL, null=True, blank=True, related_name="services"
+    )
     suspended = models.BooleanField(default=False)
     auto_deploy = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)

@@ -18,7 +18,12 @@ from django.utils import timezone
 from services.models import Build, BuildStatus, Plan, Role, Service, Workspace
 from tests.helpers import make_member, missing_part
 
-pytest_plugins = ["tests.plugins.jobs", "tests.plugins.syslog", "tests.plugins.worker"]
+pytest_plugins = [
+    "tests.plugins.jobs",
+    "tests.plugins.registry",
+    "tests.plugins.syslog",
+    "tests.plugins.worker",
+]
 
 
 def pytest_collection_modifyitems(items):

@@ -2,7 +2,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 
-from services.models import EnvVar
+from services.models import EnvVar, RegistryCredential
 
 
 @pytest.fixture
@@ -23,6 +23,8 @@ def staff_client(client, db):
         "/admin/services/membership/",
         "/admin/services/service/",
         "/admin/services/service/add/",
+        "/admin/services/registrycredential/",
+        "/admin/services/registrycredential/add/",
         "/admin/jobs/job/",
         "/admin/logstreams/workspacelogstream/",
         "/admin/logstreams/servicelogstream/",
@@ -97,3 +99,28 @@ def test_the_admin_never_shows_a_repository_credential(staff_client, service, ma
         response = staff_client.get(url)
         assert response.status_code == 200, url
         assert b"ghp_admin_secret_123" not in response.content, url
+
+
+def test_registry_tokens_are_write_only_in_the_admin(client, workspace):
+    credential = RegistryCredential.objects.create(
+        workspace=workspace, name="hub", registry="DOCKER", username="bot", auth_token="s3cr3t-tok"
+    )
+    page = f"/admin/services/registrycredential/{credential.pk}/change/"
+    viewer = _staff(client, "viewreg", "view_registrycredential")
+    for url in ("/admin/services/registrycredential/", page):
+        response = viewer.get(url)
+        assert response.status_code == 200, url
+        assert b"hub" in response.content, url
+        assert b"s3cr3t-tok" not in response.content, url
+
+    editor = _staff(client, "editreg", "view_registrycredential", "change_registrycredential")
+    response = editor.get(page)
+    assert response.status_code == 200
+    assert b"s3cr3t-tok" not in response.content
+    fields = {"workspace": workspace.pk, "name": "hub", "registry": "DOCKER", "username": "bot"}
+    assert editor.post(page, {**fields, "auth_token": ""}).status_code == 302
+    credential.refresh_from_db()
+    assert credential.auth_token == "s3cr3t-tok"
+    assert editor.post(page, {**fields, "auth_token": "rotated"}).status_code == 302
+    credential.refresh_from_db()
+    assert credential.auth_token == "rotated"

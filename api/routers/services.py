@@ -23,7 +23,7 @@ from api.schemas.services import (
 from services import image_refs
 from services.access import service_in
 from services.builds.queue import request_build
-from services.models import EnvVar, Service
+from services.models import EnvVar, Service, Workspace
 from services.repo_urls import MASK, split_credential
 
 router = Router(tags=["Services"])
@@ -41,7 +41,9 @@ def _split(value: str) -> list[str]:
     summary="List services",
 )
 def list_services(request: ApiRequest, filters: Query[ServiceListQuery]):
-    services = request.auth.workspace.services.select_related("plan")
+    services = request.auth.workspace.services.select_related("plan", "registry_credential").defer(
+        "registry_credential__auth_token"
+    )
     if filters.name:
         services = services.filter(name__in=_split(filters.name))
     if filters.type:
@@ -97,6 +99,32 @@ def _source_fields(body, service: Service | None, workspace_id: str) -> dict:
     return fields
 
 
+def _credential_fields(body, service: Service | None, workspace: Workspace) -> dict:
+    """The registry credential for pulling ``image.imagePath``: one of the workspace's own,
+    by ``image.registryCredentialId`` (null or "" for none; left out of an update, the
+    service keeps its own). A repository source has none."""
+    image = body.image
+    if image is None:
+        return {"registry_credential": None} if body.repo else {}
+    if image.ownerId is not None and image.ownerId != workspace.id:
+        raise bad_request("image.ownerId", "must be the id of the service's owner")
+    if "registryCredentialId" not in image.model_fields_set:
+        return {}
+    if not image.registryCredentialId:
+        return {"registry_credential": None}
+    credential = (
+        workspace.registry_credentials.defer("auth_token")
+        .filter(pk=image.registryCredentialId)
+        .first()
+    )
+    if credential is None:  # missing or another workspace's: the same answer
+        raise bad_request(
+            "image.registryCredentialId",
+            "unknown registry credential; use an id from GET /v1/registrycredentials",
+        )
+    return {"registry_credential": credential}
+
+
 def _plan(service_type: str, value: str):
     plan = find_plan(service_type, value)
     if plan is None:
@@ -124,6 +152,7 @@ def create_service(request: ApiRequest, payload: ServiceCreateIn):
     details = payload.serviceDetails
     plan = _plan(payload.type, details.plan if details and details.plan else "starter")
     fields = _source_fields(payload, None, workspace.id)
+    fields.update(_credential_fields(payload, None, workspace))
     if details and details.disk:
         fields.update(
             disk_name=details.disk.name,
@@ -177,6 +206,7 @@ def update_service(request: ApiRequest, serviceId: str, payload: ServiceUpdateIn
     require_admin(request)
     service = service_in(request.auth.workspace, serviceId)
     fields = _source_fields(payload, service, service.workspace_id)
+    fields.update(_credential_fields(payload, service, request.auth.workspace))
     if payload.name is not None and payload.name != service.name:
         if request.auth.workspace.services.filter(name=payload.name).exists():
             raise bad_request("name", f"a service named {payload.name!r} already exists")

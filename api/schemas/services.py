@@ -11,6 +11,10 @@ from pydantic.json_schema import JsonDict
 
 from api.fields import isoformat
 from api.pagination import Page
+from api.schemas.registry_credentials import (
+    RegistryCredentialSummaryOut,
+    registry_credential_summary,
+)
 from services.models import Build, EnvVar, Plan, Service, ServiceType, Workspace
 
 SERVICE_TYPES = [t.value for t in ServiceType]
@@ -79,6 +83,8 @@ def service_dict(service: Service) -> dict:
         data["branch"] = service.branch
     if service.image_ref:
         data["imagePath"] = service.image_ref
+    if service.registry_credential_id:
+        data["registryCredential"] = registry_credential_summary(service.registry_credential)
     return data
 
 
@@ -159,6 +165,9 @@ class ServiceOut(Schema):
     repo: str | None = None
     branch: str | None = None
     imagePath: str | None = None
+    registryCredential: RegistryCredentialSummaryOut | None = Field(
+        None, description="The credential the image is pulled with (never its token)."
+    )
 
 
 class ServiceWithCursor(Schema):
@@ -214,8 +223,13 @@ class EnvVarValueIn(Schema):
 
 class ImageIn(Schema):
     imagePath: str = Field(min_length=1, max_length=500)
-    ownerId: str | None = Field(None, max_length=64)
-    registryCredentialId: str | None = Field(None, max_length=64)
+    ownerId: str | None = Field(None, max_length=64, description="The service's owner.")
+    registryCredentialId: str | None = Field(
+        None,
+        max_length=64,
+        description="A registry credential of the same workspace to pull the image with; "
+        "null for none. Left out of an update, the service keeps its credential.",
+    )
 
 
 class DiskIn(Schema):

@@ -160,7 +160,7 @@ class ImageSteps:
 
         api = self.client.api
         headers = {}
-        credential = getattr(self.build.service, "registry_credential", None)
+        credential = self.build.service.registry_credential
         if credential is not None:
             headers["X-Registry-Auth"] = encode_header(credential.auth_config())
         timed_out = (

@@ -22,7 +22,7 @@ from schemathesis.specs.openapi.checks import (
 
 from api.api import api
 from config.wsgi import application
-from services.models import ApiKey
+from services.models import ApiKey, RegistryCredential
 
 schema = schemathesis.openapi.from_dict(api.get_openapi_schema())
 schema.app = application
@@ -59,9 +59,13 @@ def fuzz_target(settings, owner, workspace, built_service):
         content_type="application/json",
         headers={"Authorization": f"Bearer {secret}"},
     )
+    credential = RegistryCredential.objects.create(
+        workspace=workspace, name="hub", registry="DOCKER", username="bot", auth_token="t0ken"
+    )
     return {
         "secret": secret,
         "ids": {
+            "registryCredentialId": credential.id,
             "serviceId": built_service.id,
             "jobId": job.json()["id"],
             "buildId": built_service.builds.get().id,

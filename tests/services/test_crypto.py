@@ -10,7 +10,7 @@ from jobs.models import EnvSnapshot
 from logstreams.models import ServiceLogStream, WorkspaceLogStream
 from services.crypto import EncryptedTextField, _fernet
 from services.management.commands import rotate_field_keys
-from services.models import Build, EnvVar, Service
+from services.models import Build, EnvVar, RegistryCredential, Service
 
 SECRET = "postgres://admin:hunter2-very-secret@db/prod"
 
@@ -92,6 +92,16 @@ def test_rotation_re_encrypts_every_encrypted_field(service, settings, monkeypat
                 service=service, repo_url="https://user:bld-token@git.example/a.git"
             ),
             "user:bld-token",
+        ),
+        ("services.RegistryCredential", "auth_token"): (
+            RegistryCredential.objects.create(
+                workspace=service.workspace,
+                name="hub",
+                registry="DOCKER",
+                username="bot",
+                auth_token="registry-token",
+            ),
+            "registry-token",
         ),
         ("logstreams.WorkspaceLogStream", "token"): (
             WorkspaceLogStream.objects.create(

@@ -42,7 +42,7 @@ def test_a_private_image_needs_the_workspaces_credential_every_time(
         name="acme",
         registry="DOCKER",
         username=auth_registry.username,
-        token=auth_registry.password,
+        auth_token=auth_registry.password,
     )
     mine = make_service(name="mine", image_ref=ref, registry_credential=credential)
     build = builds.run_build(builds.request_build(mine).id, client=docker_client)
