@@ -418,6 +418,9 @@ class Build(RepoSource, models.Model):
     # What was made: the immutable image id (sha256:...), never a tag.
     image_id = models.CharField(max_length=100, blank=True)
     image_tag = models.CharField(max_length=200, blank=True)
+    image_digest = models.CharField(
+        max_length=100, blank=True, help_text="The registry's digest of a pulled image."
+    )
     reason = models.TextField(blank=True, help_text="Why the build failed or was canceled.")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"

@@ -97,6 +97,7 @@ def build_dict(build: Build) -> dict:
     }
     for key, value in (
         ("imageId", build.image_id),
+        ("imageDigest", build.image_digest),
         ("commitId", build.commit_id),
         ("imageUrl", build.image_ref),
         ("reason", build.reason),
@@ -196,6 +197,9 @@ class BuildOut(Schema):
     status: str = Field(json_schema_extra={"enum": [*BUILD_STATUSES]})
     createdAt: str = Field(json_schema_extra=DATETIME)
     imageId: str | None = Field(None, description="The built image's immutable id (sha256:…).")
+    imageDigest: str | None = Field(
+        None, description="The registry's digest of the image an image build pulled."
+    )
     commitId: str | None = None
     imageUrl: str | None = None
     reason: str | None = None

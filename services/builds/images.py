@@ -214,6 +214,8 @@ class ImageSteps:
         except (ImageNotFound, NotFound, APIError) as exc:
             raise BuildError(f"image {ref!r} could not be pulled: {explain(exc)}") from exc
         self.log.line(f"==> {ref} is {repository}@{digests[-1]}", system=True)
+        if self.build.image_ref:  # an image build: its artifact is the pulled digest
+            Build.objects.filter(pk=self.build.pk).update(image_digest=digests[-1])
         return _id(image)
 
     def tag(self, image_id: str) -> None:

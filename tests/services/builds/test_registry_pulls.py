@@ -1,8 +1,11 @@
 """Image services pull from registries, always, and take the image by the digest the registry
 gave (issue 13, point 1). A real registry (Debian's docker-registry) on loopback."""
 
+import uuid
+
 import pytest
 
+from api.schemas.services import build_dict
 from services.builds import queue as builds
 from services.models import BuildStatus, RegistryCredential
 from tests.helpers import BASE
@@ -13,9 +16,9 @@ pytestmark = pytest.mark.docker
 def test_an_image_service_pulls_and_records_the_digest(
     registry, make_service, busybox_image, docker_client
 ):
-    ref = f"{registry.host}/acme/app:{registry.unique()}"
-    digest = registry.push(busybox_image, ref)
-    docker_client.images.remove(ref)
+    tag = f"acme/app:{uuid.uuid4().hex[:8]}"
+    digest = registry.push(busybox_image, tag)
+    ref = registry.reference(tag)
     service = make_service(name="img", image_ref=ref)
 
     build = builds.run_build(builds.request_build(service).id, client=docker_client)
@@ -23,6 +26,7 @@ def test_an_image_service_pulls_and_records_the_digest(
     assert build.status == BuildStatus.SUCCEEDED, build.reason
     assert build.image_id == busybox_image
     assert build.image_digest == digest
+    assert build_dict(build)["imageDigest"] == digest
     lines = list(build.log_lines.values_list("text", flat=True))
     assert f"==> {ref} is {ref.rsplit(':', 1)[0]}@{digest}" in lines
 
@@ -35,8 +39,9 @@ def test_a_private_image_needs_the_workspaces_credential_every_time(
     workspace,
     other_workspace,
 ):
-    ref = f"{auth_registry.host}/acme/private:{auth_registry.unique()}"
-    auth_registry.push(busybox_image, ref)
+    tag = f"acme/private:{uuid.uuid4().hex[:8]}"
+    auth_registry.push(busybox_image, tag)
+    ref = auth_registry.reference(tag)
     credential = RegistryCredential.objects.create(
         workspace=workspace,
         name="acme",
@@ -63,9 +68,9 @@ def test_a_private_image_needs_the_workspaces_credential_every_time(
 def test_a_repository_build_pulls_what_its_dockerfile_names(
     registry, repo_service, busybox_image, docker_client
 ):
-    ref = f"{registry.host}/acme/base:{registry.unique()}"
-    registry.push(busybox_image, ref)
-    docker_client.images.remove(ref)
+    tag = f"acme/base:{uuid.uuid4().hex[:8]}"
+    registry.push(busybox_image, tag)
+    ref = registry.reference(tag)
     service = repo_service({"Dockerfile": f"FROM {ref}\nRUN echo built on the pulled base\n"})
 
     build = builds.run_build(builds.request_build(service).id, client=docker_client)
