@@ -163,9 +163,7 @@ class ImageSteps:
         credential = self.build.service.registry_credential
         if credential is not None:
             headers["X-Registry-Auth"] = encode_header(credential.auth_config())
-        timed_out = (
-            f"image {ref!r} could not be pulled within {timeout} seconds (BUILD_PULL_TIMEOUT)"
-        )
+        timed_out = f"image {ref!r} could not be pulled: {EgressRefused(host).message}"
         with _Response(api) as response:
 
             def produce() -> Iterator[dict[str, Any]]:
@@ -208,7 +206,7 @@ class ImageSteps:
             digests.append(tag)
         if errors or not digests:
             logger.info("pull of %s failed: %s", ref, errors[-1] if errors else "no digest")
-            raise BuildError(f"image {ref!r} could not be pulled: {_pull_failure(errors)}")
+            raise BuildError(f"image {ref!r} could not be pulled: {_pull_failure(host, errors)}")
         try:
             image = self.client.images.get(f"{repository}@{digests[-1]}")
         except (ImageNotFound, NotFound, APIError) as exc:
@@ -295,14 +293,27 @@ class ImageSteps:
             raise BuildError("the build ended without producing an image") from exc
 
 
-def _pull_failure(errors: list[str]) -> str:
-    """What a tenant is told of a failed pull: the registry's own answer when it gave one
-    (not found, unauthorized), one generic wording for anything about the connection."""
+# What a registry answers, which a tenant may read; anything else is about the connection.
+REGISTRY_ANSWERS = (
+    "not found",
+    "manifest unknown",
+    "unauthorized",
+    "denied",
+    "no basic auth credentials",
+    "authentication required",
+)
+
+
+def _pull_failure(host: str, errors: list[str]) -> str:
+    """What a tenant is told of a failed pull: the registry's own answer when it gave one (not
+    found, unauthorized), else egress's one wording, whatever happened to the connection (so a
+    pull cannot tell a refused port from a silent or a TLS one)."""
+    from services.egress import EgressRefused
+
     text = errors[-1] if errors else ""
-    lowered = text.lower()
-    if any(word in lowered for word in ("not found", "unauthorized", "denied", "manifest unknown")):
+    if any(answer in text.lower() for answer in REGISTRY_ANSWERS):
         return text
-    return "the registry did not answer, or refused the connection"
+    return EgressRefused(host).message
 
 
 def explain(exc: Exception) -> str:
