@@ -267,6 +267,10 @@ API_RATE_LIMIT_USER_WRITE = env.str("API_RATE_LIMIT_USER_WRITE", default="")
 API_RATE_LIMIT_WORKSPACE_JOB_CREATE = env.str("API_RATE_LIMIT_WORKSPACE_JOB_CREATE", default="")
 API_RATE_LIMIT_WORKSPACE_READ = env.str("API_RATE_LIMIT_WORKSPACE_READ", default="")
 API_RATE_LIMIT_WORKSPACE_WRITE = env.str("API_RATE_LIMIT_WORKSPACE_WRITE", default="")
+# API keys a user may create in an hour (any workspace, any path), and the active (unrevoked)
+# keys a workspace may hold (services.apikeys).
+API_KEYS_PER_HOUR = env.int("API_KEYS_PER_HOUR", default=10)
+API_KEYS_PER_WORKSPACE = env.int("API_KEYS_PER_WORKSPACE", default=50)
 
 # Builds.
 BUILD_KEEP_IMAGES = env.int("BUILD_KEEP_IMAGES", default=3)

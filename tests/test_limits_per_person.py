@@ -1,14 +1,19 @@
 """Limits per person: job creations from the dashboard and the API count in one bucket per user
-and per workspace. Counters live in the real shared cache (Redis through CACHE_URL)."""
+and per workspace, and a tenant cannot mint API keys without bound. Counters live in the real
+shared cache (Redis through CACHE_URL), keys in the real database."""
 
 import socket
+import threading
 
 import pytest
 from django.core.cache import cache
+from django.db import connection
 
 from jobs.models import Job
-from services.models import ApiKey
-from tests.helpers import ApiClient, htmx
+from services.apikeys import create_key
+from services.errors import Limited, Refused
+from services.models import ApiKey, Membership, Role
+from tests.helpers import ApiClient, htmx, make_member
 
 
 @pytest.fixture(autouse=True)
@@ -108,3 +113,115 @@ def test_dashboard_runs_are_served_while_the_cache_is_down(owner, service, build
     assert page.post(run_url(service), run_body(service)).status_code == 302
     assert page.post(run_url(service), run_body(service)).status_code == 302
     assert Job.objects.count() == 2
+
+
+# Key creation caps: the dashboard and the management command -----------------------------------
+
+
+def keys_url(workspace):
+    return f"/workspaces/{workspace.id}/api-keys/"
+
+
+def test_the_dashboard_caps_the_keys_a_user_creates_per_hour(
+    owner, developer, workspace, client, settings
+):
+    settings.API_KEYS_PER_HOUR = 2
+    page = signed_in(client, owner)
+    assert page.post(keys_url(workspace), {"name": "a"}).status_code == 200
+    assert page.post(keys_url(workspace), {"name": "b"}).status_code == 200
+    r = page.post(keys_url(workspace), {"name": "c"})
+    assert r.status_code == 429
+    assert "at most 2 API keys an hour" in r.text
+    assert 'class="secret-value"' not in r.text
+    assert 3000 <= int(r["Retry-After"]) <= 3600
+    # Revoking does not give the hour's budget back; another member has their own.
+    ApiKey.objects.update(revoked_at="2026-01-01T00:00Z")
+    assert page.post(keys_url(workspace), {"name": "d"}).status_code == 429
+    assert signed_in(client, developer).post(keys_url(workspace), {"name": "e"}).status_code == 200
+    assert ApiKey.objects.filter(user=owner).count() == 2
+
+
+def test_the_dashboard_caps_the_active_keys_of_a_workspace(
+    owner, developer, viewer, workspace, client, settings
+):
+    settings.API_KEYS_PER_WORKSPACE = 2
+    ApiKey.issue(developer, workspace)
+    ApiKey.issue(viewer, workspace)
+    page = signed_in(client, owner)
+    r = page.post(keys_url(workspace), {"name": "third"})
+    assert r.status_code == 400
+    assert "holds 2 active API keys, the most allowed is 2" in r.text
+    assert ApiKey.objects.count() == 2
+    # A revoked key frees its place.
+    ApiKey.objects.filter(user=viewer).update(revoked_at="2026-01-01T00:00Z")
+    assert page.post(keys_url(workspace), {"name": "third"}).status_code == 200
+
+
+def run_command(*args):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("createapikey", *args, stdout=out)
+    return out.getvalue().splitlines()
+
+
+def test_the_command_caps_the_keys_a_user_creates_per_hour(owner, workspace, settings):
+    from django.core.management import CommandError
+
+    settings.API_KEYS_PER_HOUR = 2
+    run_command(owner.email, "--workspace", workspace.name)
+    run_command(owner.email, "--workspace", workspace.name)
+    with pytest.raises(CommandError, match="at most 2 API keys an hour"):
+        run_command(owner.email, "--workspace", workspace.name)
+    assert ApiKey.objects.count() == 2
+
+
+def test_the_command_caps_the_active_keys_of_a_workspace(owner, developer, workspace, settings):
+    from django.core.management import CommandError
+
+    settings.API_KEYS_PER_WORKSPACE = 1
+    ApiKey.issue(developer, workspace)
+    with pytest.raises(CommandError, match="holds 1 active API key, the most allowed is 1"):
+        run_command(owner.email, "--workspace", workspace.name)
+    assert ApiKey.objects.count() == 1
+
+
+def test_the_per_hour_cap_spans_a_users_workspaces(owner, workspace, other_workspace, settings):
+    settings.API_KEYS_PER_HOUR = 1
+    Membership.objects.create(workspace=other_workspace, user=owner, role=Role.ADMIN)
+    create_key(owner, workspace)
+    with pytest.raises(Limited):
+        create_key(owner, other_workspace)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_creations_cannot_pass_the_caps_together(workspace, settings):
+    """Eight threads at once, each its own PostgreSQL connection: the row locks let exactly as
+    many through as each cap allows."""
+    settings.API_KEYS_PER_HOUR = 3
+    settings.API_KEYS_PER_WORKSPACE = 5
+    people = [make_member(workspace, f"p{i}@acme.test", Role.DEVELOPER) for i in range(2)]
+    outcomes: list[str] = []
+    start = threading.Barrier(16)
+
+    def attempt(user):
+        try:
+            start.wait()
+            create_key(user, workspace)
+            outcomes.append("created")
+        except (Limited, Refused) as error:
+            outcomes.append(type(error).__name__)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=attempt, args=(p,)) for p in people for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    per_user = [ApiKey.objects.filter(user=p).count() for p in people]
+    assert sum(per_user) == 5  # the workspace's cap
+    assert max(per_user) <= 3  # each user's cap
+    assert outcomes.count("created") == 5
