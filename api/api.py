@@ -41,9 +41,9 @@ api = OneoffApi(
     description=(
         "Render-compatible API for one-off jobs, services, env vars and builds. Authenticate "
         "with `Authorization: Bearer <API key>`. Errors are `{id, message}`; a 400 names the "
-        "field. Lists are newest first with opaque cursors. Rate limits per key; limited "
-        "responses carry `Ratelimit-Limit`, `Ratelimit-Remaining`, `Ratelimit-Reset` (and "
-        "`Retry-After` on a 429)."
+        "field. Lists are newest first with opaque cursors. Rate limits per key, per user and "
+        "per workspace; responses carry `Ratelimit-Limit`, `Ratelimit-Remaining`, "
+        "`Ratelimit-Reset` of the tightest (and `Retry-After` on a 429)."
     ),
     urls_namespace="api",
     openapi_url="/openapi.json",

@@ -10,32 +10,24 @@ NinjaAPI itself), so a router needs nothing to get authentication and rate limit
 - ``require_write(request)`` raises a 403 for a viewer or a read-only key;
   ``require_admin(request)`` also for a developer. The role rule itself is the domain's
   (``services.access.check_role``).
-- Rate limits (settings ``API_RATE_LIMIT_*``, per key, in the default cache shared by every web
-  process): GET/HEAD count as reads, other methods as writes; an operation declared with
-  ``auth=ApiKeyAuth(bucket="job_create")`` counts against the job-creation limit instead. Every
-  authenticated response carries ``Ratelimit-Limit``, ``Ratelimit-Remaining`` and
-  ``Ratelimit-Reset`` (``api.responses``); a 429 also ``Retry-After``.
+- Rate limits (``services.limits``: settings ``API_RATE_LIMIT_*``, counted per key, per the
+  key's user and per workspace in the default cache shared by every web process): GET/HEAD count
+  as reads, other methods as writes; an operation declared with
+  ``auth=ApiKeyAuth(bucket="job_create")`` counts against the job-creation limits instead (the
+  dashboard's runs count in the same user and workspace buckets). Every authenticated response
+  carries ``Ratelimit-Limit``, ``Ratelimit-Remaining`` and ``Ratelimit-Reset`` of the tightest
+  bucket (``api.responses``); a 429 also ``Retry-After``.
 """
 
-import logging
 from typing import cast
 
-from django.conf import settings
 from django.http import HttpRequest
-from django_ratelimit.core import get_usage
 from ninja.security import HttpBearer
 
 from api.errors import ApiError
+from services import limits
 from services.access import ADMIN, WRITE, check_role
 from services.models import ApiKey
-
-log = logging.getLogger(__name__)
-
-RATE_SETTINGS = {
-    "read": "API_RATE_LIMIT_READ",
-    "write": "API_RATE_LIMIT_WRITE",
-    "job_create": "API_RATE_LIMIT_JOB_CREATE",
-}
 
 
 class ApiRequest(HttpRequest):
@@ -65,35 +57,23 @@ def require_admin(request: ApiRequest) -> None:
 # Authentication and rate limits ---------------------------------------------------------------
 
 
-def _rate_key(group: str, request: ApiRequest) -> str:
-    # Part of the key's hash: unique per key, and not reused when a test database restarts ids.
-    return request.auth.key_hash[:24]
-
-
 def check_rate_limit(request: ApiRequest, bucket: str) -> None:
-    rate = getattr(settings, RATE_SETTINGS[bucket])
-    usage = get_usage(
-        request, group=f"oneoff-api-{bucket}", key=_rate_key, rate=rate, increment=True
-    )
+    """Count the request in its key's, its user's and its workspace's ``bucket``
+    (``services.limits``); the headers report the tightest of the three, and a 429 the one that
+    refused."""
+    key = request.auth
+    usage = limits.hit(bucket, user=key.user, workspace=key.workspace, api_key=key)
     if usage is None:
-        return
-    if usage["limit"] == 0 and usage["time_left"] == -1:
-        # The cache did not answer: serve rather than refuse every request.
-        log.warning("rate-limit cache unavailable; request not counted")
-        return
-    reset = max(0, usage["time_left"])
+        return  # the cache did not answer (logged): serve rather than refuse every request
+    reset = max(0, usage.reset)
     request.ratelimit_headers = {
-        "Ratelimit-Limit": str(usage["limit"]),
-        "Ratelimit-Remaining": str(max(0, usage["limit"] - usage["count"])),
+        "Ratelimit-Limit": str(usage.limit),
+        "Ratelimit-Remaining": str(usage.remaining),
         "Ratelimit-Reset": str(reset),
     }
-    if usage["should_limit"]:
-        what = {"read": "reads", "write": "writes", "job_create": "job creations"}[bucket]
+    if usage.exceeded:
         raise ApiError(
-            429,
-            "rate_limited",
-            f"rate limit of {rate} {what} per API key exceeded; retry in {max(1, reset)} s",
-            headers={"Retry-After": str(max(1, reset))},
+            429, "rate_limited", usage.message, headers={"Retry-After": str(max(1, reset))}
         )
 
 

@@ -2,7 +2,8 @@
 
 A view raises ``ApiError(status, id, message)``, or ``bad_request(field, message)`` for the 400
 that names a field, or lets a domain error (``services.errors``) through: this module maps that
-vocabulary once (``Invalid`` and ``Refused`` a 400, ``Forbidden`` a 403, ``NotFound`` a 404).
+vocabulary once (``Invalid`` and ``Refused`` a 400, ``Forbidden`` a 403, ``NotFound`` a 404,
+``Limited`` a 429 with ``Retry-After``).
 Operations declare their error responses with ``errors(...)``, e.g.
 ``response={200: Out, **errors(400, 404)}``, so ``/v1/openapi.json`` stays truthful (401 and 429
 are added for you).
@@ -17,7 +18,7 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.operation import PathView
 
 from api.responses import with_rate_limit_headers
-from services.errors import DomainError, Forbidden, NotFound
+from services.errors import DomainError, Forbidden, Limited, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +124,9 @@ def _on_domain_error(request, exc: DomainError):
         return error_response(request, 404, "not_found", str(exc))
     if isinstance(exc, Forbidden):
         return error_response(request, 403, "forbidden", str(exc))
+    if isinstance(exc, Limited):
+        headers = {"Retry-After": str(exc.retry_after)}
+        return error_response(request, 429, "rate_limited", str(exc), headers)
     return error_response(request, 400, "bad_request", str(exc))
 
 

@@ -258,6 +258,19 @@ JOB_HOST_TIMEOUT = env.int("JOB_HOST_TIMEOUT", default=300)
 API_RATE_LIMIT_JOB_CREATE = env.str("API_RATE_LIMIT_JOB_CREATE", default="2000/h")
 API_RATE_LIMIT_READ = env.str("API_RATE_LIMIT_READ", default="400/m")
 API_RATE_LIMIT_WRITE = env.str("API_RATE_LIMIT_WRITE", default="30/m")
+# The same requests are also counted per user (across all their keys, and the dashboard's job
+# runs) and per workspace (all its members together), so minting keys multiplies nothing.
+# Empty: a user's rate is the key's, a workspace's five times the key's (services.limits).
+API_RATE_LIMIT_USER_JOB_CREATE = env.str("API_RATE_LIMIT_USER_JOB_CREATE", default="")
+API_RATE_LIMIT_USER_READ = env.str("API_RATE_LIMIT_USER_READ", default="")
+API_RATE_LIMIT_USER_WRITE = env.str("API_RATE_LIMIT_USER_WRITE", default="")
+API_RATE_LIMIT_WORKSPACE_JOB_CREATE = env.str("API_RATE_LIMIT_WORKSPACE_JOB_CREATE", default="")
+API_RATE_LIMIT_WORKSPACE_READ = env.str("API_RATE_LIMIT_WORKSPACE_READ", default="")
+API_RATE_LIMIT_WORKSPACE_WRITE = env.str("API_RATE_LIMIT_WORKSPACE_WRITE", default="")
+# API keys a user may create in an hour (any workspace, any path), and the active (unrevoked)
+# keys a workspace may hold (services.apikeys).
+API_KEYS_PER_HOUR = env.int("API_KEYS_PER_HOUR", default=10)
+API_KEYS_PER_WORKSPACE = env.int("API_KEYS_PER_WORKSPACE", default=50)
 
 # Builds.
 BUILD_KEEP_IMAGES = env.int("BUILD_KEEP_IMAGES", default=3)

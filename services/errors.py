@@ -2,10 +2,10 @@
 
 Domain code (``jobs.launch``, ``services.builds``, ``services.access``, ``logstreams``) raises
 these and never an HTTP status; each face maps them in one place: the API in ``api.errors``
-(``Invalid`` and ``Refused`` a 400, ``Forbidden`` a 403, ``NotFound`` a 404, as
-``{"id", "message"}``), the dashboard in ``dashboard.middleware``. A module may subclass one to
-name its own case (``services.builds.CancelRefused``); a face catches the vocabulary, not the
-subclass.
+(``Invalid`` and ``Refused`` a 400, ``Forbidden`` a 403, ``NotFound`` a 404, ``Limited`` a 429
+with ``Retry-After``, as ``{"id", "message"}``), the dashboard in ``dashboard.middleware``. A
+module may subclass one to name its own case (``services.builds.CancelRefused``); a face catches
+the vocabulary, not the subclass.
 """
 
 
@@ -34,6 +34,15 @@ class Invalid(DomainError):
 class Refused(DomainError):
     """An action the object's state does not allow (cancel a finished job, run jobs on a
     service without a successful build)."""
+
+
+class Limited(DomainError):
+    """Too many of something in a period (a rate limit, ``services.limits``; key creations,
+    ``services.apikeys``): ``retry_after`` seconds until the next one may be allowed."""
+
+    def __init__(self, message: str, *, retry_after: int):
+        super().__init__(message)
+        self.retry_after = max(1, retry_after)
 
 
 class Forbidden(DomainError):

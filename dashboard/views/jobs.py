@@ -16,6 +16,7 @@ from dashboard.views import bad_request, is_partial
 from jobs.launch import cancel_job, create_job
 from jobs.logs.read import line_batches
 from jobs.models import JobLogLine
+from services import limits
 from services.access import WRITE, job_of
 from services.errors import Invalid, Refused
 
@@ -55,6 +56,13 @@ def job_list(request: HtmxHttpRequest, service_id: str) -> HttpResponse:
     return render(request, template, context)
 
 
+def count_job_creation(request: HtmxHttpRequest, service) -> None:
+    """Count a run in the member's and the workspace's job-creation buckets, the API's own
+    (``services.limits``): past a limit, ``Limited`` is a 429 the page shows as an alert."""
+    assert request.user.is_authenticated  # @signed_in
+    limits.enforce("job_create", user=request.user, workspace=service.workspace)
+
+
 @signed_in
 @require_POST
 def run_job(request: HtmxHttpRequest, service_id: str) -> HttpResponse:
@@ -62,6 +70,7 @@ def run_job(request: HtmxHttpRequest, service_id: str) -> HttpResponse:
     form = RunJobForm(request.POST, service=service)
     job = None
     if form.is_valid():
+        count_job_creation(request, service)
         try:
             job = create_job(
                 service,
@@ -252,6 +261,7 @@ def rerun(request: HtmxHttpRequest, service_id: str, job_id: str) -> HttpRespons
     """Run the same command on the same plan again, with the service's latest build and env."""
     service, request.membership = get_service(request.user, service_id, WRITE)
     original = job_of(service, job_id)
+    count_job_creation(request, service)
     job = create_job(service, original.start_command, original.plan_id, user=request.user)
     url = reverse("job", args=[service.id, job.id])
     if not is_partial(request):

@@ -11,6 +11,8 @@ from dashboard.context_processors import SESSION_WORKSPACE
 from dashboard.forms.services import ApiKeyForm
 from dashboard.http import HtmxHttpRequest
 from jobs.models import Job
+from services.apikeys import create_key
+from services.errors import Limited, Refused
 from services.models import ApiKey, Build, Workspace
 
 
@@ -69,7 +71,8 @@ def _keys_context(request: HtmxHttpRequest, workspace, form=None, **extra):
 @require_http_methods(["GET", "POST"])
 def api_keys(request: HtmxHttpRequest, workspace_id: str) -> HttpResponse:
     """Every member may hold keys of their own; a viewer's keys are read-only. Admins see and
-    revoke everyone's keys in the workspace."""
+    revoke everyone's keys in the workspace. Creation is capped (``services.apikeys``): a 429
+    past the keys a user may create in an hour, a 400 when the workspace holds its most."""
     workspace, request.membership = get_workspace(request.user, workspace_id)
     if request.method == "GET":
         return render(request, "services/api_keys.html", _keys_context(request, workspace))
@@ -79,9 +82,19 @@ def api_keys(request: HtmxHttpRequest, workspace_id: str) -> HttpResponse:
         return render(request, "services/api_keys.html", context, status=400)
     read_only = form.cleaned_data["read_only"] or not request.membership.can_write
     assert request.user.is_authenticated  # @signed_in
-    key, secret = ApiKey.issue(
-        request.user, workspace, name=form.cleaned_data["name"], read_only=read_only
-    )
+    try:
+        key, secret = create_key(
+            request.user, workspace, name=form.cleaned_data["name"], read_only=read_only
+        )
+    except (Limited, Refused) as error:
+        # Said in the form, above the button that was pressed.
+        form.add_error(None, error.message)
+        context = _keys_context(request, workspace, form)
+        if isinstance(error, Refused):
+            return render(request, "services/api_keys.html", context, status=400)
+        response = render(request, "services/api_keys.html", context, status=429)
+        response["Retry-After"] = str(error.retry_after)
+        return response
     context = _keys_context(request, workspace, new_key=key, secret=secret)
     response = render(request, "services/api_keys.html", context)
     response["Cache-Control"] = "no-store"

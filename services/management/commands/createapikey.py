@@ -5,14 +5,17 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.core.validators import validate_email
 from django.db import transaction
 
-from services.models import ApiKey, Membership, Role, Workspace
+from services.apikeys import create_key
+from services.errors import DomainError
+from services.models import Membership, Role, Workspace
 
 
 class Command(BaseCommand):
     help = (
         "Create an API key for EMAIL in workspace NAME and print it alone on the last line (it "
         "is shown only this once). Creates the user and the workspace, with the user as admin, "
-        "when they do not exist yet."
+        "when they do not exist yet. The caps of the dashboard apply: API_KEYS_PER_HOUR keys a "
+        "user creates in an hour, API_KEYS_PER_WORKSPACE active keys in a workspace."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -48,7 +51,10 @@ class Command(BaseCommand):
             )
             if added:
                 self.stdout.write(f"Added {email} to {ws.name} as admin.")
-            key, secret = ApiKey.issue(user, ws, name=name, read_only=read_only)
+            try:
+                key, secret = create_key(user, ws, name=name, read_only=read_only)
+            except DomainError as error:  # a cap (services.apikeys): create nothing at all
+                raise CommandError(error.message) from error
         self.stdout.write(
             f"API key {key.prefix}… for {email} in {ws.name} ({membership.role}"
             f"{', read-only' if read_only else ''}). It is shown only once:"
