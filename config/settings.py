@@ -271,6 +271,11 @@ BUILD_LOG_MAX_BYTES = env.int("BUILD_LOG_MAX_BYTES", default=5 * 1024 * 1024)
 BUILD_GIT_PROTOCOLS = env.list("BUILD_GIT_PROTOCOLS", default=["https", "ssh"])
 BUILD_LOCAL_REPOS_DIR = Path(env.str("BUILD_LOCAL_REPOS_DIR", default=str(VAR_DIR / "repos")))
 
+# Egress rules (services.egress): git, registry pulls and log streams connect only to public
+# addresses, and to the loopback, private, link-local... ranges listed here (comma-separated CIDRs,
+# each optionally limited to a port: 127.0.0.1:5000, 10.0.0.0/8, [fd00::/8]:443).
+EGRESS_ALLOW = env.list("EGRESS_ALLOW", default=[])
+
 # Log retention and log streams (RFC 5424 syslog over TCP+TLS).
 LOG_PURGE_BATCH = env.int("LOG_PURGE_BATCH", default=5000)  # log lines deleted per transaction
 # A PEM file of CA certificates trusted for log stream destinations, in addition to the system

@@ -16,7 +16,7 @@ import pytest
 from django.utils import timezone
 
 from services.models import Build, BuildStatus, Plan, Role, Service, Workspace
-from tests.helpers import make_member, missing_part
+from tests.helpers import TEST_EGRESS_ALLOW, make_member, missing_part
 
 pytest_plugins = ["tests.plugins.jobs", "tests.plugins.syslog", "tests.plugins.worker"]
 
@@ -55,6 +55,13 @@ def _flush_retries_a_deadlock():
     DatabaseOperations.execute_sql_flush = execute_sql_flush
     yield
     DatabaseOperations.execute_sql_flush = flush
+
+
+@pytest.fixture(autouse=True)
+def _loopback_allowed(settings):
+    """Loopback is allow-listed for egress (services.egress), where every test server listens;
+    a test of the egress rules sets ``settings.EGRESS_ALLOW = []``, the default."""
+    settings.EGRESS_ALLOW = TEST_EGRESS_ALLOW
 
 
 @pytest.fixture(autouse=True)

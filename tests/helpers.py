@@ -39,6 +39,12 @@ from services.models import ApiKey, Membership
 REQUIRE_PARTS = os.environ.get("ONEOFF_REQUIRE_PARTS") == "1" or os.environ.get("CI") == "true"
 
 
+# The tests' receivers, git servers and registries listen on loopback: the test settings
+# allow-list it (tests/conftest.py and the worker subprocess), as an operator would for a local
+# registry. The egress tests put back the default, an empty EGRESS_ALLOW.
+TEST_EGRESS_ALLOW = ["127.0.0.0/8", "::1"]
+
+
 def missing_part(message: str):
     """A test needing a real part that is missing: fail in CI, skip on a laptop."""
     if REQUIRE_PARTS:
