@@ -266,10 +266,13 @@ BUILD_PULL_TIMEOUT = env.int("BUILD_PULL_TIMEOUT", default=120)  # seconds to pu
 BUILD_NETWORK = env.str("BUILD_NETWORK", default="none")  # network mode of Dockerfile RUN steps
 BUILD_LOG_MAX_BYTES = env.int("BUILD_LOG_MAX_BYTES", default=5 * 1024 * 1024)
 # Git transports a repository URL may use. A file:// URL (or a plain path) is allowed only for a
-# repository inside BUILD_LOCAL_REPOS_DIR, where `make run` keeps the example service: never any
-# other folder of the server (another workspace's checkout, Oneoff's own).
+# repository inside the workspace's own folder, BUILD_LOCAL_REPOS_DIR/<workspace id>/, where
+# `make run` keeps the example service: never any other folder of the server (another
+# workspace's repositories, Oneoff's own checkout).
 BUILD_GIT_PROTOCOLS = env.list("BUILD_GIT_PROTOCOLS", default=["https", "ssh"])
 BUILD_LOCAL_REPOS_DIR = Path(env.str("BUILD_LOCAL_REPOS_DIR", default=str(VAR_DIR / "repos")))
+# Seconds a remote repository's checked address has to answer before git runs (services.egress).
+BUILD_GIT_CONNECT_TIMEOUT = env.float("BUILD_GIT_CONNECT_TIMEOUT", default=30.0)
 
 # Egress rules (services.egress): git, registry pulls and log streams connect only to public
 # addresses, and to the loopback, private, link-local... ranges listed here (comma-separated CIDRs,
