@@ -20,6 +20,7 @@ Where git may go:
 """
 
 import contextlib
+import functools
 import ipaddress
 import logging
 import os
@@ -140,10 +141,11 @@ class Reach:
 def transport_of(url: str) -> str:
     """The transport git picks for ``url``, by git's own rules (transport.c, connect.c):
     ``file`` for a path (no colon, or a slash before the first one) or a file:// URL, the
-    scheme for ``scheme://``, ``ssh`` for ``[user@]host:path``, and ``helper::`` for a remote
-    helper's ``helper::address`` (which this module never lets through)."""
-    if _HELPER.match(url):
-        return "helper::"
+    scheme for ``scheme://``, ``ssh`` for ``[user@]host:path``, and ``name::`` for a remote
+    helper's ``name::address`` (which this module never lets through)."""
+    helper = _HELPER.match(url)
+    if helper:
+        return helper[0]
     colon, slash = url.find(":"), url.find("/")
     if colon < 0 or 0 <= slash < colon:
         return "file"
@@ -210,6 +212,18 @@ def first_answer(remote: Remote, addresses: list[str], timeout: float) -> str:
     raise EgressRefused(remote.host)
 
 
+CURLOPT_RESOLVE_SINCE = (2, 37)  # the git that reads http.curloptResolve
+
+
+@functools.cache
+def git_version() -> tuple[int, ...]:
+    result = subprocess.run(
+        ["git", "--version"], capture_output=True, text=True, timeout=30, check=False
+    )
+    match = re.search(r"(\d+)\.(\d+)", result.stdout)
+    return (int(match[1]), int(match[2])) if match else (0, 0)
+
+
 def reach(url: str, remote: Remote, address: str) -> Reach:
     """git's options that hold it to ``address`` for ``remote``."""
     bracketed = f"[{address}]" if ":" in address else address
@@ -218,6 +232,13 @@ def reach(url: str, remote: Remote, address: str) -> Reach:
         options = ["-c", "http.followRedirects=false"]  # a redirect would go unchecked
         if not remote.literal:
             options += ["-c", f"http.curloptResolve={remote.host}:{remote.port}:{bracketed}"]
+            if git_version() < CURLOPT_RESOLVE_SINCE:
+                logger.warning(
+                    "git %s ignores http.curloptResolve (2.37 and newer read it): %s is checked "
+                    "but git resolves it again",
+                    ".".join(map(str, git_version())),
+                    remote.host,
+                )
         return Reach(remote.host, url, options)
     if remote.transport == "ssh":
         # ssh looks host keys up by this name, as it would have without HostName.

@@ -131,6 +131,23 @@ def test_loopback_and_metadata_addresses_are_refused_before_git_runs(
     ]
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https::https://127.0.0.1/acme/app.git",  # git's remote helper syntax
+        "ssh://-oProxyCommand=touch%20x/acme/app.git",
+        "ssh://git@[127.0.0.1:22]/acme/app.git",
+        "[git@127.0.0.1:22]:acme/app.git",
+        "https://%31%32%37.0.0.1/acme/app.git",
+        "https://127.0.0.1\\x/acme/app.git",
+    ],
+)
+def test_a_url_git_might_read_otherwise_than_the_check_is_refused(service, docker_client, url):
+    build = run(service, url, docker_client)
+    assert build.status == BuildStatus.FAILED
+    assert build.reason.endswith(": not a repository URL Oneoff can check"), build.reason
+
+
 def test_a_name_resolving_to_loopback_is_refused_whatever_it_is_called(
     default_rules, pinned_name, service, docker_client
 ):
