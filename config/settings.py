@@ -290,10 +290,18 @@ BUILD_PIDS = env.int("BUILD_PIDS", default=1024)  # processes per build
 BUILD_BASE_IMAGES = env.list("BUILD_BASE_IMAGES", default=["oneoff/busybox:latest"])
 BUILD_LOG_MAX_BYTES = env.int("BUILD_LOG_MAX_BYTES", default=5 * 1024 * 1024)
 # Git transports a repository URL may use. A file:// URL (or a plain path) is allowed only for a
-# repository inside BUILD_LOCAL_REPOS_DIR, where `make run` keeps the example service: never any
-# other folder of the server (another workspace's checkout, Oneoff's own).
+# repository inside the workspace's own folder, BUILD_LOCAL_REPOS_DIR/<workspace id>/, where
+# `make run` keeps the example service: never any other folder of the server (another
+# workspace's repositories, Oneoff's own checkout).
 BUILD_GIT_PROTOCOLS = env.list("BUILD_GIT_PROTOCOLS", default=["https", "ssh"])
 BUILD_LOCAL_REPOS_DIR = Path(env.str("BUILD_LOCAL_REPOS_DIR", default=str(VAR_DIR / "repos")))
+# Seconds a remote repository's checked address has to answer before git runs (services.egress).
+BUILD_GIT_CONNECT_TIMEOUT = env.float("BUILD_GIT_CONNECT_TIMEOUT", default=30.0)
+
+# Egress rules (services.egress): git, registry pulls and log streams connect only to public
+# addresses, and to the loopback, private, link-local... ranges listed here (comma-separated CIDRs,
+# each optionally limited to a port: 127.0.0.1:5000, 10.0.0.0/8, [fd00::/8]:443).
+EGRESS_ALLOW = env.list("EGRESS_ALLOW", default=[])
 
 # Log retention and log streams (RFC 5424 syslog over TCP+TLS).
 LOG_PURGE_BATCH = env.int("LOG_PURGE_BATCH", default=5000)  # log lines deleted per transaction

@@ -8,6 +8,7 @@ with its own token). A destination is an endpoint, ``HOST:PORT``.
 
 import contextlib
 import enum
+import logging
 import re
 from datetime import UTC, datetime
 
@@ -15,9 +16,12 @@ from django.utils import timezone
 
 from logstreams.models import ServiceLogStream, StreamSetting, WorkspaceLogStream
 from logstreams.syslog import frame, message_prefix
-from logstreams.transport import describe_error, open_connection
+from logstreams.transport import describe_error, open_connection, operator_error
+from services.egress import EgressRefused, allowed_addresses
 from services.errors import Invalid
 from services.models import Service, Workspace
+
+log = logging.getLogger(__name__)
 
 # Endpoints.
 
@@ -71,8 +75,9 @@ def send_test_line(
             sock.sendall(data)
             with contextlib.suppress(OSError):
                 sock.unwrap()
-    except (OSError, ValueError) as exc:
-        return describe_error(exc, endpoint)
+    except (OSError, ValueError, EgressRefused) as exc:
+        log.warning("log stream test line: %s", operator_error(exc, endpoint))
+        return describe_error(exc, host)
     return None
 
 
@@ -107,6 +112,16 @@ def _clean_token(value: str) -> str:
     return value
 
 
+def _check_egress(endpoint: str) -> None:
+    """A new destination must be one the egress rules allow (checked again on every connect:
+    what a name resolves to may change)."""
+    host, port = parse_endpoint(endpoint)
+    try:
+        allowed_addresses(host, port)
+    except EgressRefused as exc:
+        raise SettingsError("endpoint", exc.message) from exc
+
+
 def owner_stream(workspace: Workspace) -> WorkspaceLogStream | None:
     """The workspace's default destination, if one is set."""
     stream = WorkspaceLogStream.objects.filter(workspace=workspace).first()
@@ -130,10 +145,13 @@ def set_owner_stream(
     """Set the default destination; an omitted endpoint keeps the current one, and so does an
     omitted token unless the endpoint changes (a token belongs to its destination)."""
     stream = stream_row(workspace)
+    new_endpoint = ""
     if endpoint is not UNSET:
         cleaned = _clean_endpoint(endpoint)
-        if token is UNSET and cleaned != stream.endpoint:
-            stream.token = ""
+        if cleaned != stream.endpoint:
+            new_endpoint = cleaned
+            if token is UNSET:
+                stream.token = ""
         stream.endpoint = cleaned
     elif not stream.endpoint:
         raise SettingsError("endpoint", "is required (HOST:PORT) when no log stream is set yet")
@@ -144,6 +162,8 @@ def set_owner_stream(
     stream.preview = preview
     if enabled is not UNSET:
         stream.enabled = bool(enabled)
+    if new_endpoint:
+        _check_egress(new_endpoint)
     stream.save()
     return stream
 
@@ -208,6 +228,8 @@ def set_resource_stream(
             override.token = _clean_token(token or "")
         elif cleaned != override.endpoint:
             override.token = ""  # a token belongs to its destination
+        if cleaned != override.endpoint:
+            _check_egress(cleaned)
         override.endpoint = cleaned
     override.setting = setting
     override.save()

@@ -6,6 +6,12 @@ When the buffer is full, new lines are dropped and counted; ``Stats`` writes the
 last error and delivery) to the workspace's ``WorkspaceLogStream`` row about once a second, so
 the dashboard and the API show them. Certificates are always verified, against the system store
 plus the CA file in ``LOG_STREAM_CA_FILE``.
+
+Every connection goes through the egress rules (``services.egress``): the destination's name is
+resolved and checked on each connect, and the socket opened to a checked address (the TLS
+server name stays the destination's name). What a tenant sees of a failure is the rules' one
+wording, whatever happened (a refused, silent or TLS-failing port, a forbidden address): the
+real reason goes to the server log, for the operator.
 """
 
 import contextlib
@@ -28,6 +34,7 @@ from django.utils import timezone
 
 from logstreams.models import WorkspaceLogStream
 from logstreams.syslog import LogLine, frames
+from services.egress import EgressRefused, allowed_addresses
 
 if TYPE_CHECKING:
     from logstreams.forward import Forwarder
@@ -43,6 +50,10 @@ IDLE_SECONDS = 600.0  # a destination nothing was sent to for this long is close
 # TLS.
 
 
+class CaFileError(OSError):
+    """``LOG_STREAM_CA_FILE`` cannot be loaded: the operator's to fix, and said as it is."""
+
+
 @functools.cache
 def _tls_context(ca_file: str) -> ssl.SSLContext:
     context = ssl.create_default_context()  # system store, hostname check, CERT_REQUIRED
@@ -51,7 +62,7 @@ def _tls_context(ca_file: str) -> ssl.SSLContext:
         try:
             context.load_verify_locations(cafile=ca_file)
         except (OSError, ssl.SSLError) as exc:
-            raise OSError(f"LOG_STREAM_CA_FILE {ca_file!r} cannot be loaded: {exc}") from exc
+            raise CaFileError(f"LOG_STREAM_CA_FILE {ca_file!r} cannot be loaded: {exc}") from exc
     return context
 
 
@@ -60,16 +71,37 @@ def tls_context() -> ssl.SSLContext:
 
 
 def open_connection(host: str, port: int, timeout: float) -> ssl.SSLSocket:
-    raw = socket.create_connection((host, port), timeout=timeout)
-    try:
-        return tls_context().wrap_socket(raw, server_hostname=host)
-    except BaseException:
-        raw.close()
-        raise
+    """A TLS connection to ``host:port`` through the egress rules: to one of the addresses they
+    allow (``EgressRefused`` when none), verified for ``host``."""
+    context = tls_context()
+    failure: OSError | None = None
+    for address in allowed_addresses(host, port):
+        try:
+            raw = socket.create_connection((address, port), timeout=timeout)
+        except OSError as exc:
+            failure = exc
+            continue
+        try:
+            return context.wrap_socket(raw, server_hostname=host)
+        except BaseException:
+            raw.close()
+            raise
+    assert failure is not None  # allowed_addresses returns at least one address
+    raise failure
 
 
-def describe_error(exc: BaseException, endpoint: str) -> str:
-    """A short, user-facing reason (never containing a token)."""
+def describe_error(exc: BaseException, host: str) -> str:
+    """What a tenant is told: the egress rules' one wording for every failure to reach
+    ``host`` (so the errors are no port scanner); only an operator's setting is named."""
+    if isinstance(exc, CaFileError):
+        return str(exc)
+    return EgressRefused(host).message
+
+
+def operator_error(exc: BaseException, endpoint: str) -> str:
+    """The real reason, for the server log only."""
+    if isinstance(exc, EgressRefused):
+        return f"{endpoint}: refused by the egress rules (see the services.egress log line)"
     if isinstance(exc, ssl.SSLCertVerificationError):
         reason = exc.verify_message or "certificate verify failed"
         return f"TLS certificate of {endpoint} was refused: {reason}"
@@ -77,8 +109,6 @@ def describe_error(exc: BaseException, endpoint: str) -> str:
         return f"TLS handshake with {endpoint} failed: {exc.reason or exc}"
     if isinstance(exc, ConnectionRefusedError):
         return f"{endpoint} refused the connection"
-    if isinstance(exc, socket.gaierror):
-        return f"{endpoint}: host not found"
     if isinstance(exc, TimeoutError | socket.timeout):
         return f"{endpoint} timed out"
     return f"{endpoint}: {exc.strerror or exc}" if isinstance(exc, OSError) else str(exc)
@@ -116,7 +146,8 @@ class Destination:
         self.delivered = 0
         self.dropped = 0
         self.connected = False
-        self.last_error = ""
+        self.last_error = ""  # as the workspace sees it
+        self._last_real_error = ""  # as the server log says it
         self.last_offer = time.monotonic()
         self._retired = False
         self._thread = threading.Thread(
@@ -223,7 +254,7 @@ class Destination:
                 assert self._sock is not None  # _connect opened it, or raised
                 for _, prefix, lines, _ in chunks:
                     self._sock.sendall(frames(prefix, lines))
-            except (OSError, ValueError) as exc:
+            except (OSError, ValueError, EgressRefused) as exc:
                 self._close()
                 self._failed(exc)
                 backoff = min(max(backoff * 2, BACKOFF_MIN), self.retry_max)
@@ -253,9 +284,11 @@ class Destination:
         self.connected = True
 
     def _failed(self, exc: BaseException) -> None:
-        message = describe_error(exc, self.endpoint)
-        if message != self.last_error:
-            log.warning("log stream: %s", message)
+        real = operator_error(exc, self.endpoint)
+        if real != self._last_real_error:
+            log.warning("log stream: %s", real)
+            self._last_real_error = real
+        message = describe_error(exc, self.host)
         self.last_error = message
         self.forwarder.stats.error(self.endpoint, message)
 

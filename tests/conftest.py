@@ -16,7 +16,7 @@ import pytest
 from django.utils import timezone
 
 from services.models import Build, BuildStatus, Plan, Role, Service, Workspace
-from tests.helpers import make_member, missing_part
+from tests.helpers import TEST_EGRESS_ALLOW, make_member, missing_part
 
 pytest_plugins = [
     "tests.plugins.jobs",
@@ -84,6 +84,13 @@ def _test_settings(tmp_path_factory):
             os.environ.pop(name, None)
         else:
             os.environ[name] = value
+
+
+@pytest.fixture(autouse=True)
+def _loopback_allowed(settings):
+    """Loopback is allow-listed for egress (services.egress), where every test server listens;
+    a test of the egress rules sets ``settings.EGRESS_ALLOW = []``, the default."""
+    settings.EGRESS_ALLOW = TEST_EGRESS_ALLOW
 
 
 @pytest.fixture(autouse=True)

@@ -7,6 +7,7 @@ modules of ``tests/plugins/`` that ``tests/conftest.py`` lists in ``pytest_plugi
 
 import contextlib
 import datetime
+import http.server
 import ipaddress
 import json
 import os
@@ -18,6 +19,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 from cryptography import x509
@@ -37,6 +39,17 @@ from services.models import ApiKey, Membership
 # The real parts: Docker, PostgreSQL, Redis, Chromium.
 
 REQUIRE_PARTS = os.environ.get("ONEOFF_REQUIRE_PARTS") == "1" or os.environ.get("CI") == "true"
+
+
+# The tests' receivers, git servers and registries listen on loopback: the test settings
+# allow-list it (tests/conftest.py and the worker subprocess), as an operator would for a local
+# registry. The egress tests put back the default, an empty EGRESS_ALLOW.
+TEST_EGRESS_ALLOW = ["127.0.0.0/8", "::1"]
+
+
+def no_answer(host: str) -> str:
+    """The egress rules' one wording for every failure to reach ``host`` (services.egress)."""
+    return f"cannot connect to {host}: the address is not allowed or did not answer"
 
 
 def missing_part(message: str):
@@ -229,7 +242,8 @@ BASE = "oneoff-test/busybox:latest"  # made by the busybox_image fixture
 
 
 class Repo:
-    """A git repository on disk, reachable as a file:// URL."""
+    """A git repository on disk, reachable as a file:// URL (builds clone it only from the
+    workspace's folder of BUILD_LOCAL_REPOS_DIR: make it with ``local_repo``)."""
 
     def __init__(self, path: Path):
         self.path = path
@@ -248,6 +262,14 @@ class Repo:
         git(self.path, "add", "--all")
         git(self.path, "commit", "-q", "-m", message)
         return git(self.path, "rev-parse", "HEAD")
+
+
+def local_repo(workspace, name: str) -> Repo:
+    """A repository in ``workspace``'s folder of BUILD_LOCAL_REPOS_DIR, the only place its
+    builds may clone a local repository from."""
+    from services.builds.git import local_root
+
+    return Repo(local_root(workspace.id) / name)
 
 
 # The browser.
@@ -587,3 +609,137 @@ def processes_with(marker: str) -> list[int]:
         if marker in command and "pytest" not in command:
             found.append(int(entry.name))
     return found
+
+
+# Ports for the egress tests, all on 127.0.0.1: one where nothing listens, one that accepts and
+# never says a word, one that speaks another protocol, and a git server over HTTPS.
+
+
+def closed_port() -> int:
+    """A port of 127.0.0.1 where nothing listens (connections are refused)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Listener:
+    """A TCP listener on 127.0.0.1 that keeps every connection and what it received: silent
+    (it never writes), or sending ``banner`` first and closing after a moment."""
+
+    def __init__(self, banner: bytes = b""):
+        self.banner = banner
+        self.connections = 0
+        self.received = b""
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(16)
+        self.port = self._sock.getsockname()[1]
+        self._open: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            self._open.append(conn)
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            if self.banner:
+                conn.sendall(self.banner)
+            conn.settimeout(0.5 if self.banner else 60)
+            while chunk := conn.recv(4096):
+                self.received += chunk
+        if self.banner:
+            conn.close()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)
+        self._sock.close()
+        for conn in self._open:
+            with contextlib.suppress(OSError):
+                conn.close()
+
+    def __enter__(self) -> "Listener":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class GitHttpsServer:
+    """git's smart HTTP protocol over TLS on 127.0.0.1: ``git http-backend`` run as CGI for each
+    request, serving the repositories in ``root`` (``url(name, host)`` gives a clone URL)."""
+
+    def __init__(self, root: Path, cert_pem: str):
+        backend_root = str(root)
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self._backend()
+
+            def do_POST(self) -> None:
+                self._backend()
+
+            def log_message(self, *args) -> None:
+                pass
+
+            def _backend(self) -> None:
+                path, _, query = self.path.partition("?")
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                env = {
+                    "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+                    "GIT_PROJECT_ROOT": backend_root,
+                    "GIT_HTTP_EXPORT_ALL": "1",
+                    "PATH_INFO": unquote(path),
+                    "QUERY_STRING": query,
+                    "REQUEST_METHOD": self.command,
+                    "CONTENT_TYPE": self.headers.get("Content-Type", ""),
+                    "CONTENT_LENGTH": str(len(body)),
+                    "REMOTE_ADDR": "127.0.0.1",
+                    "HTTP_CONTENT_ENCODING": self.headers.get("Content-Encoding", ""),
+                    "HTTP_GIT_PROTOCOL": self.headers.get("Git-Protocol", ""),
+                }
+                result = subprocess.run(
+                    ["git", "http-backend"], input=body, env=env, capture_output=True, timeout=60
+                )
+                head, _, payload = result.stdout.replace(b"\r\n", b"\n").partition(b"\n\n")
+                status, headers = 200, []
+                for line in head.decode().splitlines():
+                    name, _, value = line.partition(":")
+                    if name.lower() == "status":
+                        status = int(value.split()[0])
+                    elif name:
+                        headers.append((name, value.strip()))
+                self.send_response(status)
+                for name, value in headers:
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert_pem)
+        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def url(self, name: str, host: str = "localhost") -> str:
+        return f"https://{host}:{self.port}/{name}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def __enter__(self) -> "GitHttpsServer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

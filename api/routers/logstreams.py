@@ -18,7 +18,9 @@ router = Router(tags=["Log streams"])
 ENDPOINT = Field(
     None,
     max_length=300,
-    description="`HOST:PORT` of a TLS syslog receiver (RFC 5424 over TCP, RFC 5425 framing).",
+    description="`HOST:PORT` of a TLS syslog receiver (RFC 5424 over TCP, RFC 5425 framing). "
+    "It must resolve to public addresses only, unless the operator allow-lists them "
+    "(`EGRESS_ALLOW`).",
     examples=["logs.example.com:6514"],
 )
 TOKEN = Field(

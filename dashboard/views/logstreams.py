@@ -91,11 +91,21 @@ def settings_page(request: HtmxHttpRequest) -> HttpResponse:
     if request.method == "GET":
         return render(request, TEMPLATE, _context(workspace))
     form = StreamForm(request.POST)
-    if not form.is_valid():
-        context = _context(workspace, form=form)
-        return render(request, TEMPLATE, context, status=400)
-    form.save(workspace)
-    return redirect(_page_url(workspace))
+    if form.is_valid() and _saved(form, workspace):
+        return redirect(_page_url(workspace))
+    context = _context(workspace, form=form)
+    return render(request, TEMPLATE, context, status=400)
+
+
+def _saved(form, target) -> bool:
+    """Save a valid form; a rule the form cannot check itself (the egress rules, which
+    resolve the endpoint) becomes an error on its field. False when it was refused."""
+    try:
+        form.save(target)
+    except logstreams.SettingsError as exc:
+        form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        return False
+    return True
 
 
 @login_required
@@ -132,13 +142,12 @@ def service_setting(request: HtmxHttpRequest, service_id: str) -> HttpResponse:
     workspace = _workspace(request)
     service = service_in(workspace, service_id)
     form = ServiceStreamForm(request.POST, prefix=service.id)
-    if not form.is_valid():
+    if not form.is_valid() or not _saved(form, service):
         context = _context(workspace, service_forms={service.id: form})
         if is_partial(request):
             row = next(r for r in context["rows"] if r["service"].id == service.id)
             return render(request, f"{TEMPLATE}#service_row", {**context, "row": row}, status=400)
         return render(request, TEMPLATE, context, status=400)
-    form.save(service)
     if is_partial(request):
         context = _context(workspace)
         row = next(r for r in context["rows"] if r["service"].id == service.id)

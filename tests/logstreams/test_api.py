@@ -35,12 +35,12 @@ def test_it_sets_reads_and_deletes_the_workspace_stream(owner_api, workspace):
     assert_error(owner_api.get(url), 404, id="not_found")
 
     response = owner_api.put(
-        url, {"endpoint": "logs.example.com:6514", "token": "s3cret", "preview": "send"}
+        url, {"endpoint": "localhost:6514", "token": "s3cret", "preview": "send"}
     )
     assert response.status_code == 200, response.content
     assert response.json() == {
         "ownerId": workspace.id,
-        "endpoint": "logs.example.com:6514",
+        "endpoint": "localhost:6514",
         "preview": "send",
         "enabled": True,
         "hasToken": True,
@@ -49,7 +49,7 @@ def test_it_sets_reads_and_deletes_the_workspace_stream(owner_api, workspace):
     stream = WorkspaceLogStream.objects.get(workspace=workspace)
     assert stream.token == "s3cret"
     assert "s3cret" not in owner_api.get(url).content.decode()
-    assert owner_api.get(url).json()["endpoint"] == "logs.example.com:6514"
+    assert owner_api.get(url).json()["endpoint"] == "localhost:6514"
 
     # The token is kept when omitted, removed with "".
     owner_api.put(url, {"preview": "drop", "enabled": False})
@@ -69,39 +69,39 @@ def test_it_sets_reads_and_deletes_the_workspace_stream(owner_api, workspace):
 def test_a_new_endpoint_without_a_token_removes_the_old_token(owner_api, workspace):
     """Re-pointing the stream must not hand the old destination's token to a new host."""
     url = owner_url(workspace)
-    body = {"endpoint": "logs.example.com:6514", "token": "s3cret", "preview": "send"}
+    body = {"endpoint": "localhost:6514", "token": "s3cret", "preview": "send"}
     assert owner_api.put(url, body).status_code == 200
     # The same endpoint again keeps it.
-    owner_api.put(url, {"endpoint": "logs.example.com:6514", "preview": "send"})
+    owner_api.put(url, {"endpoint": "localhost:6514", "preview": "send"})
     assert WorkspaceLogStream.objects.get(workspace=workspace).token == "s3cret"
 
-    response = owner_api.put(url, {"endpoint": "attacker.example:6514", "preview": "send"})
+    response = owner_api.put(url, {"endpoint": "127.0.0.2:6514", "preview": "send"})
     assert response.status_code == 200, response.content
     assert response.json()["hasToken"] is False
     assert WorkspaceLogStream.objects.get(workspace=workspace).token == ""
 
     # A new token given with the new endpoint is kept.
-    owner_api.put(url, {"endpoint": "logs.example.com:6514", "token": "new", "preview": "send"})
+    owner_api.put(url, {"endpoint": "localhost:6514", "token": "new", "preview": "send"})
     assert WorkspaceLogStream.objects.get(workspace=workspace).token == "new"
 
 
 def test_it_shows_dropped_lines_and_the_last_error(owner_api, workspace):
     WorkspaceLogStream.objects.create(
         workspace=workspace,
-        endpoint="logs.example.com:6514",
+        endpoint="localhost:6514",
         dropped_lines=42,
-        last_error="logs.example.com:6514 refused the connection",
+        last_error="localhost:6514 refused the connection",
     )
     body = owner_api.get(owner_url(workspace)).json()
     assert body["droppedLines"] == 42
-    assert body["lastError"] == "logs.example.com:6514 refused the connection"
+    assert body["lastError"] == "localhost:6514 refused the connection"
 
 
 @pytest.mark.parametrize(
     ("body", "field"),
     [
-        ({"endpoint": "logs.example.com:6514"}, "preview"),
-        ({"endpoint": "logs.example.com:6514", "preview": "maybe"}, "preview"),
+        ({"endpoint": "localhost:6514"}, "preview"),
+        ({"endpoint": "localhost:6514", "preview": "maybe"}, "preview"),
         ({"preview": "send"}, "endpoint"),
         ({"endpoint": "logs.example.com", "preview": "send"}, "endpoint"),
         ({"endpoint": "logs.example.com:99999", "preview": "send"}, "endpoint"),
@@ -132,7 +132,7 @@ def test_another_workspace_is_not_found(owner_api, outsider, other_workspace):
 
 @pytest.mark.parametrize("persona", ["developer", "viewer", "read_only_owner"])
 def test_only_admins_with_a_write_key_change_it(request, workspace, owner, persona):
-    WorkspaceLogStream.objects.create(workspace=workspace, endpoint="logs.example.com:6514")
+    WorkspaceLogStream.objects.create(workspace=workspace, endpoint="localhost:6514")
     if persona == "read_only_owner":
         api = api_for(owner, workspace, read_only=True)
     else:
@@ -141,7 +141,7 @@ def test_only_admins_with_a_write_key_change_it(request, workspace, owner, perso
     assert api.get(url).status_code == 200
     assert_error(api.put(url, {"endpoint": "evil.example:1", "preview": "send"}), 403)
     assert_error(api.delete(url), 403)
-    assert WorkspaceLogStream.objects.get(workspace=workspace).endpoint == "logs.example.com:6514"
+    assert WorkspaceLogStream.objects.get(workspace=workspace).endpoint == "localhost:6514"
 
 
 def test_it_needs_a_key(client, workspace):
@@ -156,13 +156,13 @@ def test_it_sets_a_custom_destination_then_drop_then_deletes(owner_api, service)
     url = f"/v1/logs/streams/resource/{service.id}"
     assert_error(owner_api.get(url), 404)
 
-    body = {"setting": "send", "endpoint": "custom.example:6514", "token": "own"}
+    body = {"setting": "send", "endpoint": "127.0.0.3:6514", "token": "own"}
     response = owner_api.put(url, body)
     assert response.status_code == 200, response.content
     assert response.json() == {
         "resourceId": service.id,
         "setting": "send",
-        "endpoint": "custom.example:6514",
+        "endpoint": "127.0.0.3:6514",
         "hasToken": True,
     }
     assert ServiceLogStream.objects.get(service=service).token == "own"
@@ -184,7 +184,7 @@ def test_it_sets_a_custom_destination_then_drop_then_deletes(owner_api, service)
         ({"setting": "custom"}, "setting"),
         ({"setting": "send"}, "endpoint"),
         ({"setting": "send", "endpoint": "nope"}, "endpoint"),
-        ({"setting": "drop", "endpoint": "logs.example.com:6514"}, "endpoint"),
+        ({"setting": "drop", "endpoint": "localhost:6514"}, "endpoint"),
     ],
 )
 def test_it_rejects_bad_resource_input_naming_the_field(owner_api, service, body, field):

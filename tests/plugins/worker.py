@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from config import secrets
 from services.models import Build, BuildStatus
-from tests.helpers import wait_for
+from tests.helpers import TEST_EGRESS_ALLOW, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 CELERY = str(Path(sys.executable).with_name("celery"))
@@ -75,6 +75,7 @@ class LiveWorker:
             "ONEOFF_SUPERVISOR_INTERVAL": "0.2",
             "JOB_STOP_GRACE": "2",
             "CONN_MAX_AGE": "0",
+            "EGRESS_ALLOW": ",".join(TEST_EGRESS_ALLOW),
             # This test process's secrets: the worker decrypts what the test encrypted.
             **secrets.environment(settings),
             **self.base_env,

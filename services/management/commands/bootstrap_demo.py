@@ -1,6 +1,6 @@
 """``make run``'s setup: the demo workspace, its admin, and the example service built from
-``examples/demo`` through the normal build path (a ``file://`` git repository in
-``BUILD_LOCAL_REPOS_DIR``, by default ``var/repos/``)."""
+``examples/demo`` through the normal build path (a ``file://`` git repository in the demo
+workspace's folder of ``BUILD_LOCAL_REPOS_DIR``, by default ``var/repos/<workspace id>/``)."""
 
 import secrets
 import shutil
@@ -13,6 +13,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.core.management.base import BaseCommand, CommandParser
 
+from services.builds.git import local_root
 from services.builds.queue import request_build, run_build
 from services.models import BuildStatus, Membership, Plan, Role, Service, Workspace
 
@@ -128,8 +129,12 @@ class Command(BaseCommand):
             )
 
     def example_service(self, workspace: Workspace, user: User, url: str, build_now: bool) -> None:
-        # The one folder whose repositories builds may clone by file:// (BUILD_LOCAL_REPOS_DIR).
-        repo = settings.BUILD_LOCAL_REPOS_DIR / "example"
+        # The one folder whose repositories the workspace's builds may clone by file://.
+        repo = local_root(workspace.id) / EXAMPLE_NAME
+        older = settings.BUILD_LOCAL_REPOS_DIR / EXAMPLE_NAME  # before folders per workspace
+        if not repo.exists() and (older / ".git").is_dir():
+            repo.parent.mkdir(parents=True, exist_ok=True)
+            older.rename(repo)
         head = sync_example_repo(repo)
         service, created = Service.objects.get_or_create(
             workspace=workspace,
@@ -143,8 +148,12 @@ class Command(BaseCommand):
                 "docker_context": ".",
             },
         )
-        if not created and service.repo_url.endswith("/example-repo"):
-            # An example made by an older version, from var/example-repo: move it over.
+        if not created and (
+            service.repo_url.endswith("/example-repo")
+            or service.repo_url == older.resolve().as_uri()
+        ):
+            # An example made by an older version, from var/example-repo or var/repos/example:
+            # point it at the workspace's folder.
             service.repo_url = repo.resolve().as_uri()
             service.save(update_fields=["repo_url"])
         problem = ensure_base_image()

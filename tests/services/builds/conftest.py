@@ -6,23 +6,24 @@ import contextlib
 import pytest
 
 from services.models import Build
-from tests.helpers import Repo
+from tests.helpers import Repo, local_repo
 
 
 @pytest.fixture(autouse=True)
 def _local_repos(settings, tmp_path):
-    """The test's repositories are made in tmp_path: the folder builds may clone by file://."""
+    """The test's repositories are made in tmp_path/<workspace id>/: builds of a workspace may
+    clone by file:// from its folder of BUILD_LOCAL_REPOS_DIR only."""
     settings.BUILD_LOCAL_REPOS_DIR = tmp_path
 
 
 @pytest.fixture
-def make_repo(tmp_path):
+def make_repo(request):
     count = 0
 
-    def make() -> Repo:
+    def make(workspace=None) -> Repo:
         nonlocal count
         count += 1
-        return Repo(tmp_path / f"repo{count}")
+        return local_repo(workspace or request.getfixturevalue("workspace"), f"repo{count}")
 
     return make
 
@@ -31,12 +32,12 @@ def make_repo(tmp_path):
 def repo_service(make_service, make_repo, busybox_image):
     """A service built from a fresh file:// repository (commit files with ``service.repo``)."""
 
-    def make(files: dict[str, str] | None = None, **fields):
-        repo = make_repo()
+    def make(files: dict[str, str] | None = None, ws=None, **fields):
+        repo = make_repo(ws)
         if files is not None:
             repo.commit(files, "First commit")
         fields.setdefault("branch", "main")
-        service = make_service(repo_url=repo.url, **fields)
+        service = make_service(ws, repo_url=repo.url, **fields)
         service.repo = repo
         return service
 

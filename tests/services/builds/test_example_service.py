@@ -42,7 +42,7 @@ def test_bootstrap_demo_builds_the_example_and_its_scripts_run(db, var_dir, dock
     assert build is not None, output
     assert build.status == BuildStatus.SUCCEEDED
     assert f"build {build.id} succeeded" in output
-    assert service.repo_url == (var_dir / "example").as_uri()
+    assert service.repo_url == (var_dir / service.workspace_id / "example").as_uri()
     assert build.commit_id
     assert build.image_tag == f"oneoff/{service.id}:{build.id}"
     assert build.log_lines.filter(text="example service built").exists()

@@ -7,8 +7,9 @@ import pytest
 from django.conf import settings
 
 from services.builds import queue as builds
+from services.builds.git import local_root
 from services.models import BuildStatus
-from tests.helpers import BASE, Background, wait_for
+from tests.helpers import BASE, Background, Repo, wait_for
 
 pytestmark = pytest.mark.docker
 
@@ -261,24 +262,36 @@ def test_credentials_in_the_url_never_reach_the_log(service, docker_client):
     assert "https://***@127.0.0.1:9/acme/app.git" in build.reason
 
 
-@pytest.mark.parametrize("form", ["file_url", "plain_path", "symlink_inside"])
-def test_a_server_folder_outside_the_local_repos_dir_cannot_be_cloned(
-    repo_service, docker_client, tmp_path, settings, form
+@pytest.mark.parametrize(
+    "form", ["file_url", "plain_path", "symlink_inside", "dot_dot", "dot_dot_path", "shared_root"]
+)
+def test_a_workspace_clones_local_repositories_only_from_its_own_folder(
+    repo_service, make_repo, docker_client, workspace, other_workspace, settings, form
 ):
-    """A workspace admin must not build from another workspace's checkout or Oneoff's own:
-    file:// URLs and plain paths are cloned only from BUILD_LOCAL_REPOS_DIR."""
-    service = repo_service({"Dockerfile": DOCKERFILE, "version.txt": "secret\n"})
-    outside = service.repo.path.resolve()
-    settings.BUILD_LOCAL_REPOS_DIR = tmp_path / "allowed"
-    settings.BUILD_LOCAL_REPOS_DIR.mkdir()
+    """Two workspaces on one server: the second's admin must not build from the first's local
+    repository, nor from any folder outside its own: file:// URLs and plain paths are cloned
+    only from BUILD_LOCAL_REPOS_DIR/<workspace id>/ (symlinks resolved, ``..`` refused)."""
+    theirs = make_repo(workspace)
+    theirs.commit({"Dockerfile": DOCKERFILE, "version.txt": "secret\n"})
+    service = repo_service({"Dockerfile": DOCKERFILE, "version.txt": "mine\n"}, ws=other_workspace)
+    mine = local_root(other_workspace.id)
+    outside = theirs.path.resolve()
     if form == "file_url":
         service.repo_url = outside.as_uri()
     elif form == "plain_path":
         service.repo_url = str(outside)
-    else:
-        link = settings.BUILD_LOCAL_REPOS_DIR / "looks-inside"
+    elif form == "symlink_inside":
+        link = mine / "looks-inside"
         link.symlink_to(outside)
         service.repo_url = link.as_uri()
+    elif form == "dot_dot":
+        service.repo_url = (mine / ".." / workspace.id / theirs.path.name).as_uri()
+    elif form == "dot_dot_path":
+        service.repo_url = str(mine / ".." / workspace.id / theirs.path.name)
+    else:  # a repository in the folder itself, outside every workspace's
+        shared = Repo(settings.BUILD_LOCAL_REPOS_DIR / "shared")
+        shared.commit({"Dockerfile": DOCKERFILE, "version.txt": "shared\n"})
+        service.repo_url = shared.url
     service.save()
 
     build = run(service, docker_client)
@@ -287,6 +300,18 @@ def test_a_server_folder_outside_the_local_repos_dir_cannot_be_cloned(
     assert build.reason.startswith("could not clone ")
     assert "transport 'file' not allowed" in " ".join(texts(build))
     assert not build.image_id
+
+
+def test_a_local_repository_builds_for_its_own_workspace(
+    repo_service, make_service, docker_client, workspace, other_workspace
+):
+    """The same file:// URL that the other workspace is refused (above) builds for the
+    workspace whose folder holds it."""
+    service = repo_service({"Dockerfile": DOCKERFILE, "version.txt": "ours\n"})
+    theirs = make_service(other_workspace, name="theirs", repo_url=service.repo_url, branch="main")
+
+    assert run(service, docker_client).status == BuildStatus.SUCCEEDED
+    assert run(theirs, docker_client).status == BuildStatus.FAILED
 
 
 def test_oneoff_s_own_checkout_cannot_be_cloned_even_when_debug_is_on(

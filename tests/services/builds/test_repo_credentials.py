@@ -73,6 +73,10 @@ def test_git_gets_the_credential_in_its_environment_never_in_its_arguments(
         raise Refused
 
     monkeypatch.setattr(git_module.subprocess, "Popen", popen)
+    # git.example resolves here to a documentation address that answers (egress is tested in
+    # test_egress.py, against real servers).
+    monkeypatch.setattr(git_module, "allowed_addresses", lambda host, port: ["192.0.2.7"])
+    monkeypatch.setattr(git_module, "first_answer", lambda remote, addresses, timeout: "192.0.2.7")
     steps = git_module.GitSteps()
     steps.build = build
     steps.log = type("Log", (), {"line": lambda self, text, system=False: None})()
@@ -83,6 +87,7 @@ def test_git_gets_the_credential_in_its_environment_never_in_its_arguments(
     ((args, env),) = calls
     assert "t0k" not in " ".join(args)
     assert "https://git.example:8443/a/b.git" in args
+    assert "http.curloptResolve=git.example:8443:192.0.2.7" in args  # held to the checked one
     # git's own credential machinery answers only for the repository's host, from the env.
     fill = subprocess.run(
         ["git", "credential", "fill"],
