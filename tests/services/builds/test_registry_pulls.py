@@ -1,8 +1,10 @@
 """Image services pull from registries, always, and take the image by the digest the registry
 gave (issue 13, point 1). A real registry (Debian's docker-registry) on loopback."""
 
+import contextlib
 import uuid
 
+import docker
 import pytest
 
 from api.schemas.services import build_dict
@@ -11,6 +13,17 @@ from services.models import BuildStatus, RegistryCredential
 from tests.helpers import BASE
 
 pytestmark = pytest.mark.docker
+
+
+@pytest.fixture(autouse=True)
+def _remove_pulled_tags(docker_client):
+    """Pulls tag what they pulled (host:port/repo:tag): leave the engine as it was."""
+    yield
+    for image in docker_client.images.list():
+        for ref in [*image.tags, *(image.attrs.get("RepoDigests") or [])]:
+            if ref.startswith("127.0.0.1:"):
+                with contextlib.suppress(docker.errors.DockerException):
+                    docker_client.images.remove(ref, noprune=True)
 
 
 def test_an_image_service_pulls_and_records_the_digest(
