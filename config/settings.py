@@ -229,6 +229,10 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Threads of a worker process, by the queue it serves (config/celery.py): job starts and the
+# periodic work (`-Q jobs`), and builds (`-Q builds`), so no build can delay a job's start.
+WORKER_CONCURRENCY = env.int("WORKER_CONCURRENCY", default=4)
+BUILD_WORKER_CONCURRENCY = env.int("BUILD_WORKER_CONCURRENCY", default=4)
 
 # Runner. ONEOFF_INSTANCE labels this installation's containers, so two installations (or two test
 # runs) sharing one Docker Engine never touch each other's jobs.
@@ -265,6 +269,10 @@ BUILD_TIMEOUT = env.int("BUILD_TIMEOUT", default=3600)  # seconds a clone + dock
 BUILD_PULL_TIMEOUT = env.int("BUILD_PULL_TIMEOUT", default=120)  # seconds to pull a missing image
 BUILD_NETWORK = env.str("BUILD_NETWORK", default="none")  # network mode of Dockerfile RUN steps
 BUILD_LOG_MAX_BYTES = env.int("BUILD_LOG_MAX_BYTES", default=5 * 1024 * 1024)
+# Builds of one workspace that may run at once (across all its services); more wait, queued, and
+# start as one of its builds ends. Below BUILD_WORKER_CONCURRENCY, no workspace can hold every
+# build thread.
+BUILD_CONCURRENCY_PER_WORKSPACE = env.int("BUILD_CONCURRENCY_PER_WORKSPACE", default=2)
 # Git transports a repository URL may use. A file:// URL (or a plain path) is allowed only for a
 # repository inside BUILD_LOCAL_REPOS_DIR, where `make run` keeps the example service: never any
 # other folder of the server (another workspace's checkout, Oneoff's own).
