@@ -245,6 +245,20 @@ JOB_MAX_RUNTIME = env.int("JOB_MAX_RUNTIME", default=30 * 24 * 3600)  # seconds
 JOB_STOP_GRACE = env.int("JOB_STOP_GRACE", default=10)  # seconds between SIGTERM and SIGKILL
 JOB_PIDS_LIMIT = env.int("JOB_PIDS_LIMIT", default=512)
 JOB_CAP_ADD = env.list("JOB_CAP_ADD", default=[])
+# The user jobs run as ("uid:gid" or a name the image knows); empty keeps the image's USER.
+JOB_USER = env.str("JOB_USER", default="")
+# How a job's disk writes are bounded. "auto": by the engine (storage_opt size, JOB_DISK_MB) where
+# its storage driver can, else "read-only": a read-only root filesystem with tmpfs scratch
+# mounts at JOB_SCRATCH_DIRS (each half the plan's memory, at most JOB_DISK_MB, counted in the
+# memory limit). "size" and "read-only" force one; "off" leaves the writable layer unbounded.
+JOB_DISK_MODE = env.str("JOB_DISK_MODE", default="auto")
+if JOB_DISK_MODE not in ("auto", "size", "read-only", "off"):
+    raise ImproperlyConfigured(
+        f"JOB_DISK_MODE must be auto, size, read-only or off, not {JOB_DISK_MODE!r}"
+    )
+JOB_DISK_MB = env.int("JOB_DISK_MB", default=10240)
+# Paths inside the job's container, not this machine's.
+JOB_SCRATCH_DIRS = env.list("JOB_SCRATCH_DIRS", default=["/tmp", "/var/tmp"])  # noqa: S108
 JOB_LOG_MAX_BYTES = env.int("JOB_LOG_MAX_BYTES", default=100 * 1024 * 1024)
 JOB_LOG_LINE_MAX_BYTES = env.int("JOB_LOG_LINE_MAX_BYTES", default=16 * 1024)
 # Where followers read a job's log: "auto" tails the container's json-file when the engine is on

@@ -3,6 +3,7 @@
 import time
 
 import pytest
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -97,7 +98,19 @@ def test_docker_inspect_shows_the_limits(live_worker, job_service, docker_client
     assert not host.get("Mounts")
     assert attrs["Mounts"] == []
     assert host["NetworkMode"] == "none"
-    assert host["LogConfig"] == {"Type": "json-file", "Config": {}}
+    # The on-host log is rotated through 4 pieces holding JOB_LOG_MAX_BYTES in all.
+    piece = str(settings.JOB_LOG_MAX_BYTES // 4)
+    assert host["LogConfig"] == {
+        "Type": "json-file",
+        "Config": {"max-size": piece, "max-file": "4"},
+    }
+    # This engine (overlay2 on extfs) cannot bound the writable layer: the root is read-only,
+    # with tmpfs scratch space of half the plan's memory.
+    assert host["ReadonlyRootfs"] is True
+    assert not host.get("StorageOpt")
+    scratch = "rw,exec,nosuid,nodev,size=256m,mode=1777"
+    assert host["Tmpfs"] == {"/tmp": scratch, "/var/tmp": scratch}
+    assert not attrs["Config"]["User"]  # the image's user
     assert attrs["Image"] == busybox_image
     assert attrs["Name"] == f"/oneoff-{job.id}"
     assert attrs["Config"]["Cmd"] == ["/bin/sh", "-c", "sleep 30"]
