@@ -62,7 +62,8 @@ def test_it_fails_with_the_exit_code(live_worker, job_service, docker_client):
     assert lines_of(job) == ["bye"]
     # Recorded jobs leave no container behind.
     wait_for(
-        lambda: not docker_client.containers.list(all=True, filters={"name": job.container_name}),
+        # The sparse listing (no inspect per container, which races with the removal).
+        lambda: not docker_client.api.containers(all=True, filters={"name": job.container_name}),
         message="the container to be removed",
     )
 
