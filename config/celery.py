@@ -1,10 +1,24 @@
-"""The Celery app. Tasks live in each app's tasks.py and stay thin (logic in plain modules)."""
+"""The Celery app. Tasks live in each app's tasks.py and stay thin (logic in plain modules).
+
+Two queues, each served by its own worker process with its own threads, so that no build can hold
+up a job's start: ``jobs`` (the default: job starts, heartbeats, sweeps, purges) and ``builds``
+(``run_build``, which may take up to BUILD_TIMEOUT, and image cleanup). ``celery -A config worker
+-Q jobs`` runs WORKER_CONCURRENCY threads and the job supervisor; ``-Q builds`` runs
+BUILD_WORKER_CONCURRENCY threads and no supervisor. A worker started without ``-Q`` serves both
+queues on shared threads (as one worker did before the split): fine for a laptop, not for a
+shared installation.
+"""
 
 import os
 
-from celery import Celery, bootsteps
+from celery import Celery, bootsteps, signals
+from django.conf import settings
+from kombu import Exchange, Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+JOBS_QUEUE = "jobs"
+BUILDS_QUEUE = "builds"
 
 app = Celery("oneoff")
 app.config_from_object("django.conf:settings", namespace="CELERY")
@@ -14,19 +28,61 @@ app.autodiscover_tasks()
 # main process runs the job supervisor's threads, which must not be forked into pool children.
 app.conf.worker_pool = os.environ.get("CELERY_WORKER_POOL", "threads")
 
+app.conf.task_queues = tuple(
+    Queue(name, Exchange(name, type="direct"), routing_key=name)
+    for name in (JOBS_QUEUE, BUILDS_QUEUE)
+)
+app.conf.task_default_queue = JOBS_QUEUE
+app.conf.task_routes = {
+    "services.tasks.run_build": {"queue": BUILDS_QUEUE},
+    "services.tasks.cleanup_images": {"queue": BUILDS_QUEUE},
+}
+
+
+def consumes_only_builds(queues) -> bool:
+    """Whether a worker consuming ``queues`` (names) is a builds-only worker."""
+    return set(queues or ()) == {BUILDS_QUEUE}
+
+
+@signals.celeryd_init.connect
+def _concurrency_per_queue(sender=None, conf=None, options=None, **kwargs):
+    """A worker's thread count comes from its queue: BUILD_WORKER_CONCURRENCY for ``-Q builds``,
+    WORKER_CONCURRENCY otherwise; an explicit ``--concurrency`` wins."""
+    options = options or {}
+    if conf is None or options.get("concurrency"):
+        return
+    queues = options.get("queues")
+    if isinstance(queues, str):
+        queues = queues.split(",")
+    conf.worker_concurrency = (
+        settings.BUILD_WORKER_CONCURRENCY
+        if consumes_only_builds(queues)
+        else settings.WORKER_CONCURRENCY
+    )
+
 
 class JobSupervisorStep(bootsteps.StartStopStep):
-    """Runs jobs.supervisor in every worker (one per host is active; the others stand by):
-    it follows this host's job containers, their logs, cancels, timeouts and exits."""
+    """Runs jobs.supervisor in every worker that serves the jobs queue (one per host is active;
+    the others stand by): it follows this host's job containers, their logs, cancels, timeouts
+    and exits. A builds-only worker has no supervisor."""
 
     requires = ("celery.worker.components:Pool",)
 
+    def __init__(self, worker, **kwargs):
+        super().__init__(worker, **kwargs)
+        self.supervising = False
+
     def start(self, worker):
+        if consumes_only_builds(worker.app.amqp.queues.consume_from):
+            return
         from jobs.supervisor import start_supervisor
 
+        self.supervising = True
         start_supervisor()
 
     def stop(self, worker):
+        if not self.supervising:
+            return
         from jobs.supervisor import stop_supervisor
 
         stop_supervisor()

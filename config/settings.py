@@ -229,6 +229,10 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Threads of a worker process, by the queue it serves (config/celery.py): job starts and the
+# periodic work (`-Q jobs`), and builds (`-Q builds`), so no build can delay a job's start.
+WORKER_CONCURRENCY = env.int("WORKER_CONCURRENCY", default=4)
+BUILD_WORKER_CONCURRENCY = env.int("BUILD_WORKER_CONCURRENCY", default=4)
 
 # Runner. ONEOFF_INSTANCE labels this installation's containers, so two installations (or two test
 # runs) sharing one Docker Engine never touch each other's jobs.
@@ -241,6 +245,20 @@ JOB_MAX_RUNTIME = env.int("JOB_MAX_RUNTIME", default=30 * 24 * 3600)  # seconds
 JOB_STOP_GRACE = env.int("JOB_STOP_GRACE", default=10)  # seconds between SIGTERM and SIGKILL
 JOB_PIDS_LIMIT = env.int("JOB_PIDS_LIMIT", default=512)
 JOB_CAP_ADD = env.list("JOB_CAP_ADD", default=[])
+# The user jobs run as ("uid:gid" or a name the image knows); empty keeps the image's USER.
+JOB_USER = env.str("JOB_USER", default="")
+# How a job's disk writes are bounded. "auto": by the engine (storage_opt size, JOB_DISK_MB) where
+# its storage driver can, else "read-only": a read-only root filesystem with tmpfs scratch
+# mounts at JOB_SCRATCH_DIRS (each half the plan's memory, at most JOB_DISK_MB, counted in the
+# memory limit). "size" and "read-only" force one; "off" leaves the writable layer unbounded.
+JOB_DISK_MODE = env.str("JOB_DISK_MODE", default="auto")
+if JOB_DISK_MODE not in ("auto", "size", "read-only", "off"):
+    raise ImproperlyConfigured(
+        f"JOB_DISK_MODE must be auto, size, read-only or off, not {JOB_DISK_MODE!r}"
+    )
+JOB_DISK_MB = env.int("JOB_DISK_MB", default=10240)
+# Paths inside the job's container, not this machine's.
+JOB_SCRATCH_DIRS = env.list("JOB_SCRATCH_DIRS", default=["/tmp", "/var/tmp"])  # noqa: S108
 JOB_LOG_MAX_BYTES = env.int("JOB_LOG_MAX_BYTES", default=100 * 1024 * 1024)
 JOB_LOG_LINE_MAX_BYTES = env.int("JOB_LOG_LINE_MAX_BYTES", default=16 * 1024)
 # Where followers read a job's log: "auto" tails the container's json-file when the engine is on
@@ -289,6 +307,10 @@ BUILD_PIDS = env.int("BUILD_PIDS", default=1024)  # processes per build
 # registry or from the workspace's own builds (services.image_refs).
 BUILD_BASE_IMAGES = env.list("BUILD_BASE_IMAGES", default=["oneoff/busybox:latest"])
 BUILD_LOG_MAX_BYTES = env.int("BUILD_LOG_MAX_BYTES", default=5 * 1024 * 1024)
+# Builds of one workspace that may run at once (across all its services); more wait, queued, and
+# start as one of its builds ends. Below BUILD_WORKER_CONCURRENCY, no workspace can hold every
+# build thread.
+BUILD_CONCURRENCY_PER_WORKSPACE = env.int("BUILD_CONCURRENCY_PER_WORKSPACE", default=2)
 # Git transports a repository URL may use. A file:// URL (or a plain path) is allowed only for a
 # repository inside the workspace's own folder, BUILD_LOCAL_REPOS_DIR/<workspace id>/, where
 # `make run` keeps the example service: never any other folder of the server (another

@@ -16,6 +16,7 @@ import enum
 import logging
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import docker
@@ -41,6 +42,13 @@ DOCKER_TIMEOUT = 30  # seconds for one Docker API call
 CLAIM_STALE = timedelta(seconds=60)  # a claim this old, still pending, may be taken over
 
 _local = threading.local()
+
+# This process's supervisor, if it has one, follows a job's log from the moment its container
+# runs (``jobs.supervisor.Supervisor.starting`` and ``follow_now``): ``on_starting(job id)`` is
+# called once the container runs, ``on_started(job id, Docker client, the container's attrs)``
+# once the job's row says so too.
+on_starting: Callable[[str], None] | None = None
+on_started: Callable[[str, DockerClient, dict], None] | None = None
 
 
 def new_client(timeout: int = DOCKER_TIMEOUT) -> DockerClient:
@@ -87,11 +95,76 @@ def is_own(job_id: str, job: Job | None, item: dict) -> bool:
     return job is None or item.get("ImageID") == job.build.image_id
 
 
-def container_config(job: Job) -> dict:
+LOG_FILES = 4  # json-file pieces a job's on-host log is rotated through (Docker's max-file)
+LOG_FILE_MIN_BYTES = 4 * 1024 * 1024  # three fill slower than a busy follower looks again
+
+
+def log_config() -> LogConfig:
+    """json-file, rotated through LOG_FILES pieces that together hold about JOB_LOG_MAX_BYTES:
+    the on-host log of a job stays near the cap of what is stored, however long it prints. The
+    follower holds every piece open from when it appears (jobs.logs.files), starting the moment
+    the container runs (``on_started``), so rotation drops nothing it has not read."""
+    size = max(settings.JOB_LOG_MAX_BYTES // LOG_FILES, LOG_FILE_MIN_BYTES)
+    return LogConfig(type="json-file", config={"max-size": str(size), "max-file": str(LOG_FILES)})
+
+
+class Disk(enum.StrEnum):
+    """How a job's writes are bounded (JOB_DISK_MODE; ``auto`` picks one per engine)."""
+
+    SIZE = "size"  # the engine bounds the writable layer (storage_opt size: xfs quota, btrfs…)
+    READ_ONLY = "read-only"  # read-only root filesystem, tmpfs scratch (JOB_SCRATCH_DIRS)
+    OFF = "off"  # an unbounded writable layer on the engine's disk
+
+
+# Storage drivers that can bound a container's writable layer (``--storage-opt size``); overlay2
+# only on xfs mounted with pquota, which ``docker info`` does not show: tried, then remembered.
+SIZE_DRIVERS = {"devicemapper", "btrfs", "zfs", "windowsfilter"}
+_size_support: dict[str, bool] = {}  # engine (base_url) -> storage_opt size works
+
+
+def disk_mode(client: DockerClient) -> Disk:
+    """JOB_DISK_MODE, with ``auto`` resolved for this engine (asked once per process)."""
+    mode = settings.JOB_DISK_MODE
+    if mode != "auto":
+        return Disk(mode)
+    key = str(getattr(client.api, "base_url", ""))
+    if key not in _size_support:
+        info = client.info()
+        driver = info.get("Driver", "")
+        backing = dict(info.get("DriverStatus") or []).get("Backing Filesystem", "")
+        _size_support[key] = driver in SIZE_DRIVERS or (driver == "overlay2" and backing == "xfs")
+        logger.info(
+            "jobs' disk writes are bounded by %s (storage driver %s on %s)",
+            "the engine (storage_opt size)" if _size_support[key] else "a read-only root and tmpfs",
+            driver or "?",
+            backing or "?",
+        )
+    return Disk.SIZE if _size_support[key] else Disk.READ_ONLY
+
+
+def size_unsupported(client: DockerClient, exc: APIError) -> bool:
+    """A create refused because the engine cannot bound the writable layer: remember it, so the
+    next jobs go read-only straight away. True when that was the refusal."""
+    text = _explain(exc).lower()
+    if settings.JOB_DISK_MODE != "auto" or not ("storage-opt" in text or "storage opt" in text):
+        return False
+    _size_support[str(getattr(client.api, "base_url", ""))] = False
+    logger.warning("the engine cannot bound a container's writable layer (%s)", _explain(exc))
+    return True
+
+
+def scratch_mb(job: Job) -> int:
+    """Size of each tmpfs scratch mount: half the plan's memory (tmpfs pages count against the
+    memory limit, so a full scratch still leaves the command room to run; a write past it gets
+    ENOSPC rather than an OOM kill), and never more than JOB_DISK_MB."""
+    return max(1, min(settings.JOB_DISK_MB, job.plan.memory_mb // 2))
+
+
+def container_config(job: Job, disk: Disk) -> dict:
     """Keyword arguments for ``client.containers.create`` (the Docker SDK)."""
     plan = job.plan
     memory = f"{plan.memory_mb}m"
-    return {
+    config = {
         "image": job.build.image_id,
         "command": ["/bin/sh", "-c", job.start_command],
         # Exactly the snapshot: the image's own ENV (e.g. PATH) still applies underneath.
@@ -115,11 +188,19 @@ def container_config(job: Job) -> dict:
         # An init process forwards SIGTERM to the command and reaps zombies (a shell as PID 1
         # would ignore SIGTERM and every cancel would wait for the SIGKILL).
         "init": True,
-        # json-file keeps every line until the container is removed, so a restarted follower can
-        # resume from its cursor; no rotation, which could drop lines not yet stored.
-        "log_config": LogConfig(type="json-file", config={}),
+        "log_config": log_config(),
         "detach": True,
     }
+    if settings.JOB_USER:
+        config["user"] = settings.JOB_USER
+    if disk == Disk.SIZE:
+        config["storage_opt"] = {"size": f"{settings.JOB_DISK_MB}M"}
+    elif disk == Disk.READ_ONLY:
+        size = scratch_mb(job)
+        config["read_only"] = True
+        options = f"rw,exec,nosuid,nodev,size={size}m,mode=1777"
+        config["tmpfs"] = dict.fromkeys(settings.JOB_SCRATCH_DIRS, options)
+    return config
 
 
 def docker_time(value: str | None) -> datetime | None:
@@ -230,6 +311,9 @@ def start(job_id: str, client: DockerClient | None = None) -> StartOutcome:
         return _wait_for_docker(job_id, exc)
     started_at = docker_time(container.attrs["State"].get("StartedAt")) or timezone.now()
     assert container.id is not None  # docker types Model.id as optional; the engine sets it
+    announce = on_starting
+    if announce is not None:
+        announce(job_id)
     moved = Job.objects.filter(pk=job_id, status=JobStatus.PENDING).update(
         status=JobStatus.RUNNING,
         started_at=started_at,
@@ -244,6 +328,12 @@ def start(job_id: str, client: DockerClient | None = None) -> StartOutcome:
             _remove_quietly(client, container.id)
         return StartOutcome.SKIPPED
     logger.info("job %s started on %s (%s)", job_id, settings.RUNNER_HOST, job.plan.name)
+    hook = on_started
+    if hook is not None:
+        try:
+            hook(job_id, client, container.attrs)
+        except Exception:
+            logger.exception("following %s from its start", job_id)  # the next pass will
     return StartOutcome.STARTED
 
 
@@ -258,8 +348,14 @@ def _wait_for_docker(job_id: str, exc: Exception) -> StartOutcome:
 
 
 def _create_or_get(client: DockerClient, job: Job) -> Container:
+    disk = disk_mode(client)
     try:
-        return client.containers.create(**container_config(job))
+        try:
+            return client.containers.create(**container_config(job, disk))
+        except APIError as exc:
+            if disk != Disk.SIZE or not size_unsupported(client, exc):
+                raise
+            return client.containers.create(**container_config(job, Disk.READ_ONLY))
     except APIError as exc:
         if exc.status_code != 409:
             raise

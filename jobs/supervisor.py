@@ -6,7 +6,8 @@ containers labelled ``oneoff.instance=<ONEOFF_INSTANCE>``, reads their jobs in o
 the containers it knows by record (``runner.is_own``: the recorded id, or the job's name and build
 image; a label alone, which any Dockerfile can set, is never enough), and:
 
-- keeps one log follower per running job (jobs/logs/), which resumes from the job's cursor;
+- keeps one log follower per running job (jobs/logs/), which resumes from the job's cursor; the
+  first one starts the moment the container runs (``follow_now``, called by ``runner.start``);
 - stops a container whose job was asked to cancel, or ran past JOB_MAX_RUNTIME
   (``docker stop``: SIGTERM, JOB_STOP_GRACE seconds, SIGKILL), in a thread of its own;
 - once a container exited and its follower stored everything, records the exit (a
@@ -39,13 +40,14 @@ from docker import DockerClient
 from docker.errors import DockerException, NotFound
 
 from jobs import runner
-from jobs.logs.follow import LogFollower
+from jobs.logs.follow import LogFollower, open_from_start
 from jobs.models import FINISHED, Job, JobStatus, RunnerHost
 
 logger = logging.getLogger(__name__)
 
 HEARTBEAT_EVERY = 5.0
 LOST_GRACE = timedelta(seconds=5)  # a running job's container may be missing this long at start
+ANNOUNCED_FOR = 10.0  # seconds an announced start keeps the passes from following it themselves
 
 
 class Supervisor(threading.Thread):
@@ -68,6 +70,13 @@ class Supervisor(threading.Thread):
         # Removing a container takes tens of milliseconds: never hold up the loop with it.
         self.removals = ThreadPoolExecutor(4, thread_name_prefix="oneoff-remove")
         self.removing: set[str] = set()
+        # Followers started by follow_now (another thread) for the next tick to take over, and
+        # jobs whose start is announced (``starting``): no pass starts a follower of its own
+        # for them meanwhile.
+        self.handoff: dict[str, LogFollower] = {}
+        self.announced: dict[str, float] = {}
+        self.handoff_lock = threading.Lock()
+        self.active = False  # holds the host's lock (a standby follows nothing)
 
     # --- life ----------------------------------------------------------------------------------
 
@@ -75,6 +84,7 @@ class Supervisor(threading.Thread):
         try:
             if not self._acquire_lock():
                 return
+            self.active = True
             logger.info(
                 "oneoff supervisor running on %s for instance %s",
                 settings.RUNNER_HOST,
@@ -89,7 +99,10 @@ class Supervisor(threading.Thread):
                     connection.close()
                 self.stopped.wait(max(0.05, self.interval - (time.monotonic() - started)))
         finally:
-            for follower in self.followers.values():
+            self.active = False
+            with self.handoff_lock:
+                handed, self.handoff = self.handoff, {}
+            for follower in [*self.followers.values(), *handed.values()]:
                 follower.stop()
             self.removals.shutdown(wait=True)
             connection.close()
@@ -115,10 +128,57 @@ class Supervisor(threading.Thread):
                 self.stopped.wait(1.0)
         return False
 
+    def starting(self, job_id: str) -> None:
+        """``runner.on_starting``: a job's container runs and ``follow_now`` will follow it."""
+        with self.handoff_lock:
+            self.announced[job_id] = time.monotonic()
+
+    def follow_now(self, job_id: str, client: DockerClient, attrs: dict) -> None:
+        """Start following a job's log the moment its container runs (``runner.on_started``, in
+        the thread that started it), not at the next pass: Docker rotates a job's on-host log
+        (``runner.log_config``), and a job printing flat out from its first millisecond could
+        otherwise have a small log's first pieces rotated away before anyone read them."""
+        if not self.active or self.stopped.is_set():
+            with self.handoff_lock:
+                self.announced.pop(job_id, None)
+            return
+        files = open_from_start(client, attrs)  # here and now, before this thread goes on
+        follower = LogFollower(job_id, attrs["Id"], self.client_factory, files=files)
+        try:
+            follower.start()
+        except BaseException:
+            if files is not None:
+                files.close()
+            raise
+        with self.handoff_lock:
+            replaced = self.handoff.pop(job_id, None)
+            self.handoff[job_id] = follower
+            self.announced.pop(job_id, None)
+        if replaced is not None:
+            replaced.stop()
+
     # --- one pass ------------------------------------------------------------------------------
+
+    def _take_handoff(self) -> None:
+        with self.handoff_lock:
+            handed, self.handoff = self.handoff, {}
+            stale = time.monotonic() - ANNOUNCED_FOR
+            for job_id in [j for j, at in self.announced.items() if at < stale]:
+                del self.announced[job_id]  # a start that did not go through
+        for job_id, follower in handed.items():
+            current = self.followers.get(job_id)
+            if current is not None and (current.is_alive() or current.done):
+                follower.stop()  # one follower a job; the writer's cursor check keeps it so
+            else:
+                self.followers[job_id] = follower
+
+    def _handed_over(self, job_id: str) -> bool:
+        with self.handoff_lock:
+            return job_id in self.handoff or job_id in self.announced
 
     def tick(self) -> None:
         close_old_connections()
+        self._take_handoff()
         containers = self._list_containers()
         self._heartbeat()
         if containers is None:
@@ -186,6 +246,8 @@ class Supervisor(threading.Thread):
             return
         # Running.
         follower = self.followers.get(job_id)
+        if follower is None and self._handed_over(job_id):
+            return  # follow_now follows it; the next pass takes that follower over
         if follower is None or (not follower.is_alive() and not follower.done):
             self.followers[job_id] = follower = LogFollower(
                 job_id, container_id, self.client_factory
@@ -296,11 +358,14 @@ def start_supervisor() -> Supervisor | None:
     if _supervisor is None or not _supervisor.is_alive():
         _supervisor = Supervisor(interval=float(os.environ.get("ONEOFF_SUPERVISOR_INTERVAL", 0.5)))
         _supervisor.start()
+        runner.on_starting = _supervisor.starting
+        runner.on_started = _supervisor.follow_now
     return _supervisor
 
 
 def stop_supervisor() -> None:
     global _supervisor
     if _supervisor is not None:
+        runner.on_starting = runner.on_started = None
         _supervisor.stop()
         _supervisor = None

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# `make run`: migrate, make the demo workspace, then web (gunicorn) + Celery worker + Celery beat in
-# the foreground on the configured (by default embedded) database and broker. One Ctrl-C returns
-# within 3 s with web and beat stopped; the worker, which notices the signal between two 2-second
-# waits on the broker, ends by itself seconds later (after any short task it is running). Jobs
-# that are running keep running: the next start's supervisor follows them again.
+# `make run`: migrate, make the demo workspace, then web (gunicorn) + two Celery workers (jobs,
+# builds) + Celery beat in the foreground on the configured (by default embedded) database and
+# broker. One Ctrl-C returns within 3 s with web and beat stopped; the workers, which notice the
+# signal between two 2-second waits on the broker, end by themselves seconds later (after any
+# short task they are running). Jobs that are running keep running: the next start's supervisor
+# follows them again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PORT=${PORT:-8000}
@@ -34,13 +35,18 @@ stop() {
 }
 trap stop INT TERM EXIT
 
-.venv/bin/celery -A config worker --loglevel="${LOG_LEVEL:-INFO}" --without-mingle --without-gossip \
-    --concurrency="${WORKER_CONCURRENCY:-4}" &
-pids+=($!)
+# Two workers, one per Celery queue, each with threads of its own (config/celery.py): job starts
+# and the job supervisor (WORKER_CONCURRENCY threads), and builds (BUILD_WORKER_CONCURRENCY), so
+# no build can delay a job's start.
+for queue in jobs builds; do
+    .venv/bin/celery -A config worker -Q "$queue" -n "$queue@%h" --loglevel="${LOG_LEVEL:-INFO}" \
+        --without-mingle --without-gossip &
+    pids+=($!)
+done
 .venv/bin/celery -A config beat --loglevel="${LOG_LEVEL:-INFO}" &
 pids+=($!)
 .venv/bin/gunicorn config.wsgi --config config/gunicorn.py --bind "${BIND}" &
 pids+=($!)
 
-echo "oneoff: web on http://${BIND}  (Ctrl-C stops web, worker and beat)"
+echo "oneoff: web on http://${BIND}  (Ctrl-C stops web, workers and beat)"
 wait -n "${pids[@]}"

@@ -1,6 +1,6 @@
 """`make run` (scripts/run.sh) on the embedded defaults (SQLite + kombu's filesystem broker): the
-production app server with DEBUG off, a worker and beat that talk, a quiet console, and one Ctrl-C
-that stops everything within 3 s."""
+production app server with DEBUG off, two workers (jobs, builds) and beat that talk, a quiet
+console, and one Ctrl-C that stops everything within 3 s."""
 
 import contextlib
 import json
@@ -14,6 +14,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import REQUIRE_PARTS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -98,6 +100,19 @@ class Run:
         self.out.close()
 
 
+def engine_answers() -> bool:
+    """A Docker Engine for the example's build (the embedded test runs without one too)."""
+    try:
+        import docker
+
+        docker.from_env(timeout=10).ping()
+    except Exception:
+        if REQUIRE_PARTS:
+            raise
+        return False
+    return True
+
+
 def wait_for_worker(port: int, run: Run, timeout: float = 120) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -138,6 +153,17 @@ def test_make_run_serves_with_the_production_server_and_stops_on_one_ctrl_c(tmp_
 
         # Bound to the loopback address only (HOST or BIND exposes it).
         assert listening_addresses(port) == {"127.0.0.1"}
+
+        # The example service's build, which bootstrap_demo queued, runs on the builds worker:
+        # both Celery queues work through the filesystem broker.
+        if engine_answers():
+            deadline = time.monotonic() + 90
+            while " of example succeeded" not in run.text() and time.monotonic() < deadline:
+                assert run.proc.poll() is None, run.text()[-3000:]
+                time.sleep(0.5)
+            assert " of example succeeded" in run.text(), run.text()[-3000:]
+            assert "builds@" in run.text()
+            assert "jobs@" in run.text()
 
         time.sleep(6)  # a heartbeat and a sweep or two go by
         seconds = run.interrupt()

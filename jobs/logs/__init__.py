@@ -4,6 +4,7 @@ One module a concern, in the order a line goes through them:
 
 - ``engine``: the Docker transport (the logs endpoint's raw stream, or the json-file's path); the
   only module that uses docker-py's private internals, for speed.
+- ``files``: the json-file read across Docker's rotation (every piece held open once seen).
 - ``parse``: Docker's two wire formats (frames, json-file lines) into ``(timestamp_ns, stream,
   payload)``; ``StoredLine``, a line as stored.
 - ``clean``: text safe to store (UTF-8 kept whole, no NUL) and the truncation marker.

@@ -8,7 +8,8 @@ same call (``APIClient._get``, ``_url``, ``_raise_for_status``, ``_get_raw_respo
 ``_disable_socket_timeout``), and ``raw_chunks`` reads the response's buffered socket
 (urllib3's ``response.raw._fp.fp``) in large blocks and undoes the chunked encoding itself.
 ``json_file_path`` tells a local engine (docker-py's ``base_url`` for a unix socket) whose
-json-file this process may read instead of asking the engine at all.
+json-file this process may read instead of asking the engine at all, and ``json_file_pieces``
+through how many rotated pieces.
 
 Keep every such use here, nowhere else. ``tests/jobs/test_docker_internals.py`` checks each one
 against the installed docker-py and urllib3 (and the real engine), and fails naming their
@@ -98,8 +99,10 @@ def json_file_path(client: DockerClient, attrs: dict[str, Any]) -> str | None:
     Reading the file is how Fluent Bit, Filebeat and Vector collect Docker logs at volume: it
     spares the engine decoding every line into an HTTP chunk (five CPU seconds per million lines,
     more than the rest of the pipeline). It needs the engine on this machine (a unix socket), the
-    json-file driver without rotation (a rotated-away piece would be a gap), and read access;
-    otherwise, or with ``JOB_LOG_SOURCE=api``, the follower uses the logs endpoint.
+    json-file driver either unrotated or rotated by renaming through two or more uncompressed
+    pieces (``json_file_pieces``; a piece truncated in place or compressed away would be a gap),
+    and read access; otherwise, or with ``JOB_LOG_SOURCE=api``, the follower uses the logs
+    endpoint.
     """
     if settings.JOB_LOG_SOURCE != "auto":
         return None
@@ -107,8 +110,39 @@ def json_file_path(client: DockerClient, attrs: dict[str, Any]) -> str | None:
         return None
     log_config = (attrs.get("HostConfig") or {}).get("LogConfig") or {}
     path = attrs.get("LogPath") or ""
-    if log_config.get("Type") != "json-file" or "max-size" in (log_config.get("Config") or {}):
+    if log_config.get("Type") != "json-file" or json_file_pieces(attrs) == 0:
         return None
     if not path or not os.access(path, os.R_OK):
         return None
     return path
+
+
+def json_file_pieces(attrs: dict[str, Any]) -> int:
+    """How many pieces Docker rotates the container's json-file through (``path``, ``path.1``,
+    …): 1 when it never rotates, 0 when it rotates in a way a reader cannot follow (truncating
+    the one file in place, or compressing the rotated pieces)."""
+    config = ((attrs.get("HostConfig") or {}).get("LogConfig") or {}).get("Config") or {}
+    if not config.get("max-size") or config.get("max-size") == "-1":
+        return 1
+    if str(config.get("compress", "")).lower() in ("1", "true"):
+        return 0
+    try:
+        pieces = int(config.get("max-file") or 1)
+    except ValueError:
+        return 0
+    return pieces if pieces >= 2 else 0
+
+
+_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+
+
+def json_file_piece_bytes(attrs: dict[str, Any]) -> int:
+    """The size at which Docker rotates the container's json-file (``max-size``, in Docker's
+    1024-based units), or 0 when it does not."""
+    config = ((attrs.get("HostConfig") or {}).get("LogConfig") or {}).get("Config") or {}
+    text = str(config.get("max-size") or "").strip().lower().removesuffix("ib").removesuffix("b")
+    number, unit = text.rstrip("kmg"), text[len(text.rstrip("kmg")) :]
+    try:
+        return max(0, int(float(number) * _UNITS[unit]))
+    except (KeyError, ValueError):
+        return 0

@@ -1,8 +1,9 @@
 """Following a container's log into the database, and resuming without gap or duplicate.
 
 A follower reads messages from the job's cursor on (``jobs.logs.store``): the endpoint's
-``since`` is inclusive, and the json-file is entered by bisection a little before the cursor's
-time; the writer skips those up to the cursor.
+``since`` is inclusive, and the json-file (its pieces, when Docker rotates it: ``jobs.logs.files``)
+is entered by bisection a little before the cursor's time; the writer skips those up to the
+cursor.
 """
 
 from __future__ import annotations
@@ -19,7 +20,14 @@ from django.db import connection
 from docker import DockerClient
 from requests import Response
 
-from jobs.logs.engine import json_file_path, open_log_stream, raw_chunks
+from jobs.logs.engine import (
+    json_file_path,
+    json_file_piece_bytes,
+    json_file_pieces,
+    open_log_stream,
+    raw_chunks,
+)
+from jobs.logs.files import LogFiles
 from jobs.logs.parse import FrameParser, JsonFileParser
 from jobs.logs.store import LogWriter
 
@@ -52,6 +60,21 @@ def seek_to_time(log_file: BinaryIO, ts_ns: int) -> None:
         log_file.readline()
 
 
+def open_from_start(client: DockerClient, attrs: dict) -> LogFiles | None:
+    """A container's json-file log opened from its first piece, right after it started (None
+    when this process cannot read it: ``json_file_path``), for ``LogFollower(files=…)``."""
+    path = json_file_path(client, attrs)
+    if not path:
+        return None
+    files = LogFiles(path, json_file_pieces(attrs), json_file_piece_bytes(attrs))
+    try:
+        files.open(0)
+    except OSError:
+        files.close()
+        return None
+    return files
+
+
 class LogFollower(threading.Thread):
     """Follows one container's logs into the database until the container exited.
 
@@ -65,10 +88,23 @@ class LogFollower(threading.Thread):
     """
 
     FILE_BLOCK = 64 * 1024  # with QUEUE_CHUNKS: a follower holds at most ~8 MB of parsed lines
-    FILE_POLL = 0.05  # seconds between reads at the end of a running container's log file
+    FILE_POLL = 0.05  # seconds between reads at the end of a quiet running container's log file
+    FILE_POLL_MIN = 0.005  # … and of one that just printed
+    # Seconds between looks for rotated pieces while the writer is behind (the queue full): a
+    # job printing flat out rotates a small log's pieces within milliseconds.
+    PUT_WAIT = 0.01
 
-    def __init__(self, job_id: str, container_id: str, client_factory: Callable[[], DockerClient]):
+    def __init__(
+        self,
+        job_id: str,
+        container_id: str,
+        client_factory: Callable[[], DockerClient],
+        files: LogFiles | None = None,
+    ):
+        """``files``: the container's json-file, already opened (``open_from_start``) by the
+        thread that started it; the follower reads it at once, before anything else."""
         super().__init__(name=f"logs-{job_id}", daemon=True)
+        self.opened = files
         self.job_id = job_id
         self.container_id = container_id
         self.client_factory = client_factory
@@ -78,18 +114,36 @@ class LogFollower(threading.Thread):
         self.stopping = threading.Event()
         self.response: Response | None = None
         self.source = ""  # "file" or "api", once chosen
+        self.files: LogFiles | None = None  # the json-file's pieces, while reading them
+        self.put_wait = self.PUT_WAIT
 
     def run(self) -> None:
         writer_thread = None
         client = None
         try:
+            if self.opened is not None:
+                # From the container's start: read at once (the writer gets ready meanwhile,
+                # and resumes past anything already stored, should there be any).
+                self.source = "file"
+                logger.info("following the log of %s from %s", self.job_id, self.opened.path)
+                writer_thread = threading.Thread(
+                    target=self._write, args=(None,), name=f"logw-{self.job_id}", daemon=True
+                )
+                writer_thread.start()
+                self._follow_file(0, self.opened, opened=True)
+                self._put(None)
+                writer_thread.join()
+                if self.error is None and not self.stopping.is_set():
+                    self.done = True
+                return
             writer = LogWriter.for_job(self.job_id)
             writer_thread = threading.Thread(
                 target=self._write, args=(writer,), name=f"logw-{self.job_id}", daemon=True
             )
             writer_thread.start()
             client = self.client_factory()
-            path = json_file_path(client, client.api.inspect_container(self.container_id))
+            attrs = client.api.inspect_container(self.container_id)
+            path = json_file_path(client, attrs)
             self.source = "file" if path else "api"
             logger.info(
                 "following the log of %s from %s",
@@ -97,7 +151,8 @@ class LogFollower(threading.Thread):
                 path if path else "the engine's logs endpoint",
             )
             if path:
-                self._follow_file(path, writer.cursor_ns)
+                rotation = LogFiles(path, json_file_pieces(attrs), json_file_piece_bytes(attrs))
+                self._follow_file(writer.cursor_ns, rotation)
             else:
                 self._follow_api(client, writer)
             self._put(None)
@@ -117,6 +172,8 @@ class LogFollower(threading.Thread):
             if writer_thread is not None:
                 writer_thread.join(timeout=10)
         finally:
+            if self.opened is not None:
+                self.opened.close()  # unless _follow_file already did
             if self.response is not None:
                 self.response.close()
             if client is not None:
@@ -133,8 +190,9 @@ class LogFollower(threading.Thread):
             if messages:
                 self._put(messages)
 
-    def _follow_file(self, path: str, since_ns: int = 0) -> None:
-        """Tail the json-file until the engine says the container exited, then read to its end.
+    def _follow_file(self, since_ns: int, files: LogFiles, opened: bool = False) -> None:
+        """Tail the json-file, across its rotation (``LogFiles``), until the engine says the
+        container exited, then read to its end.
 
         The engine closes the file before it reports the exit, so that last read is complete.
         The writer skips what a previous follower stored (the cursor), as with the endpoint.
@@ -155,26 +213,49 @@ class LogFollower(threading.Thread):
                     waiter.close()
 
         threading.Thread(target=wait_for_exit, name=f"wait-{self.job_id}", daemon=True).start()
-        parser = JsonFileParser()
-        with open(path, "rb") as log_file:
+        self.files = files
+        longest_poll = files.look_within(self.FILE_POLL)
+        self.put_wait = min(self.PUT_WAIT, longest_poll)
+        try:
+            if not opened:
+                files.open(since_ns - RESUME_MARGIN_NS if since_ns else 0)
+            assert files.current is not None
             if since_ns:
-                seek_to_time(log_file, since_ns - RESUME_MARGIN_NS)
+                seek_to_time(files.current, since_ns - RESUME_MARGIN_NS)
+            parser = JsonFileParser()
+            poll = min(self.FILE_POLL_MIN, longest_poll)
             while not self.stopping.is_set() and self.error is None:
-                data = log_file.read(self.FILE_BLOCK)
+                data = files.read(self.FILE_BLOCK)
                 if data:
                     messages = parser.feed(data)
                     if messages:
                         self._put(messages)
+                    files.scan()  # a stat when nothing rotated: cheap next to parsing a block
+                    poll = min(self.FILE_POLL_MIN, longest_poll)
+                    continue
+                files.scan()
+                if files.advance():  # the piece read is complete: on with the next one
+                    parser = JsonFileParser()
                     continue
                 if exited.is_set():
                     if wait_error:
                         raise wait_error[0]
-                    while data := log_file.read(self.FILE_BLOCK):
-                        messages = parser.feed(data)
-                        if messages:
-                            self._put(messages)
-                    return
-                exited.wait(self.FILE_POLL)
+                    files.scan()
+                    while True:
+                        while data := files.read(self.FILE_BLOCK):
+                            messages = parser.feed(data)
+                            if messages:
+                                self._put(messages)
+                        if not files.advance():
+                            return
+                        parser = JsonFileParser()
+                exited.wait(poll)
+                # Soon again while the job prints (its pieces may rotate within milliseconds),
+                # backing off to FILE_POLL while it is quiet.
+                poll = min(poll * 2, longest_poll)
+        finally:
+            self.files = None
+            files.close()
 
     def _drain(self, client: DockerClient) -> None:
         writer = LogWriter.for_job(self.job_id)
@@ -192,11 +273,15 @@ class LogFollower(threading.Thread):
     def _put(self, item: list[tuple[int, int, bytes]] | None) -> None:
         while True:
             try:
-                self.queue.put(item, timeout=0.5)
+                self.queue.put(item, timeout=self.put_wait)
                 return
             except queue.Full:
                 if self.error is not None or self.stopping.is_set():
                     return
+                files = self.files
+                if files is not None:
+                    # The writer is behind: keep hold of the pieces Docker rotates meanwhile.
+                    files.scan()
 
     def stop(self) -> None:
         self.stopping.set()
@@ -206,8 +291,10 @@ class LogFollower(threading.Thread):
             except Exception:
                 logger.debug("closing the log stream of %s", self.job_id, exc_info=True)
 
-    def _write(self, writer: LogWriter) -> None:
+    def _write(self, writer: LogWriter | None) -> None:
         try:
+            if writer is None:
+                writer = LogWriter.for_job(self.job_id)
             deadline = time.monotonic() + FLUSH_INTERVAL
             while True:
                 timeout = max(0.0, deadline - time.monotonic())

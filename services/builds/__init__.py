@@ -4,11 +4,15 @@ A build's life:
 
 - ``queue.request_build`` queues it and, once the transaction commits, sends the ``run_build``
   task.
-- ``queue.run_build`` claims the **oldest** queued build of the service with a compare-and-set
-  update made while the service row is locked, and only when no other build of that service is
-  ``building``. So two builds of one service never interleave: *a newer build waits* for the
-  running one, and the runner that finishes a build goes on with the next queued one. A task
-  delivered twice, or one for a build that another runner will start, does nothing.
+- ``queue.run_build`` claims the **oldest** queued build of the workspace whose service has no
+  build ``building``, with a compare-and-set update made while the workspace row is locked, and
+  only while fewer than ``BUILD_CONCURRENCY_PER_WORKSPACE`` of the workspace's builds are
+  ``building``. So two builds of one service never interleave (*a newer build waits* for the
+  running one), one workspace never runs more than its share at once, and the runner that
+  finishes a build goes on with the workspace's next queued one (a build held back by a limit
+  needs no task of its own waiting for it). A task delivered twice, or one for a build that
+  another runner will start, does nothing. Build tasks go to the ``builds`` Celery queue, served
+  by worker threads of their own (``config/celery.py``), so a build never delays a job's start.
 - ``executor.BuildRun`` runs a claimed build. An image build resolves the reference to the
   image's immutable id (pulling it only when the engine lacks it, within ``BUILD_PULL_TIMEOUT``);
   a repository build clones the repository with the git CLI (``git``) and runs ``docker build``

@@ -1,8 +1,10 @@
-"""The build queue: a service's builds run one at a time, oldest first.
+"""The build queue: a service's builds run one at a time, oldest first, and a workspace's at most
+BUILD_CONCURRENCY_PER_WORKSPACE at once.
 
 - ``request_build`` queues a build and, once the transaction commits, sends the ``run_build``
-  task; ``run_build`` claims the service's oldest queued build (``claim_next``) and runs it with
-  ``executor.BuildRun``, then the next one, until none is left or another runner holds one.
+  task (Celery queue ``builds``); ``run_build`` claims the workspace's oldest queued build the
+  limits allow (``claim_next``) and runs it with ``executor.BuildRun``, then the next one, until
+  none is left that the limits allow.
 - ``cancel_build`` cancels a queued build at once and asks a running one to stop.
 - ``sweep_builds`` and ``cleanup_images`` are the periodic work (Celery beat).
 """
@@ -16,7 +18,7 @@ from celery import current_app
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
 from django.db import transaction
-from django.db.models import Model, QuerySet
+from django.db.models import Count, Model, QuerySet
 from django.utils import timezone
 from docker import DockerClient
 from docker.errors import APIError, NotFound
@@ -24,7 +26,14 @@ from docker.errors import APIError, NotFound
 from services.builds.executor import BuildRun
 from services.builds.images import explain
 from services.errors import Refused
-from services.models import BUILD_FINISHED, Build, BuildLogLine, BuildStatus, Service
+from services.models import (
+    BUILD_FINISHED,
+    Build,
+    BuildLogLine,
+    BuildStatus,
+    Service,
+    Workspace,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -91,15 +100,30 @@ def cancel_build(build: Build, *, user: User | AnonymousUser | None = None) -> B
 
 
 def claim_next(service_id: str) -> Build | None:
-    """Claim the oldest queued build of the service, unless one of its builds is running."""
+    """Claim the next build to run in the service's workspace, or None when the limits allow
+    none.
+
+    Two limits: a service's builds run one at a time, in request order; and at most
+    BUILD_CONCURRENCY_PER_WORKSPACE builds of a workspace run at once. The build claimed is the
+    workspace's oldest queued build whose service is idle. A build held back by the workspace's
+    limit is claimed by the runner of the build that frees the slot (``run_build``): no task
+    waits or polls for it, and it never holds up another workspace's builds (its task just ends).
+    """
+    workspace_id = (
+        Service.objects.filter(pk=service_id).values_list("workspace_id", flat=True).first()
+    )
+    if workspace_id is None:
+        return None
     with transaction.atomic():
-        # The service row lock makes "nothing is building" and the claim one step.
-        if not list(Service.objects.select_for_update().filter(pk=service_id).values("pk")):
+        # The workspace row lock makes "counting what runs" and the claim one step.
+        if not list(Workspace.objects.select_for_update().filter(pk=workspace_id).values("pk")):
             return None
-        builds = Build.objects.filter(service_id=service_id)
-        if builds.filter(status=BuildStatus.BUILDING).exists():
+        builds = Build.objects.filter(service__workspace_id=workspace_id)
+        busy = list(builds.filter(status=BuildStatus.BUILDING).values_list("service_id", flat=True))
+        if len(busy) >= max(1, settings.BUILD_CONCURRENCY_PER_WORKSPACE):
             return None
-        for candidate in builds.filter(status=BuildStatus.QUEUED).order_by("created_at", "id"):
+        queued = builds.filter(status=BuildStatus.QUEUED).exclude(service_id__in=busy)
+        for candidate in queued.order_by("created_at", "id")[:100]:
             now = timezone.now()
             claimed = Build.objects.filter(pk=candidate.pk, status=BuildStatus.QUEUED).update(
                 status=BuildStatus.BUILDING, started_at=now, heartbeat_at=now
@@ -110,10 +134,12 @@ def claim_next(service_id: str) -> Build | None:
 
 
 def run_build(build_id: str, *, client: DockerClient | None = None) -> Build | None:
-    """Run the service's queued builds, oldest first, while none of them runs elsewhere.
+    """Run the queued builds of the build's workspace that its limits allow, oldest first, one
+    after another, until none is left.
 
     The build asked for may be run here, or by the runner of an earlier build of the same
-    service when that one finishes: either way it runs exactly once, after the ones before it.
+    workspace when that one finishes: either way it runs exactly once, after the ones of its
+    service requested before it.
     """
     service_id = Build.objects.filter(pk=build_id).values_list("service_id", flat=True).first()
     if service_id is None:
@@ -128,7 +154,8 @@ def run_build(build_id: str, *, client: DockerClient | None = None) -> Build | N
 
 def sweep_builds(*, now: datetime | None = None, batch: int = 100) -> dict[str, int]:
     """Fail builds whose worker stopped heart-beating, and re-send the oldest queued build of
-    each service that has waited a while with nothing building (its message may be lost)."""
+    each service that has waited a while with nothing building, in a workspace below its limit
+    (its message, or the runner that would have gone on with it, may be lost)."""
     now = now or timezone.now()
     failed = 0
     stale = Build.objects.filter(
@@ -146,11 +173,21 @@ def sweep_builds(*, now: datetime | None = None, batch: int = 100) -> dict[str, 
                 "the worker running this build stopped before the build finished; start a new build"
             ),
         )
+    # Workspaces running their limit's worth of builds: their queued builds are claimed as those
+    # end, by the runners that end them.
+    full = (
+        Build.objects.filter(status=BuildStatus.BUILDING)
+        .values("service__workspace_id")
+        .annotate(running=Count("id"))
+        .filter(running__gte=max(1, settings.BUILD_CONCURRENCY_PER_WORKSPACE))
+        .values("service__workspace_id")
+    )
     waiting = (
         Build.objects.filter(
             status=BuildStatus.QUEUED, created_at__lt=now - timedelta(seconds=QUEUED_STALE)
         )
         .exclude(service__builds__status=BuildStatus.BUILDING)
+        .exclude(service__workspace_id__in=full)
         .order_by("service_id", "created_at")
         .values_list("service_id", "pk")[: batch * 10]
     )

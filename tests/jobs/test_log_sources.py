@@ -13,7 +13,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from jobs.launch import create_job
-from jobs.logs.engine import json_file_path, open_log_stream, raw_chunks
+from jobs.logs.engine import json_file_path, json_file_pieces, open_log_stream, raw_chunks
 from jobs.logs.follow import seek_to_time
 from jobs.logs.parse import FrameParser, JsonFileParser, StoredLine
 from jobs.logs.store import LogWriter, copy_rows
@@ -168,7 +168,15 @@ def test_the_file_is_used_only_when_it_is_safe(docker_client, exited_container, 
         **attrs,
         "HostConfig": {"LogConfig": {"Type": "json-file", "Config": {"max-size": "10m"}}},
     }
-    assert json_file_path(docker_client, rotated) is None  # a rotated-away piece would be a gap
+    # Truncated in place (one file): a rotated-away piece would be a gap.
+    assert json_file_path(docker_client, rotated) is None
+    pieces = {"max-size": "10m", "max-file": "4"}
+    renamed = {**attrs, "HostConfig": {"LogConfig": {"Type": "json-file", "Config": pieces}}}
+    assert json_file_path(docker_client, renamed) == attrs["LogPath"]  # followed across rotation
+    assert json_file_pieces(renamed) == 4
+    compressed = {**pieces, "compress": "true"}
+    gzipped = {**attrs, "HostConfig": {"LogConfig": {"Type": "json-file", "Config": compressed}}}
+    assert json_file_path(docker_client, gzipped) is None
     local = {**attrs, "HostConfig": {"LogConfig": {"Type": "local", "Config": {}}}}
     assert json_file_path(docker_client, local) is None
     assert json_file_path(docker_client, {**attrs, "LogPath": "/nonexistent/x-json.log"}) is None

@@ -3,6 +3,7 @@
 import time
 
 import pytest
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -61,7 +62,8 @@ def test_it_fails_with_the_exit_code(live_worker, job_service, docker_client):
     assert lines_of(job) == ["bye"]
     # Recorded jobs leave no container behind.
     wait_for(
-        lambda: not docker_client.containers.list(all=True, filters={"name": job.container_name}),
+        # The sparse listing (no inspect per container, which races with the removal).
+        lambda: not docker_client.api.containers(all=True, filters={"name": job.container_name}),
         message="the container to be removed",
     )
 
@@ -97,7 +99,19 @@ def test_docker_inspect_shows_the_limits(live_worker, job_service, docker_client
     assert not host.get("Mounts")
     assert attrs["Mounts"] == []
     assert host["NetworkMode"] == "none"
-    assert host["LogConfig"] == {"Type": "json-file", "Config": {}}
+    # The on-host log is rotated through 4 pieces holding JOB_LOG_MAX_BYTES in all.
+    piece = str(settings.JOB_LOG_MAX_BYTES // 4)
+    assert host["LogConfig"] == {
+        "Type": "json-file",
+        "Config": {"max-size": piece, "max-file": "4"},
+    }
+    # This engine (overlay2 on extfs) cannot bound the writable layer: the root is read-only,
+    # with tmpfs scratch space of half the plan's memory.
+    assert host["ReadonlyRootfs"] is True
+    assert not host.get("StorageOpt")
+    scratch = "rw,exec,nosuid,nodev,size=256m,mode=1777"
+    assert host["Tmpfs"] == {"/tmp": scratch, "/var/tmp": scratch}
+    assert not attrs["Config"]["User"]  # the image's user
     assert attrs["Image"] == busybox_image
     assert attrs["Name"] == f"/oneoff-{job.id}"
     assert attrs["Config"]["Cmd"] == ["/bin/sh", "-c", "sleep 30"]

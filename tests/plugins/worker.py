@@ -1,8 +1,9 @@
-"""Fixtures for the runner: a real Celery worker subprocess, and jobs on the busybox image.
+"""Fixtures for the runner: real Celery worker subprocesses, and jobs on the busybox image.
 
-``live_worker`` starts ``celery -A config worker`` with this test run's database, broker and a
-container label of its own (``ONEOFF_INSTANCE``), once per test module, and stops it afterwards.
-Its ``restart(**env)``, ``kill()`` (SIGKILL) and ``start(**env)`` let a test crash it or run it
+``live_worker`` starts ``celery -A config worker -Q jobs`` and ``… -Q builds`` (the two worker
+processes of a runner host) with this test run's database, broker and a container label of its
+own (``ONEOFF_INSTANCE``), once per test module, and stops them afterwards. Its
+``restart(**env)``, ``kill()`` (SIGKILL) and ``start(**env)`` let a test crash them or run them
 with other settings. Tests using it need committed data: mark them
 ``@pytest.mark.django_db(transaction=True, serialized_rollback=True)`` (the serialized rollback
 brings back the seeded plans that a transactional test's flush removes).
@@ -50,14 +51,19 @@ def runner_instance():
 
 
 class LiveWorker:
-    """A real ``celery -A config worker`` subprocess on the test database and broker."""
+    """Real Celery workers on the test database and broker, as a runner host runs them: one
+    ``celery -A config worker -Q jobs`` (job starts and the supervisor; ``process``) and one
+    ``-Q builds`` (``builds_process``). ``start``, ``stop``, ``kill`` and ``restart`` act on both.
+    """
 
     def __init__(self, instance: str, var_dir: Path, base_env: dict):
         self.instance = instance
         self.var_dir = var_dir
         self.base_env = base_env
         self.process: subprocess.Popen | None = None
+        self.builds_process: subprocess.Popen | None = None
         self.log_path = var_dir / "worker.log"
+        self.builds_log_path = var_dir / "builds-worker.log"
         self.starts = 0
 
     def env(self, **extra) -> dict:
@@ -83,66 +89,90 @@ class LiveWorker:
         env.update({k: str(v) for k, v in extra.items()})
         return env
 
-    def start(self, **extra) -> "LiveWorker":
-        assert self.process is None or self.process.poll() is not None, "already running"
-        self.starts += 1
-        log = open(self.log_path, "ab")
-        log.write(f"\n=== start {self.starts} {extra}\n".encode())
+    def _spawn(self, queue: str, log_path: Path, env: dict) -> tuple[subprocess.Popen, int]:
+        log = open(log_path, "ab")
+        log.write(f"\n=== start {self.starts}\n".encode())
         log.flush()
         offset = log.tell()
-        self.process = subprocess.Popen(
+        process = subprocess.Popen(
             [
                 CELERY,
                 "-A",
                 "config",
                 "worker",
+                "-Q",
+                queue,
                 "--loglevel=INFO",
-                "--concurrency=4",
                 "--without-mingle",
                 "--without-gossip",
                 "--without-heartbeat",
-                f"--hostname=oneoff-test-{self.instance}-{self.starts}@%h",
+                f"--hostname={queue}-{self.instance}-{self.starts}@%h",
             ],
             cwd=ROOT,
-            env=self.env(**extra),
+            env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
         log.close()
+        return process, offset
+
+    def start(self, **extra) -> "LiveWorker":
+        assert self.process is None or self.process.poll() is not None, "already running"
+        assert self.builds_process is None or self.builds_process.poll() is not None
+        self.starts += 1
+        env = self.env(**extra)
+        self.process, offset = self._spawn("jobs", self.log_path, env)
+        self.builds_process, builds_offset = self._spawn("builds", self.builds_log_path, env)
+
+        def logged(path: Path, at: int) -> bytes:
+            with open(path, "rb") as f:
+                f.seek(at)
+                return f.read()
 
         def ready():
-            if self.process.poll() is not None:
-                pytest.fail(f"the worker exited at start:\n{self.tail()}")
-            with open(self.log_path, "rb") as f:
-                f.seek(offset)
-                text = f.read()
-            return b" ready." in text and b"supervisor running" in text
+            for process in (self.process, self.builds_process):
+                if process.poll() is not None:
+                    pytest.fail(f"a worker exited at start:\n{self.tail()}")
+            jobs = logged(self.log_path, offset)
+            builds = logged(self.builds_log_path, builds_offset)
+            return b" ready." in jobs and b"supervisor running" in jobs and b" ready." in builds
 
-        wait_for(ready, 40, 0.1, "the Celery worker to be ready")
+        wait_for(ready, 40, 0.1, "the Celery workers to be ready")
         return self
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(15)
-        except subprocess.TimeoutExpired:
-            self.kill()
+        running = [p for p in (self.process, self.builds_process) if p and p.poll() is None]
+        for process in running:
+            process.send_signal(signal.SIGTERM)
+        for process in running:
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.send_signal(signal.SIGKILL)
+                process.wait(10)
 
     def kill(self) -> None:
         """SIGKILL: no cleanup of any kind, as when a machine loses power."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(10)
+        for process in (self.process, self.builds_process):
+            if process is not None and process.poll() is None:
+                process.send_signal(signal.SIGKILL)
+                process.wait(10)
 
     def restart(self, **extra) -> "LiveWorker":
         self.stop()
         return self.start(**extra)
 
     def tail(self, lines: int = 60) -> str:
+        """The end of the jobs worker's console."""
+        return self._tail(self.log_path, lines)
+
+    def builds_tail(self, lines: int = 60) -> str:
+        return self._tail(self.builds_log_path, lines)
+
+    @staticmethod
+    def _tail(path: Path, lines: int) -> str:
         try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+            return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return ""
 
@@ -156,7 +186,8 @@ def _purge_broker():
 
 @pytest.fixture(scope="module")
 def live_worker(request, django_db_setup, django_db_blocker, runner_instance, tmp_path_factory):
-    """A Celery worker subprocess for the module's tests (with the module's ``WORKER_ENV``)."""
+    """The Celery workers (jobs and builds) for the module's tests, with its ``WORKER_ENV``; the
+    builds worker clones from ``var_dir / "repos"`` (its BUILD_LOCAL_REPOS_DIR)."""
     if not settings.CELERY_BROKER_URL.startswith(("redis://", "amqp://")):
         pytest.fail("live_worker needs CELERY_BROKER_URL to name a Redis (or RabbitMQ) broker")
     base_env = getattr(request.module, "WORKER_ENV", {})
