@@ -13,17 +13,17 @@ A build's life:
   needs no task of its own waiting for it). A task delivered twice, or one for a build that
   another runner will start, does nothing. Build tasks go to the ``builds`` Celery queue, served
   by worker threads of their own (``config/celery.py``), so a build never delays a job's start.
-- ``executor.BuildRun`` runs a claimed build. An image build resolves the reference to the
-  image's immutable id (pulling it only when the engine lacks it, within ``BUILD_PULL_TIMEOUT``);
-  a repository build clones the repository with the git CLI (``git``) and runs ``docker build``
-  (classic builder) with the service's Dockerfile and context (``images``), streaming output into
-  ``BuildLogLine`` while it runs. Either way the image is tagged ``oneoff/<service-id>:<build-id>``
-  and the build records the image **id**, so a later retag of the source never changes what a
-  job runs.
+- ``executor.BuildRun`` runs a claimed build. An image build takes what ``services.image_refs``
+  allows: a base image, one of the workspace's own builds (by its recorded id), or a registry
+  image, pulled every time within ``BUILD_PULL_TIMEOUT`` and taken by the digest it reported. A
+  repository build clones the repository with the git CLI (``git``) and builds the service's
+  Dockerfile in the isolated builder (``builder``: buildah with the workspace's own image store),
+  streaming output into ``BuildLogLine`` while it runs, then copies the image to the engine.
+  Either way the image is tagged ``oneoff/<service-id>:<build-id>`` and the build records the
+  image **id**, so a later retag of the source never changes what a job runs.
 - ``queue.cancel_build`` cancels a queued build at once and asks a running one to stop; the
-  runner notices within half a second, kills ``git`` or closes the ``docker build`` stream (which
-  makes the engine stop the build and remove its intermediate container), and ends it
-  ``canceled``.
+  runner notices within half a second, kills ``git``, the pull or the builder (and every process
+  of the build's cgroup), and ends it ``canceled``.
 - ``queue.sweep_builds`` (beat, every minute) fails builds whose worker died and re-sends queued
   builds whose message may be lost; ``queue.cleanup_images`` (beat) removes old builds' images.
 

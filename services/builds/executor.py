@@ -1,8 +1,9 @@
 """Running one claimed build to its end: succeeded, failed or canceled.
 
-``BuildRun.run`` resolves an image (``images``) or clones a repository (``git``) and runs
-``docker build`` on it (``images``), writing output to the build's log through ``BuildLog``.
-Every step that blocks (git, a pull, a docker build) runs through ``BuildRun.pump``, which
+``BuildRun.run`` resolves an image (``images``) or clones a repository (``git``) and builds it
+in the isolated builder (``images``, ``builder``), writing output to the build's log through
+``BuildLog``.
+Every step that blocks (git, a pull, the builder) runs through ``BuildRun.pump``, which
 keeps the heart beating, polls for a cancel request and the build timeout, and kills the step
 when either comes.
 """
@@ -35,7 +36,7 @@ logger = logging.getLogger(__name__)
 FLUSH_INTERVAL = 0.25  # seconds between log flushes while output arrives
 CANCEL_POLL_INTERVAL = 0.5  # seconds between checks for a cancel request
 HEARTBEAT_INTERVAL = 10  # seconds between heart-beats of a running build (queue.HEARTBEAT_STALE)
-STOP_WAIT = 5  # seconds to wait for a killed git or docker build stream to end
+STOP_WAIT = 5  # seconds to wait for a killed git, pull or builder to end
 LINE_MAX_CHARS = 8 * 1024
 LOG_BATCH = 500
 
@@ -230,8 +231,8 @@ class BuildRun(GitSteps, ImageSteps):
         *,
         deadline: float | None = None,
     ) -> None:
-        """Run ``produce()`` (an iterable that blocks, such as git's output or a docker build
-        stream) in a reader thread; hand each item to ``consume`` in this thread, flush the log
+        """Run ``produce()`` (an iterable that blocks, such as git's output or the builder's
+        output) in a reader thread; hand each item to ``consume`` in this thread, flush the log
         every 250 ms, and ``kill()`` the producer when the build is canceled or runs out of
         time (then raise ``BuildStopped``). An error of the producer is raised here."""
         items: queue.Queue = queue.Queue()

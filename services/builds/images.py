@@ -1,4 +1,5 @@
-"""Docker for builds: resolve (or pull) an image, run ``docker build``, tag the result.
+"""Images for builds: resolve an allowed reference (``services.image_refs``), pull registry
+images by digest, build Dockerfiles in the isolated builder (``builder``), tag the result.
 
 Each build's image is tagged ``oneoff/<service-id>:<build-id>`` (``tag_for``), and the build
 records the image **id**, so a later retag of the source never changes what a job runs.
@@ -46,7 +47,7 @@ def tag_for(build: Build) -> str:
 
 class _Response:
     """Captures the HTTP response of a streaming Docker call made in one thread, so another
-    thread can close it (closing a ``docker build`` stream makes the engine stop the build)."""
+    thread can close it (closing a pull's stream makes the engine stop the pull)."""
 
     def __init__(self, api: APIClient) -> None:
         self.api = api
