@@ -1,6 +1,6 @@
 """`make run` (scripts/run.sh) on the embedded defaults (SQLite + kombu's filesystem broker): the
 production app server with DEBUG off, two workers (jobs, builds) and beat that talk, a quiet
-console, and one Ctrl-C that stops everything within 3 s."""
+console, a crashed process started again, and one Ctrl-C that stops everything within 3 s."""
 
 import contextlib
 import json
@@ -18,6 +18,7 @@ import pytest
 from tests.helpers import REQUIRE_PARTS
 
 ROOT = Path(__file__).resolve().parent.parent
+JOBS_READY = f"jobs@{socket.gethostname()} ready."
 
 
 def free_port() -> int:
@@ -100,6 +101,23 @@ class Run:
         self.out.close()
 
 
+def processes_of(run: Run, *words: str) -> list[int]:
+    """Pids of the processes of ``run``'s session whose command line holds every one of ``words``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if os.getsid(int(entry.name)) != run.proc.pid:
+                continue
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except (OSError, ProcessLookupError):
+            continue
+        if all(word.encode() in argv for word in words):
+            found.append(int(entry.name))
+    return found
+
+
 def engine_answers() -> bool:
     """A Docker Engine for the example's build (the embedded test runs without one too)."""
     try:
@@ -165,7 +183,23 @@ def test_make_run_serves_with_the_production_server_and_stops_on_one_ctrl_c(tmp_
             assert "builds@" in run.text()
             assert "jobs@" in run.text()
 
+        # A crashed process is started again, and the console says so: kill -9 the jobs worker.
+        [worker] = processes_of(run, "worker", "jobs")
+        os.kill(worker, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while "oneoff: jobs worker restarted" not in run.text() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert "oneoff: jobs worker exited (status 137); restarting in 1 s" in run.text()
+        assert "oneoff: jobs worker restarted" in run.text(), run.text()[-3000:]
+        [again] = processes_of(run, "worker", "jobs")
+        assert again != worker
+        deadline = time.monotonic() + 60
+        while run.text().count(JOBS_READY) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert run.text().count(JOBS_READY) == 2, run.text()[-3000:]  # the new one is ready
+
         time.sleep(6)  # a heartbeat and a sweep or two go by
+        assert processes_of(run, "worker", "jobs") == [again]
         seconds = run.interrupt()
         assert seconds < 3, f"Ctrl-C took {seconds:.1f} s:\n{run.text()[-3000:]}"
         console = run.text()
