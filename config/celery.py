@@ -15,6 +15,8 @@ from celery import Celery, bootsteps, signals
 from django.conf import settings
 from kombu import Exchange, Queue
 
+from config import broker  # noqa: F401 (names the Redis transport that CELERY_BROKER_TRANSPORT uses)
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 JOBS_QUEUE = "jobs"

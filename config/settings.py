@@ -222,6 +222,10 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         (BROKER_DIR / sub).mkdir(parents=True, exist_ok=True)
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+if CELERY_BROKER_URL.startswith("redis://"):
+    # kombu's Redis transport with the fix for the worker's crash on a Redis restart
+    # (config/broker.py, which names it).
+    CELERY_BROKER_TRANSPORT = "oneoff-redis"
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

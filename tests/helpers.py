@@ -743,3 +743,57 @@ class GitHttpsServer:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class PrivateRedis:
+    """A redis-server of a test's own on a free loopback port, which the test may stop, restart or
+    shut down without touching the machine's (shared) Redis. Its data is kept in an append-only
+    file written at every command, so a restart (a clean shutdown and start) keeps its queues, as
+    a production Redis with persistence does."""
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.process: subprocess.Popen | None = None
+
+    def url(self, db: int = 0) -> str:
+        return f"redis://127.0.0.1:{self.port}/{db}"
+
+    def start(self) -> "PrivateRedis":
+        assert self.process is None or self.process.poll() is not None, "already running"
+        self.process = subprocess.Popen(
+            [
+                "redis-server",
+                "--bind", "127.0.0.1",
+                "--port", str(self.port),
+                "--dir", str(self.directory),
+                "--save", "",
+                "--appendonly", "yes",
+                "--appendfsync", "always",
+                "--logfile", str(self.directory / "redis.log"),
+            ],
+        )  # fmt: skip
+
+        def answers():
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port)):
+                return True
+            assert self.process is not None
+            assert self.process.poll() is None, "redis-server exited"
+            return False
+
+        wait_for(answers, 10, 0.02, f"redis-server on port {self.port}")
+        return self
+
+    def stop(self, kill: bool = False) -> None:
+        """A clean shutdown (SIGTERM: the append-only file is complete), or with ``kill`` a
+        SIGKILL."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.kill() if kill else self.process.terminate()
+        self.process.wait(10)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
