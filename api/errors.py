@@ -3,7 +3,8 @@
 A view raises ``ApiError(status, id, message)``, or ``bad_request(field, message)`` for the 400
 that names a field, or lets a domain error (``services.errors``) through: this module maps that
 vocabulary once (``Invalid`` and ``Refused`` a 400, ``Forbidden`` a 403, ``NotFound`` a 404,
-``Limited`` a 429 with ``Retry-After``).
+``Limited`` a 429 with ``Retry-After``); the database not answering is a 503 with
+``Retry-After`` (services/outage.py), anything else a 500.
 Operations declare their error responses with ``errors(...)``, e.g.
 ``response={200: Out, **errors(400, 404)}``, so ``/v1/openapi.json`` stays truthful (401 and 429
 are added for you).
@@ -19,6 +20,7 @@ from ninja.operation import PathView
 
 from api.responses import with_rate_limit_headers
 from services.errors import DomainError, Forbidden, Limited, NotFound
+from services.outage import DATABASE_MESSAGE, RETRY_AFTER_SECONDS, database_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +146,10 @@ def _on_404(request, exc):
 
 
 def _on_exception(request, exc):
+    if database_unavailable(exc):
+        log.warning("database unavailable: %s %s: %s", request.method, request.path, exc)
+        headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+        return error_response(request, 503, "unavailable", DATABASE_MESSAGE, headers)
     log.exception("unhandled error in %s %s", request.method, request.path)
     return error_response(request, 500, "internal_error", "an unexpected error occurred")
 

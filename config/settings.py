@@ -122,8 +122,25 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # A cache every web process shares: rate-limit counters live here. The embedded default is the
 # database (no server); production points CACHE_URL at Redis.
 CACHE_URL = env.str("CACHE_URL", default="")
+# Seconds a request waits for the Redis cache to accept a connection and to answer: a Redis that
+# drops packets (not refusing them) must not hang requests; the rate limiter then serves them
+# uncounted (services/limits.py). socket_connect_timeout / socket_timeout in CACHE_URL's query win.
+CACHE_CONNECT_TIMEOUT = env.float("CACHE_CONNECT_TIMEOUT", default=0.5)
+CACHE_TIMEOUT = env.float("CACHE_TIMEOUT", default=0.5)
+
+
+def cache_config(url: str) -> dict:
+    """The cache at ``url``, with the socket timeouts above for Redis."""
+    config = env.cache_url_config(url)
+    if config["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
+        options = config.setdefault("OPTIONS", {})
+        options.setdefault("socket_connect_timeout", CACHE_CONNECT_TIMEOUT)
+        options.setdefault("socket_timeout", CACHE_TIMEOUT)
+    return config
+
+
 if CACHE_URL:
-    CACHES = {"default": env.cache_url_config(CACHE_URL)}
+    CACHES = {"default": cache_config(CACHE_URL)}
 else:
     CACHES = {
         "default": {

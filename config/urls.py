@@ -14,4 +14,4 @@ urlpatterns = [
 handler400 = "dashboard.errors.bad_request"
 handler403 = "dashboard.errors.permission_denied"
 handler404 = "dashboard.errors.page_not_found"
-handler500 = "dashboard.errors.server_error"
+handler500 = "config.unavailable.server_error"  # a 503 when the database is down

@@ -1,5 +1,8 @@
 """The four jobs endpoints of Render's API: create, list, retrieve, cancel."""
 
+import logging
+
+from django.db import transaction
 from ninja import Query, Router, Status
 
 from api.auth import ApiKeyAuth, ApiRequest, require_write
@@ -11,6 +14,8 @@ from api.schemas.jobs import JobCreateIn, JobListQuery, JobOut, JobWithCursor, j
 from jobs.launch import cancel_job, create_job
 from jobs.models import Job
 from services.access import job_of, service_in
+
+log = logging.getLogger(__name__)
 
 router = Router(tags=["One-Off Jobs"])
 
@@ -50,12 +55,31 @@ TIME_FILTERS = {
 def create(request: ApiRequest, serviceId: str, payload: JobCreateIn):
     require_write(request)
     service = service_in(request.auth.workspace, serviceId)
+    # Once the job's row is committed the job exists and will run (the sweep starts it if its
+    # start message was not sent), so the answer is 201 whatever fails after the commit: the
+    # re-read below (a database restarting) or the start message (a broker down). A 5xx there
+    # would make a client without an Idempotency-Key create the job again.
+    created: dict = {}
 
     def run():
-        job = create_job(service, payload.startCommand, payload.planId, user=request.auth.user)
+        with transaction.atomic():
+            # Registered before create_job's own hook (sending the start message), so it runs
+            # first once the outermost transaction commits (with an Idempotency-Key, the one
+            # that also stores the response).
+            transaction.on_commit(lambda: created.update(committed=True))
+            job = create_job(service, payload.startCommand, payload.planId, user=request.auth.user)
+            created["job"] = job
         return 201, job_dict(job_of(service, job.id))
 
-    status, body = idempotent(request, f"jobs:{service.id}", payload.model_dump(), run)
+    try:
+        status, body = idempotent(request, f"jobs:{service.id}", payload.model_dump(), run)
+    except Exception:
+        job = created.get("job")
+        if job is None or not created.get("committed"):
+            raise
+        log.warning("job %s was created; answering it from memory", job.id, exc_info=True)
+        job.workspace = request.auth.workspace  # what job_dict reads: no query
+        return Status(201, job_dict(job))
     return Status(status, body)
 
 
