@@ -102,7 +102,7 @@ class Run:
 
 
 def processes_of(run: Run, *words: str) -> list[int]:
-    """Pids of the processes of ``run``'s session whose command line holds every one of ``words``."""
+    """Pids of the processes in ``run``'s session whose command line holds each of ``words``."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
