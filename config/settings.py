@@ -240,6 +240,13 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 if CELERY_BROKER_URL.startswith("redis://"):
+    # A Redis broker that drops packets must not hang a request sending a start message: it
+    # fails after these seconds, and the job, already committed, is started by the sweep. The
+    # read timeout stays above the workers' 1-second BRPOP.
+    CELERY_BROKER_TRANSPORT_OPTIONS.update(
+        socket_connect_timeout=env.float("BROKER_CONNECT_TIMEOUT", default=2.0),
+        socket_timeout=env.float("BROKER_TIMEOUT", default=5.0),
+    )
     # kombu's Redis transport with the fix for the worker's crash on a Redis restart
     # (config/broker.py, which names it).
     CELERY_BROKER_TRANSPORT = "oneoff-redis"

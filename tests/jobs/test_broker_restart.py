@@ -9,7 +9,6 @@ import random
 import time
 
 import pytest
-from kombu import Connection
 
 from config.celery import app
 from jobs import runner
@@ -55,7 +54,7 @@ def publish_to(monkeypatch):
         send_task = app.send_task
 
         def send_task_to_private_broker(name, args=None, kwargs=None, **options):
-            with Connection(url) as connection:
+            with app.connection_for_write(url) as connection:
                 return send_task(name, args, kwargs, connection=connection, **options)
 
         monkeypatch.setattr(app, "send_task", send_task_to_private_broker)
