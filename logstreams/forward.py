@@ -185,6 +185,8 @@ class Forwarder:
         close_old_connections()
         since = streaming_workspaces()
         if not since:
+            for destination in self.destinations():
+                destination.assign({})
             return
         now = timezone.now()
         days = max(
@@ -218,9 +220,8 @@ class Forwarder:
                 # Goes nowhere (paused, dropped, not set up when the job was created).
                 self._skip(job_id, count, status in FINISHED)
                 continue
-            if count <= next_seq:
-                if job_id not in self._assigned:
-                    LogCursor.objects.update_or_create(job_id=job_id, defaults={"done": True})
+            if count <= next_seq:  # ended, and all sent
+                LogCursor.objects.update_or_create(job_id=job_id, defaults={"done": True})
                 continue
             destination = self.destination(route.host, route.port)
             current = self._assigned.get(job_id)
@@ -228,8 +229,9 @@ class Forwarder:
                 current._unassign(job_id)  # its settings moved it elsewhere
             self._assigned[job_id] = destination
             assignments.setdefault(destination, {})[job_id] = route
-        for destination, jobs in assignments.items():
-            destination.assign(jobs)
+        for destination in self.destinations():  # each gets this scan's list (maybe empty)
+            destination.assign(assignments.get(destination, {}))
+        self._assigned = {job: dest for dest, jobs in assignments.items() for job in jobs}
 
     def _skip(self, job_id: str, count: int, finished: bool) -> None:
         current = self._assigned.pop(job_id, None)

@@ -168,11 +168,13 @@ class Destination:
 
     # Called by the forwarder's scan thread.
     def assign(self, jobs: dict[str, "Route"]) -> None:
-        """Jobs with lines to send here (job id -> route); wakes the sender."""
+        """The jobs with lines to send here now (job id -> route; replaces the last scan's,
+        so a process that does not hold the lease keeps no list that only grows); wakes the
+        sender."""
         for route in jobs.values():
             self.forwarder.stats.routed(route.workspace_id, self.endpoint)
         with self._cond:
-            self._jobs.update(jobs)
+            self._jobs = dict(jobs)
             if jobs:
                 self.last_assigned = time.monotonic()
             self._woken = True
@@ -282,6 +284,8 @@ class Destination:
             LogCursor.objects.filter(job_id__in=list(jobs)).values_list("job_id", "next_seq")
         )
         for job_id, route in jobs.items():
+            if not self._hold_lease():  # lost it during a long pass: another process sends
+                break
             if job_id not in states:  # deleted
                 self._unassign(job_id)
                 continue
