@@ -6,49 +6,20 @@ import datetime
 import time
 
 import pytest
-from django.db import transaction
-from django.db.models import F
 
 from jobs.logs import retention
-from jobs.logs.parse import StoredLine
-from jobs.logs.store import insert_lines, notify
 from jobs.models import Job
 from logstreams import forward as logstreams
 from logstreams.models import LogCursor, LogDestination, ServiceLogStream, WorkspaceLogStream
 from logstreams.streams import owner_stream_dict, send_test_line
 from tests.helpers import Receiver, no_answer, wait_for
+from tests.logstreams.conftest import store
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 
-def store(job, count, *, text="line {seq}", at=None):
-    """Store ``count`` more lines of ``job`` as the runner does; returns them."""
-    start = Job.objects.get(pk=job.pk).log_line_count
-    at = at or datetime.datetime.now(datetime.UTC)
-    batch = [
-        StoredLine(
-            seq,
-            int(at.timestamp() * 1_000_000) + seq,
-            2 if seq % 3 == 0 else 1,
-            text.format(seq=seq),
-        )
-        for seq in range(start, start + count)
-    ]
-    with transaction.atomic():
-        Job.objects.filter(pk=job.pk).update(log_line_count=F("log_line_count") + count)
-        insert_lines(job.id, batch)
-    notify(job.id, batch)
-    return batch
-
-
 def seqs(messages, job=None):
     return [int(m.params["seq"]) for m in messages if job is None or m.procid == job.id]
-
-
-@pytest.fixture
-def forwarding(fresh_forwarder):
-    fresh_forwarder.start()
-    return fresh_forwarder
 
 
 @pytest.fixture
