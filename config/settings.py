@@ -358,8 +358,6 @@ LOG_PURGE_BATCH = env.int("LOG_PURGE_BATCH", default=5000)  # log lines deleted 
 # A PEM file of CA certificates trusted for log stream destinations, in addition to the system
 # store (verification is always on).
 LOG_STREAM_CA_FILE = env.str("LOG_STREAM_CA_FILE", default="")
-LOG_STREAM_BUFFER_LINES = env.int("LOG_STREAM_BUFFER_LINES", default=10000)  # per destination
-LOG_STREAM_BUFFER_BYTES = env.int("LOG_STREAM_BUFFER_BYTES", default=16 * 1024 * 1024)
 LOG_STREAM_RETRY_MAX = env.float("LOG_STREAM_RETRY_MAX", default=30.0)  # seconds, backoff cap
 LOG_STREAM_TIMEOUT = env.float("LOG_STREAM_TIMEOUT", default=10.0)  # connect and send, seconds
 

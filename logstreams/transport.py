@@ -1,11 +1,13 @@
 """Sending to one syslog destination over TCP with TLS.
 
-A ``Destination`` is one ``HOST:PORT``: a bounded in-memory buffer and one daemon thread (per
-process) that sends it, reconnecting with exponential backoff while the destination is down.
-When the buffer is full, new lines are dropped and counted; ``Stats`` writes the counts (and the
-last error and delivery) to the workspace's ``WorkspaceLogStream`` row about once a second, so
-the dashboard and the API show them. Certificates are always verified, against the system store
-plus the CA file in ``LOG_STREAM_CA_FILE``.
+A ``Destination`` is one ``HOST:PORT``: one daemon thread (in the process holding its lease)
+that reads the stored lines of its jobs after their cursors and sends them, reconnecting with
+exponential backoff while the destination is down; nothing is held in memory, so nothing is
+dropped however long it is down, until log retention purges lines not yet sent (counted).
+``Stats`` writes the counts (and the last error and delivery) to the workspace's
+``WorkspaceLogStream`` row about once a second, so the dashboard and the API show them.
+Certificates are always verified, against the system store plus the CA file in
+``LOG_STREAM_CA_FILE``.
 
 Every connection goes through the egress rules (``services.egress``): the destination's name is
 resolved and checked on each connect, and the socket opened to a checked address (the TLS
@@ -22,29 +24,41 @@ import socket
 import ssl
 import threading
 import time
-from collections import Counter, deque
-from collections.abc import Iterable
-from datetime import datetime
-from typing import TYPE_CHECKING
+from collections import Counter
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, NamedTuple
 
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
-from logstreams.models import WorkspaceLogStream
-from logstreams.syslog import LogLine, frames
+from jobs.models import FINISHED, Job, JobLogLine
+from logstreams.models import LogCursor, LogDestination, WorkspaceLogStream
+from logstreams.syslog import frames
 from services.egress import EgressRefused, allowed_addresses
 
 if TYPE_CHECKING:
-    from logstreams.forward import Forwarder
+    from logstreams.forward import Forwarder, Route
 
 log = logging.getLogger(__name__)
 
 STATS_INTERVAL = 1.0  # seconds between writes of counters to the database
-SEND_BATCH = 5000  # lines taken from the buffer at a time
+SEND_BATCH = 5000  # lines of one job read and sent at a time
 BACKOFF_MIN = 0.2  # seconds before the first reconnect
 IDLE_SECONDS = 600.0  # a destination nothing was sent to for this long is closed and forgotten
+POLL_SECONDS = 1.0  # a sender with nothing to send looks again this often (or when woken)
+LEASE_SECONDS = 10.0  # a destination's lease; a dead holder's lapses after this
+LEASE = timedelta(seconds=LEASE_SECONDS)
+
+
+class Line(NamedTuple):
+    """A stored line as read back for sending (``syslog.LogLine``)."""
+
+    seq: int
+    timestamp: datetime
+    stream: int
+    text: str
 
 
 # TLS.
@@ -114,169 +128,215 @@ def operator_error(exc: BaseException, endpoint: str) -> str:
     return f"{endpoint}: {exc.strerror or exc}" if isinstance(exc, OSError) else str(exc)
 
 
-# The buffer and the sender.
+# The sender.
 
 
 class Destination:
-    """One ``HOST:PORT``: a bounded buffer and a sender thread with its own connection.
+    """One ``HOST:PORT``: a sender thread with its own connection, forwarding the stored lines of
+    the jobs the forwarder assigns to it, each from its ``LogCursor``.
 
-    The buffer holds the runner's batches as they came (one append per batch, so queueing
-    costs the ingest thread little per line); when a batch does not wholly fit, its first
-    lines are kept and the rest dropped, so what is delivered is always the oldest. The sender
-    reads batches without removing them and removes them only once written to the socket, so
-    a write that fails is sent again after reconnecting and the bound covers every line not
-    yet delivered.
+    It sends only while its process holds the destination's lease (``LogDestination``), so one
+    process at a time sends to it. A pass takes up to ``SEND_BATCH`` lines of each assigned job
+    after its cursor (keyset on the log table's key, (job, seq)), sends them, and only then
+    moves the cursor; a send that fails is retried from the same cursor after reconnecting
+    with backoff. Lines the retention purge deleted before they were sent (the destination was
+    down longer than the retention period) are counted as dropped.
     """
 
     def __init__(self, forwarder: "Forwarder", host: str, port: int):
         self.forwarder = forwarder
         self.host, self.port = host, port
         self.endpoint = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        self.max_lines = settings.LOG_STREAM_BUFFER_LINES
-        self.max_bytes = settings.LOG_STREAM_BUFFER_BYTES
         self.timeout = settings.LOG_STREAM_TIMEOUT
         self.retry_max = settings.LOG_STREAM_RETRY_MAX
-        # (workspace id, prefix, lines, bytes) per batch of one job.
-        self._chunks: deque = deque()
-        self._lines = 0
-        self._bytes = 0
+        self._jobs: dict[str, Route] = {}  # assigned by the forwarder's scan
         self._cond = threading.Condition()
+        self._woken = False
         self._stop = threading.Event()
         self._sock: ssl.SSLSocket | None = None
+        self._lease_until = 0.0  # monotonic; 0: not held
         self.delivered = 0
         self.dropped = 0
         self.connected = False
         self.last_error = ""  # as the workspace sees it
         self._last_real_error = ""  # as the server log says it
-        self.last_offer = time.monotonic()
-        self._retired = False
+        self.last_assigned = time.monotonic()
         self._thread = threading.Thread(
             target=self._run, name=f"logstream-{self.endpoint}", daemon=True
         )
         self._thread.start()
 
-    # Called by the ingest path: never blocks on the network, costs little per line.
-    def offer(self, workspace_id: str, prefix: str, lines: Iterable[LogLine]) -> int:
-        """Buffer a batch of lines; returns how many did not fit (dropped, and counted)."""
-        lines = list(lines)
-        overhead = len(prefix) + 64
-        size = sum(len(line.text) for line in lines) + overhead * len(lines)
+    # Called by the forwarder's scan thread.
+    def assign(self, jobs: dict[str, "Route"]) -> None:
+        """The jobs with lines to send here now (job id -> route; replaces the last scan's,
+        so a process that does not hold the lease keeps no list that only grows); wakes the
+        sender."""
+        for route in jobs.values():
+            self.forwarder.stats.routed(route.workspace_id, self.endpoint)
         with self._cond:
-            retired = self._retired
-            if not retired:
-                self.last_offer = time.monotonic()
-                dropped, size = self._append(workspace_id, prefix, lines, size, overhead)
-        if retired:  # forgotten a moment ago: go through a fresh destination
-            fresh = self.forwarder.destination(self.host, self.port)
-            return fresh.offer(workspace_id, prefix, lines)
-        if dropped:
-            self.dropped += dropped
-            self.forwarder.stats.dropped(workspace_id, dropped)
-        self.forwarder.stats.routed(workspace_id, self.endpoint)
-        return dropped
-
-    def _append(
-        self, workspace_id: str, prefix: str, lines: list[LogLine], size: int, overhead: int
-    ) -> tuple[int, int]:
-        """Under the lock: keep what fits (the oldest lines first); returns (dropped, bytes)."""
-        room = self.max_lines - self._lines
-        dropped = 0
-        if len(lines) > room or self._bytes + size > self.max_bytes:
-            kept, size, budget = [], 0, self.max_bytes - self._bytes
-            for line in lines[: max(0, room)]:
-                line_size = len(line.text) + overhead
-                if size + line_size > budget:
-                    break
-                kept.append(line)
-                size += line_size
-            dropped = len(lines) - len(kept)
-            lines = kept
-        if lines:
-            self._chunks.append((workspace_id, prefix, lines, size))
-            self._lines += len(lines)
-            self._bytes += size
+            self._jobs = dict(jobs)
+            if jobs:
+                self.last_assigned = time.monotonic()
+            self._woken = True
             self._cond.notify()
-        return dropped, size
 
     def idle(self) -> bool:
-        """Nothing was offered for ``IDLE_SECONDS``: the destination may be forgotten."""
-        return time.monotonic() - self.last_offer > IDLE_SECONDS
-
-    def pending(self) -> int:
+        """No job was assigned for ``IDLE_SECONDS``: the destination may be forgotten."""
         with self._cond:
-            return self._lines
+            return not self._jobs and time.monotonic() - self.last_assigned > IDLE_SECONDS
+
+    def pending_jobs(self) -> int:
+        with self._cond:
+            return len(self._jobs)
 
     def stop(self, timeout: float = 2.0) -> None:
-        """Try to deliver what is buffered within ``timeout``, then stop the thread."""
-        deadline = time.monotonic() + timeout
-        while self.pending() and self.connected and time.monotonic() < deadline:
-            time.sleep(0.01)
         self._stop.set()
         with self._cond:
             self._cond.notify_all()
-        self._thread.join(max(0.1, deadline - time.monotonic()))
-        self._close()
+        self._thread.join(timeout)  # the thread closes its connection as it ends
 
-    def _peek(self) -> list:
-        """The oldest batches, about SEND_BATCH lines, left in the buffer until sent."""
+    def _wait(self, seconds: float) -> None:
         with self._cond:
-            if not self._chunks:
-                self._cond.wait(timeout=0.5)
-            taken: list = []
-            count = 0
-            for chunk in self._chunks:
-                if taken and count + len(chunk[2]) > SEND_BATCH:
-                    break
-                taken.append(chunk)
-                count += len(chunk[2])
-            return taken
-
-    def _commit(self, chunks: list) -> None:
-        with self._cond:
-            for _ in chunks:
-                _, _, lines, size = self._chunks.popleft()
-                self._lines -= len(lines)
-                self._bytes -= size
+            if not self._woken and not self._stop.is_set():
+                self._cond.wait(seconds)
+            self._woken = False
 
     def _run(self) -> None:
         backoff = 0.0
-        while not self._stop.is_set():
-            chunks = self._peek()
-            self.forwarder.stats.maybe_flush()
-            if self.idle() and self.forwarder.forget(self):
-                self._retire()
-                return
-            if not chunks or self._stop.is_set():
-                continue
-            try:
-                if self._sock is None or self._peer_closed():
-                    self._connect()
-                assert self._sock is not None  # _connect opened it, or raised
-                for _, prefix, lines, _ in chunks:
-                    self._sock.sendall(frames(prefix, lines))
-            except (OSError, ValueError, EgressRefused) as exc:
-                self._close()
-                self._failed(exc)
-                backoff = min(max(backoff * 2, BACKOFF_MIN), self.retry_max)
-                self._stop.wait(backoff * random.uniform(0.8, 1.0))
-                continue
-            backoff = 0.0
-            self._commit(chunks)
-            self.delivered += sum(len(lines) for _, _, lines, _ in chunks)
-            self.forwarder.stats.delivered(self.endpoint)
-        self.forwarder.stats.maybe_flush(force=True)
+        try:
+            while not self._stop.is_set():
+                self.forwarder.stats.maybe_flush()
+                if self.idle() and self.forwarder.forget(self):
+                    break
+                with self._cond:
+                    jobs = dict(self._jobs)
+                if not jobs:
+                    self._wait(POLL_SECONDS)
+                    continue
+                try:
+                    if not self._hold_lease():
+                        self._wait(LEASE_SECONDS / 3)
+                        continue
+                    sent = self._pass(jobs)
+                except (OSError, ValueError, EgressRefused) as exc:
+                    self._close()
+                    self._failed(exc)
+                    backoff = min(max(backoff * 2, BACKOFF_MIN), self.retry_max)
+                    self._stop.wait(backoff * random.uniform(0.8, 1.0))
+                    continue
+                except DatabaseError:
+                    log.warning("log stream %s: database unavailable; retrying", self.endpoint)
+                    close_old_connections()
+                    self._stop.wait(1.0)
+                    continue
+                backoff = 0.0
+                if not sent:
+                    self._wait(POLL_SECONDS)
+        finally:
+            self._release_lease()
+            self._close()
+            self.forwarder.stats.maybe_flush(force=True)
+            connection.close()  # a thread of its own: never leave its connection open
 
-    def _retire(self) -> None:
-        """Nothing came for a long while (the settings moved elsewhere, or no job printed):
-        close the connection and end, counting as dropped what could not be sent."""
+    # The lease.
+
+    def _hold_lease(self) -> bool:
+        """Take or renew this destination's lease (renewed when a third of it is left)."""
+        now = time.monotonic()
+        if self._lease_until - now > LEASE_SECONDS * 2 / 3:
+            return True
+        at = timezone.now()
+        LogDestination.objects.get_or_create(endpoint=self.endpoint)
+        held = (
+            LogDestination.objects.filter(endpoint=self.endpoint)
+            .filter(
+                Q(holder=self.forwarder.identity)
+                | Q(lease_until__isnull=True)
+                | Q(lease_until__lt=at)
+            )
+            .update(holder=self.forwarder.identity, lease_until=at + LEASE)
+        )
+        self._lease_until = now + LEASE_SECONDS if held else 0.0
+        return bool(held)
+
+    def _release_lease(self) -> None:
+        if not self._lease_until:
+            return
+        self._lease_until = 0.0
+        with contextlib.suppress(DatabaseError):  # else it lapses by itself
+            LogDestination.objects.filter(
+                endpoint=self.endpoint, holder=self.forwarder.identity
+            ).update(lease_until=None)
+
+    # Forwarding.
+
+    def _pass(self, jobs: dict[str, "Route"]) -> int:
+        """Up to ``SEND_BATCH`` lines of each job (the oldest job first); returns how many
+        were sent. A job all sent that has ended is marked done and unassigned."""
+        sent = 0
+        states = {
+            row[0]: row[1:]
+            for row in Job.objects.filter(pk__in=list(jobs)).values_list(
+                "id", "log_line_count", "status"
+            )
+        }
+        cursors = dict(
+            LogCursor.objects.filter(job_id__in=list(jobs)).values_list("job_id", "next_seq")
+        )
+        for job_id, route in jobs.items():
+            if not self._hold_lease():  # lost it during a long pass: another process sends
+                break
+            if job_id not in states:  # deleted
+                self._unassign(job_id)
+                continue
+            count, status = states[job_id]
+            start = cursors.get(job_id, 0)
+            if start >= count:
+                if status in FINISHED:
+                    LogCursor.objects.update_or_create(job_id=job_id, defaults={"done": True})
+                    self._unassign(job_id)
+                continue
+            sent += self._send_job(job_id, route, start, count)
+        return sent
+
+    def _send_job(self, job_id: str, route: "Route", start: int, count: int) -> int:
+        lines = list(
+            JobLogLine.objects.filter(job_id=job_id, seq__gte=start, seq__lt=count)
+            .order_by("seq")
+            .values_list("seq", "timestamp", "stream", "text")[:SEND_BATCH]
+        )
+        # Lines stored (``count`` was read first, and lines commit with it) but gone: purged
+        # by log retention before they could be sent.
+        first = lines[0][0] if lines else count
+        purged = first - start
+        if lines:
+            if self._sock is None or self._peer_closed():
+                self._connect()
+            assert self._sock is not None  # _connect opened it, or raised
+            self._sock.sendall(frames(route.prefix_for(job_id), [Line(*line) for line in lines]))
+            # Read what the receiver sent (TLS session tickets): unread input would make a
+            # close, or this process's death, reset the connection and discard lines already
+            # handed to the kernel. And a receiver that closed meanwhile may not have them all.
+            if self._peer_closed():
+                raise ConnectionResetError("the receiver closed the connection")
+        end = lines[-1][0] + 1 if lines else count
+        moved = LogCursor.objects.filter(job_id=job_id, next_seq=start).update(next_seq=end)
+        if not moved:
+            _, created = LogCursor.objects.get_or_create(job_id=job_id, defaults={"next_seq": end})
+            if not created:  # another holder moved it meanwhile (a lapsed lease): theirs wins
+                return len(lines)
+        if purged:
+            self.dropped += purged
+            self.forwarder.stats.dropped(route.workspace_id, purged)
+        if lines:
+            self.delivered += len(lines)
+            self.forwarder.stats.delivered(self.endpoint)
+        return len(lines)
+
+    def _unassign(self, job_id: str) -> None:
         with self._cond:
-            chunks, self._chunks = list(self._chunks), deque()
-            self._lines = self._bytes = 0
-        for workspace_id, _, lines, _ in chunks:
-            self.dropped += len(lines)
-            self.forwarder.stats.dropped(workspace_id, len(lines))
-        self._close()
-        self.forwarder.stats.maybe_flush(force=True)
+            self._jobs.pop(job_id, None)
+        self.forwarder.finished(job_id)
 
     def _connect(self) -> None:
         self._close()

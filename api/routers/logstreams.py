@@ -49,8 +49,8 @@ class OwnerStreamOut(Schema):
     enabled: bool = Field(description="Oneoff: false while forwarding is paused.")
     hasToken: bool = Field(description="Oneoff: whether a token is set (it is never returned).")
     droppedLines: int = Field(
-        description="Oneoff: lines dropped because a destination was down longer than the "
-        "forwarder's buffer holds."
+        description="Oneoff: lines never delivered because log retention purged them while "
+        "a destination was down (forwarding reads the stored log, so this is the only loss)."
     )
     lastDeliveredAt: str | None = Field(None, json_schema_extra={"format": "date-time"})
     lastError: str | None = Field(None, description="Oneoff: the last delivery error.")

@@ -9,7 +9,8 @@ what was stored.
 in the follower's thread, with ``sender=LogWriter`` and the keywords ``job_id`` (str) and
 ``lines`` (list[StoredLine]). Receivers must be cheap and never block (hand the lines to a queue
 of your own); it is sent with ``send_robust``, so an exception in one is logged (by
-``django.dispatch``) and ignored. The log-stream forwarder connects to it (``logstreams.apps``).
+``django.dispatch``) and ignored. The log-stream forwarder connects to it (``logstreams.apps``)
+as a wake-up hint: it reads the lines to send from the table, after its cursors.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from jobs.logs.clean import clean_text, split_bytes, truncation_text
 from jobs.logs.parse import EPOCH, StoredLine
 from jobs.models import Job, JobLogLine, LogStream
 
-FLUSH_LINES = 5000  # also the largest batch offered to a log stream (its buffer: 10,000)
+FLUSH_LINES = 5000
 FLUSH_BYTES = 2 * 1024 * 1024
 
 lines_stored = Signal()  # job_id: str, lines: list[StoredLine]; see the module's docstring

@@ -7,7 +7,6 @@ import time
 import pytest
 from django.core.cache import cache
 
-from logstreams import forward as logstreams
 from logstreams.models import ServiceLogStream, WorkspaceLogStream
 from logstreams.streams import send_test_line
 from services.models import ApiKey
@@ -17,10 +16,10 @@ from tests.helpers import (
     Receiver,
     assert_error,
     closed_port,
-    lines,
     no_answer,
     wait_for,
 )
+from tests.logstreams.conftest import store
 
 # (endpoint, the host its error names); {port} is a live receiver's.
 FORBIDDEN = [
@@ -136,17 +135,17 @@ def test_the_test_line_never_reaches_a_forbidden_receiver(
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 @pytest.mark.parametrize(("form", "host"), [FORBIDDEN[1], FORBIDDEN[4]])
 def test_delivery_never_reaches_a_forbidden_receiver(
-    default_rules, fresh_forwarder, workspace, receiver, make_service, make_job, form, host
+    default_rules, forwarding, workspace, receiver, make_service, make_job, form, host
 ):
     endpoint = form.format(port=receiver.port)
     stream = WorkspaceLogStream.objects.create(workspace=workspace, endpoint=endpoint, token="t")
 
-    logstreams.forward_batch(make_job(make_service()).id, lines(5))
+    store(make_job(make_service()), 5)
 
-    destination = fresh_forwarder.destinations()[0]
+    destination = wait_for(forwarding.destinations, 5)[0]
     wait_for(lambda: destination.last_error, message="the delivery error")
     assert destination.last_error == no_answer(host)
-    fresh_forwarder.stats.maybe_flush(force=True)
+    forwarding.stats.maybe_flush(force=True)
     stream.refresh_from_db()
     assert stream.last_error == no_answer(host)
     assert receiver.messages == []
@@ -184,7 +183,7 @@ def test_the_test_line_says_the_same_for_every_failure(stream_settings, workspac
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_delivery_says_the_same_for_every_failure(
-    stream_settings, fresh_forwarder, workspace, make_service, make_job, four_ports
+    stream_settings, forwarding, workspace, make_service, make_job, four_ports
 ):
     stream_settings.LOG_STREAM_TIMEOUT = 1.0
     errors = {}
@@ -192,9 +191,9 @@ def test_delivery_says_the_same_for_every_failure(
         WorkspaceLogStream.objects.update_or_create(
             workspace=workspace, defaults={"endpoint": f"127.0.0.1:{port}", "last_error": ""}
         )
-        fresh_forwarder.invalidate()
-        logstreams.forward_batch(make_job(make_service()).id, lines(2))
-        destination = fresh_forwarder.destination("127.0.0.1", port)
+        forwarding.invalidate()
+        store(make_job(make_service()), 2)
+        destination = forwarding.destination("127.0.0.1", port)
         wait_for(lambda d=destination: d.last_error, message=f"the {kind} port's error")
         errors[kind] = destination.last_error
     assert errors == dict.fromkeys(four_ports, no_answer("127.0.0.1"))
