@@ -137,4 +137,7 @@ def private_engine():
             if ids:
                 subprocess.run(["docker", "rm", "-f", *ids], env=engine.env(), capture_output=True)
         engine.stop()
+        # dockerd makes its data root a mount point of its own and leaves it mounted.
+        for mounted in ("data", "exec"):
+            subprocess.run(["umount", "-l", str(folder / mounted)], capture_output=True)
         shutil.rmtree(folder, ignore_errors=True)
