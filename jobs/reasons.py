@@ -40,6 +40,15 @@ def evicted(why: str) -> dict:
     return {"evicted": True, "evictionReason": why}
 
 
+def engine_lost_text(host: str, exit_code: int) -> str:
+    """The ``evictionReason`` of a job whose container its Docker Engine stopped (a restart
+    without live-restore): not the job's own failure, so not ``nonZeroExit``."""
+    return (
+        f"the Docker Engine on {host} restarted and stopped the job's container "
+        f"(exit {exit_code}); run dockerd with live-restore so jobs survive engine restarts"
+    )
+
+
 def memory_limit_label(memory_mb: int) -> str:
     """A plan's memory as the reason records it (Kubernetes-style, like Render's: ``512Mi``)."""
     return f"{memory_mb}Mi"

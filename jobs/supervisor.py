@@ -14,6 +14,10 @@ image; a label alone, which any Dockerfile can set, is never enough), and:
   compare-and-set on ``running``) and removes the container;
 - removes containers whose job is already finished or gone;
 - marks running jobs of this host whose container vanished ``failed`` with a reason;
+- tells a container the engine stopped (an engine restart without live-restore kills every
+  container with SIGTERM, then SIGKILL) from the job's own failure: a container that died by a
+  signal while the engine did not answer ends ``failed`` with an ``evicted`` reason saying so,
+  never ``nonZeroExit`` 137 or 143 (``_lost_to_engine``);
 - adopts a container whose start was not recorded (its ``start_job`` died between the Docker
   start and the database update).
 
@@ -30,7 +34,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TextIO
 
 from django.conf import settings
@@ -39,7 +43,7 @@ from django.utils import timezone
 from docker import DockerClient
 from docker.errors import DockerException, NotFound
 
-from jobs import runner
+from jobs import reasons, runner
 from jobs.logs.follow import LogFollower, open_from_start
 from jobs.models import FINISHED, Job, JobStatus, RunnerHost
 
@@ -48,6 +52,8 @@ logger = logging.getLogger(__name__)
 HEARTBEAT_EVERY = 5.0
 LOST_GRACE = timedelta(seconds=5)  # a running job's container may be missing this long at start
 ANNOUNCED_FOR = 10.0  # seconds an announced start keeps the passes from following it themselves
+OUTAGES_KEPT = 20  # engine outages remembered (the exits of a lost container are judged by them)
+OUTAGE_SLACK = timedelta(seconds=2)  # the engine's clock and ours, and a listing's own time
 
 
 class Supervisor(threading.Thread):
@@ -66,6 +72,11 @@ class Supervisor(threading.Thread):
         self.last_heartbeat = 0.0
         self.docker_ok = False
         self.docker_error = ""
+        # Engine outages this supervisor saw, as (last good listing, first good listing after);
+        # ``down_since`` while one lasts. Times are wall-clock, to compare with Docker's.
+        self.last_listing = timezone.now()
+        self.down_since: datetime | None = None
+        self.outages: list[tuple[datetime, datetime]] = []
         self.lock_file: TextIO | None = None
         # Removing a container takes tens of milliseconds: never hold up the loop with it.
         self.removals = ThreadPoolExecutor(4, thread_name_prefix="oneoff-remove")
@@ -209,11 +220,14 @@ class Supervisor(threading.Thread):
                 self.client = self.client_factory()
             containers = self.client.api.containers(all=True, filters=runner.instance_filter())
             self.docker_ok, self.docker_error = True, ""
+            self._engine_answered()
             return containers
         except (DockerException, OSError) as exc:
             if self.docker_ok or not self.docker_error:
                 logger.warning("the Docker Engine does not answer: %s", exc)
             self.docker_ok, self.docker_error = False, str(exc)[:1000]
+            if self.down_since is None:
+                self.down_since = self.last_listing
             if self.client is not None:
                 try:
                     self.client.close()
@@ -221,6 +235,31 @@ class Supervisor(threading.Thread):
                     logger.debug("closing the Docker client", exc_info=True)
             self.client = None
             return None
+
+    def _engine_answered(self) -> None:
+        now = timezone.now()
+        if self.down_since is not None:
+            self.outages = [*self.outages, (self.down_since, now)][-OUTAGES_KEPT:]
+            logger.warning(
+                "the Docker Engine answers again (it did not for %.1f s)",
+                (now - self.down_since).total_seconds(),
+            )
+            self.down_since = None
+        self.last_listing = now
+
+    def _lost_to_engine(self, state: dict) -> str:
+        """Why a container died with its engine ("" when it did not): killed by a signal (exit
+        128+n, or 255 when the engine lost track of it) at a time the engine did not answer.
+        An engine that stops without live-restore stops its containers (SIGTERM, then SIGKILL
+        after their stop timeout) after it closed its API, so this supervisor saw the outage."""
+        code = state.get("ExitCode")
+        finished = runner.docker_time(state.get("FinishedAt"))
+        if not isinstance(code, int) or code < 128 or finished is None or state.get("OOMKilled"):
+            return ""
+        for down, back in self.outages:
+            if down - OUTAGE_SLACK <= finished <= back + OUTAGE_SLACK:
+                return reasons.engine_lost_text(settings.RUNNER_HOST, code)
+        return ""
 
     def _heartbeat(self) -> None:
         now = time.monotonic()
@@ -267,7 +306,11 @@ class Supervisor(threading.Thread):
         elif state in ("exited", "dead") and follower.done:
             assert self.client is not None  # tick listed the containers with it
             attrs = self.client.api.inspect_container(container_id)
-            runner.record_exit(job, attrs["State"])  # logs the end when it records it
+            why = self._lost_to_engine(attrs["State"])
+            if not why:
+                runner.record_exit(job, attrs["State"])  # logs the end when it records it
+            elif runner.record_lost(job, why):
+                logger.warning("job %s: %s", job_id, why)
             self.followers.pop(job_id, None)
             self.stoppers.pop(job_id, None)
             self._remove(container_id)
@@ -343,6 +386,11 @@ class Supervisor(threading.Thread):
                 f"the job's container {job.container_name} disappeared from the Docker Engine "
                 f"on {settings.RUNNER_HOST} (removed outside Oneoff?)"
             )
+            if self.outages and job.started_at and job.started_at < self.outages[-1][1]:
+                why = (
+                    f"the job's container {job.container_name} was gone when the Docker Engine "
+                    f"on {settings.RUNNER_HOST} came back from a restart"
+                )
             if runner.record_lost(job, why):
                 logger.warning("job %s: %s", job.id, why)
 

@@ -3,8 +3,10 @@
 # example service is a git repository), buildah (repository builds run in it, one image store per
 # workspace) and Debian's static busybox (the example's base image is made
 # from it offline). On Debian as root it installs what is missing and starts dockerd itself, without
-# bridge networking (job containers use JOB_NETWORK, "none" by default); otherwise it says exactly
-# what to install. Exit 1 when something is still missing.
+# bridge networking (job containers use JOB_NETWORK, "none" by default) and with --live-restore
+# (running jobs survive a restart of the engine); otherwise it says exactly what to install.
+# An engine already running without live-restore gets a warning. Exit 1 when something is still
+# missing.
 set -u
 engine_answers() { command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; }
 
@@ -36,11 +38,19 @@ MSG
     fi
 fi
 
-if engine_answers; then exit 0; fi
+warn_live_restore() {
+    if [ "$(docker info --format '{{.LiveRestoreEnabled}}' 2>/dev/null)" = false ]; then
+        echo "oneoff: warning: the Docker Engine runs without live-restore, so restarting it kills" \
+             "every running job; set \"live-restore\": true in /etc/docker/daemon.json" >&2
+    fi
+}
+
+if engine_answers; then warn_live_restore; exit 0; fi
 
 if [ $can_install = 1 ] && command -v dockerd >/dev/null 2>&1; then
-    echo "oneoff: starting dockerd (no bridge networking, log in /var/log/dockerd.log) ..."
-    nohup dockerd --bridge=none --iptables=false --ip-forward=false >/var/log/dockerd.log 2>&1 &
+    echo "oneoff: starting dockerd (no bridge networking, live-restore, log in /var/log/dockerd.log) ..."
+    nohup dockerd --bridge=none --iptables=false --ip-forward=false --live-restore \
+        >/var/log/dockerd.log 2>&1 &
     for _ in $(seq 1 60); do
         if docker info >/dev/null 2>&1; then exit 0; fi
         sleep 0.5
@@ -54,6 +64,6 @@ cat >&2 <<'MSG'
 oneoff: no Docker Engine answers, so jobs cannot run (they stay pending until one does).
   Fix: install Docker Engine and start it (https://docs.docker.com/engine/install/),
        or point DOCKER_HOST at a running engine, e.g. DOCKER_HOST=unix:///var/run/docker.sock.
-  On Debian as root: apt-get install docker.io && dockerd --bridge=none &
+  On Debian as root: apt-get install docker.io && dockerd --bridge=none --live-restore &
 MSG
 exit 1

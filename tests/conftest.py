@@ -19,6 +19,7 @@ from services.models import Build, BuildStatus, Plan, Role, Service, Workspace
 from tests.helpers import TEST_EGRESS_ALLOW, make_member, missing_part
 
 pytest_plugins = [
+    "tests.plugins.engine",
     "tests.plugins.jobs",
     "tests.plugins.registry",
     "tests.plugins.syslog",

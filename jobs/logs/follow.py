@@ -18,7 +18,8 @@ from typing import BinaryIO
 
 from django.db import connection
 from docker import DockerClient
-from requests import Response
+from docker.errors import APIError, DockerException
+from requests import RequestException, Response
 
 from jobs.logs.engine import (
     json_file_path,
@@ -39,6 +40,9 @@ FLUSH_INTERVAL = 0.25  # seconds: stored lines are at most this old (plus one IN
 QUEUE_CHUNKS = 64
 
 RESUME_MARGIN_NS = 1_000_000_000  # stdout and stderr are stamped apart: a little disorder
+# Seconds between attempts to reach an engine that went away (restarting) while a job runs.
+ENGINE_RETRY_MIN = 0.2
+ENGINE_RETRY_MAX = 2.0
 
 
 def seek_to_time(log_file: BinaryIO, ts_ns: int) -> None:
@@ -116,6 +120,7 @@ class LogFollower(threading.Thread):
         self.source = ""  # "file" or "api", once chosen
         self.files: LogFiles | None = None  # the json-file's pieces, while reading them
         self.put_wait = self.PUT_WAIT
+        self.engine_gone = False  # the engine stopped answering while this follower ran
 
     def run(self) -> None:
         writer_thread = None
@@ -201,16 +206,40 @@ class LogFollower(threading.Thread):
         wait_error: list[BaseException] = []
 
         def wait_for_exit() -> None:
-            waiter = None
+            # The engine going away (a restart) cuts this wait, not the container: with
+            # live-restore it runs on, and the file open here is the one the engine appends to
+            # when it is back. So wait for the engine to answer again, and go on reading the
+            # same file from where it was: no gap, no line read twice.
+            delay = ENGINE_RETRY_MIN
             try:
-                waiter = self.client_factory()
-                waiter.api.wait(self.container_id, timeout=None)
-            except BaseException as exc:
-                wait_error.append(exc)
+                while not self.stopping.is_set():
+                    waiter = None
+                    try:
+                        waiter = self.client_factory()
+                        waiter.api.wait(self.container_id, timeout=None)
+                        return
+                    except APIError as exc:  # the engine answered: no such container, …
+                        wait_error.append(exc)
+                        return
+                    except (DockerException, RequestException, OSError) as exc:
+                        if delay == ENGINE_RETRY_MIN:
+                            logger.warning(
+                                "the Docker Engine went away while %s runs (%r); following its "
+                                "log file on until the engine is back",
+                                self.job_id,
+                                exc,
+                            )
+                        self.engine_gone = True
+                        self.stopping.wait(delay)
+                        delay = min(delay * 2, ENGINE_RETRY_MAX)
+                    except BaseException as exc:
+                        wait_error.append(exc)
+                        return
+                    finally:
+                        if waiter is not None:
+                            waiter.close()
             finally:
                 exited.set()
-                if waiter is not None:
-                    waiter.close()
 
         threading.Thread(target=wait_for_exit, name=f"wait-{self.job_id}", daemon=True).start()
         self.files = files

@@ -15,6 +15,7 @@ as a wake-up hint: it reads the lines to send from the table, after its cursors.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -28,6 +29,15 @@ from jobs.models import Job, JobLogLine, LogStream
 
 FLUSH_LINES = 5000
 FLUSH_BYTES = 2 * 1024 * 1024
+# SQLite has one write lock for the whole database, and its busy handler polls (up to every
+# 100 ms) instead of queueing: a follower storing a chatty job's log in back-to-back 5000-line
+# transactions kept the web's writes (the rate limiter's counters, sessions) waiting for
+# seconds. There, batches are small and ingest yields the lock after each commit for as long as
+# it held it (at most half the lock's time goes to logs while the job prints flat out).
+SQLITE_FLUSH_LINES = 500
+SQLITE_FLUSH_BYTES = 128 * 1024
+SQLITE_YIELD_MIN = 0.005  # seconds
+SQLITE_YIELD_MAX = 0.25
 
 lines_stored = Signal()  # job_id: str, lines: list[StoredLine]; see the module's docstring
 
@@ -273,6 +283,10 @@ class LogWriter:
 
     @property
     def should_flush(self) -> bool:
+        if connection.vendor == "sqlite":
+            return (
+                len(self.pending) >= SQLITE_FLUSH_LINES or self.pending_bytes >= SQLITE_FLUSH_BYTES
+            )
         return len(self.pending) >= FLUSH_LINES or self.pending_bytes >= FLUSH_BYTES
 
     def flush(self) -> list[StoredLine]:
@@ -281,6 +295,7 @@ class LogWriter:
         if not lines and not self.truncation_dirty and not self.dirty:
             return []
         expected = self.line_count - len(lines)
+        began = time.monotonic()
         with transaction.atomic():
             if connection.vendor == "postgresql":
                 # Not waiting for this commit's WAL flush is safe: lines and cursor commit
@@ -317,6 +332,10 @@ class LogWriter:
         self.pending = []
         self.pending_bytes = 0
         self.dirty = False
+        if connection.vendor == "sqlite":
+            # A lower priority than the web's writes: leave the lock free a while (see above).
+            held = time.monotonic() - began
+            time.sleep(min(SQLITE_YIELD_MAX, max(SQLITE_YIELD_MIN, held)))
         if lines:
             notify(self.job_id, lines)
         return lines
