@@ -15,7 +15,8 @@ image; a label alone, which any Dockerfile can set, is never enough), and:
 - removes containers whose job is already finished or gone;
 - marks running jobs of this host whose container vanished ``failed`` with a reason;
 - adopts a container whose start was not recorded (its ``start_job`` died between the Docker
-  start and the database update).
+  start and the database update), at once when the job was asked to cancel meanwhile, so that
+  it is stopped, its logs stored and its time billed before it ends ``canceled``.
 
 One supervisor per host and installation: a file lock (released by the kernel even on SIGKILL)
 keeps a second worker on the same host waiting as a standby.
