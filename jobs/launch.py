@@ -1,14 +1,18 @@
 """The one way to create or cancel a job, used by the API and the dashboard alike."""
 
+import logging
+
 from celery import current_app
 from django.contrib.auth.models import AnonymousUser, User
 from django.db import transaction
 from django.utils import timezone
 
 from jobs import reasons
-from jobs.models import EnvSnapshot, Job, JobStatus
+from jobs.models import UNFINISHED, EnvSnapshot, Job, JobStatus
 from services.errors import Invalid, Refused
 from services.models import Plan, Service
+
+logger = logging.getLogger(__name__)
 
 MAX_COMMAND_BYTES = 64 * 1024
 
@@ -68,17 +72,49 @@ def create_job(
     return job
 
 
-def enqueue_start(job_id: str) -> None:
-    current_app.send_task("jobs.tasks.start_job", args=[job_id])
+def enqueue_start(job_id: str) -> bool:
+    """Send a start message for a job, recording when (``Job.start_enqueued_at``: the sweep sends
+    another only once that is old). Never raises: it runs after the job's row committed, so a
+    broker (or database) that does not answer must not turn a created job into an error; the job
+    stays pending and the sweep (runner.sweep) starts it once the broker answers again. Returns
+    whether the message was sent."""
+    from django.db import DatabaseError
+
+    try:
+        Job.objects.filter(pk=job_id, status=JobStatus.PENDING).update(
+            start_enqueued_at=timezone.now()
+        )
+    except DatabaseError as exc:
+        logger.warning("job %s: could not record its start message: %s", job_id, exc)
+    try:
+        current_app.send_task("jobs.tasks.start_job", args=[job_id])
+        return True
+    except Exception as exc:  # kombu's OperationalError, a socket error, a timeout…
+        logger.warning(
+            "job %s: the broker did not take its start message (%s); the sweep will send it",
+            job_id,
+            exc,
+        )
+    try:  # the message is not out: the next sweep may send one straight away
+        Job.objects.filter(pk=job_id, status=JobStatus.PENDING).update(start_enqueued_at=None)
+    except DatabaseError:
+        logger.debug("job %s: could not clear start_enqueued_at", job_id, exc_info=True)
+    return False
 
 
 def cancel_job(job: Job, *, user: User | AnonymousUser | None = None) -> Job:
-    """Cancel a job. Pending: canceled at once, it never starts. Running: ask its runner to stop
-    it (SIGTERM, then SIGKILL after JOB_STOP_GRACE); it ends ``canceled``. Canceled: unchanged.
-    Succeeded or failed: refused."""
+    """Cancel a job. Pending and never claimed by a runner: canceled at once, it never starts.
+    Claimed (a runner may have created its container: a start in progress, or one cut short by a
+    worker crash or a database error) or running: a request the runner carries out. It stops the
+    container if there is one (SIGTERM, then SIGKILL after JOB_STOP_GRACE), stores its logs,
+    bills the time it ran, and only then records ``canceled``; a claimed job that has no container
+    is canceled by its next start message (sent here) without ever starting. Canceled:
+    unchanged. Succeeded or failed: refused."""
     who = user if user is not None and user.is_authenticated else None
     now = timezone.now()
-    stopped = Job.objects.filter(pk=job.pk, status=JobStatus.PENDING).update(
+    stopped = Job.objects.filter(
+        pk=job.pk, status=JobStatus.PENDING, claimed_at__isnull=True
+    ).update(
         status=JobStatus.CANCELED,
         finished_at=now,
         canceled_by=who,
@@ -88,9 +124,12 @@ def cancel_job(job: Job, *, user: User | AnonymousUser | None = None) -> Job:
         cost=0,
     )
     if not stopped:
-        Job.objects.filter(
-            pk=job.pk, status=JobStatus.RUNNING, cancel_requested_at__isnull=True
+        asked = Job.objects.filter(
+            pk=job.pk, status__in=UNFINISHED, cancel_requested_at__isnull=True
         ).update(cancel_requested_at=now, canceled_by=who)
+        if asked and Job.objects.filter(pk=job.pk, status=JobStatus.PENDING).exists():
+            # The runner finds out whether a container exists, and acts on it.
+            transaction.on_commit(lambda: enqueue_start(job.pk))
     job.refresh_from_db()
     if job.status in (JobStatus.SUCCEEDED, JobStatus.FAILED):
         raise Refused(

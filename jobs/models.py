@@ -88,6 +88,10 @@ class Job(models.Model):
     host = models.CharField(max_length=200, blank=True, help_text="Runner host that claimed it.")
     claimed_at = models.DateTimeField(null=True, blank=True)
     container_id = models.CharField(max_length=80, blank=True)
+    # When the last start message was sent (the enqueue, or a retry of start_job): the sweep
+    # sends another only once this is older than runner.START_MESSAGE_LIVE, so each pending job
+    # has one outstanding start message, however long the Docker Engine stays away.
+    start_enqueued_at = models.DateTimeField(null=True, blank=True)
     note = models.CharField(max_length=500, blank=True, help_text="Why a pending job waits.")
     # Log bookkeeping: the last stored Docker log message (nanoseconds since the epoch) and how
     # many messages carried exactly that timestamp, so a restarted follower resumes without gap

@@ -40,6 +40,10 @@ LABEL_SERVICE = "oneoff.service"
 LABEL_WORKSPACE = "oneoff.workspace"
 DOCKER_TIMEOUT = 30  # seconds for one Docker API call
 CLAIM_STALE = timedelta(seconds=60)  # a claim this old, still pending, may be taken over
+# A start message sent (or retried) this recently may still be on its way: the sweep sends no
+# other. Longer than start_job's longest retry countdown, so a job waiting for the engine keeps
+# one message, not one more per sweep.
+START_MESSAGE_LIVE = timedelta(seconds=60)
 
 _local = threading.local()
 
@@ -260,6 +264,44 @@ def fail_start(job_id: str, message: str, *, from_status: str = JobStatus.PENDIN
     return failed
 
 
+def cancel_unstarted(job_id: str) -> bool:
+    """End a pending job asked to cancel that has no container (and so never ran): ``canceled``,
+    owing nothing."""
+    job = Job.objects.select_related("canceled_by").filter(pk=job_id).first()
+    if job is None:
+        return False
+    now = timezone.now()
+    canceled = bool(
+        Job.objects.filter(pk=job_id, status=JobStatus.PENDING).update(
+            status=JobStatus.CANCELED,
+            finished_at=now,
+            reason=reasons.canceled_by(job.canceled_by),
+            billed_seconds=0,
+            cost=0,
+            note="",
+        )
+    )
+    if canceled:
+        logger.info("job %s canceled before its container was made", job_id)
+    return canceled
+
+
+def _carry_out_cancel(job: Job, client: DockerClient | None) -> StartOutcome:
+    """A claimed pending job asked to cancel: it is never started. A container made for it by an
+    earlier delivery (cut short by a crash or a database error) is this host's supervisor's to
+    stop, follow and bill (it adopts it at once: ``Supervisor._handle_pending``); without one,
+    the job ends canceled now."""
+    try:
+        client = client or get_client()
+        found = client.api.containers(all=True, filters={"name": job.container_name})
+    except (DockerException, OSError) as exc:
+        return _wait_for_docker(job.pk, exc, keep_claim=True)
+    if any(is_own(job.pk, job, item) for item in found):
+        return StartOutcome.SKIPPED
+    cancel_unstarted(job.pk)
+    return StartOutcome.SKIPPED
+
+
 def start(job_id: str, client: DockerClient | None = None) -> StartOutcome:
     """Start a pending job's container and mark it running. Safe to call any number of times."""
     job = (
@@ -269,6 +311,10 @@ def start(job_id: str, client: DockerClient | None = None) -> StartOutcome:
     )
     if job is None or job.status != JobStatus.PENDING:
         return StartOutcome.SKIPPED
+    if job.cancel_requested_at is not None:
+        if not claim(job_id):
+            return StartOutcome.SKIPPED  # its holder (or the supervisor) carries the cancel out
+        return _carry_out_cancel(job, client)
     if timezone.now() - job.created_at > timedelta(seconds=settings.JOB_START_TIMEOUT):
         fail_start(
             job_id,
@@ -308,7 +354,7 @@ def start(job_id: str, client: DockerClient | None = None) -> StartOutcome:
         fail_start(job_id, f"Docker could not start the container: {_explain(exc)}")
         return StartOutcome.FAILED
     except (DockerException, OSError) as exc:
-        return _wait_for_docker(job_id, exc)
+        return _wait_for_docker(job_id, exc, keep_claim=True)  # it may have started
     started_at = docker_time(container.attrs["State"].get("StartedAt")) or timezone.now()
     assert container.id is not None  # docker types Model.id as optional; the engine sets it
     announce = on_starting
@@ -337,13 +383,18 @@ def start(job_id: str, client: DockerClient | None = None) -> StartOutcome:
     return StartOutcome.STARTED
 
 
-def _wait_for_docker(job_id: str, exc: Exception) -> StartOutcome:
-    """The engine did not answer: release the claim and say why the job waits."""
+def _wait_for_docker(job_id: str, exc: Exception, *, keep_claim: bool = False) -> StartOutcome:
+    """The engine did not answer: release the claim and say why the job waits.
+
+    ``keep_claim``: a container may exist (the engine went away after the create): any host may
+    take the job over (``host`` is cleared), but ``claimed_at`` stays, so a cancel goes through
+    the runner (``launch.cancel_job``) rather than ending a job whose container may run."""
     reset_client()
     note = f"Waiting for the Docker Engine on {settings.RUNNER_HOST}: {exc}"
-    Job.objects.filter(pk=job_id, status=JobStatus.PENDING).update(
-        host="", claimed_at=None, note=note[:500]
-    )
+    fields: dict = {"host": "", "note": note[:500]}
+    if not keep_claim:
+        fields["claimed_at"] = None
+    Job.objects.filter(pk=job_id, status=JobStatus.PENDING).update(**fields)
     return StartOutcome.WAITING
 
 
@@ -475,7 +526,8 @@ def remove(client: DockerClient, container_id: str) -> None:
 def sweep(batch: int = 100) -> dict:
     """The periodic reaper (beat): bounded batches, safe to run anywhere, any number of times.
 
-    - pending jobs nobody holds (their start message may be lost) get a new start message;
+    - pending jobs nobody holds and with no start message sent within START_MESSAGE_LIVE (it
+      may be lost) get a new start message;
     - pending jobs older than JOB_START_TIMEOUT fail with ``startError``;
     - running jobs whose runner host stopped heart-beating for JOB_HOST_TIMEOUT fail.
     """
@@ -494,12 +546,14 @@ def sweep(batch: int = 100) -> dict:
             counts["timed_out"] += 1
     waiting = Job.objects.filter(
         Q(host="") | Q(claimed_at__lt=now - CLAIM_STALE),
+        # One outstanding start message per job: none sent (or retried) recently.
+        Q(start_enqueued_at__isnull=True) | Q(start_enqueued_at__lt=now - START_MESSAGE_LIVE),
         status=JobStatus.PENDING,
         created_at__lt=now - timedelta(seconds=5),
     ).order_by("created_at")
     for job_id in waiting.values_list("pk", flat=True)[:batch]:
-        enqueue_start(job_id)
-        counts["requeued"] += 1
+        if enqueue_start(job_id):
+            counts["requeued"] += 1
     host_timeout = timedelta(seconds=settings.JOB_HOST_TIMEOUT)
     alive = RunnerHost.objects.filter(last_seen_at__gte=now - host_timeout).values("name")
     orphans = (

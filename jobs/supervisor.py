@@ -19,7 +19,8 @@ image; a label alone, which any Dockerfile can set, is never enough), and:
   signal while the engine did not answer ends ``failed`` with an ``evicted`` reason saying so,
   never ``nonZeroExit`` 137 or 143 (``_lost_to_engine``);
 - adopts a container whose start was not recorded (its ``start_job`` died between the Docker
-  start and the database update).
+  start and the database update), at once when the job was asked to cancel meanwhile, so that
+  it is stopped, its logs stored and its time billed before it ends ``canceled``.
 
 One supervisor per host and installation: a file lock (released by the kernel even on SIGKILL)
 keeps a second worker on the same host waiting as a standby.
@@ -38,7 +39,7 @@ from datetime import datetime, timedelta
 from typing import TextIO
 
 from django.conf import settings
-from django.db import close_old_connections, connection
+from django.db import DatabaseError, close_old_connections, connection
 from django.utils import timezone
 from docker import DockerClient
 from docker.errors import DockerException, NotFound
@@ -51,6 +52,9 @@ logger = logging.getLogger(__name__)
 
 HEARTBEAT_EVERY = 5.0
 LOST_GRACE = timedelta(seconds=5)  # a running job's container may be missing this long at start
+# A pending job asked to cancel whose container was created but not started this long after its
+# claim: its start_job is not about to start it, the container is removed and the job canceled.
+CANCEL_CREATED_AFTER = timedelta(seconds=5)
 ANNOUNCED_FOR = 10.0  # seconds an announced start keeps the passes from following it themselves
 OUTAGES_KEPT = 20  # engine outages remembered (the exits of a lost container are judged by them)
 OUTAGE_SLACK = timedelta(seconds=2)  # the engine's clock and ours, and a listing's own time
@@ -88,6 +92,7 @@ class Supervisor(threading.Thread):
         self.announced: dict[str, float] = {}
         self.handoff_lock = threading.Lock()
         self.active = False  # holds the host's lock (a standby follows nothing)
+        self.database_down_since: float | None = None  # monotonic time of an outage's start
 
     # --- life ----------------------------------------------------------------------------------
 
@@ -105,6 +110,10 @@ class Supervisor(threading.Thread):
                 started = time.monotonic()
                 try:
                     self.tick()
+                    self._database_answers()
+                except DatabaseError as exc:
+                    self._database_down(exc)
+                    connection.close()
                 except Exception:
                     logger.exception("supervisor tick failed")
                     connection.close()
@@ -117,6 +126,18 @@ class Supervisor(threading.Thread):
                 follower.stop()
             self.removals.shutdown(wait=True)
             connection.close()
+
+    def _database_down(self, exc: DatabaseError) -> None:
+        """One line per database outage, not a traceback every pass."""
+        if self.database_down_since is None:
+            self.database_down_since = time.monotonic()
+            logger.warning("the database does not answer (the supervisor waits for it): %s", exc)
+
+    def _database_answers(self) -> None:
+        if self.database_down_since is not None:
+            down = time.monotonic() - self.database_down_since
+            self.database_down_since = None
+            logger.warning("the database answers again (after %.0f s)", down)
 
     def stop(self, timeout: float = 5.0) -> None:
         self.stopped.set()
@@ -317,17 +338,28 @@ class Supervisor(threading.Thread):
 
     def _handle_pending(self, job: Job, item: dict) -> None:
         claimed_at = job.claimed_at or job.created_at
-        if timezone.now() - claimed_at < runner.CLAIM_STALE / 2:
+        since_claim = timezone.now() - claimed_at
+        canceling = job.cancel_requested_at is not None
+        if since_claim < runner.CLAIM_STALE / 2 and not canceling:
             return  # start_job is (probably) still at work on it
         assert self.client is not None  # tick listed the containers with it
         if item.get("State") in ("running", "exited", "dead"):
+            # Asked to cancel: adopted at once, so that the running-job path stops it, stores
+            # its logs and bills it before it ends canceled (adopting is a compare-and-set that
+            # a start_job still at work on it respects).
             attrs = self.client.api.inspect_container(item["Id"])
             if runner.adopt(job, attrs):
                 logger.info("adopted container of %s whose start was not recorded", job.id)
-        else:
-            # Created but never started: remove it and let start_job (via the sweep) try again.
+        elif not canceling or since_claim >= CANCEL_CREATED_AFTER:
+            # Created but never started: remove it and let start_job (via the sweep) try again,
+            # or, asked to cancel, end the job (it never ran).
             runner.remove(self.client, item["Id"])
-            Job.objects.filter(pk=job.pk, status=JobStatus.PENDING).update(host="", claimed_at=None)
+            if canceling:
+                runner.cancel_unstarted(job.pk)
+            else:
+                Job.objects.filter(pk=job.pk, status=JobStatus.PENDING).update(
+                    host="", claimed_at=None
+                )
 
     def _remove(self, container_id: str) -> None:
         if container_id in self.removing:

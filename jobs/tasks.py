@@ -1,24 +1,56 @@
 """Thin Celery tasks; the logic lives in jobs/runner.py and jobs/logs/."""
 
 import logging
+from datetime import datetime
 
 from celery import Task, shared_task
 from django.conf import settings
+from django.db import DatabaseError, connection
+from django.utils import timezone
 
 from jobs import runner
-from jobs.models import IdempotencyKey, RunnerHost
+from jobs.models import IdempotencyKey, Job, JobStatus, RunnerHost
 
 logger = logging.getLogger(__name__)
+
+
+# A start waiting for the Docker Engine or the database is tried again after 1, 2, 4, 8, then
+# every 15 seconds, START_RETRIES times (about 2.5 minutes); then its message ends and the sweep
+# sends a new one. Each job has one start message at a time (``Job.start_enqueued_at``).
+START_RETRIES = 12
+START_BACKOFF_MAX = 15
+
+
+def start_backoff(retries: int) -> int:
+    return int(min(START_BACKOFF_MAX, 2 ** min(retries, 4)))
 
 
 @shared_task(bind=True, ignore_result=True, max_retries=None, acks_late=True)
 def start_job(self: Task[[str], str], job_id: str) -> str:
     """Start a pending job's container. Short: the per-host supervisor follows it afterwards."""
-    outcome = runner.start(job_id)
-    if outcome == runner.StartOutcome.WAITING:
-        # The Docker Engine did not answer: the job stays pending with a visible note.
-        raise self.retry(countdown=min(15, 2 ** min(self.request.retries, 4)))
-    return outcome.value
+    try:
+        outcome = runner.start(job_id)
+    except DatabaseError as exc:
+        # Retried here, not left to the sweep: the job starts once the database answers.
+        logger.warning("job %s: database error during its start, trying again: %s", job_id, exc)
+        connection.close()
+        outcome = runner.StartOutcome.WAITING
+    if outcome != runner.StartOutcome.WAITING:
+        return outcome.value
+    # The Docker Engine (or the database) did not answer: the job stays pending.
+    if self.request.retries >= START_RETRIES:
+        # This message ends; the sweep sends the next (start_enqueued_at cleared).
+        _mark_start_message(job_id, None)
+        return "gave up"
+    _mark_start_message(job_id, timezone.now())
+    raise self.retry(countdown=start_backoff(self.request.retries), max_retries=None)
+
+
+def _mark_start_message(job_id: str, when: datetime | None) -> None:
+    try:
+        Job.objects.filter(pk=job_id, status=JobStatus.PENDING).update(start_enqueued_at=when)
+    except DatabaseError:
+        connection.close()  # the sweep's bound still holds: at worst one extra message
 
 
 @shared_task(ignore_result=True)

@@ -147,10 +147,11 @@ class JsonFileParser:
                 and line[-13] == 46  # "."
                 and line[-3] == 90  # "Z"
             ):
-                # The payload goes without its newline: the writer drops that anyway.
+                # The payload keeps its newline, as the endpoint's does: a piece of a longer
+                # line (Docker sends those without one) counts no newline byte of its own.
                 end = len(line) - 60
                 if line.endswith(b"\\n", 8, end) and line.find(b"\\", 8, end - 2) < 0:
-                    payload = line[8 : end - 2]
+                    payload = line[8 : end - 2] + b"\n"
                 elif line.find(b"\\", 8, end) < 0:
                     payload = line[8:end]
                 else:

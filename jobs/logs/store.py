@@ -15,12 +15,13 @@ as a wake-up hint: it reads the lines to send from the table, after its cursors.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.dispatch import Signal
 
 from jobs.logs.clean import clean_text, split_bytes, truncation_text
@@ -38,6 +39,13 @@ SQLITE_FLUSH_LINES = 500
 SQLITE_FLUSH_BYTES = 128 * 1024
 SQLITE_YIELD_MIN = 0.005  # seconds
 SQLITE_YIELD_MAX = 0.25
+# A flush that meets a database error is tried again after 0.1 s, doubling up to 5 s, for up to
+# five minutes; past that it raises, and the supervisor's next follower resumes from the cursor.
+FLUSH_RETRY_FIRST = 0.1
+FLUSH_RETRY_MAX_DELAY = 5.0
+FLUSH_RETRY_FOR = 300.0
+
+logger = logging.getLogger(__name__)
 
 lines_stored = Signal()  # job_id: str, lines: list[StoredLine]; see the module's docstring
 
@@ -188,28 +196,33 @@ class LogWriter:
         elif ts_ns == self.cursor_ns:
             self.cursor_count += 1
         self.dirty = True
-        if payload.endswith(b"\n"):
+        # Bytes are counted as the job printed them: a line's newline once, and none for a
+        # piece of a longer line (Docker sends those without one) nor for the pieces it is
+        # split into here, so stored and dropped bytes add up to exactly what it printed.
+        raw = len(payload)
+        newline = payload.endswith(b"\n")
+        if newline:
             payload = payload[:-1]
         if self.truncation_seq is not None:
-            self.dropped_bytes += len(payload) + 1
+            self.dropped_bytes += raw
             self.truncation_dirty = True
             return
         ts_us = ts_ns // 1000
-        size = len(payload) + 1
-        if size <= self.line_max and self.stored_bytes + size <= self.max_bytes:
+        if len(payload) < self.line_max and self.stored_bytes + raw <= self.max_bytes:
             if ts_us <= self.last_us:
                 ts_us = self.last_us + 1
             self.last_us = ts_us
             self.pending.append(StoredLine(self.line_count, ts_us, stream, clean_text(payload)))
             self.line_count += 1
-            self.stored_bytes += size
-            self.pending_bytes += size
+            self.stored_bytes += raw
+            self.pending_bytes += raw
             return
         offset = 0
         for piece in split_bytes(payload, self.line_max):
-            size = len(piece) + 1
+            last = offset + len(piece) == len(payload)
+            size = len(piece) + (1 if newline and last else 0)
             if self.stored_bytes + size > self.max_bytes:
-                self._truncate(ts_us, len(payload) + 1 - offset)
+                self._truncate(ts_us, raw - offset)
                 return
             offset += len(piece)
             if ts_us <= self.last_us:
@@ -232,8 +245,9 @@ class LogWriter:
         truncated = self.truncation_seq is not None
         fast = False
         for ts_ns, stream, payload in messages:
-            size = len(payload) if payload.endswith(b"\n") else len(payload) + 1
-            if truncated or ts_ns <= skip_ns or size > line_max or stored + size > max_bytes:
+            size = len(payload)
+            text_size = size - 1 if payload.endswith(b"\n") else size
+            if truncated or ts_ns <= skip_ns or text_size >= line_max or stored + size > max_bytes:
                 self.line_count, self.last_us, self.stored_bytes = seq, last_us, stored
                 self.cursor_ns, self.cursor_count = cursor_ns, cursor_count
                 self.pending_bytes += added
@@ -252,7 +266,7 @@ class LogWriter:
             if ts_us <= last_us:
                 ts_us = last_us + 1
             last_us = ts_us
-            text = payload[: size - 1].decode("utf-8", "replace")
+            text = payload[:text_size].decode("utf-8", "replace")
             if "\x00" in text:
                 text = text.replace("\x00", "")
             append(StoredLine(seq, ts_us, stream, text))
@@ -290,12 +304,74 @@ class LogWriter:
         return len(self.pending) >= FLUSH_LINES or self.pending_bytes >= FLUSH_BYTES
 
     def flush(self) -> list[StoredLine]:
-        """Store the pending lines and the cursor in one transaction; returns what was stored."""
+        """Store the pending lines and the cursor in one transaction; returns what was stored.
+
+        A database error (a restart, a lost connection) is retried with backoff, for up to
+        FLUSH_RETRY_FOR seconds, on a new connection: the lines stay pending meanwhile (the
+        follower's bounded queue holds the rest back). The transaction stores lines and cursor
+        together, and the compare-and-set on ``log_line_count`` tells a commit whose answer was
+        lost (the count moved to ours: stored once, not again) from one that never happened."""
         lines = self.pending
         if not lines and not self.truncation_dirty and not self.dirty:
             return []
         expected = self.line_count - len(lines)
         began = time.monotonic()
+        delay = FLUSH_RETRY_FIRST
+        deadline = time.monotonic() + FLUSH_RETRY_FOR
+        failing_since: float | None = None
+        while True:
+            try:
+                self._store(lines, expected)
+                break
+            except (OperationalError, InterfaceError) as exc:
+                if connection.in_atomic_block:
+                    raise  # inside a caller's transaction: not ours to retry
+                connection.close()
+                if lines and self._stored_already():
+                    break
+                if time.monotonic() >= deadline:
+                    raise
+                if failing_since is None:
+                    failing_since = time.monotonic()
+                    logger.warning(
+                        "storing the log of %s: database error, retrying: %s", self.job_id, exc
+                    )
+                time.sleep(delay)
+                delay = min(delay * 2, FLUSH_RETRY_MAX_DELAY)
+        if failing_since is not None:
+            logger.warning(
+                "stored the log of %s after %.1f s of database errors",
+                self.job_id,
+                time.monotonic() - failing_since,
+            )
+        self.truncation_dirty = False
+        self.pending = []
+        self.pending_bytes = 0
+        self.dirty = False
+        if connection.vendor == "sqlite":
+            # A lower priority than the web's writes: leave the lock free a while (see above).
+            held = time.monotonic() - began
+            time.sleep(min(SQLITE_YIELD_MAX, max(SQLITE_YIELD_MIN, held)))
+        if lines:
+            notify(self.job_id, lines)
+        return lines
+
+    def _stored_already(self) -> bool:
+        """After an error: whether the batch committed anyway (LogConflict if another writer
+        moved the job's count elsewhere)."""
+        try:
+            count = Job.objects.filter(pk=self.job_id).values_list("log_line_count", flat=True)
+            now = count.first()
+        except (OperationalError, InterfaceError):
+            connection.close()
+            return False
+        if now == self.line_count:
+            return True
+        if now != self.line_count - len(self.pending):
+            raise LogConflict(self.job_id)
+        return False
+
+    def _store(self, lines: list[StoredLine], expected: int) -> None:
         with transaction.atomic():
             if connection.vendor == "postgresql":
                 # Not waiting for this commit's WAL flush is safe: lines and cursor commit
@@ -328,17 +404,6 @@ class LogWriter:
                 for line in lines:
                     if line.seq == self.truncation_seq:
                         line.text = text
-        self.truncation_dirty = False
-        self.pending = []
-        self.pending_bytes = 0
-        self.dirty = False
-        if connection.vendor == "sqlite":
-            # A lower priority than the web's writes: leave the lock free a while (see above).
-            held = time.monotonic() - began
-            time.sleep(min(SQLITE_YIELD_MAX, max(SQLITE_YIELD_MIN, held)))
-        if lines:
-            notify(self.job_id, lines)
-        return lines
 
 
 def notify(job_id: str, lines: list[StoredLine]) -> None:

@@ -2,6 +2,7 @@
 
 import struct
 
+import psycopg
 import pytest
 
 from jobs.launch import create_job
@@ -186,3 +187,113 @@ def test_a_follower_stores_a_real_containers_output_within_the_cap(
     assert job.log_bytes <= 100_000
     total = sum(len(str(i)) + 1 for i in range(1, 100001)) + len("end\n")
     assert job.log_bytes + job.log_dropped_bytes == total
+
+
+PIECE = 16 * 1024  # Docker sends a longer line in pieces of this size, without a newline
+
+
+def test_pieces_of_a_long_line_are_counted_without_a_newline_each(job, settings):
+    # A 40,000-byte line (and its newline) arrives as 16 KiB, 16 KiB and the rest with "\n".
+    settings.JOB_LOG_MAX_BYTES = 20_000
+    writer = LogWriter.for_job(job.id)
+    line = b"x" * 40_000 + b"\n"
+    pieces = [line[i : i + PIECE] for i in range(0, len(line), PIECE)]
+    writer.add_batch([(T0 + i, LogStream.STDOUT, piece) for i, piece in enumerate(pieces)])
+    writer.add_batch([(T0 + 10, LogStream.STDOUT, b"after\n")])
+    writer.flush()
+    job.refresh_from_db()
+    assert job.log_bytes == PIECE
+    # Exactly what was printed and not stored: the rest of the line, its newline, "after\n".
+    assert job.log_dropped_bytes == 40_001 - PIECE + 6
+    assert f"({40_001 - PIECE + 6} bytes)" in stored(job)[-1]
+
+
+def test_stored_and_dropped_bytes_add_up_to_what_was_printed_when_split_here(job, settings):
+    settings.JOB_LOG_MAX_BYTES = 9
+    settings.JOB_LOG_LINE_MAX_BYTES = 4
+    writer = LogWriter.for_job(job.id)
+    writer.add(T0, LogStream.STDOUT, b"abcdefghij")  # no newline: a piece, split in 4-byte ones
+    writer.add(T0 + 1, LogStream.STDOUT, b"klm\n")
+    writer.flush()
+    job.refresh_from_db()
+    assert stored(job)[:2] == ["abcd", "efgh"]
+    assert job.log_bytes == 8
+    assert job.log_dropped_bytes == 2 + 4  # "ij" and "klm\n"
+
+
+@pytest.mark.docker
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_real_long_line_past_the_cap_counts_exactly_the_bytes_it_dropped(
+    job_service, docker_client, busybox_image, settings, runner_instance
+):
+    settings.JOB_LOG_MAX_BYTES = 100_000
+    job = create_job(job_service, "true")
+    Job.objects.filter(pk=job.pk).update(status="running")
+    printed = 1_000_000  # one line without a newline: 62 pieces of 16 KiB and a rest
+    command = f"head -c {printed} /dev/zero | tr '\\0' x"
+    follower = follow_container(docker_client, busybox_image, runner_instance, job.id, command)
+    assert follower.done, follower.error
+    job.refresh_from_db()
+    assert job.log_bytes + job.log_dropped_bytes == printed
+    assert f"({job.log_dropped_bytes} bytes)" in stored(job)[-1]
+
+
+def _kill_my_connection() -> None:
+    """End this thread's database session from another one, as a PostgreSQL restart does."""
+    from django.db import connection
+
+    pid = connection.cursor().connection.info.backend_pid
+    with psycopg.connect(_dsn(), autocommit=True) as other:
+        other.execute("SELECT pg_terminate_backend(%s)", [pid])
+
+
+def _dsn() -> str:
+    from django.db import connection
+
+    db = connection.settings_dict
+    return (
+        f"host={db['HOST'] or '127.0.0.1'} port={db['PORT'] or 5432} "
+        f"user={db['USER'] or 'postgres'} dbname={db['NAME']}"
+    )
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_flush_is_retried_after_a_database_error(job_service, monkeypatch, caplog):
+    monkeypatch.setattr("jobs.logs.store.FLUSH_RETRY_FIRST", 0.01)
+    job = create_job(job_service, "true")
+    writer = LogWriter.for_job(job.id)
+    writer.add(T0, LogStream.STDOUT, b"one\n")
+    writer.add(T0 + 1, LogStream.STDOUT, b"two\n")
+    _kill_my_connection()  # the flush's first try meets a dead session
+    assert [line.text for line in writer.flush()] == ["one", "two"]
+    writer.add(T0 + 2, LogStream.STDOUT, b"three\n")
+    writer.flush()
+    assert stored(job) == ["one", "two", "three"]
+    assert "database error, retrying" in caplog.text
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_flush_whose_commit_answer_was_lost_stores_its_lines_once(job_service, monkeypatch):
+    from django.db import OperationalError
+
+    monkeypatch.setattr("jobs.logs.store.FLUSH_RETRY_FIRST", 0.01)
+    job = create_job(job_service, "true")
+    writer = LogWriter.for_job(job.id)
+    real_store = LogWriter._store
+    calls = []
+
+    def commit_then_fail(self, lines, expected):
+        calls.append(len(lines))
+        real_store(self, lines, expected)
+        if len(calls) == 1:
+            raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(LogWriter, "_store", commit_then_fail)
+    writer.add(T0, LogStream.STDOUT, b"once\n")
+    assert [line.text for line in writer.flush()] == ["once"]
+    assert calls == [1]  # not stored a second time
+    writer.add(T0 + 1, LogStream.STDOUT, b"next\n")
+    writer.flush()
+    assert stored(job) == ["once", "next"]
+    job.refresh_from_db()
+    assert job.log_line_count == 2
