@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format bench bench-quick clean
+.PHONY: run test lint format bench bench-quick chaos chaos-quick clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || "$$(scripts/find-python.sh)" -m venv $(VENV)
@@ -30,6 +30,15 @@ bench: $(STAMP)
 
 bench-quick: $(STAMP)
 	$(PY) bench/run.py --quick
+
+# The chaos suite (chaos/): Oneoff on its own PostgreSQL, Redis and dockerd, killed and cut off
+# on purpose; a table of what it lost. Needs root (it starts a Docker Engine). CHAOS_ARGS e.g.
+# "--trial redis-restart --runs 3".
+chaos: $(STAMP)
+	$(PY) -m chaos $(CHAOS_ARGS)
+
+chaos-quick: $(STAMP)
+	$(PY) -m chaos --quick $(CHAOS_ARGS)
 
 clean:
 	rm -rf $(VENV) var
