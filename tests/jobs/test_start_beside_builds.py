@@ -62,7 +62,7 @@ def test_four_sleeping_builds_do_not_delay_a_job_start(
     marker = f"sleepy-{time.monotonic_ns()}"
     requested = []
     for i in range(4):
-        repo = Repo(live_worker.var_dir / "repos" / f"{marker}-{i}")
+        repo = Repo(live_worker.var_dir / "repos" / other_workspace.id / f"{marker}-{i}")
         repo.commit({"Dockerfile": f"FROM {BASE}\nRUN echo {marker} && sleep {SLEEP}\n"})
         service = make_service(other_workspace, name=f"sleepy-{i}", repo_url=repo.url)
         requested.append(builds.request_build(service))
