@@ -17,16 +17,18 @@ def create(api, service, body, key):
 
 
 def test_a_retry_returns_the_first_job_and_starts_nothing(
-    owner_api, built_service, django_capture_on_commit_callbacks
+    owner_api, built_service, django_capture_on_commit_callbacks, monkeypatch
 ):
     body = {"startCommand": "echo once"}
-    with django_capture_on_commit_callbacks() as callbacks:
+    sent: list[str] = []
+    monkeypatch.setattr("jobs.launch.enqueue_start", sent.append)
+    with django_capture_on_commit_callbacks(execute=True):
         first = create(owner_api, built_service, body, "k-1")
         again = create(owner_api, built_service, body, "k-1")
     assert first.status_code == again.status_code == 201
     assert again.json() == first.json()
     assert Job.objects.count() == 1
-    assert len(callbacks) == 1
+    assert sent == [first.json()["id"]]  # one start message
 
 
 def test_the_same_key_with_another_body_is_422(owner_api, built_service):

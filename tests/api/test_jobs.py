@@ -50,12 +50,17 @@ def test_it_snapshots_the_latest_successful_build(owner_api, built_service, make
 
 
 def test_it_enqueues_only_after_commit(
-    owner_api, built_service, django_capture_on_commit_callbacks
+    owner_api, built_service, django_capture_on_commit_callbacks, monkeypatch
 ):
+    sent: list[str] = []
+    monkeypatch.setattr("jobs.launch.enqueue_start", sent.append)
     with django_capture_on_commit_callbacks() as callbacks:
         r = owner_api.post(f"/v1/services/{built_service.id}/jobs", {"startCommand": "true"})
+        assert sent == []  # nothing before the commit
     assert r.status_code == 201
-    assert len(callbacks) == 1
+    for callback in callbacks:
+        callback()
+    assert sent == [r.json()["id"]]  # one start message, once committed
 
 
 def test_it_rejects_a_service_without_a_successful_build(owner_api, service, make_build):
