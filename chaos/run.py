@@ -197,12 +197,18 @@ class Run:
             stop.set()
             thread.join(60)
 
-    def disrupt(self, trouble: Callable[[], None], lasts: float) -> None:
+    def disrupt(
+        self, trouble: Callable[[], None], lasts: float, *, every: float = 1.0, burst: bool = False
+    ) -> None:
         """The common shape of the part trials: jobs that print across the whole trouble are
-        running, a client keeps posting, ``trouble()`` happens, and posting goes on 2 s after."""
+        running, a client keeps posting (every ``every`` s: a restart is over in a moment),
+        ``trouble()`` happens, and posting goes on 2 s after. With ``burst``, more jobs are
+        posted just before the trouble, so that their starts meet it."""
         jobs = self.post_many(self.sizes.jobs, self.lines_for(lasts + 4))
         self.wait_running(jobs)
-        with self.posting():
+        with self.posting(every):
+            if burst:
+                self.post_many(self.sizes.jobs, 5, 0.1)
             trouble()
             time.sleep(2)
 

@@ -26,7 +26,7 @@ class Row:
     lines_duplicated: int = 0
     api_5xx: int = 0
     crashes: int = 0
-    notes: list[str] = field(default_factory=list)
+    notes: list[tuple[int, str]] = field(default_factory=list)  # (run, what went wrong)
 
     def add(self, number: int, outcome: Outcome) -> None:
         self.runs += 1
@@ -35,7 +35,7 @@ class Row:
             self.correct += 1
         else:
             self.wrong += 1
-            self.notes += [f"run {number}: {note}" for note in outcome.notes]
+            self.notes += [(number, note) for note in outcome.notes]
         self.lost += outcome.lost
         self.twice += outcome.twice
         self.lines_lost += outcome.lines_lost
@@ -72,12 +72,19 @@ def render(rows: list[Row]) -> str:
 
 
 def render_notes(rows: list[Row]) -> str:
+    """What went wrong, per trial: each note once, with the runs it came up in."""
     out = []
     for row in rows:
-        if not row.notes:
+        runs: dict[str, list[int]] = {}
+        for number, note in row.notes:
+            runs.setdefault(note, []).append(number)
+        if not runs:
             continue
         out.append(f"{row.trial}:")
-        out += [f"  {note}" for note in row.notes[:NOTES_PER_TRIAL]]
-        if len(row.notes) > NOTES_PER_TRIAL:
-            out.append(f"  … {len(row.notes) - NOTES_PER_TRIAL} more")
+        for note, numbers in list(runs.items())[:NOTES_PER_TRIAL]:
+            distinct = sorted(set(numbers))
+            label = "run" if len(distinct) == 1 else "runs"
+            out.append(f"  {label} {', '.join(map(str, distinct))}: {note}")
+        if len(runs) > NOTES_PER_TRIAL:
+            out.append(f"  … {len(runs) - NOTES_PER_TRIAL} more")
     return "\n".join(out)

@@ -40,7 +40,7 @@ class StartMessages(threading.Thread):
 
 
 def restart(run: Run) -> None:
-    run.disrupt(run.parts.engine.restart, lasts=5)
+    run.disrupt(run.parts.engine.restart, lasts=5, every=0.25)
 
 
 def outage(run: Run) -> None:

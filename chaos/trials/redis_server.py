@@ -9,7 +9,7 @@ from chaos.run import Run
 
 
 def restart(run: Run) -> None:
-    run.disrupt(run.parts.redis.restart, lasts=3)
+    run.disrupt(run.parts.redis.restart, lasts=3, every=0.25)
 
 
 def outage(run: Run) -> None:
