@@ -99,12 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         with interrupts_as_exit():
             parts.start_services(say)
             parts.ca_file, parts.server_pem = logstream.make_pki(parts.root / "pki")
-            env = {
-                "LOG_STREAM_CA_FILE": parts.ca_file,
-                "LOG_STREAM_RETRY_MAX": "2",
-                # The trial's syslog receiver listens on loopback, which egress rules refuse.
-                "EGRESS_ALLOW": "127.0.0.1",
-            }
+            env = {"LOG_STREAM_CA_FILE": parts.ca_file, "LOG_STREAM_RETRY_MAX": "2"}
             targets: dict[str, Target] = {}
             for trial in trials:
                 if trial.target not in targets:

@@ -1,9 +1,9 @@
 """The parts the chaos suite runs Oneoff on, every one its own: a PostgreSQL cluster, a Redis
 server and a Docker Engine on private ports, sockets and folders under one temporary folder, and
-Oneoff's three processes (web, worker, beat) pointed at them, started as the production units
-start them (deploy/Procfile, deploy/systemd). The machine's own services are never touched: every
-address, socket and folder is made here, and the environment Oneoff sees is built from scratch
-for these parts.
+Oneoff's processes (web, the jobs and builds workers, beat) pointed at them, started as the
+production units start them (deploy/Procfile, deploy/systemd). The machine's own services are
+never touched: every address, socket and folder is made here, and the environment Oneoff sees is
+built from scratch for these parts.
 
 Every process is started in a session of its own (so a Ctrl-C in the terminal reaches only the
 harness, which stops them in order) and is ended by its id, or its process group's.
@@ -49,6 +49,8 @@ FOREIGN_PREFIXES = (
     "API_RATE_",
     "API_KEYS_",
     "REDIS_",
+    "EGRESS_",
+    "WORKER_",
 )
 FOREIGN = {"SECRET_KEY", "FIELD_ENCRYPTION_KEY", "ENV_DIGEST_KEY", "TEST_DATABASE_NAME", "DEBUG"}
 
@@ -430,7 +432,7 @@ class Crash:
 
 @dataclass
 class Oneoff:
-    """Oneoff's web, worker and beat on the given database, broker and cache (``""``: the
+    """Oneoff's web, workers and beat on the given database, broker and cache (``""``: the
     embedded defaults, as ``make run`` has them), with a folder of their own."""
 
     name: str
@@ -466,6 +468,8 @@ class Oneoff:
                 "SITE_URL": self.base_url,
                 "ALLOWED_HOSTS": "127.0.0.1,localhost",
                 "JOB_STOP_GRACE": "2",
+                # The log-stream trial's receiver listens on loopback (services.egress).
+                "EGRESS_ALLOW": "127.0.0.1",
                 "LOG_LEVEL": "INFO",
                 # The suite makes far more requests than Render's default rates allow.
                 **{
@@ -486,16 +490,29 @@ class Oneoff:
             env=env,
             log=self.dir / "web.log",
         )  # fmt: skip
+        # Two workers, one per queue, as deploy/Procfile and scripts/run.sh run them: job starts
+        # and the supervisor (the worker the trials kill), and builds.
         self.worker = Proc(
             "worker",
             [
-                str(BIN / "celery"), "-A", "config", "worker", "--loglevel=INFO",
-                "--without-mingle", "--without-gossip", "--concurrency=4",
-                f"--hostname=chaos-{self.name}@%h",
+                str(BIN / "celery"), "-A", "config", "worker", "-Q", "jobs",
+                "-n", f"jobs-{self.instance}@%h", "--loglevel=INFO",
+                "--without-mingle", "--without-gossip",
             ],
             env=env,
             log=self.dir / "worker.log",
             ready=(" ready.", "supervisor running"),
+        )  # fmt: skip
+        self.builder = Proc(
+            "builder",
+            [
+                str(BIN / "celery"), "-A", "config", "worker", "-Q", "builds",
+                "-n", f"builds-{self.instance}@%h", "--loglevel=INFO",
+                "--without-mingle", "--without-gossip",
+            ],
+            env=env,
+            log=self.dir / "builder.log",
+            ready=(" ready.",),
         )  # fmt: skip
         self.beat = Proc(
             "beat",
@@ -503,7 +520,7 @@ class Oneoff:
             env=env,
             log=self.dir / "beat.log",
         )
-        self.procs = [self.web, self.worker, self.beat]
+        self.procs = [self.web, self.worker, self.builder, self.beat]
         self._watching = threading.Event()
         self._watcher: threading.Thread | None = None
 
@@ -548,18 +565,12 @@ class Oneoff:
         for proc in self.procs:
             proc.start()
         self.worker.wait_ready(120)
+        self.builder.wait_ready(120)
         self.wait_web()
         if self._watcher is None:
             self._watching.set()
             self._watcher = threading.Thread(target=self.watch, name="chaos-watch", daemon=True)
             self._watcher.start()
-
-    def restart_worker(self, *, kill: bool) -> None:
-        if kill:
-            self.worker.kill()
-        else:
-            self.worker.stop()
-        self.worker.start().wait_ready(120)
 
     def watch(self) -> None:
         """As the systemd units' ``Restart=always``: a process that ended without being asked
@@ -593,7 +604,7 @@ class Oneoff:
 
     def teardown(self) -> None:
         self._watching.clear()
-        for proc in (self.beat, self.web, self.worker):
+        for proc in (self.beat, self.web, self.builder, self.worker):
             proc.stop(20)
 
 

@@ -72,10 +72,11 @@ class Target:
     _publisher: Celery | None = None
 
     def send_start(self, job_id: str) -> None:
-        """Publish a job's start message once more, as the API's enqueue does."""
+        """Publish a job's start message once more, as the API's enqueue does (to the ``jobs``
+        queue, where config/celery.py routes it)."""
         if self._publisher is None:
             self._publisher = Celery("chaos", broker=self.stack.broker_url, set_as_current=False)
-        self._publisher.send_task("jobs.tasks.start_job", args=[job_id])
+        self._publisher.send_task("jobs.tasks.start_job", args=[job_id], queue="jobs")
 
     @classmethod
     def prepare(cls, stack: Oneoff) -> Target:
