@@ -145,6 +145,7 @@ class Store:
         options = []
         if self.build_id:
             images = self.workspace_root / "storage"
+            images.mkdir(parents=True, exist_ok=True, mode=0o700)  # a store with nothing yet
             options = ["--storage-opt", f"additionalimagestore={images}"]
         return [
             buildah(),

@@ -49,9 +49,10 @@ def image_refs(text: str) -> list[str]:
     stages: set[str] = set()
     refs: list[str] = []
 
-    def add(ref: str) -> None:
+    def add(ref: str, *, stage_index_allowed: bool = True) -> None:
         ref = _substitute(ref, args)
-        named = ref and ref.lower() != SCRATCH and ref not in stages and not ref.isdigit()
+        index = stage_index_allowed and ref.isdigit()  # COPY --from=0 names a stage
+        named = ref and ref.lower() != SCRATCH and ref not in stages and not index
         if named and ref not in refs:
             refs.append(ref)
 
@@ -67,7 +68,7 @@ def image_refs(text: str) -> list[str]:
         elif word == "FROM":
             _, positional = _flags(words)
             if positional:
-                add(positional[0])
+                add(positional[0], stage_index_allowed=False)
             if len(positional) >= 3 and positional[1].upper() == "AS":
                 stages.add(positional[2])
         elif word in ("COPY", "ADD"):

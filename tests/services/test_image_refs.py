@@ -76,3 +76,5 @@ def test_a_dockerfile_names_its_images_but_not_its_stages():
     ADD --chown=1 x /x
     """
     assert image_refs(text) == ["python:3.12", "tools:1", "registry.local/assets:2"]
+    # FROM never names a stage by number: digits there are an image (an id prefix).
+    assert image_refs("FROM 1234\n") == ["1234"]
