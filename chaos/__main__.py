@@ -6,7 +6,8 @@
     python -m chaos --list
 
 Exit status 1 when any row is not all zero (a wrong run, a lost or doubled job or line, an API
-5xx, a crash), 2 when the parts could not be set up, 130 on Ctrl-C; the table is printed first.
+5xx, a crash), 2 when the parts could not be set up or the harness itself failed, 130 on
+Ctrl-C; the table is printed first.
 """
 
 from __future__ import annotations
@@ -130,6 +131,10 @@ def main(argv: list[str] | None = None) -> int:
         status = 130
     except PartError as exc:
         say(f"a part failed: {exc}")
+        status = 2
+    except Exception:  # the harness itself broke: still stop every part and print what ran
+        traceback.print_exc()
+        say("the chaos harness failed")
         status = 2
     finally:
         parts.teardown()

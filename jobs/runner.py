@@ -523,6 +523,23 @@ def remove(client: DockerClient, container_id: str) -> None:
     _remove_quietly(client, container_id)
 
 
+def resend_held_starts(batch: int = 500) -> int:
+    """This host's supervisor has just taken the host's lock, so the process that held it before
+    (if any) is gone, and with it every start message it held: prefetched or mid-start, unacked,
+    and back in the queue only after the broker's visibility timeout. Send those jobs a new start
+    message now, rather than after CLAIM_STALE and START_MESSAGE_LIVE: the pending jobs this host
+    had claimed, and those whose message is out and claimed by nobody (it may be one the dead
+    worker prefetched). A message that was not lost makes a second one, which a start skips
+    (``claim`` and ``_create_or_get`` are idempotent). Returns how many were sent."""
+    from jobs.launch import enqueue_start
+
+    held = Job.objects.filter(
+        Q(host=settings.RUNNER_HOST) | Q(host="", start_enqueued_at__isnull=False),
+        status=JobStatus.PENDING,
+    ).order_by("created_at")
+    return sum(enqueue_start(job_id) for job_id in held.values_list("pk", flat=True)[:batch])
+
+
 def sweep(batch: int = 100) -> dict:
     """The periodic reaper (beat): bounded batches, safe to run anywhere, any number of times.
 

@@ -106,9 +106,13 @@ class Supervisor(threading.Thread):
                 settings.RUNNER_HOST,
                 settings.ONEOFF_INSTANCE,
             )
+            resent = False
             while not self.stopped.is_set():
                 started = time.monotonic()
                 try:
+                    if not resent:
+                        self._resend_held_starts()
+                        resent = True
                     self.tick()
                     self._database_answers()
                 except DatabaseError as exc:
@@ -126,6 +130,11 @@ class Supervisor(threading.Thread):
                 follower.stop()
             self.removals.shutdown(wait=True)
             connection.close()
+
+    def _resend_held_starts(self) -> None:
+        sent = runner.resend_held_starts()
+        if sent:
+            logger.info("sent %d start message(s) again (the last worker may have held them)", sent)
 
     def _database_down(self, exc: DatabaseError) -> None:
         """One line per database outage, not a traceback every pass."""

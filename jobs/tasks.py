@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from jobs import runner
 from jobs.models import IdempotencyKey, Job, JobStatus, RunnerHost
+from services.outage import quiet_while_database_down
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ def _mark_start_message(job_id: str, when: datetime | None) -> None:
 
 
 @shared_task(ignore_result=True)
+@quiet_while_database_down
 def sweep() -> dict:
     """Re-enqueue pending jobs whose start message may be lost; end jobs stuck on dead hosts."""
     counts = runner.sweep()
@@ -63,12 +65,14 @@ def sweep() -> dict:
 
 
 @shared_task(ignore_result=True)
+@quiet_while_database_down
 def heartbeat() -> None:
     """Record that this runner host's worker is alive (scheduled by beat)."""
     RunnerHost.seen(settings.RUNNER_HOST)
 
 
 @shared_task(ignore_result=True)
+@quiet_while_database_down
 def purge_expired_logs() -> None:
     """Delete job and build log lines older than their workspace's retention."""
     from jobs.logs import retention
@@ -77,6 +81,7 @@ def purge_expired_logs() -> None:
 
 
 @shared_task(ignore_result=True)
+@quiet_while_database_down
 def purge_idempotency_keys() -> int:
     """Forget Idempotency-Key records older than 24 hours."""
     return IdempotencyKey.purge_expired()

@@ -110,3 +110,28 @@ def test_the_table_says_which_rows_are_not_all_zero():
     assert text.splitlines()[0].startswith("| trial")
     assert "| bad " in text
     assert "run 1: API: POST -> 500" in table.render_notes([good, bad])
+
+
+def test_a_broken_harness_still_stops_every_part_and_exits_2(monkeypatch, capsys):
+    """A bug in the suite itself (not a PartError) must not leave dockerd, PostgreSQL and Redis
+    running behind it, and must say so with its own exit status, not a traceback alone."""
+    import chaos.__main__ as entry
+
+    stopped = []
+
+    class BrokenParts:
+        def __init__(self, keep):
+            self.root = "/nowhere"
+
+        def start_services(self, say):
+            raise RuntimeError("the harness tripped")
+
+        def teardown(self):
+            stopped.append(True)
+
+    monkeypatch.setattr(entry, "Parts", BrokenParts)
+    assert entry.main(["--quick", "--trial", "redis-restart"]) == 2
+    assert stopped == [True]
+    out = capsys.readouterr()
+    assert "the chaos harness failed" in out.out
+    assert "RuntimeError: the harness tripped" in out.err

@@ -5,6 +5,8 @@ import time
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
+from django.utils import timezone
 
 from jobs import runner
 from jobs.launch import create_job
@@ -89,15 +91,17 @@ def test_pending_jobs_wait_for_an_unreachable_engine_and_start_when_it_is_back(
     assert list(job.log_lines.values_list("text", flat=True)) == ["back"]
 
 
-def test_a_lost_start_message_is_recovered_by_the_sweep(live_worker, job_service):
-    live_worker.stop()
-    job = create_job(job_service, "echo swept")
-    from config.celery import app
+def test_a_lost_start_message_is_recovered_by_the_sweep(live_worker, job_service, monkeypatch):
+    from jobs import launch
 
-    app.control.purge()  # the start message is lost
-    # Sent more than START_MESSAGE_LIVE ago: the sweep no longer counts on it.
+    def lost_on_the_way(job_id):  # recorded as sent; the broker never had it
+        Job.objects.filter(pk=job_id).update(start_enqueued_at=timezone.now())
+        return True
+
+    monkeypatch.setattr(launch, "enqueue_start", lost_on_the_way)
+    job = create_job(job_service, "echo swept")
+    monkeypatch.undo()
     Job.objects.filter(pk=job.pk).update(created_at=job.created_at - timedelta(seconds=10))
-    live_worker.start()
     assert runner.sweep()["requeued"] == 0  # its message may still be on its way
     Job.objects.filter(pk=job.pk).update(
         start_enqueued_at=job.created_at - runner.START_MESSAGE_LIVE - timedelta(seconds=1)
@@ -105,6 +109,33 @@ def test_a_lost_start_message_is_recovered_by_the_sweep(live_worker, job_service
     assert runner.sweep()["requeued"] == 1
     wait_finished(job)
     assert job.status == JobStatus.SUCCEEDED
+
+
+@pytest.mark.parametrize("held", ["claimed", "prefetched"])
+def test_starts_a_killed_worker_held_are_sent_again_when_its_successor_starts(
+    live_worker, job_service, held
+):
+    """A worker killed holding a job's start message (claimed by this host mid-start, or only
+    prefetched: unacked either way, so the broker redelivers it after its visibility timeout, an
+    hour) left the job waiting for CLAIM_STALE and START_MESSAGE_LIVE (60 s) and a sweep: 68 to
+    74 s in the chaos suite. The next worker on the host sends it again as it starts. No sweep
+    runs here: without that the job never starts."""
+    live_worker.kill()
+    job = create_job(job_service, "echo resumed")
+    from config.celery import app
+
+    app.control.purge()  # the message died with the worker
+    now = timezone.now()
+    fields = {"start_enqueued_at": now}
+    if held == "claimed":
+        fields.update(host=settings.RUNNER_HOST, claimed_at=now)
+    Job.objects.filter(pk=job.pk).update(**fields)
+    assert runner.sweep()["requeued"] == 0  # the sweep still counts on that message
+    live_worker.start()
+    wait_finished(job, timeout=20)
+    assert job.status == JobStatus.SUCCEEDED
+    assert list(job.log_lines.values_list("text", flat=True)) == ["resumed"]
+    assert "start message(s) again" in live_worker.tail(200)
 
 
 def test_the_sweep_fails_jobs_that_never_started_in_time(live_worker, job_service, settings):
