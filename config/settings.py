@@ -370,9 +370,12 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "filters": {"database_outage": {"()": "config.logfilters.DatabaseOutageFilter"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
+        # One line per request of a database outage (config.unavailable), not a traceback.
+        "django.request": {"filters": ["database_outage"]},
         "django.db.backends": {"level": "INFO"},
         "celery.app.trace": {"level": _CHATTY},
         "celery.worker.strategy": {"level": _CHATTY},
