@@ -17,6 +17,7 @@ lets a cancel kill every process of the build at once.
 """
 
 import contextlib
+import fcntl
 import logging
 import os
 import shutil
@@ -210,7 +211,17 @@ class Store:
         return True
 
     def seed(self, image_id: str, name: str) -> None:
-        """Copy the engine's image ``image_id`` into this store (unless it is here) as ``name``."""
+        """Copy the engine's image ``image_id`` into this store (unless it is here) as ``name``.
+
+        One seed at a time per store (a file lock): two builds of a workspace seeding the same
+        image at once made two pulls, and the first one's clean-up of the temporary name made
+        the second fail with "locating pulled image … image not known"."""
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with open(self.root / "seed.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            self._seed(image_id, name)
+
+    def _seed(self, image_id: str, name: str) -> None:
         pulled = not self.has(image_id)
         if pulled:
             self.run("pull", "--quiet", f"docker-daemon:{image_id}")

@@ -189,3 +189,33 @@ def test_a_dead_builds_store_is_removed_by_the_next_build(repo_service, docker_c
 
     assert build.status == BuildStatus.SUCCEEDED, build.reason
     assert not stale.exists()
+
+
+def test_builds_seeding_a_new_workspace_store_at_once_all_get_the_base_image(busybox_image):
+    """Four first builds of a workspace copy the base image into its new store at the same time
+    (the CI flake of test_start_beside_builds: one of four builds failed in a second with
+    "locating pulled image … image not known", as one pull's clean-up removed the name another
+    was about to read). Real buildah, one store, four threads."""
+    import threading
+    import uuid
+
+    from services.builds.builder import Store
+
+    store = None
+    errors: list[str] = []
+
+    def seed():
+        try:
+            store.seed(busybox_image, "oneoff/busybox:latest")
+        except Exception as exc:
+            errors.append(repr(exc))
+
+    for _ in range(3):  # the race needs the store to be new: a fresh one each round
+        store = Store(f"wsp-seed-{uuid.uuid4().hex[:8]}")
+        threads = [threading.Thread(target=seed) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert store.has(busybox_image)
+    assert errors == []
