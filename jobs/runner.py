@@ -284,8 +284,10 @@ def claim_slot(job: Job) -> bool | None:
         if busy + ahead < limit:
             return claim(job.pk)
         note = f"waiting: {busy} of {limit} concurrent jobs of this service are running"
-        if ahead:
-            note += f"; {ahead} older one{'s' if ahead > 1 else ''} of them first in line"
+        if ahead == 1:
+            note += "; 1 job created before this one waits too"
+        elif ahead:
+            note += f"; {ahead} jobs created before this one wait too"
         Job.objects.filter(pk=job.pk, status=JobStatus.PENDING, claimed_at__isnull=True).update(
             note=note, slot_waited_at=timezone.now()
         )

@@ -134,6 +134,7 @@ class JobCreateIn(Schema):
     timeoutSeconds: int | None = Field(
         None,
         ge=1,
+        strict=True,
         description="Oneoff: stop the job after this many seconds (it ends `failed` with "
         "`{timedOutSeconds}`); at most the server's JOB_MAX_RUNTIME.",
     )

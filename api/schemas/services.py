@@ -309,6 +309,7 @@ class ServiceUpdateIn(Schema):
     maxConcurrentJobs: int | None = Field(
         None,
         ge=1,
+        strict=True,
         description="Oneoff: jobs of the service that may run at once (more wait `pending` in "
         "creation order); null removes the limit. Left out, the limit stays.",
     )
