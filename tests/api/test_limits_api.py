@@ -213,3 +213,22 @@ def test_another_workspaces_admin_cannot_set_the_budget(outsider_api, workspace)
     r = outsider_api.patch(f"/v1/owners/{workspace.id}", {"monthlyBudget": "1"})
     assert_error(r, 404)
     assert Workspace.objects.get(pk=workspace.pk).monthly_budget is None
+
+
+def test_renders_client_parses_the_extended_shapes(owner_api, built_service, workspace):
+    """Extensions are extra fields only: Render's generated client (PyPI ``render``) reads them."""
+    from render.public_api.models.job import Job as RenderJob
+    from render.public_api.models.owner import Owner
+
+    owner_api.patch(f"/v1/services/{built_service.id}", {"maxConcurrentJobs": 2})
+    owner_api.patch(f"/v1/owners/{workspace.id}", {"monthlyBudget": "100"})
+    body = owner_api.post(
+        jobs_url(built_service),
+        {"startCommand": "true", "timeoutSeconds": 5, "envVars": [{"key": "A", "value": "b"}]},
+    ).json()
+    job = RenderJob.from_dict(body)
+    assert job.id == body["id"]
+    assert job.additional_properties["timeoutSeconds"] == 5
+    assert job.additional_properties["envVarOverrides"] == ["A"]
+    owner = Owner.from_dict(owner_api.get(f"/v1/owners/{workspace.id}").json())
+    assert owner.additional_properties["monthlyBudget"] == "100.00"
