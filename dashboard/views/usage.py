@@ -1,6 +1,6 @@
 """The usage page: a workspace's billed seconds and cost by month, and its monthly budget."""
 
-from django.db.models import Count, Sum
+from django.db.models import Count, Q, Sum
 from django.http import HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
@@ -58,7 +58,23 @@ def usage_context(workspace, form: MonthForm | None = None, budget_form=None) ->
         "month_value": f"{month:%Y-%m}",
         "tab": "usage",
         **_budget_context(workspace, budget_form),
+        "limited_services": _limited_services(workspace),
     }
+
+
+def _limited_services(workspace) -> list:
+    """The workspace's services with a ``maxConcurrentJobs``, with how many of their jobs run and
+    how many wait for a slot now."""
+    return list(
+        workspace.services.filter(max_concurrent_jobs__isnull=False)
+        .annotate(
+            running=Count("jobs", filter=Q(jobs__status="running")),
+            waiting=Count(
+                "jobs", filter=Q(jobs__status="pending", jobs__note__startswith="waiting:")
+            ),
+        )
+        .order_by("name")
+    )
 
 
 def _budget_context(workspace, budget_form=None) -> dict:

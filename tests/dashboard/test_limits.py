@@ -215,3 +215,16 @@ def test_another_workspaces_admin_cannot_set_the_budget(outsider, workspace, log
 
 def test_setting_the_budget_is_post_only(owner, workspace, login):
     assert login(owner).get(budget_url(workspace)).status_code == 405
+
+
+def test_the_usage_page_lists_the_services_limits(viewer, workspace, service, make_job, login):
+    url = f"/workspaces/{workspace.id}/usage/"
+    assert "No service limits how many" in login(viewer).get(url).content.decode()
+    Service.objects.filter(pk=service.pk).update(max_concurrent_jobs=1)
+    make_job(status=JobStatus.RUNNING)
+    make_job(
+        status=JobStatus.PENDING, note="waiting: 1 of 1 concurrent jobs of this service are running"
+    )
+    body = login(viewer).get(url).content.decode()
+    row = body[body.index(f'href="/services/{service.id}/settings/"') :].split("</tr>")[0]
+    assert '<td class="num">1</td><td class="num">1</td><td class="num">1</td>' in row
