@@ -2,9 +2,9 @@
 
 A view raises ``ApiError(status, id, message)``, or ``bad_request(field, message)`` for the 400
 that names a field, or lets a domain error (``services.errors``) through: this module maps that
-vocabulary once (``Invalid`` and ``Refused`` a 400, ``Forbidden`` a 403, ``NotFound`` a 404,
-``Limited`` a 429 with ``Retry-After``); the database not answering is a 503 with
-``Retry-After`` (services/outage.py), anything else a 500.
+vocabulary once (``Invalid`` and ``Refused`` a 400, ``OverBudget`` a 402, ``Forbidden`` a 403,
+``NotFound`` a 404, ``Limited`` a 429 with ``Retry-After``); the database not answering is a 503
+with ``Retry-After`` (services/outage.py), anything else a 500.
 Operations declare their error responses with ``errors(...)``, e.g.
 ``response={200: Out, **errors(400, 404)}``, so ``/v1/openapi.json`` stays truthful (401 and 429
 are added for you).
@@ -19,7 +19,7 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.operation import PathView
 
 from api.responses import with_rate_limit_headers
-from services.errors import DomainError, Forbidden, Limited, NotFound
+from services.errors import DomainError, Forbidden, Limited, NotFound, OverBudget
 from services.outage import DATABASE_MESSAGE, RETRY_AFTER_SECONDS, database_unavailable
 
 log = logging.getLogger(__name__)
@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 ERROR_IDS = {
     400: "bad_request",
     401: "unauthorized",
+    402: "budget_exceeded",
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
@@ -126,6 +127,8 @@ def _on_domain_error(request, exc: DomainError):
         return error_response(request, 404, "not_found", str(exc))
     if isinstance(exc, Forbidden):
         return error_response(request, 403, "forbidden", str(exc))
+    if isinstance(exc, OverBudget):
+        return error_response(request, 402, "budget_exceeded", str(exc))
     if isinstance(exc, Limited):
         headers = {"Retry-After": str(exc.retry_after)}
         return error_response(request, 429, "rate_limited", str(exc), headers)

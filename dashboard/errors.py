@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 
 TITLES = {
     400: "Bad request",
+    402: "Over budget",
     403: "Not allowed",
     404: "Not found",
     405: "Method not allowed",

@@ -1,7 +1,8 @@
 """The dashboard's answer to the domain's errors (``services.errors``), written once.
 
 A missing or foreign object is Django's 404 and a role's refusal its 403; a limit reached
-(``Limited``: too many job runs, API keys) a 429 with ``Retry-After``; bad input or an action
+(``Limited``: too many job runs, API keys) a 429 with ``Retry-After``; a job past the
+workspace's monthly budget (``OverBudget``: a rerun) a 402; bad input or an action
 the object's state refuses is a 400 saying the domain's message (``dashboard.errors``: the styled
 page, or an alert for an htmx request). A view that shows such an error in a form catches it itself
 (``run_job``). The API never gets here: ninja answers every error of its own views.
@@ -11,7 +12,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
 from dashboard.errors import error_page
-from services.errors import DomainError, Forbidden, Limited, NotFound
+from services.errors import DomainError, Forbidden, Limited, NotFound, OverBudget
 
 
 class DomainErrorMiddleware:
@@ -33,4 +34,6 @@ class DomainErrorMiddleware:
             response = error_page(request, 429, str(exception))
             response["Retry-After"] = str(exception.retry_after)
             return response
+        if isinstance(exception, OverBudget):
+            return error_page(request, 402, str(exception))
         return error_page(request, 400, str(exception))

@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from dashboard.views import builds, env, jobs, logstreams, usage, workspace
+from dashboard.views import builds, env, jobs, limits, logstreams, usage, workspace
 
 urlpatterns = [
     path("", workspace.home, name="home"),
@@ -21,6 +21,8 @@ urlpatterns = [
         name="revoke_api_key",
     ),
     path("workspaces/<str:workspace_id>/usage/", usage.usage, name="usage"),
+    path("workspaces/<str:workspace_id>/usage/budget/", limits.set_budget, name="set_budget"),
+    path("services/<str:service_id>/settings/", limits.service_settings, name="service_settings"),
     path("services/<str:service_id>/", workspace.service_home, name="service"),
     path("services/<str:service_id>/builds/", builds.build_list, name="builds"),
     path("services/<str:service_id>/builds/new/", builds.trigger_build, name="trigger_build"),

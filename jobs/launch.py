@@ -1,20 +1,62 @@
 """The one way to create or cancel a job, used by the API and the dashboard alike."""
 
 import logging
+import re
+from collections.abc import Iterable
 
 from celery import current_app
+from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
 from django.db import transaction
 from django.utils import timezone
 
-from jobs import reasons
+from jobs import budget, reasons
 from jobs.models import UNFINISHED, EnvSnapshot, Job, JobStatus
 from services.errors import Invalid, Refused
-from services.models import Plan, Service
+from services.models import EnvVar, Plan, Service, Workspace
 
 logger = logging.getLogger(__name__)
 
 MAX_COMMAND_BYTES = 64 * 1024
+MAX_ENV_OVERRIDES = 100
+ENV_VALUE_MAX = 64 * 1024
+
+
+def check_timeout(timeout_seconds: int | None) -> int | None:
+    """A job's own timeout: whole seconds, at least 1, at most JOB_MAX_RUNTIME."""
+    if timeout_seconds is None:
+        return None
+    if isinstance(timeout_seconds, bool) or not isinstance(timeout_seconds, int):
+        raise Invalid("timeoutSeconds", "must be a whole number of seconds")
+    if timeout_seconds < 1:
+        raise Invalid("timeoutSeconds", "must be at least 1")
+    if timeout_seconds > settings.JOB_MAX_RUNTIME:
+        raise Invalid(
+            "timeoutSeconds",
+            f"must be at most JOB_MAX_RUNTIME ({settings.JOB_MAX_RUNTIME} s) on this Oneoff",
+        )
+    return timeout_seconds
+
+
+def check_env_overrides(pairs: Iterable[tuple[str, str]] | None) -> dict[str, str]:
+    """A job's env overrides as ``{key: value}``, by the env var API's rules (key pattern and
+    length, no control characters in values); ``envVars[i].key`` names a bad one."""
+    overrides: dict[str, str] = {}
+    for index, (key, value) in enumerate(pairs or ()):
+        field = f"envVars[{index}]"
+        if index >= MAX_ENV_OVERRIDES:
+            raise Invalid("envVars", f"at most {MAX_ENV_OVERRIDES} env var overrides")
+        if not isinstance(key, str) or len(key) > 256 or not re.fullmatch(EnvVar.KEY_PATTERN, key):
+            raise Invalid(f"{field}.key", f"{EnvVar.KEY_RULE} (at most 256 characters)")
+        if key in overrides:
+            raise Invalid(f"{field}.key", f"duplicate key {key!r}")
+        if not isinstance(value, str) or len(value) > ENV_VALUE_MAX:
+            raise Invalid(f"{field}.value", f"must be text of at most {ENV_VALUE_MAX} characters")
+        problem = EnvVar.value_problem(value)
+        if problem:
+            raise Invalid(f"{field}.value", f"env var {key!r}: {problem}")
+        overrides[key] = value
+    return overrides
 
 
 def resolve_plan(service: Service, plan_id: str | None) -> Plan:
@@ -40,19 +82,33 @@ def create_job(
     plan_id: str | None = None,
     *,
     user: User | AnonymousUser | None = None,
+    timeout_seconds: int | None = None,
+    env_overrides: Iterable[tuple[str, str]] | None = None,
 ) -> Job:
     """Snapshot the service's latest successful build and all its env vars, in one transaction,
-    and start the job once that transaction commits."""
+    and start the job once that transaction commits.
+
+    Opt-in overrides: ``timeout_seconds`` (the job's own runtime limit, at most
+    JOB_MAX_RUNTIME) and ``env_overrides`` (``(key, value)`` pairs added to, or replacing, the
+    service's env vars in this job's snapshot only). A workspace with a monthly budget gets no
+    job it has no room for (``jobs.budget``: ``OverBudget``)."""
     if not isinstance(start_command, str) or not start_command.strip():
         raise Invalid("startCommand", "must be a non-empty string")
     if len(start_command.encode()) > MAX_COMMAND_BYTES:
         raise Invalid("startCommand", "must be at most 65536 bytes")
     if "\x00" in start_command:
         raise Invalid("startCommand", "must not contain NUL characters")
+    timeout_seconds = check_timeout(timeout_seconds)
+    overrides = check_env_overrides(env_overrides)
     with transaction.atomic():
         # Lock the service row so a concurrent env change or build lands wholly before or after.
         service = Service.objects.select_for_update().get(pk=service.pk)
         plan = resolve_plan(service, plan_id)
+        if service.workspace.monthly_budget is not None:
+            # The workspace's row lock makes "what is spent" and this create one step: two
+            # creates racing for the room of one job never both pass.
+            workspace = Workspace.objects.select_for_update().get(pk=service.workspace_id)
+            budget.check(workspace, plan)
         build = service.latest_successful_build()
         if build is None:
             raise Refused(
@@ -65,8 +121,10 @@ def create_job(
             start_command=start_command,
             plan=plan,
             build=build,
-            env_snapshot=EnvSnapshot.capture(service),
+            env_snapshot=EnvSnapshot.capture(service, overrides),
             created_by=user if user is not None and user.is_authenticated else None,
+            timeout_seconds=timeout_seconds,
+            env_override_keys=sorted(overrides),
         )
         transaction.on_commit(lambda: enqueue_start(job.id))
     return job

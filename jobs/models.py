@@ -29,8 +29,12 @@ class EnvSnapshot(models.Model):
         return f"env of {self.service_id} at {self.created_at:%Y-%m-%d %H:%M:%S}"
 
     @classmethod
-    def capture(cls, service: Service) -> "EnvSnapshot":
+    def capture(cls, service: Service, overrides: dict[str, str] | None = None) -> "EnvSnapshot":
+        """The service's env vars now, with a job's ``overrides`` (added, or replacing the
+        service's value of the same key) in the snapshot and its digest, never in the
+        service's own env vars."""
         values = service.env_dict()
+        values.update(overrides or {})
         canonical = json.dumps(values, sort_keys=True, separators=(",", ":"))
         digest = hmac.new(
             settings.ENV_DIGEST_KEY.encode(), canonical.encode(), hashlib.sha256
@@ -93,6 +97,17 @@ class Job(models.Model):
     # has one outstanding start message, however long the Docker Engine stays away.
     start_enqueued_at = models.DateTimeField(null=True, blank=True)
     note = models.CharField(max_length=500, blank=True, help_text="Why a pending job waits.")
+    # Per-job overrides (API extensions ``timeoutSeconds`` and ``envVars``). The override values
+    # live only in the (encrypted) env snapshot; the job keeps their keys, which anyone who may
+    # read the job may see, and which a rerun uses to carry the values over.
+    timeout_seconds = models.PositiveIntegerField(
+        null=True, blank=True, help_text="The job's own runtime limit (at most JOB_MAX_RUNTIME)."
+    )
+    env_override_keys = models.JSONField(default=list, blank=True)
+    # The last time a start found this job waiting for a slot of its service's
+    # ``max_concurrent_jobs``: JOB_START_TIMEOUT counts from here, not from its creation, so a
+    # job queued behind long jobs of its own service never fails for waiting its turn.
+    slot_waited_at = models.DateTimeField(null=True, blank=True)
     # Log bookkeeping: the last stored Docker log message (nanoseconds since the epoch) and how
     # many messages carried exactly that timestamp, so a restarted follower resumes without gap
     # or repeat.
@@ -113,6 +128,8 @@ class Job(models.Model):
                 fields=["service", "status", "-created_at", "-id"], name="job_list_status"
             ),
             models.Index(fields=["status", "created_at"], name="job_status"),
+            # A workspace's spend this month (jobs.budget).
+            models.Index(fields=["workspace", "finished_at"], name="job_workspace_finished"),
         ]
 
     def __str__(self) -> str:
@@ -128,6 +145,25 @@ class Job(models.Model):
             return None
         end = self.finished_at or timezone.now()
         return max(0.0, (end - self.started_at).total_seconds())
+
+    @property
+    def runtime_limit(self) -> int:
+        """Seconds this job may run: its own ``timeout_seconds``, never past JOB_MAX_RUNTIME."""
+        limit = settings.JOB_MAX_RUNTIME
+        return min(self.timeout_seconds, limit) if self.timeout_seconds else limit
+
+    @property
+    def start_waits_since(self) -> datetime:
+        """Where JOB_START_TIMEOUT counts from: creation, or the last time the job was found
+        waiting for a concurrency slot of its service (waiting one's turn is not a failure)."""
+        return max(self.created_at, self.slot_waited_at or self.created_at)
+
+    def override_values(self) -> dict[str, str]:
+        """The job's env overrides with their values (from its snapshot): what a rerun keeps."""
+        if not self.env_override_keys:
+            return {}
+        values = self.env_snapshot.values
+        return {key: values[key] for key in self.env_override_keys if key in values}
 
     def bill(self, finished_at: datetime) -> None:
         """Set ``billed_seconds`` and ``cost`` for a run that ended at ``finished_at``: whole

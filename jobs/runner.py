@@ -21,7 +21,8 @@ from datetime import UTC, datetime, timedelta
 
 import docker
 from django.conf import settings
-from django.db.models import Q
+from django.db import transaction
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 from docker import DockerClient
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
@@ -30,7 +31,7 @@ from docker.types import LogConfig
 
 from jobs import reasons
 from jobs.models import EnvSnapshot, Job, JobStatus
-from services.models import EnvVar
+from services.models import EnvVar, Service
 
 logger = logging.getLogger(__name__)
 
@@ -225,6 +226,7 @@ class StartOutcome(enum.StrEnum):
     STARTED = "started"
     SKIPPED = "skipped"  # not pending, claimed elsewhere, or lost a race: nothing to do
     WAITING = "waiting"  # the Docker Engine did not answer: try again later
+    QUEUED = "queued"  # waits for a slot of its service's max_concurrent_jobs (start_waiting)
     FAILED = "failed"  # could not start (bad image, timed out waiting for Docker)
 
 
@@ -237,6 +239,106 @@ def claim(job_id: str) -> bool:
             host=settings.RUNNER_HOST, claimed_at=now
         )
     )
+
+
+def _busy(service_id: str, *, besides: str = "") -> int:
+    """A service's jobs that hold a slot of its ``max_concurrent_jobs``: running, or claimed by a
+    runner (a start in progress, or a container that may exist although the row says pending)."""
+    jobs = Job.objects.filter(service_id=service_id).exclude(pk=besides)
+    held = Q(status=JobStatus.RUNNING) | Q(status=JobStatus.PENDING, claimed_at__isnull=False)
+    return jobs.filter(held).count()
+
+
+def _waiting(service_id: str) -> QuerySet[Job]:
+    """A service's jobs waiting for a slot (unclaimed, pending, not being canceled), in
+    creation order."""
+    return Job.objects.filter(
+        service_id=service_id,
+        status=JobStatus.PENDING,
+        claimed_at__isnull=True,
+        cancel_requested_at__isnull=True,
+    ).order_by("created_at", "id")
+
+
+def claim_slot(job: Job) -> bool | None:
+    """``claim`` within the service's ``max_concurrent_jobs``: True when claimed, False when
+    someone else holds the job, None when it must wait its turn (the job's ``note`` says why).
+
+    Race-free: the service's row lock makes "count the slots held" and the claim one step, so
+    two workers starting two jobs at once never both take the last slot. First come, first
+    served: a job waits while older jobs of the service wait, so they start in creation order
+    whichever start message arrives first. A job that already holds a claim (an earlier
+    delivery's, or a stale one being taken over) holds its slot already."""
+    with transaction.atomic():
+        limit = (
+            Service.objects.select_for_update()
+            .filter(pk=job.service_id)
+            .values_list("max_concurrent_jobs", flat=True)
+            .first()
+        )
+        if limit is None:
+            return claim(job.pk)
+        busy = _busy(job.service_id, besides=job.pk)
+        earlier = Q(created_at__lt=job.created_at) | Q(created_at=job.created_at, pk__lt=job.pk)
+        ahead = _waiting(job.service_id).filter(earlier).count()
+        if busy + ahead < limit:
+            return claim(job.pk)
+        note = f"waiting: {busy} of {limit} concurrent jobs of this service are running"
+        if ahead == 1:
+            note += "; 1 job created before this one waits too"
+        elif ahead:
+            note += f"; {ahead} jobs created before this one wait too"
+        Job.objects.filter(pk=job.pk, status=JobStatus.PENDING, claimed_at__isnull=True).update(
+            note=note, slot_waited_at=timezone.now()
+        )
+        return None
+
+
+def start_waiting(service_id: str, *, limit_changed: bool = False) -> int:
+    """A job of the service ended (or released its claim), or its limit changed: send start
+    messages to the jobs waiting for a slot, oldest first, as many as slots are free, so they
+    start now rather than at the next sweep. A message too many only makes a start that waits
+    again. Returns how many were sent."""
+    from jobs.launch import enqueue_start
+
+    limit = (
+        Service.objects.filter(pk=service_id).values_list("max_concurrent_jobs", flat=True).first()
+    )
+    if limit is None and not limit_changed:
+        return 0
+    free = 100 if limit is None else limit - _busy(service_id)
+    if free <= 0:
+        return 0
+    waiting = list(_waiting(service_id).values_list("pk", flat=True)[: min(free, 100)])
+    return sum(enqueue_start(job_id) for job_id in waiting)
+
+
+MAX_CONCURRENT_JOBS = 1000  # the most a service's limit may say (more is no limit at all)
+
+
+def set_concurrency_limit(service: Service, limit: int | None) -> None:
+    """Set a service's ``max_concurrent_jobs`` (None: no limit) and start the jobs a higher (or
+    no) limit lets run now. Jobs already running are never stopped by a lower one."""
+    from services.errors import Invalid
+
+    if limit is not None:
+        if isinstance(limit, bool) or not isinstance(limit, int):
+            raise Invalid("maxConcurrentJobs", "must be a whole number, or null for no limit")
+        if not 1 <= limit <= MAX_CONCURRENT_JOBS:
+            raise Invalid(
+                "maxConcurrentJobs",
+                f"must be between 1 and {MAX_CONCURRENT_JOBS}, or null for no limit",
+            )
+    Service.objects.filter(pk=service.pk).update(max_concurrent_jobs=limit)
+    service.max_concurrent_jobs = limit
+    transaction.on_commit(lambda: start_waiting(service.pk, limit_changed=True))
+
+
+def _freed(job_id: str) -> None:
+    """A job that held (or might have held) a slot ended: its service's next jobs may start."""
+    service_id = Job.objects.filter(pk=job_id).values_list("service_id", flat=True).first()
+    if service_id is not None:
+        start_waiting(service_id)
 
 
 def scrub(job_id: str, message: str) -> str:
@@ -261,6 +363,7 @@ def fail_start(job_id: str, message: str, *, from_status: str = JobStatus.PENDIN
     )
     if failed:
         logger.info("job %s failed to start: %s", job_id, message)
+        _freed(job_id)
     return failed
 
 
@@ -283,6 +386,7 @@ def cancel_unstarted(job_id: str) -> bool:
     )
     if canceled:
         logger.info("job %s canceled before its container was made", job_id)
+        _freed(job_id)
     return canceled
 
 
@@ -315,14 +419,20 @@ def start(job_id: str, client: DockerClient | None = None) -> StartOutcome:
         if not claim(job_id):
             return StartOutcome.SKIPPED  # its holder (or the supervisor) carries the cancel out
         return _carry_out_cancel(job, client)
-    if timezone.now() - job.created_at > timedelta(seconds=settings.JOB_START_TIMEOUT):
+    if timezone.now() - job.start_waits_since > timedelta(seconds=settings.JOB_START_TIMEOUT):
         fail_start(
             job_id,
             f"the job could not start within JOB_START_TIMEOUT ({settings.JOB_START_TIMEOUT} s)"
             + (f": {job.note}" if job.note else ""),
         )
         return StartOutcome.FAILED
-    if not claim(job_id):
+    if job.claimed_at is None and job.service.max_concurrent_jobs is not None:
+        claimed = claim_slot(job)
+        if claimed is None:
+            return StartOutcome.QUEUED  # start_waiting (or the sweep) sends it again
+    else:
+        claimed = claim(job_id)
+    if not claimed:
         return StartOutcome.SKIPPED
     try:
         client = client or get_client()
@@ -472,8 +582,8 @@ def outcome(job: Job, state: dict) -> dict:
     runtime = (finished_at - started_at).total_seconds()
     if job.cancel_requested_at is not None:
         status, reason = JobStatus.CANCELED, reasons.canceled_by(job.canceled_by)
-    elif runtime >= settings.JOB_MAX_RUNTIME:
-        status, reason = JobStatus.FAILED, reasons.timed_out(settings.JOB_MAX_RUNTIME)
+    elif runtime >= job.runtime_limit:
+        status, reason = JobStatus.FAILED, reasons.timed_out(job.runtime_limit)
     elif state.get("OOMKilled"):
         status, reason = JobStatus.FAILED, reasons.oom_killed(job.plan.memory_mb)
     elif exit_code == 0:
@@ -497,6 +607,7 @@ def record_exit(job: Job, state: dict) -> bool:
     recorded = bool(Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(**ended))
     if recorded:
         logger.info("job %s %s (exit %s)", job.pk, ended["status"], state.get("ExitCode"))
+        start_waiting(job.service_id)
     return recorded
 
 
@@ -508,7 +619,7 @@ def record_lost(job: Job, why: str) -> bool:
     else:
         status, reason = JobStatus.FAILED, reasons.evicted(scrub(job.pk, why))
     job.bill(now)
-    return bool(
+    lost = bool(
         Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(
             status=status,
             finished_at=now,
@@ -517,6 +628,9 @@ def record_lost(job: Job, why: str) -> bool:
             cost=job.cost,
         )
     )
+    if lost:
+        start_waiting(job.service_id)
+    return lost
 
 
 def remove(client: DockerClient, container_id: str) -> None:
@@ -554,7 +668,12 @@ def sweep(batch: int = 100) -> dict:
     now = timezone.now()
     counts = {"requeued": 0, "timed_out": 0, "host_lost": 0}
     too_old = now - timedelta(seconds=settings.JOB_START_TIMEOUT)
-    for job in Job.objects.filter(status=JobStatus.PENDING, created_at__lt=too_old)[:batch]:
+    # A job waiting its turn for a slot of its service's max_concurrent_jobs counts from the
+    # last time it was found waiting (Job.start_waits_since), not from its creation.
+    stuck = Job.objects.filter(status=JobStatus.PENDING, created_at__lt=too_old).filter(
+        Q(slot_waited_at__isnull=True) | Q(slot_waited_at__lt=too_old)
+    )
+    for job in stuck[:batch]:
         note = f": {job.note}" if job.note else ""
         limit = settings.JOB_START_TIMEOUT
         if fail_start(

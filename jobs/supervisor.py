@@ -8,7 +8,8 @@ image; a label alone, which any Dockerfile can set, is never enough), and:
 
 - keeps one log follower per running job (jobs/logs/), which resumes from the job's cursor; the
   first one starts the moment the container runs (``follow_now``, called by ``runner.start``);
-- stops a container whose job was asked to cancel, or ran past JOB_MAX_RUNTIME
+- stops a container whose job was asked to cancel, or ran past its timeout (its own
+  ``timeoutSeconds``, else JOB_MAX_RUNTIME)
   (``docker stop``: SIGTERM, JOB_STOP_GRACE seconds, SIGKILL), in a thread of its own;
 - once a container exited and its follower stored everything, records the exit (a
   compare-and-set on ``running``) and removes the container;
@@ -329,7 +330,8 @@ class Supervisor(threading.Thread):
                     job_id, container_id, self.client_factory
                 )
                 follower.start()
-            max_runtime = timedelta(seconds=settings.JOB_MAX_RUNTIME)
+            # The job's own timeoutSeconds, or JOB_MAX_RUNTIME (Job.runtime_limit).
+            max_runtime = timedelta(seconds=job.runtime_limit)
             too_long = job.started_at and timezone.now() - job.started_at >= max_runtime
             if job.cancel_requested_at is not None or too_long:
                 self._stop_job(job_id, container_id)

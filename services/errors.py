@@ -2,10 +2,10 @@
 
 Domain code (``jobs.launch``, ``services.builds``, ``services.access``, ``logstreams``) raises
 these and never an HTTP status; each face maps them in one place: the API in ``api.errors``
-(``Invalid`` and ``Refused`` a 400, ``Forbidden`` a 403, ``NotFound`` a 404, ``Limited`` a 429
-with ``Retry-After``, as ``{"id", "message"}``), the dashboard in ``dashboard.middleware``. A
-module may subclass one to name its own case (``services.builds.CancelRefused``); a face catches
-the vocabulary, not the subclass.
+(``Invalid`` and ``Refused`` a 400, ``OverBudget`` a 402, ``Forbidden`` a 403, ``NotFound`` a
+404, ``Limited`` a 429 with ``Retry-After``, as ``{"id", "message"}``), the dashboard in
+``dashboard.middleware``. A module may subclass one to name its own case
+(``services.builds.CancelRefused``); a face catches the vocabulary, not the subclass.
 """
 
 
@@ -43,6 +43,12 @@ class Limited(DomainError):
     def __init__(self, message: str, *, retry_after: int):
         super().__init__(message)
         self.retry_after = max(1, retry_after)
+
+
+class OverBudget(DomainError):
+    """A job the workspace's monthly budget has no room for (``jobs.budget``). Not ``Refused``:
+    the API answers it with its own status (402), so a script tells "out of money" from a bad
+    request without reading the message."""
 
 
 class Forbidden(DomainError):

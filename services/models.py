@@ -83,6 +83,11 @@ class Workspace(models.Model):
     log_retention_days = models.PositiveSmallIntegerField(
         default=7, help_text="Days job and build logs are kept (Render's tiers: 7, 14, 30)."
     )
+    # What the workspace's jobs may cost in a calendar month (UTC), in USD; None: no limit. A
+    # create that would pass it is refused (jobs.budget); running jobs are never stopped by it.
+    monthly_budget = models.DecimalField(
+        max_digits=12, decimal_places=2, null=True, blank=True, help_text="USD per month."
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     objects = WorkspaceQuerySet.as_manager()
@@ -268,6 +273,9 @@ class Service(RepoSource, models.Model):
     )
     suspended = models.BooleanField(default=False)
     auto_deploy = models.BooleanField(default=False)
+    # Jobs of this service that may run at once (None: no limit); more wait ``pending`` in
+    # creation order and start as others end (jobs.runner.claim_slot).
+    max_concurrent_jobs = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 

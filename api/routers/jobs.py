@@ -1,7 +1,10 @@
 """The four jobs endpoints of Render's API: create, list, retrieve, cancel."""
 
+import hashlib
+import hmac
 import logging
 
+from django.conf import settings
 from django.db import transaction
 from ninja import Query, Router, Status
 
@@ -31,7 +34,7 @@ TIME_FILTERS = {
 
 @router.post(
     "/services/{serviceId}/jobs",
-    response={201: JobOut, **errors(400, 403, 404, 409, 422)},
+    response={201: JobOut, **errors(400, 402, 403, 404, 409, 422)},
     auth=ApiKeyAuth(bucket="job_create"),
     exclude_none=True,
     operation_id="post-job",
@@ -50,7 +53,9 @@ TIME_FILTERS = {
     summary="Create job",
     description="Snapshots the service's latest successful build and env vars and starts the "
     "command. With an `Idempotency-Key` header, a retry with the same body within 24 h answers "
-    "the first job and starts nothing (another body with that key: 422).",
+    "the first job and starts nothing (another body with that key: 422). Oneoff's opt-in "
+    "overrides: `timeoutSeconds` and `envVars`. A job the workspace's monthly budget has no "
+    "room for is a 402 naming the budget and what is spent.",
 )
 def create(request: ApiRequest, serviceId: str, payload: JobCreateIn):
     require_write(request)
@@ -67,12 +72,19 @@ def create(request: ApiRequest, serviceId: str, payload: JobCreateIn):
             # first once the outermost transaction commits (with an Idempotency-Key, the one
             # that also stores the response).
             transaction.on_commit(lambda: created.update(committed=True))
-            job = create_job(service, payload.startCommand, payload.planId, user=request.auth.user)
+            job = create_job(
+                service,
+                payload.startCommand,
+                payload.planId,
+                user=request.auth.user,
+                timeout_seconds=payload.timeoutSeconds,
+                env_overrides=[(var.key, var.value) for var in payload.envVars or ()],
+            )
             created["job"] = job
         return 201, job_dict(job_of(service, job.id))
 
     try:
-        status, body = idempotent(request, f"jobs:{service.id}", payload.model_dump(), run)
+        status, body = idempotent(request, f"jobs:{service.id}", _hashable(payload), run)
     except Exception:
         job = created.get("job")
         if job is None or not created.get("committed"):
@@ -81,6 +93,16 @@ def create(request: ApiRequest, serviceId: str, payload: JobCreateIn):
         job.workspace = request.auth.workspace  # what job_dict reads: no query
         return Status(201, job_dict(job))
     return Status(status, body)
+
+
+def _hashable(payload: JobCreateIn) -> dict:
+    """The body an Idempotency-Key's record hashes: env override values by a keyed hash (the
+    record's plain SHA-256 must be no guessing oracle for a secret value)."""
+    body = payload.model_dump()
+    for var in body.get("envVars") or ():
+        key = settings.ENV_DIGEST_KEY.encode()
+        var["value"] = hmac.new(key, var["value"].encode(), hashlib.sha256).hexdigest()
+    return body
 
 
 @router.get(

@@ -20,6 +20,7 @@ from api.schemas.services import (
     plan_choices,
     service_dict,
 )
+from jobs.runner import set_concurrency_limit
 from services import image_refs
 from services.access import service_in
 from services.builds.queue import request_build
@@ -227,7 +228,10 @@ def update_service(request: ApiRequest, serviceId: str, payload: ServiceUpdateIn
     for name, value in fields.items():
         setattr(service, name, value)
     try:
-        service.save()
+        with transaction.atomic():
+            if "maxConcurrentJobs" in payload.model_fields_set:
+                set_concurrency_limit(service, payload.maxConcurrentJobs)
+            service.save()
     except IntegrityError as exc:
         raise bad_request("name", f"a service named {payload.name!r} already exists") from exc
     return service_dict(service_in(request.auth.workspace, service.id))

@@ -10,9 +10,10 @@ from pydantic.json_schema import JsonDict
 
 from api.fields import isoformat
 from api.pagination import Page
-from jobs.launch import MAX_COMMAND_BYTES
+from jobs.launch import ENV_VALUE_MAX, MAX_COMMAND_BYTES, MAX_ENV_OVERRIDES
 from jobs.logs.retention import logs_expire_at
 from jobs.models import Job, JobStatus
+from services.models import EnvVar
 
 STATUSES = [s.value for s in JobStatus]
 _ONE = "(" + "|".join(STATUSES) + ")"
@@ -53,6 +54,12 @@ def job_dict(job: Job) -> dict:
         data["createdBy"] = job.created_by.email or job.created_by.username
     if job.canceled_by:
         data["canceledBy"] = job.canceled_by.email or job.canceled_by.username
+    if job.timeout_seconds is not None:
+        data["timeoutSeconds"] = job.timeout_seconds
+    if job.env_override_keys:
+        data["envVarOverrides"] = list(job.env_override_keys)  # keys only, for every reader
+    if job.status == JobStatus.PENDING and job.note:
+        data["pendingReason"] = job.note
     if job.logs_purged_at:
         data["logsExpiredAt"] = isoformat(job.logs_purged_at)
     elif (expire_at := logs_expire_at(job, job.workspace.log_retention_days)) is not None:
@@ -82,6 +89,19 @@ class JobOut(Schema):
     billedSeconds: int | None = None
     createdBy: str | None = None
     canceledBy: str | None = None
+    timeoutSeconds: int | None = Field(
+        None, description="Oneoff: the job's own timeout, when it was created with one."
+    )
+    envVarOverrides: list[str] | None = Field(
+        None,
+        description="Oneoff: the keys of the env vars the job was created with (`envVars`); "
+        "their values are in its snapshot and never shown.",
+    )
+    pendingReason: str | None = Field(
+        None,
+        description="Oneoff: why a pending job waits, e.g. for a slot of its service's "
+        "`maxConcurrentJobs`.",
+    )
     logsExpireAt: str | None = Field(
         None,
         description="Oneoff: when a finished job's logs expire under the workspace's retention.",
@@ -97,6 +117,11 @@ class JobWithCursor(Schema):
     cursor: str
 
 
+class EnvVarOverrideIn(Schema):
+    key: str = Field(min_length=1, max_length=256, pattern=EnvVar.KEY_PATTERN)
+    value: str = Field(max_length=ENV_VALUE_MAX)
+
+
 class JobCreateIn(Schema):
     startCommand: str = Field(
         min_length=1,
@@ -105,6 +130,20 @@ class JobCreateIn(Schema):
     )
     planId: str | None = Field(
         None, max_length=64, description="Defaults to the service's plan (plan-srv-… / plan-crn-…)."
+    )
+    timeoutSeconds: int | None = Field(
+        None,
+        ge=1,
+        strict=True,
+        description="Oneoff: stop the job after this many seconds (it ends `failed` with "
+        "`{timedOutSeconds}`); at most the server's JOB_MAX_RUNTIME.",
+    )
+    envVars: list[EnvVarOverrideIn] | None = Field(
+        None,
+        max_length=MAX_ENV_OVERRIDES,
+        description="Oneoff: env vars added to, or replacing, the service's in this job's "
+        "snapshot only (Render's `{key, value}` shape); the service's own env vars are "
+        "untouched. Values are encrypted with the snapshot and never shown again.",
     )
 
 

@@ -3,6 +3,7 @@ the schemas that validate the API's input. The ``*_dict`` functions are the one 
 is written."""
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Literal
 
 from django.conf import settings
@@ -40,8 +41,20 @@ def plan_choices(service_type: str) -> str:
     return ", ".join(f"{render_plan_name(p)} ({p.id})" for p in Plan.objects.filter(kind=kind))
 
 
-def owner_dict(workspace: Workspace) -> dict:
-    return {"id": workspace.id, "name": workspace.name, "email": workspace.email, "type": "team"}
+def owner_dict(workspace: Workspace, *, spent: Decimal | None = None) -> dict:
+    """Render's owner, plus Oneoff's ``monthlyBudget`` (and this month's ``monthlySpent``, when
+    given) once a budget is set."""
+    data: dict = {
+        "id": workspace.id,
+        "name": workspace.name,
+        "email": workspace.email,
+        "type": "team",
+    }
+    if workspace.monthly_budget is not None:
+        data["monthlyBudget"] = str(workspace.monthly_budget)
+        if spent is not None:
+            data["monthlySpent"] = str(spent)
+    return data
 
 
 def service_dict(service: Service) -> dict:
@@ -62,7 +75,7 @@ def service_dict(service: Service) -> dict:
             "mountPath": service.disk_mount_path,
             "sizeGB": service.disk_size_gb,
         }
-    data = {
+    data: dict = {
         "id": service.id,
         "name": service.name,
         "ownerId": service.workspace_id,
@@ -85,6 +98,8 @@ def service_dict(service: Service) -> dict:
         data["imagePath"] = service.image_ref
     if service.registry_credential_id:
         data["registryCredential"] = registry_credential_summary(service.registry_credential)
+    if service.max_concurrent_jobs is not None:
+        data["maxConcurrentJobs"] = service.max_concurrent_jobs
     return data
 
 
@@ -121,6 +136,23 @@ class OwnerOut(Schema):
     name: str
     email: str
     type: Literal["user", "team"]
+    monthlyBudget: str | None = Field(
+        None,
+        description="Oneoff: USD a calendar month's jobs may cost (a decimal string); absent "
+        "when there is no budget. A job create that would pass it is a 402.",
+    )
+    monthlySpent: str | None = Field(
+        None,
+        description="Oneoff, with a budget: this month's spend so far (finished jobs, running "
+        "jobs for their time so far, pending jobs for one second).",
+    )
+
+
+class OwnerUpdateIn(Schema):
+    monthlyBudget: Decimal | None = Field(
+        description="Oneoff: USD per calendar month (UTC), whole cents; null removes the budget.",
+        json_schema_extra={"type": ["string", "number", "null"]},
+    )
 
 
 class OwnerWithCursor(Schema):
@@ -168,6 +200,10 @@ class ServiceOut(Schema):
     imagePath: str | None = None
     registryCredential: RegistryCredentialSummaryOut | None = Field(
         None, description="The credential the image is pulled with (never its token)."
+    )
+    maxConcurrentJobs: int | None = Field(
+        None,
+        description="Oneoff: jobs of the service that may run at once; absent when unlimited.",
     )
 
 
@@ -270,6 +306,13 @@ class ServiceCreateIn(Schema):
 
 
 class ServiceUpdateIn(Schema):
+    maxConcurrentJobs: int | None = Field(
+        None,
+        ge=1,
+        strict=True,
+        description="Oneoff: jobs of the service that may run at once (more wait `pending` in "
+        "creation order); null removes the limit. Left out, the limit stays.",
+    )
     name: str | None = Field(None, min_length=1, max_length=100)
     repo: str | None = Field(None, min_length=1, max_length=500)
     branch: str | None = Field(None, min_length=1, max_length=200)

@@ -98,9 +98,30 @@ class RunJobForm(forms.Form):
         ),
     )
     plan = forms.ChoiceField(label="Instance type")
+    # Opt-in overrides (the API's timeoutSeconds and envVars).
+    timeout_seconds = forms.IntegerField(
+        label="Timeout (seconds)",
+        required=False,
+        min_value=1,
+        widget=forms.NumberInput(attrs={"placeholder": "none", "min": 1}),
+    )
+    env_overrides = forms.CharField(
+        label="Env var overrides",
+        required=False,
+        strip=False,
+        widget=forms.Textarea(
+            attrs={"rows": 2, "placeholder": "KEY=value, one a line", "autocomplete": "off"}
+        ),
+        help_text="For this job only; the service's env vars stay as they are.",
+    )
 
     # Errors of the one entry point (jobs.launch) name API fields; map them onto this form's.
-    FIELDS = {"startCommand": "start_command", "planId": "plan"}
+    FIELDS = {
+        "startCommand": "start_command",
+        "planId": "plan",
+        "timeoutSeconds": "timeout_seconds",
+        "envVars": "env_overrides",
+    }
 
     def __init__(self, *args, service: Service, **kwargs):
         kwargs.setdefault("initial", {"plan": service.plan_id})
@@ -110,8 +131,27 @@ class RunJobForm(forms.Form):
             for plan in service.valid_plans().exclude(price_monthly__lte=0)
         ]
 
+    def clean_env_overrides(self) -> list[tuple[str, str]]:
+        """``KEY=value`` lines (blank lines skipped; a value may hold ``=``); the keys and values
+        are checked by the launch, by the env var API's rules."""
+        pairs = []
+        for number, line in enumerate(self.cleaned_data["env_overrides"].splitlines(), 1):
+            if not line.strip():
+                continue
+            key, sep, value = line.partition("=")
+            if not sep:
+                raise forms.ValidationError(f"line {number}: write KEY=value")
+            pairs.append((key.strip(), value))
+        return pairs
+
     def add_launch_error(self, error) -> None:
-        self.add_error(self.FIELDS.get(error.field), error.message)
+        field = (error.field or "").split("[", 1)[0]
+        message = error.message
+        if field == "envVars" and "[" in (error.field or ""):
+            # envVars[2].key: say which line, as the reader wrote them (blank lines skipped).
+            index = int(error.field.split("[", 1)[1].split("]", 1)[0])
+            message = f"override {index + 1}: {message}"
+        self.add_error(self.FIELDS.get(field), message)
 
 
 class LogQueryForm(forms.Form):

@@ -2,6 +2,7 @@
 
 import re
 from datetime import UTC, date, datetime
+from decimal import Decimal
 
 from django import forms
 
@@ -61,3 +62,32 @@ class MonthForm(forms.Form):
             datetime(first.year, first.month, 1, tzinfo=UTC),
             datetime(nxt.year, nxt.month, 1, tzinfo=UTC),
         )
+
+
+class ConcurrencyForm(forms.Form):
+    """A service's ``maxConcurrentJobs``; empty is no limit."""
+
+    max_concurrent_jobs = forms.IntegerField(
+        label="Concurrent jobs",
+        required=False,
+        min_value=1,
+        max_value=1000,
+        widget=forms.NumberInput(attrs={"placeholder": "no limit"}),
+        help_text="Jobs of this service that may run at once; more wait pending in creation "
+        "order and start as others end. Empty: no limit.",
+    )
+
+
+class BudgetForm(forms.Form):
+    """A workspace's monthly budget in USD; empty is no budget."""
+
+    monthly_budget = forms.DecimalField(
+        label="Monthly budget (USD)",
+        required=False,
+        min_value=Decimal(0),
+        max_digits=12,
+        decimal_places=2,
+        widget=forms.NumberInput(attrs={"placeholder": "no budget", "step": "0.01"}),
+        help_text="What this workspace's jobs may cost in a calendar month (UTC). A job that "
+        "would pass it is refused; running jobs are never stopped. Empty: no budget.",
+    )

@@ -18,7 +18,7 @@ from jobs.logs.read import line_batches
 from jobs.models import JobLogLine
 from services import limits
 from services.access import WRITE, job_of
-from services.errors import Invalid, Refused
+from services.errors import Invalid, OverBudget, Refused
 
 # Keep polling a finished job's log a little while, in case its last lines land just after its
 # final status.
@@ -77,8 +77,10 @@ def run_job(request: HtmxHttpRequest, service_id: str) -> HttpResponse:
                 form.cleaned_data["start_command"],
                 form.cleaned_data["plan"],
                 user=request.user,
+                timeout_seconds=form.cleaned_data["timeout_seconds"],
+                env_overrides=form.cleaned_data["env_overrides"],
             )
-        except (Invalid, Refused) as error:
+        except (Invalid, Refused, OverBudget) as error:
             form.add_launch_error(error)
     if job is None:
         if not is_partial(request):
@@ -258,11 +260,19 @@ def cancel(request: HtmxHttpRequest, service_id: str, job_id: str) -> HttpRespon
 @signed_in
 @require_POST
 def rerun(request: HtmxHttpRequest, service_id: str, job_id: str) -> HttpResponse:
-    """Run the same command on the same plan again, with the service's latest build and env."""
+    """Run the same command on the same plan again, with the service's latest build and env,
+    and the job's own overrides (its timeout, its env var overrides with their values)."""
     service, request.membership = get_service(request.user, service_id, WRITE)
     original = job_of(service, job_id)
     count_job_creation(request, service)
-    job = create_job(service, original.start_command, original.plan_id, user=request.user)
+    job = create_job(
+        service,
+        original.start_command,
+        original.plan_id,
+        user=request.user,
+        timeout_seconds=original.timeout_seconds,
+        env_overrides=original.override_values().items(),
+    )
     url = reverse("job", args=[service.id, job.id])
     if not is_partial(request):
         return redirect(url)

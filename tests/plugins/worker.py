@@ -132,6 +132,7 @@ class LiveWorker:
         def ready():
             for process in (self.process, self.builds_process):
                 if process.poll() is not None:
+                    self.stop()  # the other one too: never leave a worker behind the test run
                     pytest.fail(f"a worker exited at start:\n{self.tail()}")
             jobs = logged(self.log_path, offset)
             builds = logged(self.builds_log_path, builds_offset)
