@@ -1,0 +1,293 @@
+"""Deliveries to a real HTTPS receiver (TLS with the test CA) on PostgreSQL, one attempt at a time
+(``delivery.attempt``, what the Celery task runs): signatures the ``standardwebhooks`` library
+verifies, retries, re-sends with the same ``webhook-id``, event types and filters, and hostile
+receivers."""
+
+import time
+
+import pytest
+from django.utils import timezone
+
+from jobs import runner
+from jobs.models import EnvSnapshot, Job, JobStatus
+from services.builds.queue import cancel_build
+from services.models import Build, BuildStatus, EnvVar
+from services.transitions import transition
+from tests.helpers import add_lines
+from tests.plugins.webhooks import HttpsReceiver
+from webhooks import delivery
+from webhooks.models import Attempt, Delivery, DeliveryState, Event, Webhook
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def hook(workspace, hook_receiver, webhook_settings):
+    webhook = Webhook.objects.create(
+        workspace=workspace, name="ci", url=hook_receiver.url, event_filter=[]
+    )
+    hook_receiver.secret = webhook.secret
+    return webhook
+
+
+def suspend(service, suspended=True):
+    return transition(
+        type(service).objects.filter(pk=service.pk, suspended=not suspended), suspended=suspended
+    )
+
+
+def attempt_all():
+    for pk in Delivery.objects.filter(state=DeliveryState.PENDING).values_list("pk", flat=True):
+        delivery.attempt(pk)
+
+
+def make_due(d):
+    Delivery.objects.filter(pk=d.pk).update(next_attempt_at=timezone.now())
+
+
+def test_a_delivery_is_signed_and_carries_renders_payload(hook, hook_receiver, service):
+    suspend(service)
+    (d,) = Delivery.objects.all()
+    assert delivery.attempt(d.pk) is None
+    (got,) = hook_receiver.received
+    assert got.verified  # standardwebhooks.Webhook(secret).verify(body, headers)
+    event = Event.objects.get()
+    assert got.headers["webhook-id"] == event.id
+    assert abs(int(got.headers["webhook-timestamp"]) - time.time()) < 10
+    assert got.headers["webhook-signature"].startswith("v1,")
+    assert got.headers["content-type"] == "application/json"
+    assert got.payload["type"] == "service_suspended"
+    assert got.payload["data"]["id"] == event.id
+    assert got.payload["data"]["serviceId"] == service.id
+    assert got.payload["data"]["serviceName"] == service.name
+    d.refresh_from_db()
+    assert d.state == DeliveryState.DELIVERED
+    assert d.attempts == 1
+    (a,) = Attempt.objects.all()
+    assert a.status_code == 200
+    assert a.response_body == '{"ok":true}'
+    assert not a.error
+
+    suspend(service)  # already suspended: no change, no event
+    assert Event.objects.count() == 1
+    suspend(service, False)
+    attempt_all()
+    assert [r.payload["type"] for r in hook_receiver.received] == [
+        "service_suspended",
+        "service_resumed",
+    ]
+
+
+def test_a_failed_attempt_is_retried_with_the_same_id_and_body(hook, hook_receiver, service):
+    hook_receiver.status, hook_receiver.answer = 503, b"busy, come back"
+    suspend(service)
+    d = Delivery.objects.get()
+    assert delivery.attempt(d.pk) == 1.0  # WEBHOOK_RETRY_SCHEDULE[0]
+    d.refresh_from_db()
+    assert d.state == DeliveryState.PENDING
+    assert d.next_attempt_at > timezone.now()
+    assert delivery.attempt(d.pk) is None  # not due yet: nothing sent
+    assert len(hook_receiver.received) == 1
+
+    hook_receiver.status, hook_receiver.answer = 200, b"thanks"
+    make_due(d)
+    delivery.attempt(d.pk)
+    first, second = hook_receiver.received
+    assert first.headers["webhook-id"] == second.headers["webhook-id"]
+    assert first.body == second.body
+    assert first.verified
+    assert second.verified
+    d.refresh_from_db()
+    assert d.state == DeliveryState.DELIVERED
+    assert d.attempts == 2
+    codes = list(Attempt.objects.order_by("number").values_list("number", "status_code"))
+    assert codes == [(1, 503), (2, 200)]
+    assert Attempt.objects.get(number=1).response_body == "busy, come back"
+
+    # A re-send: same webhook-id, same body, newly signed.
+    delivery.resend(d)
+    delivery.attempt(d.pk)
+    third = hook_receiver.received[2]
+    assert third.headers["webhook-id"] == first.headers["webhook-id"]
+    assert third.body == first.body
+    assert third.verified
+
+
+def test_the_schedule_ends_failed(hook, hook_receiver, service, settings):
+    settings.WEBHOOK_RETRY_SCHEDULE = [0.0, 0.0]
+    hook_receiver.status = 500
+    suspend(service)
+    d = Delivery.objects.get()
+    for _ in range(5):
+        delivery.attempt(d.pk)
+    d.refresh_from_db()
+    assert d.state == DeliveryState.FAILED
+    assert d.attempts == 3
+    assert len(hook_receiver.received) == 3
+
+
+def test_down_then_up_gets_it_on_a_retry(hook, hook_receiver, service):
+    hook_receiver.stop()
+    suspend(service)
+    d = Delivery.objects.get()
+    delivery.attempt(d.pk)
+    a = Attempt.objects.get()
+    assert a.status_code is None
+    assert a.error.startswith("cannot connect to 127.0.0.1")
+    hook_receiver.start()  # the same port
+    make_due(d)
+    delivery.attempt(d.pk)
+    assert len(hook_receiver.received) == 1
+    assert hook_receiver.received[0].verified
+    d.refresh_from_db()
+    assert d.state == DeliveryState.DELIVERED
+
+
+def test_event_filter_and_disabled_webhooks(workspace, service, hook_receiver, webhook_settings):
+    Webhook.objects.create(
+        workspace=workspace, name="builds", url=hook_receiver.url, event_filter=["build_ended"]
+    )
+    Webhook.objects.create(workspace=workspace, name="off", url=hook_receiver.url, enabled=False)
+    suspend(service)
+    assert not Event.objects.exists()  # nobody wants it: nothing written
+
+    build = Build.objects.create(service=service)
+    cancel_build(build)
+    (event,) = Event.objects.all()
+    assert event.type == "build_ended"
+    assert event.details["buildStatus"] == "canceled"
+    assert Delivery.objects.get().webhook.name == "builds"
+
+
+def test_build_and_deploy_events(workspace, service, hook, hook_receiver):
+    build = Build.objects.create(service=service)
+    from services.builds.queue import claim_next
+
+    assert claim_next(service.id).pk == build.pk
+    transition(
+        Build.objects.filter(pk=build.pk, status=BuildStatus.BUILDING),
+        status=BuildStatus.SUCCEEDED,
+        finished_at=timezone.now(),
+    )
+    types = list(Event.objects.order_by("created_at", "id").values_list("type", flat=True))
+    assert types == ["build_started", "build_ended", "deploy_started", "deploy_ended"]
+    attempt_all()
+    payloads = {r.payload["type"]: r.payload["data"] for r in hook_receiver.received}
+    assert payloads["build_started"]["buildId"] == build.id
+    assert payloads["deploy_ended"] == {
+        **payloads["deploy_ended"],
+        "deployId": build.id,
+        "buildId": build.id,
+        "deployStatus": "succeeded",
+    }
+
+
+def test_job_run_ended_carries_the_job_exit_reason_cost_and_last_50_lines_masked(
+    workspace, service, hook, hook_receiver, make_build
+):
+    EnvVar.objects.create(service=service, key="API_TOKEN", value="hunter2-secret")
+    build = make_build(service)
+    job = Job.objects.create(
+        workspace=workspace,
+        service=service,
+        start_command="run",
+        plan=service.plan,
+        build=build,
+        env_snapshot=EnvSnapshot.capture(service),
+        status=JobStatus.RUNNING,
+        started_at=timezone.now(),
+    )
+    add_lines(job, [f"line {i} token=hunter2-secret" for i in range(1, 101)])
+    state = {"ExitCode": 3, "FinishedAt": None, "OOMKilled": False}
+    assert runner.record_exit(Job.objects.select_related("plan").get(pk=job.pk), state)
+    attempt_all()
+    (got,) = hook_receiver.received
+    assert got.verified
+    data = got.payload["data"]
+    assert got.payload["type"] == "job_run_ended"
+    assert data["jobId"] == job.id
+    assert data["status"] == "failed"
+    assert data["exitCode"] == 3
+    assert data["reason"] == {"nonZeroExit": 3}
+    assert data["job"]["id"] == job.id
+    assert data["job"]["exitCode"] == 3
+    assert data["cost"] == data["job"]["cost"]
+    assert data["durationSeconds"] >= 0
+    assert [line["text"] for line in data["logs"]] == [
+        f"line {i} token=****" for i in range(51, 101)
+    ]
+    assert "hunter2-secret" not in got.body.decode()
+
+
+def test_a_slow_receiver_cannot_hold_a_worker(hook, hook_receiver, service, settings):
+    settings.WEBHOOK_TIMEOUT = 1.0
+    hook_receiver.delay = 5
+    suspend(service)
+    started = time.monotonic()
+    delivery.attempt(Delivery.objects.get().pk)
+    assert time.monotonic() - started < 2.5
+    assert Attempt.objects.get().error == "no answer within 1 s"
+
+
+def test_a_trickling_answer_is_cut_at_the_deadline(hook, hook_receiver, service, settings):
+    settings.WEBHOOK_TIMEOUT = 1.5
+    hook_receiver.trickle = True
+    hook_receiver.answer = b"x" * 100
+    suspend(service)
+    started = time.monotonic()
+    delivery.attempt(Delivery.objects.get().pk)
+    assert time.monotonic() - started < 3.5
+
+
+def test_a_huge_answer_is_not_stored(hook, hook_receiver, service):
+    hook_receiver.answer = b"<b>" + b"A" * 5_000_000
+    suspend(service)
+    delivery.attempt(Delivery.objects.get().pk)
+    a = Attempt.objects.get()
+    assert a.status_code == 200
+    assert len(a.response_body) == 2048
+
+
+def test_a_redirect_to_a_private_address_is_not_followed(
+    hook, hook_receiver, service, pki, settings
+):
+    private = HttpsReceiver(pki.server_pem).start()  # stands for an internal service
+    try:
+        hook_receiver.status = 307
+        hook_receiver.headers_out = {"Location": private.url}
+        suspend(service)
+        delivery.attempt(Delivery.objects.get().pk)
+        a = Attempt.objects.get()
+        assert a.status_code == 307
+        assert a.error == "redirects are not followed"
+        assert private.received == []
+        assert Delivery.objects.get().state == DeliveryState.PENDING  # a failed attempt
+    finally:
+        private.stop()
+
+
+def test_the_egress_rules_are_checked_on_every_attempt(hook, hook_receiver, service, settings):
+    settings.EGRESS_ALLOW = []  # the URL was allowed when it was set; not any more
+    suspend(service)
+    delivery.attempt(Delivery.objects.get().pk)
+    assert Attempt.objects.get().error.startswith("cannot connect to 127.0.0.1")
+    assert hook_receiver.received == []
+
+
+def test_an_untrusted_certificate_is_refused(hook, hook_receiver, service, settings):
+    settings.WEBHOOK_CA_FILE = ""
+    delivery._tls_context.cache_clear()
+    suspend(service)
+    delivery.attempt(Delivery.objects.get().pk)
+    assert "certificate" in Attempt.objects.get().error
+    assert hook_receiver.received == []
+
+
+def test_two_workers_never_send_one_delivery_at_once(hook, hook_receiver, service):
+    suspend(service)
+    d = Delivery.objects.get()
+    assert delivery.claim(d.pk)
+    assert delivery.attempt(d.pk) is None  # claimed by the other: nothing sent
+    assert hook_receiver.received == []
+    Delivery.objects.filter(pk=d.pk).update(locked_until=timezone.now())  # the other died
+    assert delivery.due(grace=0) == [d.pk]
