@@ -34,6 +34,7 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook as Signer
@@ -352,17 +353,6 @@ def attempt(delivery_id: int) -> float | None:
     body = body_of(event)
     outcome = post(webhook.url, sign(webhook.secret, event.id, now, body), body)
     number = delivery.attempts + 1
-    Attempt.objects.create(
-        delivery=delivery,
-        webhook=webhook,
-        number=number,
-        sent_at=now,
-        created_at=now,
-        status_code=outcome.status_code,
-        response_body=outcome.response_body,
-        error=outcome.error,
-        duration_ms=outcome.duration_ms,
-    )
     delays = schedule()
     round_attempts = delivery.round_attempts + 1
     fields: dict = {
@@ -380,7 +370,19 @@ def attempt(delivery_id: int) -> float | None:
     else:
         delay = delays[round_attempts - 1]
         fields["next_attempt_at"] = timezone.now() + timedelta(seconds=delay)
-    Delivery.objects.filter(pk=delivery.pk).update(**fields)
+    with transaction.atomic():  # the attempt and where its delivery stands, seen together
+        Attempt.objects.create(
+            delivery=delivery,
+            webhook=webhook,
+            number=number,
+            sent_at=now,
+            created_at=now,
+            status_code=outcome.status_code,
+            response_body=outcome.response_body,
+            error=outcome.error,
+            duration_ms=outcome.duration_ms,
+        )
+        Delivery.objects.filter(pk=delivery.pk).update(**fields)
     if outcome.ok:
         log.info("webhook %s: %s delivered (%s)", webhook.id, event.id, outcome.status_code)
     else:
@@ -396,12 +398,10 @@ def attempt(delivery_id: int) -> float | None:
 
 def resend(delivery: Delivery) -> None:
     """Send a delivery again now, with a fresh retry schedule (same event, same body, same
-    ``webhook-id``)."""
+    ``webhook-id``). An attempt in flight keeps its claim (``locked_until``): the two are never
+    sent at once, and what it records wins."""
     Delivery.objects.filter(pk=delivery.pk).update(
-        state=DeliveryState.PENDING,
-        round_attempts=0,
-        next_attempt_at=timezone.now(),
-        locked_until=None,
+        state=DeliveryState.PENDING, round_attempts=0, next_attempt_at=timezone.now()
     )
 
 
