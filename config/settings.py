@@ -375,6 +375,8 @@ WEBHOOK_RETRY_SCHEDULE = env.list(
 WEBHOOK_CONCURRENCY = env.int("WEBHOOK_CONCURRENCY", default=2)  # attempts at once per worker
 WEBHOOK_RESPONSE_READ_BYTES = env.int("WEBHOOK_RESPONSE_READ_BYTES", default=65536)
 WEBHOOK_RESPONSE_MAX_CHARS = env.int("WEBHOOK_RESPONSE_MAX_CHARS", default=2048)  # kept
+WEBHOOK_EVENT_RETENTION_DAYS = env.int("WEBHOOK_EVENT_RETENTION_DAYS", default=30)
+WEBHOOKS_PER_WORKSPACE = env.int("WEBHOOKS_PER_WORKSPACE", default=100)  # Render's limit too
 
 # A quiet console: INFO shows starts, job and build state changes and warnings; Celery's line per
 # task (a heartbeat every 5 s, sweeps) and beat's line per sent task are DEBUG.

@@ -34,7 +34,7 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook as Signer
@@ -207,8 +207,9 @@ def check_url(url: str) -> str:
 class _Connection(http.client.HTTPSConnection):
     """An HTTPS connection over a socket already opened to a checked address."""
 
-    def __init__(self, host: str, sock: ssl.SSLSocket, timeout: float):
-        super().__init__(host, timeout=timeout)
+    def __init__(self, host: str, sock: ssl.SSLSocket, timeout: float, context: ssl.SSLContext):
+        # The context given, or http.client makes one, loading the system store each time.
+        super().__init__(host, timeout=timeout, context=context)
         self.sock = sock
 
     def connect(self) -> None:  # the socket is given; never resolve the name again
@@ -269,7 +270,7 @@ def post(url: str, headers: dict[str, str], body: str) -> Outcome:
         if sock is None:
             assert failure is not None
             raise failure
-        connection = _Connection(host, sock, timeout)
+        connection = _Connection(host, sock, timeout, context)
         try:
             connection.request(
                 "POST",
@@ -370,19 +371,10 @@ def attempt(delivery_id: int) -> float | None:
     else:
         delay = delays[round_attempts - 1]
         fields["next_attempt_at"] = timezone.now() + timedelta(seconds=delay)
-    with transaction.atomic():  # the attempt and where its delivery stands, seen together
-        Attempt.objects.create(
-            delivery=delivery,
-            webhook=webhook,
-            number=number,
-            sent_at=now,
-            created_at=now,
-            status_code=outcome.status_code,
-            response_body=outcome.response_body,
-            error=outcome.error,
-            duration_ms=outcome.duration_ms,
-        )
-        Delivery.objects.filter(pk=delivery.pk).update(**fields)
+    try:
+        _record(delivery, number, now, outcome, fields)
+    except IntegrityError:  # the webhook was deleted meanwhile, its deliveries with it
+        return None
     if outcome.ok:
         log.info("webhook %s: %s delivered (%s)", webhook.id, event.id, outcome.status_code)
     else:
@@ -394,6 +386,35 @@ def attempt(delivery_id: int) -> float | None:
             outcome.status_code or outcome.error,
         )
     return delay
+
+
+def _record(delivery: Delivery, number: int, now: datetime, outcome: Outcome, fields: dict) -> None:
+    with transaction.atomic():  # the attempt and where its delivery stands, seen together
+        if not Delivery.objects.select_for_update().filter(pk=delivery.pk).exists():
+            raise IntegrityError("the delivery is gone")  # its webhook was deleted meanwhile
+        Attempt.objects.create(
+            delivery=delivery,
+            webhook_id=delivery.webhook_id,
+            number=number,
+            sent_at=now,
+            created_at=now,
+            status_code=outcome.status_code,
+            response_body=outcome.response_body,
+            error=outcome.error,
+            duration_ms=outcome.duration_ms,
+        )
+        Delivery.objects.filter(pk=delivery.pk).update(**fields)
+
+
+def purge(batch: int = 1000) -> int:
+    """Forget events older than WEBHOOK_EVENT_RETENTION_DAYS (their deliveries and attempts
+    with them), a batch at a time: what a receiver answered does not pile up for ever."""
+    cutoff = timezone.now() - timedelta(days=settings.WEBHOOK_EVENT_RETENTION_DAYS)
+    old = list(Event.objects.filter(created_at__lt=cutoff).values_list("pk", flat=True)[:batch])
+    if not old:
+        return 0
+    Event.objects.filter(pk__in=old).delete()
+    return len(old)
 
 
 def resend(delivery: Delivery) -> None:

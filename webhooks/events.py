@@ -116,7 +116,7 @@ def _build_changed(pk: str, fields: dict[str, Any]) -> None:
     record(
         workspace_id,
         "build_ended",
-        details={"buildId": pk, "buildStatus": status, "reason": fields.get("reason", "")},
+        details={"buildId": pk, "buildStatus": status, "message": fields.get("reason", "")},
         **common,
     )
     if status == BuildStatus.SUCCEEDED:

@@ -4,10 +4,11 @@ are written (the API and the dashboard use them)."""
 from datetime import UTC, datetime
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import QuerySet
 
-from services.errors import Invalid, NotFound
+from services.errors import Invalid, NotFound, Refused
 from services.models import Workspace
 from webhooks.delivery import check_url, resend
 from webhooks.models import EVENT_TYPES, Attempt, Delivery, Webhook
@@ -60,6 +61,9 @@ def clean_filter(value: Any) -> list[str]:
 def create_webhook(
     workspace: Workspace, *, name: str, url: str, enabled: bool, event_filter: list[str]
 ) -> Webhook:
+    limit = settings.WEBHOOKS_PER_WORKSPACE
+    if Webhook.objects.filter(workspace=workspace).count() >= limit:
+        raise Refused(f"a workspace has at most {limit} webhooks (WEBHOOKS_PER_WORKSPACE)")
     return Webhook.objects.create(
         workspace=workspace,
         name=clean_name(name),

@@ -59,4 +59,5 @@ def sweep() -> int:
     due = delivery.due()
     for delivery_id in due:
         enqueue(delivery_id)
+    delivery.purge()
     return len(due)

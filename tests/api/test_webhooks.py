@@ -178,3 +178,11 @@ def test_events_list_every_attempt_in_renders_shape(owner_api, workspace):
 
     assert owner_api.post(f"/v1/webhooks/{hook['id']}/events/{event.id}/resend").status_code == 202
     assert_error(owner_api.post(f"/v1/webhooks/{hook['id']}/events/evt-nope/resend"), 404)
+
+
+def test_a_workspace_has_a_bounded_number_of_webhooks(owner_api, workspace, settings):
+    settings.WEBHOOKS_PER_WORKSPACE = 2
+    for i in range(2):
+        assert owner_api.post("/v1/webhooks", body(workspace, name=f"h{i}")).status_code == 201
+    refused = assert_error(owner_api.post("/v1/webhooks", body(workspace)), 400)
+    assert "at most 2 webhooks" in refused["message"]

@@ -4,6 +4,7 @@ verifies, retries, re-sends with the same ``webhook-id``, event types and filter
 receivers."""
 
 import time
+from datetime import timedelta
 
 import pytest
 from django.utils import timezone
@@ -291,3 +292,38 @@ def test_two_workers_never_send_one_delivery_at_once(hook, hook_receiver, servic
     assert hook_receiver.received == []
     Delivery.objects.filter(pk=d.pk).update(locked_until=timezone.now())  # the other died
     assert delivery.due(grace=0) == [d.pk]
+
+
+def test_a_webhook_deleted_mid_attempt_ends_it_quietly(hook, hook_receiver, service, monkeypatch):
+    suspend(service)
+    d = Delivery.objects.get()
+    real_post = delivery.post
+
+    def post_then_delete(*args, **kwargs):
+        outcome = real_post(*args, **kwargs)
+        Webhook.objects.filter(pk=hook.pk).delete()
+        return outcome
+
+    monkeypatch.setattr(delivery, "post", post_then_delete)
+    assert delivery.attempt(d.pk) is None
+    assert not Attempt.objects.exists()
+
+
+def test_the_sweep_sends_what_is_due_and_forgets_old_events(
+    hook, hook_receiver, service, settings, monkeypatch
+):
+    from webhooks import tasks
+
+    suspend(service)
+    d = Delivery.objects.get()
+    Delivery.objects.filter(pk=d.pk).update(next_attempt_at=timezone.now() - timedelta(minutes=1))
+    sent = []
+    monkeypatch.setattr(tasks, "enqueue", lambda pk, countdown=None: sent.append(pk))
+    assert tasks.sweep() == 1
+    assert sent == [d.pk]
+
+    settings.WEBHOOK_EVENT_RETENTION_DAYS = 30
+    Event.objects.update(created_at=timezone.now() - timedelta(days=31))
+    tasks.sweep()
+    assert not Event.objects.exists()
+    assert not Delivery.objects.exists()
