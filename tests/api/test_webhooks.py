@@ -176,6 +176,17 @@ def test_events_list_every_attempt_in_renders_shape(owner_api, workspace):
     ).json()
     assert [i["webhookEvent"]["attempt"] for i in page] == [1]
 
+    first_sent = Attempt.objects.get(number=1).sent_at.isoformat()
+    after = owner_api.get(f"/v1/webhooks/{hook['id']}/events", {"sentAfter": first_sent}).json()
+    before = owner_api.get(f"/v1/webhooks/{hook['id']}/events", {"sentBefore": first_sent}).json()
+    assert [i["webhookEvent"]["attempt"] for i in after] == [2, 1]
+    assert before == []
+    assert_error(
+        owner_api.get(f"/v1/webhooks/{hook['id']}/events", {"sentAfter": "yesterday"}),
+        400,
+        field="sentAfter",
+    )
+
     assert owner_api.post(f"/v1/webhooks/{hook['id']}/events/{event.id}/resend").status_code == 202
     assert_error(owner_api.post(f"/v1/webhooks/{hook['id']}/events/evt-nope/resend"), 404)
 
