@@ -295,7 +295,8 @@ def post(url: str, headers: dict[str, str], body: str) -> Outcome:
     except EgressRefused as exc:
         outcome.error = exc.message
     except (OSError, http.client.HTTPException, ValueError) as exc:
-        if timed_out.is_set():
+        answering = bool(current) and isinstance(current[-1], ssl.SSLSocket)
+        if timed_out.is_set() or (answering and isinstance(exc, TimeoutError)):
             outcome.error = f"no answer within {settings.WEBHOOK_TIMEOUT:g} s"
         elif outcome.status_code is not None:
             outcome.error = "the answer was cut short"

@@ -157,6 +157,14 @@ HANDLERS: dict[type, Callable[[str, dict[str, Any]], None]] = {
 
 
 def state_changed(sender: type, pk: str, fields: dict[str, Any], **kwargs: object) -> None:
+    """Record the event in a savepoint of the change's transaction: whatever goes wrong here is
+    logged and rolled back alone, and never stops the change (a job must end even if its
+    event cannot be written)."""
     handler = HANDLERS.get(sender)
-    if handler is not None:
-        handler(pk, fields)
+    if handler is None:
+        return
+    try:
+        with transaction.atomic():
+            handler(pk, fields)
+    except Exception:
+        log.exception("could not record the event of %s %s", sender.__name__, pk)

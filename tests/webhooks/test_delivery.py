@@ -327,3 +327,37 @@ def test_the_sweep_sends_what_is_due_and_forgets_old_events(
     tasks.sweep()
     assert not Event.objects.exists()
     assert not Delivery.objects.exists()
+
+
+def test_an_event_that_cannot_be_written_never_stops_the_change(hook, service, monkeypatch, caplog):
+    from webhooks import events
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(events, "record", broken)
+    assert suspend(service) == 1
+    service.refresh_from_db()
+    assert service.suspended
+    assert not Event.objects.exists()
+    assert "could not record the event" in caplog.text
+
+
+def test_a_busy_worker_leaves_the_delivery_to_the_sweep(hook, hook_receiver, service):
+    from webhooks import tasks
+
+    suspend(service)
+    d = Delivery.objects.get()
+    slots = tasks.slots()
+    taken = 0
+    while slots.acquire(blocking=False):
+        taken += 1
+    try:
+        tasks.deliver(d.pk)  # waits 2 s for a slot, then leaves it due
+    finally:
+        for _ in range(taken):
+            slots.release()
+    assert hook_receiver.received == []
+    assert Delivery.objects.get().state == DeliveryState.PENDING
+    tasks.deliver(d.pk)
+    assert len(hook_receiver.received) == 1
