@@ -74,6 +74,9 @@ def record(
 def _job_ended(pk: str, fields: dict[str, Any]) -> None:
     if fields.get("status") not in FINISHED:
         return
+    # The hot path (every job's end): one query when no webhook of its workspace is enabled.
+    if not Webhook.objects.filter(workspace__jobs=pk, enabled=True).exists():
+        return
     job = Job.objects.filter(pk=pk).values("workspace_id", "service_id", "service__name").first()
     if job is None:
         return
