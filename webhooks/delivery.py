@@ -300,15 +300,15 @@ def post(url: str, headers: dict[str, str], body: str) -> Outcome:
             outcome.error = f"no answer within {settings.WEBHOOK_TIMEOUT:g} s"
         elif outcome.status_code is not None:
             outcome.error = "the answer was cut short"
-        elif isinstance(exc, ssl.SSLCertVerificationError):
-            outcome.error = f"TLS certificate of {host} was refused: {exc.verify_message}"
-            log.warning("webhook to %s: %s", host, exc)
         else:
-            # Like the log streams: one wording for every failure to connect (no port scanner).
+            # Like the log streams: one wording for every failure to connect, a certificate
+            # refused included (no port scanner); the reason goes to the server log.
             log.warning("webhook to %s:%s failed: %r", host, port, exc)
             outcome.error = EgressRefused(name).message
     finally:
         timer.cancel()
+        for open_socket in current:
+            open_socket.close()
         if timed_out.is_set() and not outcome.error and not outcome.ok:
             outcome.error = f"no answer within {settings.WEBHOOK_TIMEOUT:g} s"
     outcome.duration_ms = int((time.monotonic() - started) * 1000)
