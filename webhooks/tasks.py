@@ -3,7 +3,8 @@
 Deliveries run on the ``jobs`` queue (no worker of its own to run), but never take more than
 WEBHOOK_CONCURRENCY of a worker's threads at once: an attempt that finds them all busy for 2 s
 leaves its delivery due, and the sweep sends it again, so a slow receiver never holds up job
-starts.
+starts. While the database does not answer, both log one line per outage (the sweep sends
+what is due once it answers again).
 """
 
 import logging
@@ -12,6 +13,7 @@ import threading
 from celery import shared_task
 from django.conf import settings
 
+from services.outage import quiet_while_database_down
 from webhooks import delivery
 
 log = logging.getLogger(__name__)
@@ -43,6 +45,7 @@ def enqueue(delivery_id: int, countdown: float | None = None) -> None:
 
 
 @shared_task(ignore_result=True)
+@quiet_while_database_down
 def deliver(delivery_id: int) -> None:
     if not slots().acquire(timeout=2.0):
         return  # still due: the sweep sends it again
@@ -55,6 +58,7 @@ def deliver(delivery_id: int) -> None:
 
 
 @shared_task(ignore_result=True)
+@quiet_while_database_down
 def sweep() -> int:
     due = delivery.due()
     for delivery_id in due:
