@@ -43,7 +43,7 @@ from jobs.models import Job, LogStream
 from services.egress import EgressRefused, allowed_addresses
 from services.errors import Invalid
 from services.models import EnvVar
-from webhooks.models import Attempt, Delivery, DeliveryState, Event
+from webhooks.models import Attempt, Delivery, DeliveryState, Event, Webhook
 
 log = logging.getLogger(__name__)
 
@@ -416,6 +416,69 @@ def purge(batch: int = 1000) -> int:
         return 0
     Event.objects.filter(pk__in=old).delete()
     return len(old)
+
+
+# One webhook, one sender at a time.
+
+DRAIN_SECONDS = 30.0  # a sender goes on with its webhook's due deliveries this long at most
+
+
+def _lease_for() -> timedelta:
+    return timedelta(seconds=float(settings.WEBHOOK_TIMEOUT) + 60)
+
+
+def lease(webhook_id: str) -> bool:
+    """Take (or renew) the webhook's sending lease: compare-and-set on ``sending_until``."""
+    now = timezone.now()
+    return bool(
+        Webhook.objects.filter(
+            Q(sending_until__isnull=True) | Q(sending_until__lt=now), pk=webhook_id
+        ).update(sending_until=now + _lease_for())
+    )
+
+
+def deliver(delivery_id: int) -> list[tuple[int, float]]:
+    """Send a delivery, and then its webhook's other due deliveries, oldest first, holding the
+    webhook's lease, for up to DRAIN_SECONDS. A webhook whose lease another worker holds is left
+    alone: its holder goes on with what is due (or the sweep sends it). So a slow or hostile
+    receiver keeps one thread of the installation busy, never every thread, and a burst of
+    events to one receiver goes out one after another. Returns (delivery, seconds) of the
+    retries scheduled."""
+    found = Delivery.objects.filter(pk=delivery_id).values_list("webhook_id", flat=True)
+    webhook_id = found.first()
+    if webhook_id is None or not lease(webhook_id):
+        return []
+    scheduled: list[tuple[int, float]] = []
+    tried: set[int] = set()
+    deadline = time.monotonic() + DRAIN_SECONDS
+    try:
+        next_id: int | None = delivery_id
+        while next_id is not None:
+            tried.add(next_id)
+            delay = attempt(next_id)
+            if delay is not None:
+                scheduled.append((next_id, delay))
+            if time.monotonic() > deadline:
+                break
+            Webhook.objects.filter(pk=webhook_id).update(
+                sending_until=timezone.now() + _lease_for()
+            )
+            now = timezone.now()
+            next_id = (
+                Delivery.objects.filter(
+                    Q(locked_until__isnull=True) | Q(locked_until__lt=now),
+                    webhook_id=webhook_id,
+                    state=DeliveryState.PENDING,
+                    next_attempt_at__lte=now,
+                )
+                .exclude(pk__in=tried)
+                .order_by("next_attempt_at", "pk")
+                .values_list("pk", flat=True)
+                .first()
+            )
+    finally:
+        Webhook.objects.filter(pk=webhook_id).update(sending_until=None)
+    return scheduled
 
 
 def resend(delivery: Delivery) -> None:

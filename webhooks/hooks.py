@@ -89,7 +89,8 @@ def update_webhook(webhook: Webhook, **changes: Any) -> Webhook:
         webhook.enabled = changes["enabled"]
     if "event_filter" in changes:
         webhook.event_filter = clean_filter(changes["event_filter"])
-    webhook.save()
+    # Only these: the sending lease (``sending_until``) is the workers'.
+    webhook.save(update_fields=["name", "url", "enabled", "event_filter", "updated_at"])
     return webhook
 
 

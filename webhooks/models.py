@@ -48,6 +48,9 @@ class Webhook(models.Model):
     enabled = models.BooleanField(default=True)
     event_filter = models.JSONField(default=list, blank=True)
     secret = EncryptedTextField(default=new_secret)
+    # The sending lease: one worker at a time sends to a webhook (``delivery.deliver``), so a
+    # slow receiver holds one thread of the installation, never every thread.
+    sending_until = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -3,8 +3,9 @@
 Deliveries run on the ``jobs`` queue (no worker of its own to run), but never take more than
 WEBHOOK_CONCURRENCY of a worker's threads at once: an attempt that finds them all busy for 2 s
 leaves its delivery due, and the sweep sends it again, so a slow receiver never holds up job
-starts. While the database does not answer, both log one line per outage (the sweep sends
-what is due once it answers again).
+starts; and one worker at a time sends to a webhook (``delivery.deliver``'s lease), so a slow
+receiver never holds up the others' deliveries either. While the database does not answer,
+both log one line per outage (the sweep sends what is due once it answers again).
 """
 
 import logging
@@ -50,11 +51,12 @@ def deliver(delivery_id: int) -> None:
     if not slots().acquire(timeout=2.0):
         return  # still due: the sweep sends it again
     try:
-        delay = delivery.attempt(delivery_id)
+        scheduled = delivery.deliver(delivery_id)
     finally:
         slots().release()
-    if delay is not None and delay <= COUNTDOWN_MAX:
-        enqueue(delivery_id, countdown=delay)
+    for pk, delay in scheduled:
+        if delay <= COUNTDOWN_MAX:
+            enqueue(pk, countdown=delay)
 
 
 @shared_task(ignore_result=True)

@@ -363,3 +363,64 @@ def test_a_busy_worker_leaves_the_delivery_to_the_sweep(hook, hook_receiver, ser
     assert Delivery.objects.get().state == DeliveryState.PENDING
     tasks.deliver(d.pk)
     assert len(hook_receiver.received) == 1
+
+
+def test_one_sender_drains_a_burst_to_its_webhook_in_order(hook, hook_receiver, service):
+    for i in range(10):
+        suspend(service, i % 2 == 0)
+    first = Delivery.objects.order_by("pk").first()
+    assert delivery.deliver(first.pk) == []
+    assert [r.payload["type"] for r in hook_receiver.received] == [
+        "service_suspended",
+        "service_resumed",
+    ] * 5
+    assert not Delivery.objects.exclude(state=DeliveryState.DELIVERED).exists()
+    assert Webhook.objects.get().sending_until is None  # the lease is given back
+
+
+def test_a_webhook_another_worker_sends_to_is_left_to_it(hook, hook_receiver, service):
+    suspend(service)
+    d = Delivery.objects.get()
+    assert delivery.lease(hook.pk)  # the other worker
+    assert delivery.deliver(d.pk) == []
+    assert hook_receiver.received == []
+    Webhook.objects.filter(pk=hook.pk).update(sending_until=timezone.now())  # it died
+    assert delivery.due(grace=0) == [d.pk]
+    delivery.deliver(d.pk)
+    assert len(hook_receiver.received) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_slow_receiver_holds_one_thread_and_never_delays_another_webhook(
+    workspace, service, pki, webhook_settings
+):
+    from tests.helpers import Background
+    from webhooks import tasks
+
+    webhook_settings.WEBHOOK_TIMEOUT = 5.0
+    slow = HttpsReceiver(pki.server_pem, delay=3).start()
+    fast = HttpsReceiver(pki.server_pem).start()
+    try:
+        Webhook.objects.create(workspace=workspace, name="slow", url=slow.url)
+        Webhook.objects.create(workspace=workspace, name="fast", url=fast.url)
+        suspend(service)
+        suspend(service, False)  # two events for each webhook
+        slow_ids = list(
+            Delivery.objects.filter(webhook__name="slow")
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        fast_id = Delivery.objects.filter(webhook__name="fast").order_by("pk").first().pk
+        sender = Background(tasks.deliver, slow_ids[0])
+        sender.start()
+        slow.wait_for(1, timeout=5)
+        started = time.monotonic()
+        tasks.deliver(slow_ids[1])  # its webhook is being sent to: returns at once
+        tasks.deliver(fast_id)  # another webhook: not held up (and drains its second event)
+        assert time.monotonic() - started < 1.5
+        assert len(fast.received) == 2
+        sender.finish(timeout=20)
+        assert len(slow.received) == 2  # the slow one's sender went on with its second event
+    finally:
+        slow.stop()
+        fast.stop()
