@@ -45,7 +45,8 @@ def record(
 ) -> Event | None:
     """Write the event and a delivery per webhook that wants it (none: nothing is written), and
     send their first attempts once the surrounding transaction commits."""
-    hooks = [w for w in Webhook.objects.filter(workspace_id=workspace_id) if w.wants(event_type)]
+    candidates = Webhook.objects.filter(workspace_id=workspace_id, enabled=True)
+    hooks = [w for w in candidates.only("pk", "enabled", "event_filter") if w.wants(event_type)]
     if not hooks:
         return None
     event = Event.objects.create(

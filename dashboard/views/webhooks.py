@@ -55,7 +55,7 @@ def webhooks_list(request: HtmxHttpRequest, workspace_id: str) -> HttpResponse:
             return redirect("webhook", workspace.id, webhook.id)
     context = {
         "tab": "webhooks",
-        "webhooks": Webhook.objects.filter(workspace=workspace),
+        "webhooks": Webhook.objects.filter(workspace=workspace).defer("secret"),
         "form": form,
     }
     return render(request, LIST_TEMPLATE, context, status=400 if form.errors else 200)
