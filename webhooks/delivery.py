@@ -414,7 +414,9 @@ def purge(batch: int = 1000) -> int:
     old = list(Event.objects.filter(created_at__lt=cutoff).values_list("pk", flat=True)[:batch])
     if not old:
         return 0
-    Event.objects.filter(pk__in=old).delete()
+    with transaction.atomic():  # an attempt in flight lands before, or finds its delivery gone
+        list(Delivery.objects.select_for_update().filter(event__in=old).values_list("pk"))
+        Event.objects.filter(pk__in=old).delete()
     return len(old)
 
 

@@ -94,6 +94,15 @@ def update_webhook(webhook: Webhook, **changes: Any) -> Webhook:
     return webhook
 
 
+def delete_webhook(webhook: Webhook) -> None:
+    """Delete a webhook with its deliveries and their attempts. Its deliveries are locked
+    first: an attempt in flight records itself under that lock (``delivery._record``), so it
+    lands wholly before the delete collects what to remove, or finds its delivery gone."""
+    with transaction.atomic():
+        list(Delivery.objects.select_for_update().filter(webhook=webhook).values_list("pk"))
+        webhook.delete()
+
+
 def resend_event(webhook: Webhook, event_id: str) -> Delivery:
     """Send an event to the webhook again (after commit), whatever became of it."""
     delivery = delivery_of(webhook, event_id)

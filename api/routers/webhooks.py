@@ -126,7 +126,7 @@ def update_webhook(request: ApiRequest, webhookId: str, payload: WebhookUpdateIn
 def delete_webhook(request: ApiRequest, webhookId: str):
     webhook = hooks.webhook_in(request.auth.workspace, webhookId)
     require_admin(request)
-    webhook.delete()
+    hooks.delete_webhook(webhook)
     return empty_response(request, 204)
 
 

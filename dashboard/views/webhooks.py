@@ -122,7 +122,7 @@ def webhook_detail(request: HtmxHttpRequest, workspace_id: str, webhook_id: str)
 @require_POST
 def webhook_delete(request: HtmxHttpRequest, workspace_id: str, webhook_id: str) -> HttpResponse:
     workspace, request.membership = get_workspace(request.user, workspace_id, ADMIN)
-    hooks.webhook_in(workspace, webhook_id).delete()
+    hooks.delete_webhook(hooks.webhook_in(workspace, webhook_id))
     return redirect("webhooks", workspace.id)
 
 

@@ -424,3 +424,24 @@ def test_a_slow_receiver_holds_one_thread_and_never_delays_another_webhook(
     finally:
         slow.stop()
         fast.stop()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_webhook_deleted_while_an_attempt_is_in_flight(workspace, service, pki, webhook_settings):
+    from tests.helpers import Background
+    from webhooks import hooks
+
+    slow = HttpsReceiver(pki.server_pem, delay=1).start()
+    try:
+        webhook = Webhook.objects.create(workspace=workspace, name="slow", url=slow.url)
+        suspend(service)
+        sender = Background(delivery.deliver, Delivery.objects.get().pk)
+        sender.start()
+        slow.wait_for(1, timeout=5)
+        hooks.delete_webhook(webhook)
+        assert sender.finish(timeout=10) == []
+        assert not Webhook.objects.exists()
+        assert not Delivery.objects.exists()
+        assert not Attempt.objects.exists()
+    finally:
+        slow.stop()
