@@ -25,6 +25,7 @@ from api.routers.logstreams import router as logstreams_router
 from api.routers.owners import router as owners_router
 from api.routers.registry_credentials import router as registry_credentials_router
 from api.routers.services import router as services_router
+from api.routers.webhooks import router as webhooks_router
 
 
 class OneoffApi(NinjaAPI):
@@ -60,6 +61,7 @@ api.add_router("", jobs_router)
 api.add_router("", logs_router)
 api.add_router("", logstreams_router)
 api.add_router("", registry_credentials_router)
+api.add_router("", webhooks_router)
 
 
 # Last, so it matches only what no router did: an unknown path is a JSON 404 too.

@@ -74,6 +74,7 @@ INSTALLED_APPS = [
     "services",
     "jobs",
     "logstreams",
+    "webhooks",
     # The two faces over them.
     "api",
     "dashboard",
@@ -360,6 +361,22 @@ LOG_PURGE_BATCH = env.int("LOG_PURGE_BATCH", default=5000)  # log lines deleted 
 LOG_STREAM_CA_FILE = env.str("LOG_STREAM_CA_FILE", default="")
 LOG_STREAM_RETRY_MAX = env.float("LOG_STREAM_RETRY_MAX", default=30.0)  # seconds, backoff cap
 LOG_STREAM_TIMEOUT = env.float("LOG_STREAM_TIMEOUT", default=10.0)  # connect and send, seconds
+
+# Webhooks (webhooks.delivery): Standard Webhooks-signed POSTs of the workspace's events.
+# A PEM file of CA certificates trusted for webhook URLs besides the system store.
+WEBHOOK_CA_FILE = env.str("WEBHOOK_CA_FILE", default="")
+WEBHOOK_TIMEOUT = env.float("WEBHOOK_TIMEOUT", default=10.0)  # one attempt, all of it, seconds
+# Seconds before each retry: 5 s, 30 s, 2 min, 10 min, 30 min, 1 h, 2 h, 4 h, 8 h, 8 h (24 h).
+WEBHOOK_RETRY_SCHEDULE = env.list(
+    "WEBHOOK_RETRY_SCHEDULE",
+    cast=float,
+    default=[5, 30, 120, 600, 1800, 3600, 7200, 14400, 28800, 28800],
+)
+WEBHOOK_CONCURRENCY = env.int("WEBHOOK_CONCURRENCY", default=2)  # attempts at once per worker
+WEBHOOK_RESPONSE_READ_BYTES = env.int("WEBHOOK_RESPONSE_READ_BYTES", default=65536)
+WEBHOOK_RESPONSE_MAX_CHARS = env.int("WEBHOOK_RESPONSE_MAX_CHARS", default=2048)  # kept
+WEBHOOK_EVENT_RETENTION_DAYS = env.int("WEBHOOK_EVENT_RETENTION_DAYS", default=30)
+WEBHOOKS_PER_WORKSPACE = env.int("WEBHOOKS_PER_WORKSPACE", default=100)  # Render's limit too
 
 # A quiet console: INFO shows starts, job and build state changes and warnings; Celery's line per
 # task (a heartbeat every 5 s, sweeps) and beat's line per sent task are DEBUG.

@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from dashboard.views import builds, env, jobs, limits, logstreams, usage, workspace
+from dashboard.views import builds, env, jobs, limits, logstreams, usage, webhooks, workspace
 
 urlpatterns = [
     path("", workspace.home, name="home"),
@@ -15,6 +15,22 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("workspaces/<str:workspace_id>/", workspace.services_list, name="services"),
     path("workspaces/<str:workspace_id>/api-keys/", workspace.api_keys, name="api_keys"),
+    path("workspaces/<str:workspace_id>/webhooks/", webhooks.webhooks_list, name="webhooks"),
+    path(
+        "workspaces/<str:workspace_id>/webhooks/<str:webhook_id>/",
+        webhooks.webhook_detail,
+        name="webhook",
+    ),
+    path(
+        "workspaces/<str:workspace_id>/webhooks/<str:webhook_id>/delete/",
+        webhooks.webhook_delete,
+        name="webhook_delete",
+    ),
+    path(
+        "workspaces/<str:workspace_id>/webhooks/<str:webhook_id>/events/<str:event_id>/resend/",
+        webhooks.webhook_resend,
+        name="webhook_resend",
+    ),
     path(
         "workspaces/<str:workspace_id>/api-keys/<int:key_id>/revoke/",
         workspace.revoke_api_key,

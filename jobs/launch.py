@@ -14,6 +14,7 @@ from jobs import budget, reasons
 from jobs.models import UNFINISHED, EnvSnapshot, Job, JobStatus
 from services.errors import Invalid, Refused
 from services.models import EnvVar, Plan, Service, Workspace
+from services.transitions import transition
 
 logger = logging.getLogger(__name__)
 
@@ -170,9 +171,8 @@ def cancel_job(job: Job, *, user: User | AnonymousUser | None = None) -> Job:
     unchanged. Succeeded or failed: refused."""
     who = user if user is not None and user.is_authenticated else None
     now = timezone.now()
-    stopped = Job.objects.filter(
-        pk=job.pk, status=JobStatus.PENDING, claimed_at__isnull=True
-    ).update(
+    stopped = transition(
+        Job.objects.filter(pk=job.pk, status=JobStatus.PENDING, claimed_at__isnull=True),
         status=JobStatus.CANCELED,
         finished_at=now,
         canceled_by=who,

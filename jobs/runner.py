@@ -32,6 +32,7 @@ from docker.types import LogConfig
 from jobs import reasons
 from jobs.models import EnvSnapshot, Job, JobStatus
 from services.models import EnvVar, Service
+from services.transitions import transition
 
 logger = logging.getLogger(__name__)
 
@@ -352,7 +353,8 @@ def fail_start(job_id: str, message: str, *, from_status: str = JobStatus.PENDIN
     now = timezone.now()
     message = scrub(job_id, message)
     failed = bool(
-        Job.objects.filter(pk=job_id, status=from_status).update(
+        transition(
+            Job.objects.filter(pk=job_id, status=from_status),
             status=JobStatus.FAILED,
             finished_at=now,
             reason=reasons.start_error(message),
@@ -375,7 +377,8 @@ def cancel_unstarted(job_id: str) -> bool:
         return False
     now = timezone.now()
     canceled = bool(
-        Job.objects.filter(pk=job_id, status=JobStatus.PENDING).update(
+        transition(
+            Job.objects.filter(pk=job_id, status=JobStatus.PENDING),
             status=JobStatus.CANCELED,
             finished_at=now,
             reason=reasons.canceled_by(job.canceled_by),
@@ -604,7 +607,7 @@ def outcome(job: Job, state: dict) -> dict:
 def record_exit(job: Job, state: dict) -> bool:
     """End a running job from its exited container's state (compare-and-set on ``running``)."""
     ended = outcome(job, state)
-    recorded = bool(Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(**ended))
+    recorded = bool(transition(Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING), **ended))
     if recorded:
         logger.info("job %s %s (exit %s)", job.pk, ended["status"], state.get("ExitCode"))
         start_waiting(job.service_id)
@@ -620,7 +623,8 @@ def record_lost(job: Job, why: str) -> bool:
         status, reason = JobStatus.FAILED, reasons.evicted(scrub(job.pk, why))
     job.bill(now)
     lost = bool(
-        Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(
+        transition(
+            Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING),
             status=status,
             finished_at=now,
             reason=reason,

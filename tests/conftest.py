@@ -23,6 +23,7 @@ pytest_plugins = [
     "tests.plugins.jobs",
     "tests.plugins.registry",
     "tests.plugins.syslog",
+    "tests.plugins.webhooks",
     "tests.plugins.worker",
 ]
 

@@ -1,4 +1,5 @@
-"""Imports run one way: config > the faces (api, dashboard) > logstreams > jobs > services.
+"""Imports run one way: config > the faces (api, dashboard) > logstreams, webhooks > jobs >
+services.
 
 ``config`` wires the apps and is imported by none; a face may import the feature apps, jobs and
 services but not the other face; each app below imports only the apps under it. The project's
@@ -12,15 +13,16 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("config", "api", "dashboard", "logstreams", "jobs", "services")
+PACKAGES = ("config", "api", "dashboard", "logstreams", "webhooks", "jobs", "services")
 # What each package must not import.
 FORBIDDEN = {
     "config": set(),
     "api": {"config", "dashboard"},
     "dashboard": {"config", "api"},
-    "logstreams": {"config", "api", "dashboard"},
-    "jobs": {"config", "api", "dashboard", "logstreams"},
-    "services": {"config", "api", "dashboard", "logstreams", "jobs"},
+    "logstreams": {"config", "api", "dashboard", "webhooks"},
+    "webhooks": {"config", "api", "dashboard", "logstreams"},
+    "jobs": {"config", "api", "dashboard", "logstreams", "webhooks"},
+    "services": {"config", "api", "dashboard", "logstreams", "webhooks", "jobs"},
 }
 
 

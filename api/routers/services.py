@@ -26,6 +26,7 @@ from services.access import service_in
 from services.builds.queue import request_build
 from services.models import EnvVar, Service, Workspace
 from services.repo_urls import MASK, split_credential
+from services.transitions import transition
 
 router = Router(tags=["Services"])
 
@@ -241,7 +242,8 @@ def _set_suspended(request: ApiRequest, service_id: str, suspended: bool):
     require_admin(request)
     service = service_in(request.auth.workspace, service_id)
     # Jobs keep running: a job never depends on its service after it was created.
-    Service.objects.filter(pk=service.pk).update(suspended=suspended)
+    # Only a real change is one (service_suspended / service_resumed webhooks).
+    transition(Service.objects.filter(pk=service.pk, suspended=not suspended), suspended=suspended)
     return empty_response(request, 202)
 
 

@@ -30,6 +30,7 @@ from services.builds.errors import BuildError, BuildStopped
 from services.builds.git import GitSteps
 from services.builds.images import ImageSteps, tag_for
 from services.models import Build, BuildLogLine, BuildStatus, EnvVar
+from services.transitions import transition
 
 logger = logging.getLogger(__name__)
 
@@ -183,7 +184,8 @@ class BuildRun(GitSteps, ImageSteps):
             self.log.line(f"==> Build canceled: {reason}", system=True)
         self.log.flush()
         logger.info("build %s of %s %s", self.build.id, self.service.name, status)
-        Build.objects.filter(pk=self.build.pk, status=BuildStatus.BUILDING).update(
+        transition(
+            Build.objects.filter(pk=self.build.pk, status=BuildStatus.BUILDING),
             status=status,
             reason=reason,
             image_id=image_id,

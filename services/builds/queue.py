@@ -34,6 +34,7 @@ from services.models import (
     Service,
     Workspace,
 )
+from services.transitions import transition
 
 logger = logging.getLogger(__name__)
 
@@ -83,8 +84,12 @@ def cancel_build(build: Build, *, user: User | AnonymousUser | None = None) -> B
     unchanged. Succeeded or failed: refused."""
     now = timezone.now()
     reason = f"Canceled by {_who(user)}."
-    if Build.objects.filter(pk=build.pk, status=BuildStatus.QUEUED).update(
-        status=BuildStatus.CANCELED, cancel_requested_at=now, finished_at=now, reason=reason
+    if transition(
+        Build.objects.filter(pk=build.pk, status=BuildStatus.QUEUED),
+        status=BuildStatus.CANCELED,
+        cancel_requested_at=now,
+        finished_at=now,
+        reason=reason,
     ):
         BuildLogLine.objects.create(build_id=build.pk, seq=1, timestamp=now, text=f"==> {reason}")
     else:
@@ -125,8 +130,11 @@ def claim_next(service_id: str) -> Build | None:
         queued = builds.filter(status=BuildStatus.QUEUED).exclude(service_id__in=busy)
         for candidate in queued.order_by("created_at", "id")[:100]:
             now = timezone.now()
-            claimed = Build.objects.filter(pk=candidate.pk, status=BuildStatus.QUEUED).update(
-                status=BuildStatus.BUILDING, started_at=now, heartbeat_at=now
+            claimed = transition(
+                Build.objects.filter(pk=candidate.pk, status=BuildStatus.QUEUED),
+                status=BuildStatus.BUILDING,
+                started_at=now,
+                heartbeat_at=now,
             )
             if claimed:
                 return Build.objects.select_related("service").get(pk=candidate.pk)
@@ -162,11 +170,12 @@ def sweep_builds(*, now: datetime | None = None, batch: int = 100) -> dict[str, 
         status=BuildStatus.BUILDING, heartbeat_at__lt=now - timedelta(seconds=HEARTBEAT_STALE)
     ).values_list("pk", flat=True)[:batch]
     for pk in list(stale):
-        failed += Build.objects.filter(
-            pk=pk,
-            status=BuildStatus.BUILDING,
-            heartbeat_at__lt=now - timedelta(seconds=HEARTBEAT_STALE),
-        ).update(
+        failed += transition(
+            Build.objects.filter(
+                pk=pk,
+                status=BuildStatus.BUILDING,
+                heartbeat_at__lt=now - timedelta(seconds=HEARTBEAT_STALE),
+            ),
             status=BuildStatus.FAILED,
             finished_at=now,
             reason=(
