@@ -15,6 +15,7 @@ AUTH = 77  # EX_NOPERM: missing or refused API key (401, 403)
 CONFIG = 78  # EX_CONFIG: no API URL or key, or an unsafe config file
 TIMED_OUT = 124  # the job ran past its timeout (like timeout(1))
 INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
+TERMINATED = 143  # SIGTERM while waiting (128 + SIGTERM); the job was canceled
 
 
 class CliError(Exception):

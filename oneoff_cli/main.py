@@ -251,7 +251,7 @@ def jobs_run(
             click.echo(job["id"])
             state.note(f"{job['id']} {job['status']}; follow it: oneoff jobs logs -f {job['id']}")
         return
-    from oneoff_cli.watch import Watch
+    from oneoff_cli.watch import Terminated, Watch
 
     watch = Watch(
         api,
@@ -265,10 +265,10 @@ def jobs_run(
     )
     try:
         job = watch.run()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         if watch.spinner:
             watch.spinner.clear()
-        interrupted(state, watch)
+        interrupted(state, watch, terminated=isinstance(exc, Terminated))
     if as_json:
         print_json(job)
     else:
@@ -276,11 +276,16 @@ def jobs_run(
     sys.exit(job_exit_code(job))
 
 
-def interrupted(state: State, watch) -> NoReturn:
+def interrupted(state: State, watch, terminated: bool = False) -> NoReturn:
     """Ctrl-C while waiting: on a terminal ask whether to cancel the job; without one (a script,
-    CI) cancel it. Exits 130 either way; a second Ctrl-C exits at once."""
+    CI) cancel it. Exits 130 either way; a second Ctrl-C exits at once. SIGTERM (a CI step's
+    timeout, ``kill``) cancels without asking and exits 143."""
     job = watch.job
-    if sys.stdin.isatty():
+    code = exitcodes.TERMINATED if terminated else exitcodes.INTERRUPTED
+    if terminated:
+        cancel = True
+        state.note(f"terminated: canceling {job['id']}")
+    elif sys.stdin.isatty():
         click.echo("", err=True)
         try:
             cancel = click.confirm(f"Cancel job {job['id']}?", default=False, err=True)
@@ -291,7 +296,7 @@ def interrupted(state: State, watch) -> NoReturn:
         state.note(f"interrupted: canceling {job['id']} (no terminal to ask)")
     if not cancel:
         state.note(f"{job['id']} keeps running; follow it: oneoff jobs logs -f {job['id']}")
-        sys.exit(exitcodes.INTERRUPTED)
+        sys.exit(code)
     try:
         watch.api.post(f"/services/{watch.service_id}/jobs/{job['id']}/cancel", retry_for=30.0)
         state.note(f"canceling {job['id']}")
@@ -302,7 +307,7 @@ def interrupted(state: State, watch) -> NoReturn:
         pass
     except ApiError as exc:
         state.note(f"could not cancel {job['id']}: {exc.api_message}")
-    sys.exit(exitcodes.INTERRUPTED)
+    sys.exit(code)
 
 
 @jobs.command("list")
@@ -415,7 +420,7 @@ def jobs_logs(
     """Print a job's log: its stdout lines to stdout, its stderr lines to stderr."""
     start = parse_since(since)
     svc, job = find_job(state.api, job_id, service)
-    from oneoff_cli.watch import Watch
+    from oneoff_cli.watch import Terminated, Watch
 
     watch = Watch(
         state.api,
@@ -431,8 +436,8 @@ def jobs_logs(
     )
     try:
         watch.run()
-    except KeyboardInterrupt:
-        sys.exit(exitcodes.INTERRUPTED)
+    except KeyboardInterrupt as exc:
+        sys.exit(exitcodes.TERMINATED if isinstance(exc, Terminated) else exitcodes.INTERRUPTED)
 
 
 @jobs.command("cancel")

@@ -11,6 +11,7 @@ and the next one starts from the same cursor.
 Ctrl-C: the SIGINT handler raises ``KeyboardInterrupt`` at once, except while a page of lines is
 being printed and its cursor moved (a critical section); then it is raised right after, so
 a tail that goes on after the interrupt (``--wait`` then "cancel") neither repeats nor skips.
+SIGTERM does the same with ``Terminated`` (a ``KeyboardInterrupt``).
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ SCHEDULE = ((1.0, 0.025), (5.0, 0.1), (30.0, 0.25))
 LATER = 1.0
 # Tailing reads the log and the job's status on each pass: half as often.
 TAIL_SCHEDULE = ((5.0, 0.1), (30.0, 0.5))
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM while waiting."""
 
 
 def is_finished(job: dict) -> bool:
@@ -109,25 +114,26 @@ class Watch:
         self.as_json = as_json
         self.started = time.monotonic()
         self.critical = False
-        self.interrupted = False
+        self.interrupted: type[KeyboardInterrupt] | None = None
         self.outage = False
 
     # Ctrl-C around critical sections.
 
-    def _on_sigint(self, signum, frame) -> None:
+    def _on_signal(self, signum, frame) -> None:
+        error = Terminated if signum == signal.SIGTERM else KeyboardInterrupt
         if self.critical:
-            self.interrupted = True
+            self.interrupted = self.interrupted or error
             return
-        raise KeyboardInterrupt
+        raise error
 
     def _enter(self) -> None:
         self.critical = True
 
     def _leave(self) -> None:
         self.critical = False
-        if self.interrupted:
-            self.interrupted = False
-            raise KeyboardInterrupt
+        if self.interrupted is not None:
+            error, self.interrupted = self.interrupted, None
+            raise error
 
     # Requests.
 
@@ -192,7 +198,8 @@ class Watch:
 
     def run(self) -> dict:
         """Until the job ends (its last line printed when tailing); the finished job."""
-        previous = signal.signal(signal.SIGINT, self._on_sigint)
+        previous = signal.signal(signal.SIGINT, self._on_signal)
+        previous_term = signal.signal(signal.SIGTERM, self._on_signal)
         try:
             idle = 0
             while True:
@@ -212,3 +219,4 @@ class Watch:
                 self.refresh()
         finally:
             signal.signal(signal.SIGINT, previous)
+            signal.signal(signal.SIGTERM, previous_term)

@@ -195,9 +195,18 @@ def test_ctrl_c_answered_no_leaves_the_job_running_and_jobs_cancel_stops_it(
     wait_for(lambda: Job.objects.get(pk=job.pk).status == JobStatus.CANCELED, 30)
 
 
-def test_ctrl_c_without_a_terminal_cancels_the_job(oneoff_server, api_key, home, job_service):
+@pytest.mark.parametrize(
+    ("signum", "code", "said"),
+    [
+        (signal.SIGINT, 130, b"no terminal to ask"),
+        (signal.SIGTERM, 143, b"terminated: canceling"),
+    ],
+)
+def test_ctrl_c_or_sigterm_without_a_terminal_cancels_the_job(
+    oneoff_server, api_key, home, job_service, signum, code, said
+):
     process = subprocess.Popen(
-        [ONEOFF, "jobs", "run", job_service.id, "--wait", "--", "sleep 60"],
+        [ONEOFF, "jobs", "run", job_service.id, "--tail", "--", "echo up; sleep 60"],
         cwd=home,
         env=cli_env(home, oneoff_server.url, api_key),
         stdin=subprocess.DEVNULL,
@@ -206,14 +215,15 @@ def test_ctrl_c_without_a_terminal_cancels_the_job(oneoff_server, api_key, home,
     )
     try:
         job = wait_for(lambda: Job.objects.filter(service=job_service).first(), 30)
-        wait_for(lambda: Job.objects.get(pk=job.pk).status == JobStatus.RUNNING, 30)
-        process.send_signal(signal.SIGINT)
-        _, err = process.communicate(timeout=60)
+        wait_for(lambda: job.log_lines.exists(), 30)
+        process.send_signal(signum)
+        out, err = process.communicate(timeout=60)
     finally:
         if process.poll() is None:
             process.kill()
-    assert process.returncode == 130, err
-    assert b"no terminal to ask" in err
+    assert process.returncode == code, err
+    assert said in err
+    assert out == b"up\n"
     job.refresh_from_db()
     assert job.status == JobStatus.CANCELED
 
@@ -351,3 +361,23 @@ def test_the_config_file_supplies_url_and_key(oneoff_server, api_key, home):
     assert unsafe.returncode == 78
     assert b"is readable by others (mode 0644)" in unsafe.stderr
     assert api_key.encode() not in unsafe.stderr
+
+
+def test_colour_only_on_a_terminal(oneoff_server, api_key, home, job_service):
+    def on_a_terminal(**extra) -> bytes:
+        master, slave = pty.openpty()
+        env = {**cli_env(home, oneoff_server.url, api_key), **extra}
+        process = subprocess.Popen(
+            [ONEOFF, "services", "list"], cwd=home, env=env, stdin=slave, stdout=slave
+        )
+        os.close(slave)
+        try:
+            assert process.wait(30) == 0
+            return _read_until(master, b"runner", 5)
+        finally:
+            os.close(master)
+
+    assert b"\x1b[1mID" in on_a_terminal()
+    plain = on_a_terminal(NO_COLOR="1")
+    assert b"\x1b[" not in plain
+    assert b"ID" in plain
