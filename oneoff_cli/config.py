@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 import os
 import stat
-import tomllib
-from dataclasses import dataclass
 from pathlib import Path
 
 from oneoff_cli.exitcodes import CONFIG, CliError
@@ -28,6 +26,8 @@ def config_path() -> Path:
 
 def read_file(path: Path | None = None) -> dict[str, str]:
     """The config file's settings ({} when there is none); an unsafe or broken one is an error."""
+    import tomllib
+
     path = path or config_path()
     try:
         fd = os.open(path, os.O_RDONLY)
@@ -74,12 +74,12 @@ def write_file(values: dict[str, str], path: Path | None = None) -> Path:
     return path
 
 
-@dataclass
 class Settings:
-    api_url: str
-    api_key: str
-    url_source: str
-    key_source: str
+    def __init__(self, api_url: str, api_key: str, url_source: str, key_source: str):
+        self.api_url = api_url
+        self.api_key = api_key
+        self.url_source = url_source
+        self.key_source = key_source
 
 
 def resolve(api_url: str | None, api_key: str | None, *, need_key: bool = True) -> Settings:

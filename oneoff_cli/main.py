@@ -3,11 +3,8 @@ section documents the commands, the configuration and the exit codes (``exitcode
 
 from __future__ import annotations
 
-import getpass
 import re
-import shlex
 import sys
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 
@@ -176,6 +173,8 @@ def env_pairs(values: tuple[str, ...]) -> list[dict[str, str]]:
 def start_command(words: tuple[str, ...]) -> str:
     """One word is a shell command line as is (``-- 'make db && migrate'``); several are quoted
     so each stays one word (``-- python -c 'print(1)'``)."""
+    import shlex
+
     return words[0] if len(words) == 1 else shlex.join(words)
 
 
@@ -237,6 +236,8 @@ def jobs_run(
     api = state.api
     svc = find_service(api, service) if tail else None
     service_id = svc["id"] if svc else service_id_of(api, service)
+    import uuid
+
     key = idempotency_key or str(uuid.uuid4())
     job = api.post(
         f"/services/{service_id}/jobs",
@@ -473,6 +474,8 @@ def config_set(name: str, value: str | None):
     if value is None:
         if name == "api-url":
             raise click.UsageError("give the URL: oneoff config set api-url https://…")
+        import getpass
+
         value = getpass.getpass("API key: ") if sys.stdin.isatty() else sys.stdin.readline()
         value = value.strip()
         if not value:

@@ -26,9 +26,9 @@ from oneoff_cli.output import Spinner, parse_time, write_lines
 
 FINISHED = ("succeeded", "failed", "canceled")
 PAGE = 100
-# Waiting: the first second polls often (a short job's end is seen within 25 ms plus a
-# request), then less: at most about 40 + 40 + 100 requests in the first 30 s, then one a second.
-SCHEDULE = ((1.0, 0.025), (5.0, 0.1), (30.0, 0.25))
+# Waiting: the first 2 s poll often (a short job's end is seen within 25 ms plus a request),
+# then less: at most about 80 + 30 + 100 requests in the first 30 s, then one a second.
+SCHEDULE = ((2.0, 0.025), (5.0, 0.1), (30.0, 0.25))
 LATER = 1.0
 # Tailing reads the log and the job's status on each pass: half as often.
 TAIL_SCHEDULE = ((5.0, 0.1), (30.0, 0.5))
