@@ -4,8 +4,9 @@ and out, ``{id, message}`` errors mapped to exit codes, and retries across outag
 Retries: a request that meets a network error, a 502/503/504 or a 429 is sent again (after
 ``Retry-After`` when the API gives one, else 0.2 s doubling to 2 s) until ``retry_for`` seconds
 have passed. A POST is retried only when it carries an ``Idempotency-Key`` (``jobs run`` always
-sends one), so a retry never starts a second job. The API key goes in the ``Authorization``
-header only and is never printed, not even with ``--verbose``.
+sends one), or when the operation is idempotent by nature (a cancel), so a retry never starts a
+second job. The API key goes in the ``Authorization`` header only and is never printed, not
+even with ``--verbose``.
 """
 
 from __future__ import annotations
@@ -97,9 +98,10 @@ class Api:
             sys.stderr.flush()
 
     def _send_once(
-        self, method: str, target: str, body: bytes | None, headers: dict[str, str]
+        self, method: str, target: str, body: bytes | None, headers: dict[str, str], resend: bool
     ) -> tuple[int, bytes, dict[str, str]]:
-        """One exchange; a kept-alive connection the server closed meanwhile is reopened once."""
+        """One exchange; with ``resend``, a kept-alive connection the server closed meanwhile is
+        reopened and the request sent again at once."""
         for attempt in (0, 1):
             conn = self._connection()
             reused = conn.sock is not None
@@ -109,7 +111,7 @@ class Api:
                 data = response.read()
             except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
                 self.close()
-                if reused and attempt == 0:
+                if reused and resend and attempt == 0:
                     continue  # the server timed out our idle connection: not an outage
                 raise
             except BaseException:
@@ -130,6 +132,7 @@ class Api:
         headers: dict[str, str] | None = None,
         retry_for: float = 0.0,
         on_retry=None,
+        idempotent: bool = False,
     ) -> Any:
         """The decoded JSON answer of a 2xx; ``ApiError`` or ``NetworkError`` otherwise."""
         target = self.prefix + path
@@ -147,14 +150,16 @@ class Api:
         if body is not None:
             payload = json.dumps(body).encode()
             sent["Content-Type"] = "application/json"
-        retryable = method in ("GET", "HEAD") or "Idempotency-Key" in sent
+        retryable = idempotent or method in ("GET", "HEAD") or "Idempotency-Key" in sent
         deadline = time.monotonic() + retry_for
         delay = 0.2
         while True:
             started = time.monotonic()
             self._log(f"> {method} {target}")
             try:
-                status, raw, answer_headers = self._send_once(method, target, payload, sent)
+                status, raw, answer_headers = self._send_once(
+                    method, target, payload, sent, retryable
+                )
             except (OSError, http.client.HTTPException) as exc:
                 error: CliError = NetworkError(f"cannot reach {self.where}: {_describe(exc)}")
                 wait = delay

@@ -299,7 +299,11 @@ def interrupted(state: State, watch, terminated: bool = False) -> NoReturn:
         state.note(f"{job['id']} keeps running; follow it: oneoff jobs logs -f {job['id']}")
         sys.exit(code)
     try:
-        watch.api.post(f"/services/{watch.service_id}/jobs/{job['id']}/cancel", retry_for=30.0)
+        watch.api.post(
+            f"/services/{watch.service_id}/jobs/{job['id']}/cancel",
+            retry_for=30.0,
+            idempotent=True,  # canceling a canceled job answers it unchanged
+        )
         state.note(f"canceling {job['id']}")
         watch.job = watch.refresh()
         job = watch.run()  # the end, and with --tail the last lines
