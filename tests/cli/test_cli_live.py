@@ -7,6 +7,7 @@ import pty
 import select
 import signal
 import subprocess
+import threading
 import time
 
 import pytest
@@ -135,35 +136,63 @@ def _read_until(fd: int, needle: bytes, timeout: float) -> bytes:
     return seen
 
 
-def _run_on_a_terminal(server, key, home, service, command):
-    """``oneoff jobs run SERVICE --wait -- COMMAND`` with a pty as its terminal; (process, fd)."""
-    master, slave = pty.openpty()
-    process = subprocess.Popen(
-        [ONEOFF, "jobs", "run", service.id, "--wait", "--", command],
-        cwd=home,
-        env=cli_env(home, server.url, key),
-        stdin=slave,
-        stdout=slave,
-        stderr=slave,
-        start_new_session=True,
-    )
-    os.close(slave)
-    return process, master
+class Terminal:
+    """``oneoff ARGS…`` with a pty as its terminal (stdin, stdout, stderr), read all along by a
+    thread (so the client never blocks on a full pty)."""
+
+    def __init__(self, server, key, home, *args):
+        self.master, slave = pty.openpty()
+        self.process = subprocess.Popen(
+            [ONEOFF, *args],
+            cwd=home,
+            env=cli_env(home, server.url, key),
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            start_new_session=True,
+        )
+        os.close(slave)
+        self.output = b""
+        self.lock = threading.Lock()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                data = os.read(self.master, 4096)
+            except OSError:
+                return
+            if not data:
+                return
+            with self.lock:
+                self.output += data
+
+    def wait_for(self, needle: bytes, timeout: float = 10) -> bytes:
+        return wait_for(lambda: needle in self.output and self.output, timeout, 0.05, needle)
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+        self.reader.join(5)
+        os.close(self.master)
 
 
 def test_ctrl_c_on_a_terminal_asks_and_y_cancels_the_job(oneoff_server, api_key, home, job_service):
-    process, master = _run_on_a_terminal(oneoff_server, api_key, home, job_service, "sleep 60")
+    terminal = Terminal(
+        oneoff_server, api_key, home, "jobs", "run", job_service.id, "--wait", "--", "sleep 60"
+    )
     try:
         job = wait_for(lambda: Job.objects.filter(service=job_service).first(), 30)
         wait_for(lambda: Job.objects.get(pk=job.pk).status == JobStatus.RUNNING, 30)
-        process.send_signal(signal.SIGINT)
-        _read_until(master, f"Cancel job {job.id}? [y/N]".encode(), 10)
-        os.write(master, b"y\n")
-        assert process.wait(60) == 130
+        assert f"{job.id} pending (".encode() in terminal.output  # the spinner, on a terminal
+        terminal.process.send_signal(signal.SIGINT)
+        terminal.wait_for(f"Cancel job {job.id}? [y/N]".encode())
+        os.write(terminal.master, b"y\n")
+        assert terminal.process.wait(60) == 130
     finally:
-        if process.poll() is None:
-            process.kill()
-        os.close(master)
+        terminal.close()
     job.refresh_from_db()
     assert job.status == JobStatus.CANCELED
     assert job.reason["canceledBy"]
@@ -172,20 +201,20 @@ def test_ctrl_c_on_a_terminal_asks_and_y_cancels_the_job(oneoff_server, api_key,
 def test_ctrl_c_answered_no_leaves_the_job_running_and_jobs_cancel_stops_it(
     oneoff, oneoff_server, api_key, home, job_service
 ):
-    process, master = _run_on_a_terminal(oneoff_server, api_key, home, job_service, "sleep 60")
+    terminal = Terminal(
+        oneoff_server, api_key, home, "jobs", "run", job_service.id, "--wait", "--", "sleep 60"
+    )
     try:
         job = wait_for(lambda: Job.objects.filter(service=job_service).first(), 30)
         wait_for(lambda: Job.objects.get(pk=job.pk).status == JobStatus.RUNNING, 30)
-        process.send_signal(signal.SIGINT)
-        _read_until(master, b"[y/N]", 10)
-        os.write(master, b"n\n")
-        assert process.wait(30) == 130
-        said = _read_until(master, b"keeps running", 5)
+        terminal.process.send_signal(signal.SIGINT)
+        terminal.wait_for(b"[y/N]")
+        os.write(terminal.master, b"n\n")
+        assert terminal.process.wait(30) == 130
+        said = terminal.wait_for(b"keeps running", 5)
         assert b"oneoff jobs logs -f" in said
     finally:
-        if process.poll() is None:
-            process.kill()
-        os.close(master)
+        terminal.close()
     job.refresh_from_db()
     assert job.status == JobStatus.RUNNING
 
