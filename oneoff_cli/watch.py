@@ -45,15 +45,16 @@ def is_finished(job: dict) -> bool:
 class LogCursor:
     """Where the next forward page starts, and the last line printed."""
 
-    def __init__(self, start: datetime):
+    def __init__(self, start: datetime, job_id: str = ""):
         self.start = start.isoformat()
+        self.prefix = f"{job_id}-"
         self.last_seq: int | None = None
         self.last_id: str | None = None
 
     def fresh(self, entries: list[dict]) -> list[dict]:
         out = []
         for entry in entries:
-            seq = _seq(entry.get("id", ""))
+            seq = self._seq(entry.get("id", ""))
             if entry.get("id") == self.last_id:
                 continue
             if seq is not None and self.last_seq is not None and seq <= self.last_seq:
@@ -65,14 +66,14 @@ class LogCursor:
         if entries:
             self.start = next_start
             self.last_id = entries[-1].get("id")
-            seq = _seq(self.last_id or "")
+            seq = self._seq(self.last_id or "")
             if seq is not None:
                 self.last_seq = seq
 
-
-def _seq(line_id: str) -> int | None:
-    tail = line_id.rpartition("-")[2]
-    return int(tail) if tail.isdigit() else None
+    def _seq(self, line_id: str) -> int | None:
+        """Oneoff's line ids are ``<job id>-<seq>``; other ids (Render's) count only as ids."""
+        tail = line_id.removeprefix(self.prefix)
+        return int(tail) if line_id.startswith(self.prefix) and tail.isdigit() else None
 
 
 def log_start(job: dict, since: datetime | None = None) -> datetime:
@@ -107,7 +108,7 @@ class Watch:
         self.owner_id = owner_id
         self.tail = tail
         self.follow_until_end = follow_until_end
-        self.cursor = LogCursor(log_start(job, since))
+        self.cursor = LogCursor(log_start(job, since), job["id"])
         self.retry_for = retry_for
         self.spinner = spinner
         self.notes = notes  # callable(str) for the client's own messages, or None

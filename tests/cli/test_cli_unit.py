@@ -206,13 +206,17 @@ def test_the_api_url_may_name_the_site_or_its_api():
 def test_the_log_cursor_never_prints_a_line_twice():
     from datetime import UTC, datetime
 
-    cursor = LogCursor(datetime(2026, 3, 20, tzinfo=UTC))
+    cursor = LogCursor(datetime(2026, 3, 20, tzinfo=UTC), "job-x")
     page = [{"id": f"job-x-{n}"} for n in (1, 2, 3)]
     assert cursor.fresh(page) == page
     cursor.moved(page, "2026-03-20T12:00:00.000004+00:00")
     assert cursor.start == "2026-03-20T12:00:00.000004+00:00"
     again = [{"id": "job-x-3"}, {"id": "job-x-4"}]
     assert cursor.fresh(again) == [{"id": "job-x-4"}]
+    # Ids of another shape (Render's) are compared whole, never as numbers.
+    other = LogCursor(datetime(2026, 3, 20, tzinfo=UTC), "job-y")
+    other.moved([{"id": "abc-9"}], "2026-03-20T12:00:00.000001+00:00")
+    assert other.fresh([{"id": "abc-9"}, {"id": "abc-1"}]) == [{"id": "abc-1"}]
 
 
 def test_a_config_file_others_can_read_is_refused(tmp_path, monkeypatch):
