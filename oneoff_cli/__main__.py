@@ -1,0 +1,3 @@
+from oneoff_cli.main import main
+
+main()
