@@ -8,6 +8,7 @@ every later one reads. Back the file up with the database: without it the encryp
 """
 
 import base64
+import contextlib
 import json
 import os
 import secrets
@@ -28,15 +29,20 @@ def _new_secrets() -> dict[str, str]:
 
 
 def _create(path: Path) -> None:
-    """Write a new secrets file atomically, unless another process just did (O_EXCL)."""
+    """Write a new secrets file unless another process just did: written whole under a name of
+    its own, then linked into place (``link`` fails if the name exists), so a process starting
+    at the same moment never reads a half-written (or empty) file."""
     made = _new_secrets()
+    tmp = path.with_name(f".{FILE_NAME}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return
-    with os.fdopen(fd, "w") as out:
-        json.dump(made, out, indent=2)
-        out.write("\n")
+        with os.fdopen(fd, "w") as out:
+            json.dump(made, out, indent=2)
+            out.write("\n")
+        with contextlib.suppress(FileExistsError):  # another process's file is in place
+            os.link(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def load(var_dir: Path) -> dict[str, str]:

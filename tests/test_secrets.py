@@ -104,3 +104,35 @@ def test_env_digest_is_keyed_by_its_own_secret(service, settings):
     assert EnvSnapshot.capture(service).digest == expected
     settings.ENV_DIGEST_KEY = "another-digest-key"
     assert EnvSnapshot.capture(service).digest != expected
+
+
+def _load_at(var_dir: str, start, results) -> None:
+    start.wait()
+    try:
+        results.put(json.dumps(secrets.load(Path(var_dir)), sort_keys=True))
+    except Exception as exc:
+        results.put(f"error: {exc}")
+
+
+def test_processes_starting_at_once_all_read_the_same_whole_file(tmp_path):
+    """A jobs and a builds worker (or web, worker and beat) starting at the same moment on a
+    first run: one wrote the file while another read it empty ("is not a readable secrets file:
+    Expecting value"). Twelve processes released together, eight rounds, fresh folder each."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    for round_ in range(8):
+        var_dir = tmp_path / f"var-{round_}"
+        start, results = context.Event(), context.Queue()
+        processes = [
+            context.Process(target=_load_at, args=(str(var_dir), start, results)) for _ in range(12)
+        ]
+        for process in processes:
+            process.start()
+        start.set()
+        seen = [results.get(timeout=30) for _ in processes]
+        for process in processes:
+            process.join(10)
+        assert not [s for s in seen if s.startswith("error")], seen
+        assert len(set(seen)) == 1
+        assert [p.name for p in var_dir.iterdir()] == [secrets.FILE_NAME]  # no temporary left

@@ -410,3 +410,29 @@ def test_colour_only_on_a_terminal(oneoff_server, api_key, home, job_service):
     plain = on_a_terminal(NO_COLOR="1")
     assert b"\x1b[" not in plain
     assert b"ID" in plain
+
+
+def test_env_and_timeout_overrides_reach_the_job(oneoff, job_service):
+    """``--env`` and ``--timeout`` against the live API's per-job overrides: the value is in the
+    job's container env and snapshot, not in the service's env vars; a 2 s timeout ends a long
+    job ``failed`` with ``timedOutSeconds`` and the client exits 124."""
+    ran = oneoff(
+        "jobs", "run", job_service.id, "--env", "GREETING=from-the-cli", "--wait", "--json",
+        "--", "echo $GREETING",
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    body = json.loads(ran.stdout)
+    job = Job.objects.get(pk=body["id"])
+    assert list(job.log_lines.values_list("text", flat=True)) == ["from-the-cli"]
+    assert job.env_snapshot.values["GREETING"] == "from-the-cli"
+    assert not job_service.env_vars.filter(key="GREETING").exists()
+    assert body["envVarOverrides"] == ["GREETING"]
+
+    timed = oneoff(
+        "jobs", "run", job_service.id, "--timeout", "2", "--wait", "--json", "--", "sleep 30"
+    )  # fmt: skip
+    assert timed.returncode == 124, timed.stderr
+    body = json.loads(timed.stdout)
+    assert body["status"] == "failed"
+    assert body["reason"] == {"timedOutSeconds": 2}
+    assert body["timeoutSeconds"] == 2
