@@ -47,11 +47,14 @@ def image_refs(text: str) -> list[str]:
     names, stage numbers and ``scratch``."""
     args: dict[str, str] = {}
     stages: set[str] = set()
+    stage_count = 0  # FROMs so far: COPY --from=N names stage N only if it exists
     refs: list[str] = []
 
     def add(ref: str, *, stage_index_allowed: bool = True) -> None:
         ref = _substitute(ref, args)
-        index = stage_index_allowed and ref.isdigit()  # COPY --from=0 names a stage
+        # COPY --from=0 names an earlier stage; a number with no such stage is an image name
+        # (an all-digit image id prefix), which must be classified, not skipped.
+        index = stage_index_allowed and ref.isdigit() and int(ref) < stage_count
         named = ref and ref.lower() != SCRATCH and ref not in stages and not index
         if named and ref not in refs:
             refs.append(ref)
@@ -69,6 +72,7 @@ def image_refs(text: str) -> list[str]:
             _, positional = _flags(words)
             if positional:
                 add(positional[0], stage_index_allowed=False)
+            stage_count += 1
             if len(positional) >= 3 and positional[1].upper() == "AS":
                 stages.add(positional[2])
         elif word in ("COPY", "ADD"):

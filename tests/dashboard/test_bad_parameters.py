@@ -6,6 +6,7 @@ import pytest
 from django.urls import URLPattern, get_resolver
 
 from services.models import ApiKey
+from webhooks.models import Event, Webhook
 
 BAD_QUERIES = [
     {"created_to": "9999-12-31"},
@@ -46,7 +47,11 @@ def get_patterns() -> list[str]:
 def objects(owner, workspace, service, build, make_job):
     job = make_job(lines=["one", "two"])
     key, _ = ApiKey.issue(owner, workspace)
+    webhook = Webhook.objects.create(workspace=workspace, name="hook", url="https://hooks.test/in")
+    event = Event.objects.create(workspace=workspace, type="service_suspended")
     return {
+        "webhook_id": webhook.id,
+        "event_id": event.id,
         "workspace_id": workspace.id,
         "service_id": service.id,
         "job_id": job.id,

@@ -11,6 +11,7 @@ from logstreams.models import ServiceLogStream, WorkspaceLogStream
 from services.crypto import EncryptedTextField, _fernet
 from services.management.commands import rotate_field_keys
 from services.models import Build, EnvVar, RegistryCredential, Service
+from webhooks.models import Webhook
 
 SECRET = "postgres://admin:hunter2-very-secret@db/prod"
 
@@ -114,6 +115,15 @@ def test_rotation_re_encrypts_every_encrypted_field(service, settings, monkeypat
                 service=service, endpoint="svc.test:6514", token="svc-token"
             ),
             "svc-token",
+        ),
+        ("webhooks.Webhook", "secret"): (
+            Webhook.objects.create(
+                workspace=service.workspace,
+                name="hook",
+                url="https://hooks.test/in",
+                secret="whsec_rotated-webhook-secret",
+            ),
+            "whsec_rotated-webhook-secret",
         ),
     }
     encrypted = {

@@ -78,3 +78,12 @@ def test_a_dockerfile_names_its_images_but_not_its_stages():
     assert image_refs(text) == ["python:3.12", "tools:1", "registry.local/assets:2"]
     # FROM never names a stage by number: digits there are an image (an id prefix).
     assert image_refs("FROM 1234\n") == ["1234"]
+
+
+def test_a_number_with_no_such_stage_is_an_image_name_not_a_stage():
+    """``--from=8466`` in a one-stage Dockerfile is an image (an all-digit id prefix of another
+    workspace's build): the scan must classify it, not skip it as a stage number."""
+    one_stage = "FROM base:1\nRUN --mount=type=bind,from=8466,target=/v cat /v/secret\n"
+    assert image_refs(one_stage) == ["base:1", "8466"]
+    assert image_refs("FROM base:1\nCOPY --from=1 /x /x\n") == ["base:1", "1"]
+    assert image_refs("FROM base:1\nFROM base:2\nCOPY --from=1 /x /x\n") == ["base:1", "base:2"]
