@@ -17,7 +17,6 @@ real reason goes to the server log, for the operator.
 """
 
 import contextlib
-import functools
 import logging
 import random
 import socket
@@ -36,7 +35,8 @@ from django.utils import timezone
 from jobs.models import FINISHED, Job, JobLogLine
 from logstreams.models import LogCursor, LogDestination, WorkspaceLogStream
 from logstreams.syslog import frames
-from services.egress import EgressRefused, allowed_addresses
+from services import egress
+from services.egress import CaFileError, EgressRefused, allowed_addresses
 
 if TYPE_CHECKING:
     from logstreams.forward import Forwarder, Route
@@ -64,24 +64,8 @@ class Line(NamedTuple):
 # TLS.
 
 
-class CaFileError(OSError):
-    """``LOG_STREAM_CA_FILE`` cannot be loaded: the operator's to fix, and said as it is."""
-
-
-@functools.cache
-def _tls_context(ca_file: str) -> ssl.SSLContext:
-    context = ssl.create_default_context()  # system store, hostname check, CERT_REQUIRED
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    if ca_file:
-        try:
-            context.load_verify_locations(cafile=ca_file)
-        except (OSError, ssl.SSLError) as exc:
-            raise CaFileError(f"LOG_STREAM_CA_FILE {ca_file!r} cannot be loaded: {exc}") from exc
-    return context
-
-
 def tls_context() -> ssl.SSLContext:
-    return _tls_context(settings.LOG_STREAM_CA_FILE or "")
+    return egress.tls_context(settings.LOG_STREAM_CA_FILE or "", "LOG_STREAM_CA_FILE")
 
 
 def open_connection(host: str, port: int, timeout: float) -> ssl.SSLSocket:

@@ -22,6 +22,7 @@ import ipaddress
 import logging
 import re
 import socket
+import ssl
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -250,3 +251,22 @@ def check_url(url: str, default_port: int) -> list[str]:
     if scp:
         return allowed_addresses(scp[1], default_port)
     raise ValueError("the URL names no host to connect to")
+
+
+class CaFileError(OSError):
+    """A CA file named in a setting (``LOG_STREAM_CA_FILE``, ``WEBHOOK_CA_FILE``) cannot be
+    loaded: the operator's to fix, and said as it is."""
+
+
+@functools.cache
+def tls_context(ca_file: str, setting: str) -> ssl.SSLContext:
+    """The TLS client context for an outbound destination: the system store (plus ``ca_file``,
+    named by ``setting`` in errors), hostname check, certificates required, TLS 1.2 or newer."""
+    context = ssl.create_default_context()
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if ca_file:
+        try:
+            context.load_verify_locations(cafile=ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise CaFileError(f"{setting} {ca_file!r} cannot be loaded: {exc}") from exc
+    return context

@@ -20,7 +20,6 @@ connection made to the address they checked.
 """
 
 import contextlib
-import functools
 import http.client
 import json
 import logging
@@ -40,7 +39,7 @@ from django.utils import timezone
 from standardwebhooks.webhooks import Webhook as Signer
 
 from jobs.models import Job, LogStream
-from services.egress import EgressRefused, allowed_addresses
+from services.egress import CaFileError, EgressRefused, allowed_addresses, tls_context
 from services.errors import Invalid
 from services.models import EnvVar
 from webhooks.models import Attempt, Delivery, DeliveryState, Event, Webhook
@@ -153,22 +152,6 @@ class Outcome:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
-class CaFileError(OSError):
-    """``WEBHOOK_CA_FILE`` cannot be loaded: the operator's to fix."""
-
-
-@functools.cache
-def _tls_context(ca_file: str) -> ssl.SSLContext:
-    context = ssl.create_default_context()  # system store, hostname check, CERT_REQUIRED
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    if ca_file:
-        try:
-            context.load_verify_locations(cafile=ca_file)
-        except (OSError, ssl.SSLError) as exc:
-            raise CaFileError(f"WEBHOOK_CA_FILE {ca_file!r} cannot be loaded: {exc}") from exc
-    return context
-
-
 def parse_url(url: str) -> tuple[str, int, str]:
     """(host, port, path) of an ``https://`` URL; ``Invalid`` naming ``url`` otherwise."""
     url = (url or "").strip()
@@ -245,7 +228,7 @@ def post(url: str, headers: dict[str, str], body: str) -> Outcome:
     timer.daemon = True
     timer.start()
     try:
-        context = _tls_context(settings.WEBHOOK_CA_FILE or "")
+        context = tls_context(settings.WEBHOOK_CA_FILE or "", "WEBHOOK_CA_FILE")
         failure: OSError | None = None
         sock: ssl.SSLSocket | None = None
         for address in allowed_addresses(name, port):

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from jobs import runner
 from jobs.models import EnvSnapshot, Job, JobStatus
+from services import egress
 from services.builds.queue import cancel_build
 from services.models import Build, BuildStatus, EnvVar
 from services.transitions import transition
@@ -277,7 +278,7 @@ def test_the_egress_rules_are_checked_on_every_attempt(hook, hook_receiver, serv
 
 def test_an_untrusted_certificate_is_refused(hook, hook_receiver, service, settings, caplog):
     settings.WEBHOOK_CA_FILE = ""
-    delivery._tls_context.cache_clear()
+    egress.tls_context.cache_clear()
     suspend(service)
     delivery.attempt(Delivery.objects.get().pk)
     # The tenant reads the one wording; the operator's log says why.
