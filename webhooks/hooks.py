@@ -129,11 +129,12 @@ def _iso(value: datetime) -> str:
 
 
 def webhook_dict(webhook: Webhook, *, with_secret: bool) -> dict:
-    """Render's ``webhook``. The secret is for admins; for others it is ``""`` (Render's shape
-    requires the field)."""
+    """Render's ``webhook``. The secret and the whole URL are for admins; others get ``""`` for
+    the secret (Render's shape requires the field) and the URL's scheme and host (a receiver's
+    URL is often a bearer credential: ``Webhook.shown_url``)."""
     return {
         "id": webhook.id,
-        "url": webhook.url,
+        "url": webhook.url if with_secret else webhook.shown_url,
         "name": webhook.name,
         "secret": webhook.secret if with_secret else "",
         "enabled": webhook.enabled,

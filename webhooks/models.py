@@ -5,6 +5,7 @@ and every attempt of each."""
 import base64
 import secrets
 from typing import Self
+from urllib.parse import urlsplit
 
 from django.contrib.auth.models import AnonymousUser, User
 from django.db import models
@@ -65,6 +66,22 @@ class Webhook(models.Model):
 
     def wants(self, event_type: str) -> bool:
         return self.enabled and (not self.event_filter or event_type in self.event_filter)
+
+    @property
+    def shown_url(self) -> str:
+        """The URL as non-admins see it: scheme, host and port only. Many receivers' URLs are
+        bearer credentials (Slack's, Discord's and Zapier's carry a token in the path or query,
+        and any URL may carry ``user:password@``), so the rest is an admin's, like the secret."""
+        parts = urlsplit(self.url)
+        host = parts.hostname or ""
+        if ":" in host:
+            host = f"[{host}]"
+        try:
+            port = f":{parts.port}" if parts.port else ""
+        except ValueError:
+            port = ""
+        rest = parts.path not in ("", "/") or parts.query or parts.fragment
+        return f"{parts.scheme}://{host}{port}/{'…' if rest else ''}"
 
 
 class Event(models.Model):

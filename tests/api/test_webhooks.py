@@ -130,6 +130,24 @@ def test_viewers_and_developers_read_without_the_secret_and_cannot_write(
     assert Webhook.objects.get().name == "ci"
 
 
+def test_viewers_and_developers_see_only_the_urls_scheme_and_host(
+    owner_api, viewer_api, developer_api, readonly_api, workspace
+):
+    """A webhook's URL often carries a token in its path or query (Slack's, Discord's, Zapier's
+    are bearer URLs); only an admin may read it whole."""
+    secret_url = "https://127.0.0.1:8443/services/T000/B000/xoxbTOKEN?sig=QUERYTOKEN"
+    hook = owner_api.post("/v1/webhooks", body(workspace, url=secret_url)).json()
+    assert hook["url"] == secret_url
+    assert owner_api.get(f"/v1/webhooks/{hook['id']}").json()["url"] == secret_url
+    for client in (viewer_api, developer_api, readonly_api):
+        got = client.get(f"/v1/webhooks/{hook['id']}")
+        listed = client.get("/v1/webhooks")
+        for response in (got, listed):
+            assert b"TOKEN" not in response.content
+        assert got.json()["url"] == "https://127.0.0.1:8443/…"
+        assert listed.json()[0]["webhook"]["url"] == "https://127.0.0.1:8443/…"
+
+
 def test_another_workspaces_admin_gets_404_everywhere(owner_api, outsider_api, workspace):
     hook = owner_api.post("/v1/webhooks", body(workspace)).json()
     path = f"/v1/webhooks/{hook['id']}"

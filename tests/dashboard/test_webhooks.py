@@ -114,6 +114,27 @@ def test_viewers_read_without_the_secret_and_cannot_write(
     assert Delivery.objects.get().state == DeliveryState.FAILED
 
 
+def test_viewers_see_only_the_urls_scheme_and_host(login, owner, viewer, developer, workspace):
+    """A bearer URL (a token in its path or query) is an admin's secret, like the signing one."""
+    hook = Webhook.objects.create(
+        workspace=workspace, name="slack", url="https://127.0.0.1:8443/T0/B0/xoxbTOKEN?k=QTOKEN"
+    )
+    pages = (
+        f"/workspaces/{workspace.id}/webhooks/",
+        f"/workspaces/{workspace.id}/webhooks/{hook.id}/",
+    )
+    for user in (viewer, developer):
+        client = login(user)
+        for path in pages:
+            page = client.get(path)
+            assert page.status_code == 200
+            assert b"TOKEN" not in page.content
+            assert "https://127.0.0.1:8443/…".encode() in page.content
+    client = login(owner)
+    for path in pages:
+        assert b"xoxbTOKEN?k=QTOKEN" in client.get(path).content
+
+
 def test_another_workspaces_admin_gets_404(login, outsider, workspace, hook, sent):
     client = login(outsider)
     path = f"/workspaces/{workspace.id}/webhooks/{hook.id}/"
