@@ -13,7 +13,7 @@ from django.utils import timezone
 from jobs import budget, reasons
 from jobs.models import UNFINISHED, EnvSnapshot, Job, JobStatus
 from services.errors import Invalid, Refused
-from services.models import EnvVar, Plan, Service, Workspace
+from services.models import Build, EnvVar, Plan, Service, Workspace
 from services.transitions import transition
 
 logger = logging.getLogger(__name__)
@@ -85,6 +85,8 @@ def create_job(
     user: User | AnonymousUser | None = None,
     timeout_seconds: int | None = None,
     env_overrides: Iterable[tuple[str, str]] | None = None,
+    rerun_of: Job | None = None,
+    exact: bool = False,
 ) -> Job:
     """Snapshot the service's latest successful build and all its env vars, in one transaction,
     and start the job once that transaction commits.
@@ -92,7 +94,11 @@ def create_job(
     Opt-in overrides: ``timeout_seconds`` (the job's own runtime limit, at most
     JOB_MAX_RUNTIME) and ``env_overrides`` (``(key, value)`` pairs added to, or replacing, the
     service's env vars in this job's snapshot only). A workspace with a monthly budget gets no
-    job it has no room for (``jobs.budget``: ``OverBudget``)."""
+    job it has no room for (``jobs.budget``: ``OverBudget``).
+
+    A rerun names its original (``rerun_of``, a job of the same service). ``exact`` runs the
+    original's build and env snapshot instead of the latest ones (an exact rerun takes no env
+    overrides: its env is the original's, whole); it is refused once the build's image is gone."""
     if not isinstance(start_command, str) or not start_command.strip():
         raise Invalid("startCommand", "must be a non-empty string")
     if len(start_command.encode()) > MAX_COMMAND_BYTES:
@@ -101,6 +107,16 @@ def create_job(
         raise Invalid("startCommand", "must not contain NUL characters")
     timeout_seconds = check_timeout(timeout_seconds)
     overrides = check_env_overrides(env_overrides)
+    if exact and rerun_of is None:
+        raise Invalid("exact", "an exact run needs rerunOf: the job whose image and env it reruns")
+    if rerun_of is not None and rerun_of.service_id != service.pk:
+        raise Invalid("rerunOf", "must be a job of this service")
+    if exact and overrides:
+        raise Invalid(
+            "envVars",
+            "an exact rerun runs its original's env snapshot as it was; leave envVars out, or "
+            "rerun on latest",
+        )
     with transaction.atomic():
         # Lock the service row so a concurrent env change or build lands wholly before or after.
         service = Service.objects.select_for_update().get(pk=service.pk)
@@ -110,25 +126,50 @@ def create_job(
             # creates racing for the room of one job never both pass.
             workspace = Workspace.objects.select_for_update().get(pk=service.workspace_id)
             budget.check(workspace, plan)
-        build = service.latest_successful_build()
-        if build is None:
-            raise Refused(
-                f"service {service.id} has no successful build yet, so it cannot run jobs; "
-                "build it first (POST /v1/services/{serviceId}/builds)"
-            )
+        if exact:
+            assert rerun_of is not None
+            build, env_snapshot = exact_image_of(rerun_of), rerun_of.env_snapshot
+            override_keys = list(rerun_of.env_override_keys)
+        else:
+            latest = service.latest_successful_build()
+            if latest is None:
+                raise Refused(
+                    f"service {service.id} has no successful build yet, so it cannot run jobs; "
+                    "build it first (POST /v1/services/{serviceId}/builds)"
+                )
+            build = latest
+            env_snapshot = EnvSnapshot.capture(service, overrides)
+            override_keys = sorted(overrides)
         job = Job.objects.create(
             workspace_id=service.workspace_id,
             service=service,
             start_command=start_command,
             plan=plan,
             build=build,
-            env_snapshot=EnvSnapshot.capture(service, overrides),
+            env_snapshot=env_snapshot,
             created_by=user if user is not None and user.is_authenticated else None,
             timeout_seconds=timeout_seconds,
-            env_override_keys=sorted(overrides),
+            env_override_keys=override_keys,
+            rerun_of=rerun_of,
+            exact=exact,
         )
         transaction.on_commit(lambda: enqueue_start(job.id))
     return job
+
+
+def exact_image_of(original: Job) -> Build:
+    """The build an exact rerun of ``original`` runs: its own, while image cleanup has kept its
+    image (it keeps the images of jobs within their workspace's log retention period,
+    ``services.builds.queue.cleanup_images``)."""
+    build = Build.objects.get(pk=original.build_id)
+    if build.image_removed_at is not None:
+        when = f" on {build.image_removed_at:%Y-%m-%d}" if build.image_removed_at else ""
+        raise Refused(
+            f"job {original.id} cannot be rerun exactly: the image of its build {build.id} was "
+            f"removed{when} by image cleanup (images are kept while their jobs' logs are); "
+            "rerun it on the latest build instead"
+        )
+    return build
 
 
 def enqueue_start(job_id: str) -> bool:

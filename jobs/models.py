@@ -104,6 +104,14 @@ class Job(models.Model):
         null=True, blank=True, help_text="The job's own runtime limit (at most JOB_MAX_RUNTIME)."
     )
     env_override_keys = models.JSONField(default=list, blank=True)
+    # A rerun (API extensions ``rerunOf`` and ``exact``): the job it reran, and whether it ran
+    # that job's own image and env snapshot (exact) or the service's latest (on latest).
+    rerun_of = models.ForeignKey(
+        "self", models.SET_NULL, null=True, blank=True, related_name="reruns"
+    )
+    exact = models.BooleanField(
+        default=False, help_text="Reran its original's build and env snapshot, not the latest."
+    )
     # The last time a start found this job waiting for a slot of its service's
     # ``max_concurrent_jobs``: JOB_START_TIMEOUT counts from here, not from its creation, so a
     # job queued behind long jobs of its own service never fails for waiting its turn.

@@ -245,6 +245,22 @@ def jobs_run(
         headers={"Idempotency-Key": key},
         retry_for=CREATE_RETRY_FOR,
     )
+    follow(state, svc, service_id, job, wait=wait, tail=tail, as_json=as_json)
+
+
+def follow(
+    state: State,
+    svc: dict | None,
+    service_id: str,
+    job: dict,
+    *,
+    wait: bool,
+    tail: bool,
+    as_json: bool,
+) -> None:
+    """After a create: print the job (its id, or JSON), or wait for its end (``--wait``, and
+    with ``--tail`` its log live) and exit with its exit code."""
+    api = state.api
     if not (wait or tail):
         if as_json:
             print_json(job)
@@ -275,6 +291,49 @@ def jobs_run(
     else:
         state.note(f"{job['id']} {job['status']}: {describe_end(job)}")
     sys.exit(job_exit_code(job))
+
+
+@jobs.command("rerun")
+@click.argument("job_id", metavar="JOB")
+@click.option("--exact", is_flag=True, help="The job's own image and env, not the latest.")
+@click.option("--service", metavar="SERVICE", help="JOB's service (saves a lookup).")
+@click.option("--wait", is_flag=True, help="Wait for the end; exit with the job's exit code.")
+@click.option("--tail", is_flag=True, help="Stream the log live (implies --wait).")
+@click.option("--json", "as_json", is_flag=True, help="Print the new job object as JSON.")
+@quiet_option
+@pass_state
+def jobs_rerun(
+    state: State,
+    job_id: str,
+    exact: bool,
+    service: str | None,
+    wait: bool,
+    tail: bool,
+    as_json: bool,
+):
+    """Run JOB's command again: on the latest build and env vars (with JOB's plan, timeout and
+    env overrides), or with --exact on JOB's own image and env snapshot.
+
+    \b
+    oneoff jobs rerun job-… --tail
+    oneoff jobs rerun job-… --exact --wait
+    """
+    if tail and as_json:
+        raise click.UsageError("--tail prints the log; --json is for the job object")
+    api = state.api
+    svc, original = find_job(api, job_id, service)
+    body: dict[str, Any] = {"rerunOf": original["id"]}
+    if exact:
+        body["exact"] = True
+    import uuid
+
+    job = api.post(
+        f"/services/{svc['id']}/jobs",
+        body,
+        headers={"Idempotency-Key": str(uuid.uuid4())},
+        retry_for=CREATE_RETRY_FOR,
+    )
+    follow(state, svc, svc["id"], job, wait=wait, tail=tail, as_json=as_json)
 
 
 def interrupted(state: State, watch, terminated: bool = False) -> NoReturn:

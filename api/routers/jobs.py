@@ -3,13 +3,14 @@
 import hashlib
 import hmac
 import logging
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
 from ninja import Query, Router, Status
 
 from api.auth import ApiKeyAuth, ApiRequest, require_write
-from api.errors import errors
+from api.errors import bad_request, errors
 from api.fields import aware
 from api.idempotency import idempotent
 from api.pagination import encode_cursor, paginate
@@ -17,6 +18,7 @@ from api.schemas.jobs import JobCreateIn, JobListQuery, JobOut, JobWithCursor, j
 from jobs.launch import cancel_job, create_job
 from jobs.models import Job
 from services.access import job_of, service_in
+from services.models import Service
 
 log = logging.getLogger(__name__)
 
@@ -72,14 +74,7 @@ def create(request: ApiRequest, serviceId: str, payload: JobCreateIn):
             # first once the outermost transaction commits (with an Idempotency-Key, the one
             # that also stores the response).
             transaction.on_commit(lambda: created.update(committed=True))
-            job = create_job(
-                service,
-                payload.startCommand,
-                payload.planId,
-                user=request.auth.user,
-                timeout_seconds=payload.timeoutSeconds,
-                env_overrides=[(var.key, var.value) for var in payload.envVars or ()],
-            )
+            job = create_job(service, user=request.auth.user, **_launch_args(service, payload))
             created["job"] = job
         return 201, job_dict(job_of(service, job.id))
 
@@ -93,6 +88,39 @@ def create(request: ApiRequest, serviceId: str, payload: JobCreateIn):
         job.workspace = request.auth.workspace  # what job_dict reads: no query
         return Status(201, job_dict(job))
     return Status(status, body)
+
+
+def _launch_args(service: Service, payload: JobCreateIn) -> dict[str, Any]:
+    """``create_job``'s arguments from the body. A rerun (``rerunOf``) starts from its original:
+    its command, plan and timeout, and on latest its env var overrides with their values, each
+    unless the body gives its own."""
+    overrides = [(var.key, var.value) for var in payload.envVars or ()]
+    args: dict[str, Any] = {
+        "start_command": payload.startCommand,
+        "plan_id": payload.planId,
+        "timeout_seconds": payload.timeoutSeconds,
+        "env_overrides": overrides,
+        "exact": bool(payload.exact),
+    }
+    if payload.rerunOf is None:
+        if payload.exact:
+            raise bad_request("exact", "needs rerunOf: the job whose image and env it reruns")
+        if payload.startCommand is None:
+            raise bad_request("startCommand", "is required")
+        return args
+    original = service.jobs.filter(pk=payload.rerunOf).select_related("env_snapshot").first()
+    if original is None:
+        raise bad_request("rerunOf", "is not a job of this service")
+    if payload.startCommand is None:
+        args["start_command"] = original.start_command
+    if payload.planId is None:
+        args["plan_id"] = original.plan_id
+    if payload.timeoutSeconds is None:
+        args["timeout_seconds"] = original.timeout_seconds
+    if payload.envVars is None and not payload.exact:
+        args["env_overrides"] = list(original.override_values().items())
+    args["rerun_of"] = original
+    return args
 
 
 def _hashable(payload: JobCreateIn) -> dict:

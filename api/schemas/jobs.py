@@ -58,6 +58,9 @@ def job_dict(job: Job) -> dict:
         data["timeoutSeconds"] = job.timeout_seconds
     if job.env_override_keys:
         data["envVarOverrides"] = list(job.env_override_keys)  # keys only, for every reader
+    if job.rerun_of_id:
+        data["rerunOf"] = job.rerun_of_id
+        data["exact"] = job.exact
     if job.status == JobStatus.PENDING and job.note:
         data["pendingReason"] = job.note
     if job.logs_purged_at:
@@ -97,6 +100,12 @@ class JobOut(Schema):
         description="Oneoff: the keys of the env vars the job was created with (`envVars`); "
         "their values are in its snapshot and never shown.",
     )
+    rerunOf: str | None = Field(None, description="Oneoff: the job this one reran.")
+    exact: bool | None = Field(
+        None,
+        description="Oneoff, on a rerun: whether it ran its original's image and env snapshot "
+        "(`true`) or the latest ones (`false`).",
+    )
     pendingReason: str | None = Field(
         None,
         description="Oneoff: why a pending job waits, e.g. for a slot of its service's "
@@ -123,20 +132,39 @@ class EnvVarOverrideIn(Schema):
 
 
 class JobCreateIn(Schema):
-    startCommand: str = Field(
+    startCommand: str | None = Field(
+        None,
         min_length=1,
         max_length=MAX_COMMAND_BYTES,
-        description="Run with /bin/sh -c; at most 64 KiB.",
+        description="Run with /bin/sh -c; at most 64 KiB. Required, except in a rerun "
+        "(`rerunOf`), where it defaults to the original's.",
     )
     planId: str | None = Field(
-        None, max_length=64, description="Defaults to the service's plan (plan-srv-… / plan-crn-…)."
+        None,
+        max_length=64,
+        description="Defaults to the service's plan (plan-srv-… / plan-crn-…), or in a rerun to "
+        "the original's.",
     )
     timeoutSeconds: int | None = Field(
         None,
         ge=1,
         strict=True,
         description="Oneoff: stop the job after this many seconds (it ends `failed` with "
-        "`{timedOutSeconds}`); at most the server's JOB_MAX_RUNTIME.",
+        "`{timedOutSeconds}`); at most the server's JOB_MAX_RUNTIME. A rerun keeps the "
+        "original's unless given.",
+    )
+    rerunOf: str | None = Field(
+        None,
+        max_length=64,
+        description="Oneoff: rerun this job of the service. On the latest build and env by "
+        "default, with the original's command, plan, timeout and env var overrides unless given.",
+    )
+    exact: bool | None = Field(
+        None,
+        strict=True,
+        description="Oneoff, with `rerunOf`: run the original's image and env snapshot as they "
+        "were, not the latest (no `envVars`). Refused (400) once cleanup removed that image; "
+        "images are kept while their jobs' logs are.",
     )
     envVars: list[EnvVarOverrideIn] | None = Field(
         None,

@@ -260,10 +260,12 @@ def cancel(request: HtmxHttpRequest, service_id: str, job_id: str) -> HttpRespon
 @signed_in
 @require_POST
 def rerun(request: HtmxHttpRequest, service_id: str, job_id: str) -> HttpResponse:
-    """Run the same command on the same plan again, with the service's latest build and env,
-    and the job's own overrides (its timeout, its env var overrides with their values)."""
+    """Run the same command on the same plan again, with the job's own timeout: on latest (the
+    default) with the service's latest build and env and the job's env var overrides with their
+    values; exactly (``exact=1``) with the job's own build and env snapshot."""
     service, request.membership = get_service(request.user, service_id, WRITE)
     original = job_of(service, job_id)
+    exact = request.POST.get("exact") == "1"
     count_job_creation(request, service)
     job = create_job(
         service,
@@ -271,7 +273,9 @@ def rerun(request: HtmxHttpRequest, service_id: str, job_id: str) -> HttpRespons
         original.plan_id,
         user=request.user,
         timeout_seconds=original.timeout_seconds,
-        env_overrides=original.override_values().items(),
+        env_overrides=() if exact else original.override_values().items(),
+        rerun_of=original,
+        exact=exact,
     )
     url = reverse("job", args=[service.id, job.id])
     if not is_partial(request):

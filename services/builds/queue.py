@@ -18,7 +18,7 @@ from celery import current_app
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
 from django.db import transaction
-from django.db.models import Count, Model, QuerySet
+from django.db.models import Count, Exists, Model, OuterRef, QuerySet
 from django.utils import timezone
 from docker import DockerClient
 from docker.errors import APIError, NotFound
@@ -210,14 +210,17 @@ def sweep_builds(*, now: datetime | None = None, batch: int = 100) -> dict[str, 
 
 def cleanup_images(*, client: DockerClient | None = None, keep: int | None = None) -> list[str]:
     """Remove the image tags of old builds. Per service, keep the latest ``BUILD_KEEP_IMAGES``
-    (at least 1) successful builds and every build an unfinished job still uses. Removing a
-    tag deletes the image once nothing else (another tag, a container) holds it; an image in
-    use is left for a later run. Returns the tags removed."""
+    (at least 1) successful builds and every build a job still shown with its logs uses (an
+    unfinished job, or a finished one within its workspace's log retention period), so an
+    exact rerun (``jobs.launch.exact_image_of``) works for as long as its job is visible.
+    Removing a tag deletes the image once nothing else (another tag, a container) holds it; an
+    image in use is left for a later run. Returns the tags removed."""
     keep = max(1, settings.BUILD_KEEP_IMAGES if keep is None else keep)
-    in_use = set(_unfinished_jobs().values_list("build_id", flat=True))
-    candidates = Build.objects.filter(
-        status__in=BUILD_FINISHED, image_removed_at__isnull=True
-    ).exclude(image_tag="")
+    candidates = (
+        Build.objects.filter(status__in=BUILD_FINISHED, image_removed_at__isnull=True)
+        .exclude(image_tag="")
+        .exclude(Exists(_shown_jobs().filter(build_id=OuterRef("pk"))))
+    )
     removed: list[str] = []
     service_ids = set(candidates.values_list("service_id", flat=True))
     if not service_ids:
@@ -226,7 +229,7 @@ def cleanup_images(*, client: DockerClient | None = None, keep: int | None = Non
     for service_id in sorted(service_ids):
         latest = Build.objects.filter(service_id=service_id, status=BuildStatus.SUCCEEDED)
         kept = set(latest.order_by("-finished_at", "-id").values_list("id", flat=True)[:keep])
-        for build in candidates.filter(service_id=service_id).exclude(pk__in=kept | in_use):
+        for build in candidates.filter(service_id=service_id).exclude(pk__in=kept):
             try:
                 client.images.remove(build.image_tag)
             except NotFound:
@@ -240,9 +243,9 @@ def cleanup_images(*, client: DockerClient | None = None, keep: int | None = Non
     return removed
 
 
-def _unfinished_jobs() -> QuerySet[Model]:
-    """Jobs not yet finished, reached through ``Build.jobs`` (the reverse of ``Job.build``):
-    jobs sits above services, so services does not import it, and ``unfinished()`` keeps the
-    rule of which job states count in jobs."""
+def _shown_jobs() -> QuerySet[Model]:
+    """Jobs whose logs have not expired (``logs_purged_at`` is set only on finished jobs past
+    their workspace's retention), reached through ``Build.jobs`` (the reverse of ``Job.build``):
+    jobs sits above services, so services does not import it."""
     job_model: Any = Build.jobs.rel.related_model  # jobs.Job, which services does not import
-    return job_model.objects.unfinished()
+    return job_model.objects.filter(logs_purged_at__isnull=True)

@@ -436,3 +436,29 @@ def test_env_and_timeout_overrides_reach_the_job(oneoff, job_service):
     assert body["status"] == "failed"
     assert body["reason"] == {"timedOutSeconds": 2}
     assert body["timeoutSeconds"] == 2
+
+
+def test_rerun_on_latest_and_exactly(oneoff, job_service):
+    """``jobs rerun`` against the live API: on latest takes today's env, ``--exact`` the
+    original's snapshot; ``--wait`` exits with the rerun's exit code."""
+    from services.models import EnvVar
+
+    EnvVar.objects.create(service=job_service, key="GREETING", value="old")
+    first = oneoff(
+        "jobs", "run", job_service.id, "--wait", "--json", "--", "echo $GREETING; exit 4"
+    )
+    assert first.returncode == 4, first.stderr
+    original = json.loads(first.stdout)["id"]
+    EnvVar.objects.filter(service=job_service, key="GREETING").update(value="new")
+
+    latest = oneoff("jobs", "rerun", original, "--wait", "--json")
+    exact = oneoff("jobs", "rerun", original, "--exact", "--wait", "--json")
+    for result, greeting, is_exact in ((latest, "new", False), (exact, "old", True)):
+        assert result.returncode == 4, result.stderr
+        body = json.loads(result.stdout)
+        assert (body["rerunOf"], body["exact"]) == (original, is_exact)
+        job = Job.objects.get(pk=body["id"])
+        assert list(job.log_lines.values_list("text", flat=True)) == [greeting]
+    missing = oneoff("jobs", "rerun", "job-" + "0" * 20)
+    assert missing.returncode != 0
+    assert b"no job" in missing.stderr

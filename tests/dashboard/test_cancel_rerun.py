@@ -1,3 +1,5 @@
+from django.utils import timezone
+
 from jobs.models import Job, JobStatus
 from tests.helpers import htmx
 
@@ -129,4 +131,39 @@ def test_rerun_buttons_ask_for_confirmation(owner, make_job, login):
     listing = client.get(f"/services/{job.service_id}/jobs/").content.decode()
     assert 'hx-confirm="Run “echo &lt;x&gt;” again with the latest build?"' in listing
     page = client.get(f"/services/{job.service_id}/jobs/{job.id}/").content.decode()
-    assert 'hx-confirm="Run this command again with the latest build?"' in page
+    assert 'hx-confirm="Run this command again with the latest build and env vars?"' in page
+    assert 'hx-confirm="Run this command again with its own image and env vars?"' in page
+
+
+def test_rerun_exactly_runs_the_jobs_own_build_and_env(owner, make_job, make_build, login):
+    job = make_job(command="echo again")
+    make_build(job.service, image_id="sha256:" + "1" * 64)  # a newer build
+    client = login(owner)
+    r = client.post(rerun_url(job), {"exact": "1"})
+    exact = Job.objects.exclude(pk=job.pk).get()
+    assert r["Location"] == f"/services/{job.service_id}/jobs/{exact.id}/"
+    assert (exact.build_id, exact.env_snapshot_id, exact.exact) == (
+        job.build_id,
+        job.env_snapshot_id,
+        True,
+    )
+    page = client.get(r["Location"]).content.decode()
+    assert f'href="/services/{job.service_id}/jobs/{job.id}/"><code>{job.id}</code></a>' in page
+    assert "exactly: its image and env" in page
+    client.post(rerun_url(job))
+    latest = Job.objects.exclude(pk__in=[job.pk, exact.pk]).get()
+    assert (latest.exact, latest.rerun_of_id) == (False, job.id)
+    assert latest.build_id != job.build_id
+
+
+def test_rerun_exactly_says_when_the_image_is_gone(owner, make_job, login):
+    job = make_job()
+    job.build.image_removed_at = timezone.now()
+    job.build.save()
+    client = login(owner)
+    page = client.get(f"/services/{job.service_id}/jobs/{job.id}/").content.decode()
+    assert "image was removed by image cleanup on" in page
+    r = client.post(rerun_url(job), {"exact": "1"}, **htmx())
+    assert r.status_code == 400
+    assert b"rerun it on the latest build instead" in r.content
+    assert Job.objects.count() == 1

@@ -28,7 +28,7 @@ def image_builds(service, docker_client, count: int) -> list[Build]:
     return made
 
 
-def test_it_keeps_the_latest_builds_and_those_unfinished_jobs_use(
+def test_it_keeps_the_latest_builds_and_those_jobs_within_log_retention_use(
     service, make_service, busybox_image, docker_client
 ):
     (oldest,) = image_builds(service, docker_client, 1)
@@ -52,8 +52,11 @@ def test_it_keeps_the_latest_builds_and_those_unfinished_jobs_use(
     assert middle.image_removed_at is not None
     assert service.latest_successful_build() == newest
 
-    # Once the job is finished its build's image can go too; a second run is a no-op.
+    # A finished job keeps its image while its logs are kept (an exact rerun may need it)...
     Job.objects.filter(pk=job.pk).update(status=JobStatus.SUCCEEDED, finished_at=timezone.now())
+    assert builds.cleanup_images(client=docker_client, keep=2) == []
+    # ...and once its logs expired the image can go too; a second run is a no-op.
+    Job.objects.filter(pk=job.pk).update(logs_purged_at=timezone.now())
     assert builds.cleanup_images(client=docker_client, keep=2) == [oldest.image_tag]
     assert builds.cleanup_images(client=docker_client, keep=2) == []
 
