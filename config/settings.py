@@ -60,6 +60,9 @@ ENV_DIGEST_KEY = env.str("ENV_DIGEST_KEY", default="") or _GENERATED["ENV_DIGEST
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 SITE_URL = env.str("SITE_URL", default="http://localhost:8000")
+# The region a service reports (Render's ``serviceDetails.region``). Oneoff runs where it is
+# installed; this only names it, in Render's vocabulary (its clients accept only its region names).
+REGION = env.str("REGION", default="oregon")
 
 INSTALLED_APPS = [
     "django.contrib.admin",

@@ -271,6 +271,9 @@ class Service(RepoSource, models.Model):
     registry_credential = models.ForeignKey(
         RegistryCredential, models.SET_NULL, null=True, blank=True, related_name="services"
     )
+    # A cron job's schedule, as Render's API takes it. Oneoff records and shows it; it does not
+    # run cron jobs on a schedule (their jobs are one-off runs of their build).
+    schedule = models.CharField(max_length=200, blank=True)
     suspended = models.BooleanField(default=False)
     auto_deploy = models.BooleanField(default=False)
     # Jobs of this service that may run at once (None: no limit); more wait ``pending`` in

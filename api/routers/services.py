@@ -12,6 +12,7 @@ from api.routers.env_vars import check_env_keys, env_value
 from api.schemas.services import (
     ServiceCreatedOut,
     ServiceCreateIn,
+    ServiceDetailsIn,
     ServiceListQuery,
     ServiceOut,
     ServiceUpdateIn,
@@ -24,7 +25,7 @@ from jobs.runner import set_concurrency_limit
 from services import image_refs
 from services.access import service_in
 from services.builds.queue import request_build
-from services.models import EnvVar, Service, Workspace
+from services.models import EnvVar, Service, ServiceType, Workspace
 from services.repo_urls import MASK, split_credential
 from services.transitions import transition
 
@@ -155,12 +156,7 @@ def create_service(request: ApiRequest, payload: ServiceCreateIn):
     plan = _plan(payload.type, details.plan if details and details.plan else "starter")
     fields = _source_fields(payload, None, workspace.id)
     fields.update(_credential_fields(payload, None, workspace))
-    if details and details.disk:
-        fields.update(
-            disk_name=details.disk.name,
-            disk_mount_path=details.disk.mountPath,
-            disk_size_gb=details.disk.sizeGB,
-        )
+    fields.update(_detail_fields(payload.type, details))
     check_env_keys(payload.envVars, "envVars")
     if request.auth.workspace.services.filter(name=payload.name).exists():
         raise bad_request("name", f"a service named {payload.name!r} already exists")
@@ -220,12 +216,7 @@ def update_service(request: ApiRequest, serviceId: str, payload: ServiceUpdateIn
     details = payload.serviceDetails
     if details and details.plan:
         fields["plan"] = _plan(service.type, details.plan)
-    if details and details.disk:
-        fields.update(
-            disk_name=details.disk.name,
-            disk_mount_path=details.disk.mountPath,
-            disk_size_gb=details.disk.sizeGB,
-        )
+    fields.update(_detail_fields(service.type, details))
     for name, value in fields.items():
         setattr(service, name, value)
     try:
@@ -236,6 +227,25 @@ def update_service(request: ApiRequest, serviceId: str, payload: ServiceUpdateIn
     except IntegrityError as exc:
         raise bad_request("name", f"a service named {payload.name!r} already exists") from exc
     return service_dict(service_in(request.auth.workspace, service.id))
+
+
+def _detail_fields(service_type: str, details: ServiceDetailsIn | None) -> dict:
+    """The model fields ``serviceDetails`` sets besides the plan: the disk, and a cron job's
+    schedule (recorded, not run: Oneoff runs one-off jobs only)."""
+    fields: dict = {}
+    if details is None:
+        return fields
+    if details.disk:
+        fields.update(
+            disk_name=details.disk.name,
+            disk_mount_path=details.disk.mountPath,
+            disk_size_gb=details.disk.sizeGB,
+        )
+    if details.schedule is not None:
+        if service_type != ServiceType.CRON_JOB:
+            raise bad_request("serviceDetails.schedule", "only cron jobs have a schedule")
+        fields["schedule"] = details.schedule
+    return fields
 
 
 def _set_suspended(request: ApiRequest, service_id: str, suspended: bool):

@@ -57,24 +57,52 @@ def owner_dict(workspace: Workspace, *, spent: Decimal | None = None) -> dict:
     return data
 
 
-def service_dict(service: Service) -> dict:
+# Fields of Render's ``serviceDetails`` that have no meaning for a service whose only runs are
+# one-off jobs, with the honest constant each gets (README, "Render compatibility"): one
+# instance, no public URL, no open ports, no health check, no start command, the standard build.
+NO_URL = ""
+BUILD_PLAN = "starter"
+
+
+def service_details_dict(service: Service) -> dict:
+    """Render's ``serviceDetails`` for the service's type (``webServiceDetails``,
+    ``privateServiceDetails``, ``backgroundWorkerDetails``, ``cronJobDetails``): every field
+    Render's schema requires, plus Oneoff's ``planId``."""
+    built = bool(service.repo_url)
     details: dict = {
         "env": "image" if service.image_ref else "docker",
         "runtime": "image" if service.image_ref else "docker",
         "plan": render_plan_name(service.plan),
         "planId": service.plan_id,
+        "region": settings.REGION,
+        "buildPlan": BUILD_PLAN,
+        "envSpecificDetails": {
+            "dockerCommand": "",
+            "dockerContext": service.docker_context if built else "",
+            "dockerfilePath": service.dockerfile_path if built else "",
+        },
     }
-    if service.repo_url:
-        details["envSpecificDetails"] = {
-            "dockerfilePath": service.dockerfile_path,
-            "dockerContext": service.docker_context,
-        }
+    if service.type == ServiceType.CRON_JOB:
+        details["schedule"] = service.schedule
+        return details
+    details["numInstances"] = 1
+    if service.type in (ServiceType.WEB_SERVICE, ServiceType.PRIVATE_SERVICE):
+        details["url"] = NO_URL
+        details["openPorts"] = []
+    if service.type == ServiceType.WEB_SERVICE:
+        details["healthCheckPath"] = ""
     if service.disk_mount_path:
         details["disk"] = {
+            "id": "dsk-" + service.id.partition("-")[2],  # the service's one disk
             "name": service.disk_name,
             "mountPath": service.disk_mount_path,
             "sizeGB": service.disk_size_gb,
         }
+    return details
+
+
+def service_dict(service: Service) -> dict:
+    details = service_details_dict(service)
     data: dict = {
         "id": service.id,
         "name": service.name,
@@ -161,14 +189,16 @@ class OwnerWithCursor(Schema):
 
 
 class DiskOut(Schema):
+    id: str = Field(description="Oneoff: `dsk-` and the service's id (one disk a service).")
     name: str
     mountPath: str
     sizeGB: int | None = None
 
 
 class EnvSpecificOut(Schema):
-    dockerfilePath: str
-    dockerContext: str
+    dockerCommand: str = Field(description='Oneoff: always `""` (jobs name their command).')
+    dockerfilePath: str = Field(description='`""` for a service built from an image.')
+    dockerContext: str = Field(description='`""` for a service built from an image.')
 
 
 class ServiceDetailsOut(Schema):
@@ -176,7 +206,14 @@ class ServiceDetailsOut(Schema):
     runtime: str
     plan: str = Field(description="Render's plan name, e.g. `starter`.")
     planId: str = Field(description="Oneoff: the plan's id, e.g. `plan-srv-006`.")
-    envSpecificDetails: EnvSpecificOut | None = None
+    region: str = Field(description="Oneoff: the installation's `REGION` setting (a label).")
+    buildPlan: Literal["starter"]
+    envSpecificDetails: EnvSpecificOut
+    numInstances: int | None = Field(None, description="Oneoff: 1 (not for cron jobs).")
+    url: str | None = Field(None, description='Oneoff: `""`; web and private services only.')
+    openPorts: list[dict] | None = Field(None, description="Oneoff: `[]`.")
+    healthCheckPath: str | None = Field(None, description='Oneoff: `""`; web services only.')
+    schedule: str | None = Field(None, description="Cron jobs: recorded, not run by Oneoff.")
     disk: DiskOut | None = None
 
 
@@ -290,6 +327,13 @@ class ServiceDetailsIn(Schema):
     )
     disk: DiskIn | None = None
     envSpecificDetails: EnvSpecificIn | None = None
+    schedule: str | None = Field(
+        None,
+        max_length=200,
+        pattern=r"^\S+( \S+){4}$",
+        description="Cron jobs: five cron fields. Oneoff records and shows it; it does not run "
+        "cron jobs on a schedule.",
+    )
 
 
 class ServiceCreateIn(Schema):
