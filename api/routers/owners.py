@@ -1,5 +1,11 @@
 """Owners (Render's name for workspaces): the ones the API key's workspace lets it see."""
 
+import base64
+import hashlib
+import hmac
+
+from django.conf import settings
+from django.contrib.auth.models import User
 from ninja import Query, Router
 
 from api.auth import ApiRequest, require_admin
@@ -9,6 +15,7 @@ from api.schemas.services import (
     OwnerOut,
     OwnerUpdateIn,
     OwnerWithCursor,
+    UserOut,
     owner_dict,
 )
 from jobs import budget
@@ -43,11 +50,42 @@ def list_owners(request: ApiRequest, page: Query[Page]):
     exclude_none=True,
     operation_id="retrieve-owner",
     summary="Retrieve workspace",
+    description="The key's workspace (`tea-…`), or the key's own user as Render's personal "
+    "owner (`own-…`, the `id` of `GET /v1/users`); any other id is a 404.",
 )
 def retrieve_owner(request: ApiRequest, ownerId: str):
+    user = request.auth.user
+    if ownerId == user_owner_id(user):
+        return {"id": ownerId, "name": _name(user), "email": user.email, "type": "user"}
     if ownerId != request.auth.workspace_id:
         raise not_found("owner")
     return _owner(request.auth.workspace)
+
+
+@router.get(
+    "/users",
+    response={200: UserOut},
+    operation_id="get-user",
+    summary="Get the authenticated user",
+    description="The user the API key belongs to. `id` is their personal owner id (`own-…`).",
+)
+def get_user(request: ApiRequest):
+    user = request.auth.user
+    return {"id": user_owner_id(user), "email": user.email, "name": _name(user)}
+
+
+def user_owner_id(user: User) -> str:
+    """A user's owner id in Render's shape (``own-`` and 20 characters of base32hex), stable and
+    not guessable: a keyed hash of their primary key (``ENV_DIGEST_KEY``, kept with the other
+    generated secrets), so it counts nothing and names no one else."""
+    digest = hmac.new(
+        settings.ENV_DIGEST_KEY.encode(), f"owner:{user.pk}".encode(), hashlib.sha256
+    ).digest()
+    return "own-" + base64.b32hexencode(digest).decode().lower()[:20]
+
+
+def _name(user: User) -> str:
+    return user.get_full_name() or user.email or user.username
 
 
 def _owner(workspace: Workspace) -> dict:

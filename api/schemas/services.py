@@ -183,6 +183,12 @@ class OwnerUpdateIn(Schema):
     )
 
 
+class UserOut(Schema):
+    id: str = Field(pattern=r"^own-[0-9a-v]{20}$", description="The user's personal owner id.")
+    email: str
+    name: str
+
+
 class OwnerWithCursor(Schema):
     owner: OwnerOut
     cursor: str

@@ -3,6 +3,8 @@ writes services on a live Oneoff: every answer parses as Render's model for it, 
 missing field is a ``KeyError``, an enum out of range a ``ValueError``), for each service type,
 built from an image or a repository, with and without a disk."""
 
+import re
+
 import pytest
 from render.public_api import AuthenticatedClient
 from render.public_api.api.services import (
@@ -13,6 +15,8 @@ from render.public_api.api.services import (
     suspend_service,
     update_service,
 )
+from render.public_api.api.users import get_user
+from render.public_api.api.workspaces import retrieve_owner
 from render.public_api.models import (
     BackgroundWorkerDetails,
     BackgroundWorkerDetailsPOST,
@@ -21,6 +25,8 @@ from render.public_api.models import (
     DockerDetails,
     DockerDetailsPOST,
     Image,
+    Owner,
+    OwnerType,
     PrivateServiceDetails,
     PrivateServiceDetailsPOST,
     Region,
@@ -31,6 +37,7 @@ from render.public_api.models import (
     ServicePOST,
     ServiceType,
     ServiceWithCursor,
+    User,
     WebServiceDetails,
     WebServiceDetailsPOST,
 )
@@ -148,3 +155,23 @@ def test_a_bad_schedule_is_a_400_naming_it(owner_api, workspace, kind, schedule,
     response = owner_api.post("/v1/services", body)
     assert response.status_code == 400, response.content
     assert message in response.json()["message"]
+
+
+def test_renders_client_reads_the_keys_user_and_its_personal_owner(render, owner, workspace):
+    user = get_user.sync(client=render)
+    assert isinstance(user, User), user
+    assert user.email == owner.email
+    assert re.fullmatch(r"own-[0-9a-v]{20}", user.id)
+    personal = retrieve_owner.sync(user.id, client=render)
+    assert isinstance(personal, Owner), personal
+    assert (personal.id, personal.type_, personal.email) == (user.id, OwnerType.USER, owner.email)
+    team = retrieve_owner.sync(workspace.id, client=render)
+    assert (team.id, team.type_) == (workspace.id, OwnerType.TEAM)
+
+
+def test_another_users_owner_id_is_a_404(owner_api, outsider_api, viewer_api):
+    mine = owner_api.get("/v1/users").json()["id"]
+    assert viewer_api.get("/v1/users").json()["id"] != mine
+    for api in (outsider_api, viewer_api):
+        assert api.get(f"/v1/owners/{mine}").status_code == 404
+    assert owner_api.get(f"/v1/owners/{mine}").status_code == 200
