@@ -87,6 +87,11 @@ def _field_of(loc) -> str:
     # the view's parameter; what is left is the field as the client spelt it.
     if parts and parts[0] in ("body", "query", "path", "header", "form", "cookie"):
         source = parts.pop(0)
+        if source == "query" and parts:
+            # Query parameters are flat: the parameter is the last name (ninja may put the view's
+            # argument before it, and a list's index after it, which the client never wrote).
+            names = [p for p in parts if not p.isdigit()]
+            return names[-1] if names else "query"
         if source == "body" and len(parts) > 1 and parts[0] == "payload":
             parts.pop(0)
         elif source == "body" and parts == ["payload"]:

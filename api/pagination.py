@@ -9,14 +9,15 @@ import base64
 import binascii
 from datetime import UTC, datetime
 
-from ninja import Field, Schema
+from ninja import Field
 
 from api.errors import bad_request
+from api.query import ListQuery
 from services import ids
 from services.keyset import keyset_page
 
 
-class Page(Schema):
+class Page(ListQuery):
     limit: int = Field(20, ge=1, le=100, description="Items per page (1-100).")
     cursor: str | None = Field(
         None, max_length=200, description="Opaque; the `cursor` of the last item of a page."

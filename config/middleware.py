@@ -2,6 +2,8 @@
 
 - A body over ``REQUEST_MAX_BYTES`` is a 413, refused from its Content-Length before it is read
   (one sent without a length is cut off by Django at the same limit, and answered the same way).
+- An API query parameter the operation does not take is a 400 naming it (``api.query``): a
+  filter Oneoff cannot honour is never silently ignored.
 - A NUL character in any query parameter or field (a JSON body walked to its leaves, or a form) is a
   400 naming the field: PostgreSQL cannot store it in text, and the Docker Engine echoes a NUL'd
   env value back in its error.
@@ -90,6 +92,16 @@ class RequestLimitsMiddleware:
             return self.too_large(request, limit)
         if field is not None:
             return self.reject(request, 400, "bad_request", f"{field}: must not contain NUL")
+        if request.path.startswith("/v1/"):
+            from api.query import unknown_parameter
+
+            unknown = unknown_parameter(request)
+            if unknown is not None:
+                message = (
+                    f"{unknown}: not a query parameter of this operation, so Oneoff cannot honour "
+                    "it (GET /v1/openapi.json lists each operation's parameters)"
+                )
+                return self.reject(request, 400, "bad_request", message)
         return self.get_response(request)
 
     def too_large(self, request: HttpRequest, limit: int) -> HttpResponse:

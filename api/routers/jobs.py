@@ -150,7 +150,7 @@ def list_jobs(request: ApiRequest, serviceId: str, filters: Query[JobListQuery])
         .defer("env_snapshot__data")  # only the digest is shown: decrypt nothing
     )
     if filters.status:
-        jobs = jobs.filter(status__in=filters.status.split(","))
+        jobs = jobs.filter(status__in=filters.status)
     for name, lookup in TIME_FILTERS.items():
         value = getattr(filters, name)
         if value is not None:

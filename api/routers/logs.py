@@ -15,6 +15,7 @@ from pydantic.json_schema import JsonDict
 from api.auth import ApiRequest
 from api.errors import ApiError, bad_request, errors
 from api.fields import aware
+from api.query import ListQuery
 from api.responses import json_response
 from jobs.logs.read import DEFAULT_LIMIT, MAX_LIMIT, LogQuery, query_logs
 from jobs.models import Job
@@ -50,7 +51,9 @@ class LogsOut(Schema):
     logs: list[LogOut]
 
 
-class LogsQuery(Schema):
+class LogsQuery(ListQuery):
+    keep_commas = frozenset({"text"})  # free text: a comma is part of it
+
     ownerId: str = Field(description="The workspace id (`tea-…`) of the API key.")
     resource: list[str] = Field(description="Job ids (`job-…`); repeat for several.")
     startTime: datetime | None = Field(None, description="Default: one hour before `endTime`.")

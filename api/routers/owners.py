@@ -6,7 +6,7 @@ import hmac
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from ninja import Query, Router
+from ninja import Field, Query, Router
 
 from api.auth import ApiRequest, require_admin
 from api.errors import errors, not_found
@@ -24,6 +24,11 @@ from services.models import Workspace
 router = Router(tags=["Workspaces"])
 
 
+class OwnerListQuery(Page):
+    name: list[str] | None = Field(None, max_length=100, description="Names.")
+    email: list[str] | None = Field(None, max_length=100, description="Emails.")
+
+
 @router.get(
     "/owners",
     response={200: list[OwnerWithCursor], **errors(400)},
@@ -32,10 +37,14 @@ router = Router(tags=["Workspaces"])
     summary="List workspaces",
     description="The workspace of the API key (a key belongs to one workspace).",
 )
-def list_owners(request: ApiRequest, page: Query[Page]):
+def list_owners(request: ApiRequest, page: Query[OwnerListQuery]):
     workspace = request.auth.workspace
     if page.cursor:
         return []  # one workspace: there is never a second page
+    if (page.name and workspace.name not in page.name) or (
+        page.email and workspace.email not in page.email
+    ):
+        return []
     return [
         {
             "owner": owner_dict(workspace),
@@ -64,7 +73,7 @@ def retrieve_owner(request: ApiRequest, ownerId: str):
 
 @router.get(
     "/users",
-    response={200: UserOut},
+    response={200: UserOut, **errors()},
     operation_id="get-user",
     summary="Get the authenticated user",
     description="The user the API key belongs to. `id` is their personal owner id (`own-…`).",

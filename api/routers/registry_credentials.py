@@ -24,10 +24,6 @@ from services.models import RegistryCredential
 router = Router(tags=["Registry Credentials"])
 
 
-def _split(value: str) -> list[str]:
-    return [part.strip() for part in value.split(",") if part.strip()]
-
-
 def _name_taken(name: str) -> ApiError:
     return ApiError(409, "conflict", f"name: a registry credential named {name!r} already exists")
 
@@ -43,14 +39,14 @@ def _name_taken(name: str) -> ApiError:
 def list_registry_credentials(request: ApiRequest, filters: Query[RegistryCredentialListQuery]):
     workspace = request.auth.workspace
     credentials = workspace.registry_credentials.defer("auth_token")
-    if filters.ownerId and workspace.id not in _split(filters.ownerId):
+    if filters.ownerId and workspace.id not in filters.ownerId:
         return []
     if filters.name:
-        credentials = credentials.filter(name__in=_split(filters.name))
+        credentials = credentials.filter(name__in=filters.name)
     if filters.username:
-        credentials = credentials.filter(username__in=_split(filters.username))
+        credentials = credentials.filter(username__in=filters.username)
     if filters.type:
-        credentials = credentials.filter(registry__in=_split(filters.type))
+        credentials = credentials.filter(registry__in=filters.type)
     for name, lookup in (
         ("createdBefore", "created_at__lt"),
         ("createdAfter", "created_at__gte"),

@@ -1,5 +1,6 @@
 """Services in Render's shapes: list, create (with its first build), retrieve, update, suspend."""
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from ninja import Query, Router, Status
 
@@ -32,8 +33,12 @@ from services.transitions import transition
 router = Router(tags=["Services"])
 
 
-def _split(value: str) -> list[str]:
-    return [part.strip() for part in value.split(",") if part.strip()]
+TIME_FILTERS = {
+    "createdBefore": "created_at__lt",
+    "createdAfter": "created_at__gte",
+    "updatedBefore": "updated_at__lt",
+    "updatedAfter": "updated_at__gte",
+}
 
 
 @router.get(
@@ -48,19 +53,24 @@ def list_services(request: ApiRequest, filters: Query[ServiceListQuery]):
         "registry_credential__auth_token"
     )
     if filters.name:
-        services = services.filter(name__in=_split(filters.name))
+        services = services.filter(name__in=filters.name)
     if filters.type:
-        services = services.filter(type__in=_split(filters.type))
+        services = services.filter(type__in=filters.type)
+    if filters.env:  # a service's runtime is "image" (image_ref set) or "docker"
+        if "image" not in filters.env:
+            services = services.filter(image_ref="")
+        if "docker" not in filters.env:
+            services = services.exclude(image_ref="")
+    if filters.region and settings.REGION not in filters.region:
+        services = services.none()
     if filters.suspended:
-        services = services.filter(
-            suspended__in=[v == "suspended" for v in _split(filters.suspended)]
-        )
+        services = services.filter(suspended__in=[v == "suspended" for v in filters.suspended])
     if filters.ownerId:
-        services = services.filter(workspace_id__in=_split(filters.ownerId))
-    if filters.createdBefore:
-        services = services.filter(created_at__lt=aware(filters.createdBefore, "createdBefore"))
-    if filters.createdAfter:
-        services = services.filter(created_at__gte=aware(filters.createdAfter, "createdAfter"))
+        services = services.filter(workspace_id__in=filters.ownerId)
+    for name, lookup in TIME_FILTERS.items():
+        value = getattr(filters, name)
+        if value is not None:
+            services = services.filter(**{lookup: aware(value, name)})
     return [
         {"service": service_dict(s), "cursor": encode_cursor(s.created_at, s.id)}
         for s in paginate(services, filters, ("srv", "crn"))

@@ -31,10 +31,6 @@ def _is_admin(request: ApiRequest) -> bool:
     return Role.can_administer(request.auth.role) and not request.auth.read_only
 
 
-def _owner_ids(values: list[str] | None) -> list[str]:
-    return [part.strip() for value in values or [] for part in value.split(",") if part.strip()]
-
-
 @router.get(
     "/webhooks",
     response={200: list[WebhookWithCursor], **errors(400)},
@@ -44,7 +40,7 @@ def _owner_ids(values: list[str] | None) -> list[str]:
 )
 def list_webhooks(request: ApiRequest, filters: Query[WebhookListQuery]):
     workspace = request.auth.workspace
-    owners = _owner_ids(filters.ownerId)
+    owners = filters.ownerId or []
     if owners and workspace.id not in owners:
         return []
     secret = _is_admin(request)

@@ -4,6 +4,7 @@
 """
 
 from datetime import datetime
+from typing import Literal
 
 from ninja import Field, Schema
 from pydantic.json_schema import JsonDict
@@ -16,8 +17,7 @@ from jobs.models import Job, JobStatus
 from services.models import EnvVar
 
 STATUSES = [s.value for s in JobStatus]
-_ONE = "(" + "|".join(STATUSES) + ")"
-STATUS_LIST = f"^{_ONE}(,{_ONE})*$"
+JobStatusName = Literal["pending", "running", "succeeded", "failed", "canceled"]
 DATETIME: JsonDict = {"format": "date-time"}
 
 
@@ -176,10 +176,11 @@ class JobCreateIn(Schema):
 
 
 class JobListQuery(Page):
-    status: str | None = Field(
+    status: list[JobStatusName] | None = Field(
         None,
-        pattern=STATUS_LIST,
-        description="Comma-separated statuses: " + ", ".join(STATUSES) + ".",
+        description="Statuses, repeated (`status=failed&status=canceled`) or comma-separated: "
+        + ", ".join(STATUSES)
+        + ".",
     )
     createdBefore: datetime | None = Field(None, description="Created before (exclusive).")
     createdAfter: datetime | None = Field(None, description="Created at or after.")

@@ -13,7 +13,6 @@ from services.models import RegistryCredential, RegistryKind
 Registry = Literal["GITHUB", "GITLAB", "DOCKER", "GOOGLE_ARTIFACT", "AWS_ECR"]
 REGISTRIES = [kind.value for kind in RegistryKind]
 assert list(get_args(Registry)) == REGISTRIES, "Registry must list RegistryKind's values"
-REGISTRY_LIST = "^(" + "|".join(REGISTRIES) + ")(,(" + "|".join(REGISTRIES) + "))*$"
 REGISTRY = Field(
     description="The registry to use this credential with (`DOCKER` also covers a self-hosted "
     "registry: the host comes from the service's `imagePath`).",
@@ -87,12 +86,10 @@ class RegistryCredentialListQuery(Page):
         description="The `id` of the last credential of the previous page (Render's list "
         "returns credentials without a cursor of their own).",
     )
-    name: str | None = Field(None, max_length=1000, description="Comma-separated names.")
-    username: str | None = Field(None, max_length=1000, description="Comma-separated usernames.")
-    type: str | None = Field(
-        None, pattern=REGISTRY_LIST, description="Comma-separated registries, e.g. `DOCKER`."
-    )
-    ownerId: str | None = Field(None, max_length=1000, description="Comma-separated owner ids.")
+    name: list[str] | None = Field(None, max_length=100, description="Names.")
+    username: list[str] | None = Field(None, max_length=100, description="Usernames.")
+    type: list[Registry] | None = Field(None, description="Registries, e.g. `DOCKER`.")
+    ownerId: list[str] | None = Field(None, max_length=100)
     createdBefore: datetime | None = None
     createdAfter: datetime | None = None
     updatedBefore: datetime | None = None

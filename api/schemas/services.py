@@ -19,6 +19,7 @@ from api.schemas.registry_credentials import (
 from services.models import Build, EnvVar, Plan, Service, ServiceType, Workspace
 
 SERVICE_TYPES = [t.value for t in ServiceType]
+ServiceTypeName = Literal["web_service", "private_service", "background_worker", "cron_job"]
 BUILD_STATUSES = ["queued", "building", "succeeded", "failed", "canceled"]
 ENV_VALUE_MAX = 64 * 1024
 DATETIME: JsonDict = {"format": "date-time"}
@@ -379,20 +380,32 @@ class BuildCreateIn(Schema):
 
 
 class ServiceListQuery(Page):
-    name: str | None = Field(None, max_length=1000, description="Comma-separated names.")
-    type: str | None = Field(
+    """Render's service filters; each list repeated or comma-separated (``api.query``)."""
+
+    name: list[str] | None = Field(None, max_length=100, description="Names.")
+    type: list[ServiceTypeName] | None = Field(None, description="Service types.")
+    env: list[str] | None = Field(
         None,
-        pattern="^(" + "|".join(SERVICE_TYPES) + ")(,(" + "|".join(SERVICE_TYPES) + "))*$",
-        description="Comma-separated service types.",
+        max_length=20,
+        description="Runtimes: `docker` (built from a repository) or `image`; other runtimes "
+        "match no service here.",
     )
-    suspended: str | None = Field(
+    region: list[str] | None = Field(
         None,
-        pattern=r"^(suspended|not_suspended)(,(suspended|not_suspended))*$",
-        description="Comma-separated: suspended, not_suspended.",
+        max_length=20,
+        description="Regions: every service is in the installation's `REGION`.",
     )
-    ownerId: str | None = Field(None, max_length=1000, description="Comma-separated owner ids.")
+    suspended: list[Literal["suspended", "not_suspended"]] | None = Field(
+        None, description="`suspended`, `not_suspended`."
+    )
+    ownerId: list[str] | None = Field(None, max_length=100)
+    includePreviews: bool | None = Field(
+        None, description="Accepted; Oneoff has no preview services."
+    )
     createdBefore: datetime | None = None
     createdAfter: datetime | None = None
+    updatedBefore: datetime | None = None
+    updatedAfter: datetime | None = None
 
 
 class EnvVarListQuery(Schema):
