@@ -10,6 +10,7 @@ from django.contrib.auth.models import AnonymousUser, User
 from django.db import transaction
 from django.utils import timezone
 
+from audit.trail import Actor, record
 from jobs import budget, reasons
 from jobs.models import UNFINISHED, EnvSnapshot, Job, JobStatus
 from services.errors import Invalid, Refused
@@ -85,6 +86,8 @@ def create_job(
     user: User | AnonymousUser | None = None,
     timeout_seconds: int | None = None,
     env_overrides: Iterable[tuple[str, str]] | None = None,
+    actor: Actor | None = None,
+    rerun_of: str = "",
 ) -> Job:
     """Snapshot the service's latest successful build and all its env vars, in one transaction,
     and start the job once that transaction commits.
@@ -92,7 +95,9 @@ def create_job(
     Opt-in overrides: ``timeout_seconds`` (the job's own runtime limit, at most
     JOB_MAX_RUNTIME) and ``env_overrides`` (``(key, value)`` pairs added to, or replacing, the
     service's env vars in this job's snapshot only). A workspace with a monthly budget gets no
-    job it has no room for (``jobs.budget``: ``OverBudget``)."""
+    job it has no room for (``jobs.budget``: ``OverBudget``). With an ``actor``, the audit
+    trail records ``job.create`` (``job.rerun`` with ``rerun_of``, the job run again), naming
+    the overrides' keys, never their values."""
     if not isinstance(start_command, str) or not start_command.strip():
         raise Invalid("startCommand", "must be a non-empty string")
     if len(start_command.encode()) > MAX_COMMAND_BYTES:
@@ -126,6 +131,19 @@ def create_job(
             created_by=user if user is not None and user.is_authenticated else None,
             timeout_seconds=timeout_seconds,
             env_override_keys=sorted(overrides),
+        )
+        details: dict[str, object] = {"service": service.id, "plan": plan.id, "build": build.id}
+        if rerun_of:
+            details["rerunOf"] = rerun_of
+        if overrides:
+            details["envOverrideKeys"] = sorted(overrides)
+        record(
+            actor,
+            service.workspace_id,
+            "job.rerun" if rerun_of else "job.create",
+            target_type="job",
+            target_id=job.id,
+            metadata=details,
         )
         transaction.on_commit(lambda: enqueue_start(job.id))
     return job
@@ -161,14 +179,17 @@ def enqueue_start(job_id: str) -> bool:
     return False
 
 
-def cancel_job(job: Job, *, user: User | AnonymousUser | None = None) -> Job:
+def cancel_job(
+    job: Job, *, user: User | AnonymousUser | None = None, actor: Actor | None = None
+) -> Job:
     """Cancel a job. Pending and never claimed by a runner: canceled at once, it never starts.
     Claimed (a runner may have created its container: a start in progress, or one cut short by a
     worker crash or a database error) or running: a request the runner carries out. It stops the
     container if there is one (SIGTERM, then SIGKILL after JOB_STOP_GRACE), stores its logs,
     bills the time it ran, and only then records ``canceled``; a claimed job that has no container
     is canceled by its next start message (sent here) without ever starting. Canceled:
-    unchanged. Succeeded or failed: refused."""
+    unchanged. Succeeded or failed: refused. With an ``actor``, the audit trail records
+    ``job.cancel`` when the cancel did something (not for an already canceled job)."""
     who = user if user is not None and user.is_authenticated else None
     now = timezone.now()
     stopped = transition(
@@ -181,6 +202,7 @@ def cancel_job(job: Job, *, user: User | AnonymousUser | None = None) -> Job:
         billed_seconds=0,
         cost=0,
     )
+    asked = 0
     if not stopped:
         asked = Job.objects.filter(
             pk=job.pk, status__in=UNFINISHED, cancel_requested_at__isnull=True
@@ -188,6 +210,15 @@ def cancel_job(job: Job, *, user: User | AnonymousUser | None = None) -> Job:
         if asked and Job.objects.filter(pk=job.pk, status=JobStatus.PENDING).exists():
             # The runner finds out whether a container exists, and acts on it.
             transaction.on_commit(lambda: enqueue_start(job.pk))
+    if stopped or asked:
+        record(
+            actor,
+            job.workspace_id,
+            "job.cancel",
+            target_type="job",
+            target_id=job.pk,
+            metadata={"service": job.service_id, "stopped": "at once" if stopped else "asked"},
+        )
     job.refresh_from_db()
     if job.status in (JobStatus.SUCCEEDED, JobStatus.FAILED):
         raise Refused(

@@ -11,6 +11,7 @@ from api.schemas.services import (
     BuildWithCursor,
     build_dict,
 )
+from audit.trail import actor_of, record_build
 from services import image_refs
 from services.access import build_of, service_in
 from services.builds.queue import cancel_build, request_build
@@ -57,6 +58,7 @@ def create_build(request: ApiRequest, serviceId: str, payload: BuildCreateIn | N
     build = request_build(
         service, commit_id=commit_id or "", image_ref=image_url or "", user=request.auth.user
     )
+    record_build(actor_of(request), build)
     return Status(201, build_dict(build))
 
 

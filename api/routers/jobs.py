@@ -14,6 +14,7 @@ from api.fields import aware
 from api.idempotency import idempotent
 from api.pagination import encode_cursor, paginate
 from api.schemas.jobs import JobCreateIn, JobListQuery, JobOut, JobWithCursor, job_dict
+from audit.trail import actor_of
 from jobs.launch import cancel_job, create_job
 from jobs.models import Job
 from services.access import job_of, service_in
@@ -79,6 +80,7 @@ def create(request: ApiRequest, serviceId: str, payload: JobCreateIn):
                 user=request.auth.user,
                 timeout_seconds=payload.timeoutSeconds,
                 env_overrides=[(var.key, var.value) for var in payload.envVars or ()],
+                actor=actor_of(request),
             )
             created["job"] = job
         return 201, job_dict(job_of(service, job.id))
@@ -156,5 +158,5 @@ def retrieve(request: ApiRequest, serviceId: str, jobId: str):
 def cancel(request: ApiRequest, serviceId: str, jobId: str):
     require_write(request)
     service = service_in(request.auth.workspace, serviceId)
-    job = cancel_job(job_of(service, jobId), user=request.auth.user)
+    job = cancel_job(job_of(service, jobId), user=request.auth.user, actor=actor_of(request))
     return job_dict(job_of(service, job.id))

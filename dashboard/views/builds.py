@@ -6,6 +6,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
+from audit.trail import actor_of, record_build
 from dashboard.access import get_service, signed_in
 from dashboard.forms.jobs import LOG_PAGE, LogQueryForm
 from dashboard.http import HtmxHttpRequest
@@ -30,6 +31,7 @@ def build_list(request: HtmxHttpRequest, service_id: str) -> HttpResponse:
 def trigger_build(request: HtmxHttpRequest, service_id: str) -> HttpResponse:
     service, _ = get_service(request.user, service_id, WRITE)
     build = request_build(service, user=request.user)
+    record_build(actor_of(request), build)
     return redirect("build", service.id, build.id)
 
 
