@@ -26,10 +26,16 @@ def _workspaces(user: User | None) -> list[Workspace | None]:
     return list(found) or [None]
 
 
+def _from_a_client(request: Any) -> bool:
+    """A sign-in over HTTP; not one made in code (a test client's ``force_login`` signs in
+    with a bare request that no client sent)."""
+    return request is not None and "REMOTE_ADDR" in request.META
+
+
 @receiver(user_logged_in, dispatch_uid="audit.signin")
 def signed_in(sender: Any, request: Any, user: User, **kwargs: Any) -> None:
-    if request is None:
-        return  # a test client's force_login: no request, no person at a browser
+    if not _from_a_client(request):
+        return
     actor = Actor(user=user, address=client_address(request))
     for workspace in _workspaces(user):
         record(actor, workspace, "signin", target_type="user", target_id=user.get_username())
@@ -39,7 +45,7 @@ def signed_in(sender: Any, request: Any, user: User, **kwargs: Any) -> None:
 def signin_failed(
     sender: Any, credentials: dict[str, Any], request: Any = None, **kwargs: Any
 ) -> None:
-    if request is None:
+    if not _from_a_client(request):
         return
     User = get_user_model()
     attempted = str(credentials.get(User.USERNAME_FIELD) or credentials.get("username") or "")
