@@ -80,7 +80,8 @@ def test_the_page_is_for_admins(page_as, owner, workspace, entries):
     response = page_as(owner).get(f"/workspaces/{workspace.id}/audit/")
     assert response.status_code == 200
     html = response.content.decode()
-    assert "env_var.set" in html and "service.suspend" in html
+    assert "env_var.set" in html
+    assert "service.suspend" in html
     assert f'href="/workspaces/{workspace.id}/audit/"' in html
     assert "203.0.113.7" in html
 

@@ -65,7 +65,7 @@ def test_the_admin_is_read_only(entry, client, django_user_model):
 
 
 def test_an_unknown_action_is_refused(workspace, owner):
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="unknown audit action"):
         record(Actor(user=owner), workspace, "anything.goes")
 
 
