@@ -22,6 +22,7 @@ ACTIONS: dict[str, tuple[str, str]] = {
     "env_var.set": ("UpdateEnvVarsEvent", "Env var set"),
     "env_var.delete": ("DeleteEnvVarsEvent", "Env var deleted"),
     "env_vars.replace": ("UpdateEnvVarsEvent", "Env vars replaced"),
+    "env_var.reveal": ("ViewEnvVarValuesEvent", "Env var value shown"),
     "service.create": ("CreateServerEvent", "Service created"),
     "service.update": ("UpdateServiceNameEvent", "Service updated (nearest)"),
     "service.suspend": ("SuspendServiceEvent", "Service suspended"),

@@ -65,6 +65,8 @@ def reveal_env_var(request: HtmxHttpRequest, service_id: str, key: str) -> HttpR
     service, request.membership = get_service(request.user, service_id, ADMIN)
     var = _env_var(service, key)
     shown = request.GET.get("hide") != "1"
+    if shown:  # a secret read by a person: Render audits it too (ViewEnvVarValuesEvent)
+        _audit(request, service, "env_var.reveal", var.key)
     context = {"service": service, "var": var, "shown": shown}
     return render(request, "services/env.html#value", context)
 

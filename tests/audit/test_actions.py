@@ -212,6 +212,10 @@ PAGE_CASES = {
         lambda c, w: c.post(f"/services/{w.service.id}/env/DEBUG/delete/"),
         lambda w: w.service.id,
     ),
+    "env_var.reveal": (
+        lambda c, w: c.get(f"/services/{w.service.id}/env/DEBUG/reveal/", HTTP_HX_REQUEST="true"),
+        lambda w: w.service.id,
+    ),
     "service.update": (
         lambda c, w: c.post(f"/services/{w.service.id}/settings/", {"max_concurrent_jobs": "2"}),
         lambda w: w.service.id,
