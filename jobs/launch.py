@@ -192,33 +192,34 @@ def cancel_job(
     ``job.cancel`` when the cancel did something (not for an already canceled job)."""
     who = user if user is not None and user.is_authenticated else None
     now = timezone.now()
-    stopped = transition(
-        Job.objects.filter(pk=job.pk, status=JobStatus.PENDING, claimed_at__isnull=True),
-        status=JobStatus.CANCELED,
-        finished_at=now,
-        canceled_by=who,
-        cancel_requested_at=now,
-        reason=reasons.canceled_by(who),
-        billed_seconds=0,
-        cost=0,
-    )
-    asked = 0
-    if not stopped:
-        asked = Job.objects.filter(
-            pk=job.pk, status__in=UNFINISHED, cancel_requested_at__isnull=True
-        ).update(cancel_requested_at=now, canceled_by=who)
-        if asked and Job.objects.filter(pk=job.pk, status=JobStatus.PENDING).exists():
-            # The runner finds out whether a container exists, and acts on it.
-            transaction.on_commit(lambda: enqueue_start(job.pk))
-    if stopped or asked:
-        record(
-            actor,
-            job.workspace_id,
-            "job.cancel",
-            target_type="job",
-            target_id=job.pk,
-            metadata={"service": job.service_id, "stopped": "at once" if stopped else "asked"},
+    with transaction.atomic():  # the change and its audit entry, together
+        stopped = transition(
+            Job.objects.filter(pk=job.pk, status=JobStatus.PENDING, claimed_at__isnull=True),
+            status=JobStatus.CANCELED,
+            finished_at=now,
+            canceled_by=who,
+            cancel_requested_at=now,
+            reason=reasons.canceled_by(who),
+            billed_seconds=0,
+            cost=0,
         )
+        asked = 0
+        if not stopped:
+            asked = Job.objects.filter(
+                pk=job.pk, status__in=UNFINISHED, cancel_requested_at__isnull=True
+            ).update(cancel_requested_at=now, canceled_by=who)
+            if asked and Job.objects.filter(pk=job.pk, status=JobStatus.PENDING).exists():
+                # The runner finds out whether a container exists, and acts on it.
+                transaction.on_commit(lambda: enqueue_start(job.pk))
+        if stopped or asked:
+            record(
+                actor,
+                job.workspace_id,
+                "job.cancel",
+                target_type="job",
+                target_id=job.pk,
+                metadata={"service": job.service_id, "stopped": "at once" if stopped else "asked"},
+            )
     job.refresh_from_db()
     if job.status in (JobStatus.SUCCEEDED, JobStatus.FAILED):
         raise Refused(

@@ -12,6 +12,7 @@ import logging
 import re
 from datetime import UTC, datetime
 
+from django.db import transaction
 from django.utils import timezone
 
 from audit.trail import Actor, record
@@ -168,27 +169,31 @@ def set_owner_stream(
         stream.enabled = bool(enabled)
     if new_endpoint:
         _check_egress(new_endpoint)
-    stream.save()
-    record(
-        actor,
-        workspace,
-        "log_stream.update" if had_endpoint else "log_stream.create",
-        target_type="owner",
-        target_id=workspace.id,
-        metadata={"endpoint": stream.endpoint, "enabled": stream.enabled, "preview": preview},
-    )
+    with transaction.atomic():
+        stream.save()
+        record(
+            actor,
+            workspace,
+            "log_stream.update" if had_endpoint else "log_stream.create",
+            target_type="owner",
+            target_id=workspace.id,
+            metadata={"endpoint": stream.endpoint, "enabled": stream.enabled, "preview": preview},
+        )
     return stream
 
 
 def delete_owner_stream(workspace: Workspace, *, actor: Actor | None = None) -> bool:
     """Remove the default destination (its counters stay); False when none was set."""
-    deleted = bool(
-        WorkspaceLogStream.objects.filter(workspace=workspace)
-        .exclude(endpoint="")
-        .update(endpoint="", token="", enabled=True, preview=StreamSetting.SEND)
-    )
-    if deleted:
-        record(actor, workspace, "log_stream.delete", target_type="owner", target_id=workspace.id)
+    with transaction.atomic():
+        deleted = bool(
+            WorkspaceLogStream.objects.filter(workspace=workspace)
+            .exclude(endpoint="")
+            .update(endpoint="", token="", enabled=True, preview=StreamSetting.SEND)
+        )
+        if deleted:
+            record(
+                actor, workspace, "log_stream.delete", target_type="owner", target_id=workspace.id
+            )
     return deleted
 
 
@@ -249,28 +254,30 @@ def set_resource_stream(
             _check_egress(cleaned)
         override.endpoint = cleaned
     override.setting = setting
-    override.save()
-    record(
-        actor,
-        service.workspace_id,
-        "log_stream.update" if existing else "log_stream.create",
-        target_type="service",
-        target_id=service.id,
-        metadata={"setting": setting, "endpoint": override.endpoint},
-    )
+    with transaction.atomic():
+        override.save()
+        record(
+            actor,
+            service.workspace_id,
+            "log_stream.update" if existing else "log_stream.create",
+            target_type="service",
+            target_id=service.id,
+            metadata={"setting": setting, "endpoint": override.endpoint},
+        )
     return override
 
 
 def delete_resource_stream(service: Service, *, actor: Actor | None = None) -> bool:
-    deleted, _ = ServiceLogStream.objects.filter(service=service).delete()
-    if deleted:
-        record(
-            actor,
-            service.workspace_id,
-            "log_stream.delete",
-            target_type="service",
-            target_id=service.id,
-        )
+    with transaction.atomic():
+        deleted, _ = ServiceLogStream.objects.filter(service=service).delete()
+        if deleted:
+            record(
+                actor,
+                service.workspace_id,
+                "log_stream.delete",
+                target_type="service",
+                target_id=service.id,
+            )
     return bool(deleted)
 
 

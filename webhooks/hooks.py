@@ -87,14 +87,15 @@ def create_webhook(
     limit = settings.WEBHOOKS_PER_WORKSPACE
     if Webhook.objects.filter(workspace=workspace).count() >= limit:
         raise Refused(f"a workspace has at most {limit} webhooks (WEBHOOKS_PER_WORKSPACE)")
-    webhook = Webhook.objects.create(
-        workspace=workspace,
-        name=clean_name(name),
-        url=check_url(url),
-        enabled=bool(enabled),
-        event_filter=clean_filter(event_filter),
-    )
-    _audit(actor, "webhook.create", webhook, enabled=webhook.enabled)
+    with transaction.atomic():
+        webhook = Webhook.objects.create(
+            workspace=workspace,
+            name=clean_name(name),
+            url=check_url(url),
+            enabled=bool(enabled),
+            event_filter=clean_filter(event_filter),
+        )
+        _audit(actor, "webhook.create", webhook, enabled=webhook.enabled)
     return webhook
 
 
@@ -115,8 +116,9 @@ def update_webhook(webhook: Webhook, *, actor: Actor | None = None, **changes: A
     if "event_filter" in changes:
         webhook.event_filter = clean_filter(changes["event_filter"])
     # Only these: the sending lease (``sending_until``) is the workers'.
-    webhook.save(update_fields=["name", "url", "enabled", "event_filter", "updated_at"])
-    _audit(actor, "webhook.update", webhook, fields=sorted(changes))
+    with transaction.atomic():
+        webhook.save(update_fields=["name", "url", "enabled", "event_filter", "updated_at"])
+        _audit(actor, "webhook.update", webhook, fields=sorted(changes))
     return webhook
 
 

@@ -1,5 +1,6 @@
 """A service's builds: the list with its Build now button, and a build's page with its log."""
 
+from django.db import transaction
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -30,8 +31,9 @@ def build_list(request: HtmxHttpRequest, service_id: str) -> HttpResponse:
 @require_POST
 def trigger_build(request: HtmxHttpRequest, service_id: str) -> HttpResponse:
     service, _ = get_service(request.user, service_id, WRITE)
-    build = request_build(service, user=request.user)
-    record_build(actor_of(request), build)
+    with transaction.atomic():
+        build = request_build(service, user=request.user)
+        record_build(actor_of(request), build)
     return redirect("build", service.id, build.id)
 
 

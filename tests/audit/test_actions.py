@@ -328,3 +328,51 @@ def test_the_actor_survives_the_users_deletion(world, api_as):
     assert entry.actor_id is None
     assert entry.actor_email == "alice@acme.test"
     assert entry.actor_label == "alice@acme.test"
+
+
+def test_no_env_value_is_in_any_entry_nor_in_what_shows_them(world, api_as, page_as):
+    """Every way a value goes in (env var set, replace, service create, job overrides, the
+    page's form and reveal), then every entry's text, the API's answer and the page searched."""
+    api = api_as(world.owner, world.workspace)
+    page = page_as(world.owner)
+    sid = world.service.id
+    assert api.put(f"/v1/services/{sid}/env-vars/A", {"value": SECRET}).status_code == 200
+    replace = [{"key": "B", "value": SECRET}, {"key": "DEBUG", "value": "0"}]
+    assert api.put(f"/v1/services/{sid}/env-vars", replace).status_code == 200
+    created = api.post(
+        "/v1/services",
+        {
+            "type": "web_service",
+            "name": "with-env",
+            "ownerId": world.workspace.id,
+            "image": {"imagePath": "oneoff/busybox:latest"},
+            "envVars": [{"key": "C", "value": SECRET}],
+        },
+    )
+    assert created.status_code == 201
+    job = api.post(
+        f"/v1/services/{sid}/jobs",
+        {"startCommand": "env", "envVars": [{"key": "D", "value": SECRET}]},
+    )
+    assert job.status_code == 201
+    assert page.post(f"/services/{sid}/env/", {"key": "E", "value": SECRET}).status_code == 302
+    ran = page.post(
+        f"/services/{sid}/jobs/run/",
+        {"start_command": "env", "plan": world.service.plan_id, "env_overrides": f"F={SECRET}"},
+    )
+    assert ran.status_code == 302
+    reveal = page.get(f"/services/{sid}/env/E/reveal/", HTTP_HX_REQUEST="true")
+    assert SECRET in reveal.content.decode()  # the admin sees it; the trail must not keep it
+
+    assert AuditEntry.objects.count() == 7
+    _assert_no_secret()
+    for entry in AuditEntry.objects.all():
+        assert SECRET not in repr(entry.__dict__)
+    listed = api.get(f"/v1/owners/{world.workspace.id}/audit-logs", {"limit": 100})
+    assert len(listed.json()) == 7
+    assert SECRET not in listed.content.decode()
+    shown = page.get(f"/workspaces/{world.workspace.id}/audit/")
+    assert SECRET not in shown.content.decode()
+    keys = {e.action: e.metadata for e in AuditEntry.objects.all()}
+    assert keys["env_var.reveal"] == {"key": "E"}
+    assert keys["job.create"]["envOverrideKeys"] in (["D"], ["F"])
