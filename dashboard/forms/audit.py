@@ -20,7 +20,11 @@ def _families() -> list[tuple[str, str]]:
 
 class AuditFilterForm(forms.Form):
     action = forms.ChoiceField(
-        choices=[("", "Any action"), *_families(), *((a, a) for a in sorted(ACTIONS))],
+        choices=[
+            ("", "Any action"),
+            *_families(),
+            *((action, f"{action}: {ACTIONS[action][1]}") for action in sorted(ACTIONS)),
+        ],
         required=False,
     )
     actor = forms.CharField(max_length=254, required=False, label="Actor (email or key prefix)")
