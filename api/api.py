@@ -17,6 +17,7 @@ from ninja import NinjaAPI, Router
 from api.auth import ApiKeyAuth
 from api.errors import ApiError, install_error_handlers
 from api.responses import with_rate_limit_headers
+from api.routers.audit_logs import router as audit_logs_router
 from api.routers.builds import router as builds_router
 from api.routers.env_vars import router as env_vars_router
 from api.routers.jobs import router as jobs_router
@@ -54,6 +55,7 @@ api = OneoffApi(
 install_error_handlers(api)
 
 api.add_router("", owners_router)
+api.add_router("", audit_logs_router)
 api.add_router("", services_router)
 api.add_router("", env_vars_router)
 api.add_router("", builds_router)

@@ -104,6 +104,8 @@ app.conf.beat_schedule = {
     "purge-logs": {"task": "jobs.tasks.purge_expired_logs", "schedule": 600.0},
     # Forget Idempotency-Key records after their 24 hours.
     "purge-idempotency-keys": {"task": "jobs.tasks.purge_idempotency_keys", "schedule": 3600.0},
+    # Delete audit entries older than AUDIT_RETENTION_DAYS (audit.retention).
+    "purge-audit-entries": {"task": "audit.tasks.purge_audit_entries", "schedule": 3600.0},
     # Send webhook deliveries that are due (retries, and any whose message or worker was lost).
     "sweep-webhooks": {"task": "webhooks.tasks.sweep", "schedule": 10.0},
 }

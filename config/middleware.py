@@ -2,7 +2,7 @@
 
 - A body over ``REQUEST_MAX_BYTES`` is a 413, refused from its Content-Length before it is read
   (one sent without a length is cut off by Django at the same limit, and answered the same way).
-- An API query parameter the operation does not take is a 400 naming it (``api.query``): a
+- An API query parameter the operation does not take is a 400 naming it (``api.known_params``): a
   filter Oneoff cannot honour is never silently ignored.
 - A NUL character in any query parameter or field (a JSON body walked to its leaves, or a form) is a
   400 naming the field: PostgreSQL cannot store it in text, and the Docker Engine echoes a NUL'd
@@ -93,7 +93,7 @@ class RequestLimitsMiddleware:
         if field is not None:
             return self.reject(request, 400, "bad_request", f"{field}: must not contain NUL")
         if request.path.startswith("/v1/"):
-            from api.query import unknown_parameter
+            from api.known_params import unknown_parameter
 
             unknown = unknown_parameter(request)
             if unknown is not None:

@@ -73,8 +73,9 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "axes",
-    # Domain apps, each importing only those above it: services <- jobs <- logstreams.
+    # Domain apps, each importing only those above it: services <- audit <- jobs <- logstreams.
     "services",
+    "audit",
     "jobs",
     "logstreams",
     "webhooks",
@@ -364,6 +365,10 @@ LOG_PURGE_BATCH = env.int("LOG_PURGE_BATCH", default=5000)  # log lines deleted 
 LOG_STREAM_CA_FILE = env.str("LOG_STREAM_CA_FILE", default="")
 LOG_STREAM_RETRY_MAX = env.float("LOG_STREAM_RETRY_MAX", default=30.0)  # seconds, backoff cap
 LOG_STREAM_TIMEOUT = env.float("LOG_STREAM_TIMEOUT", default=10.0)  # connect and send, seconds
+
+# Audit trail (audit/): entries older than this many days are purged hourly by beat.
+AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=365)
+AUDIT_PURGE_BATCH = env.int("AUDIT_PURGE_BATCH", default=5000)  # entries deleted per transaction
 
 # Webhooks (webhooks.delivery): Standard Webhooks-signed POSTs of the workspace's events.
 # A PEM file of CA certificates trusted for webhook URLs besides the system store.

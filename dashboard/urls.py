@@ -1,7 +1,17 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from dashboard.views import builds, env, jobs, limits, logstreams, usage, webhooks, workspace
+from dashboard.views import (
+    audit,
+    builds,
+    env,
+    jobs,
+    limits,
+    logstreams,
+    usage,
+    webhooks,
+    workspace,
+)
 
 urlpatterns = [
     path("", workspace.home, name="home"),
@@ -37,6 +47,7 @@ urlpatterns = [
         name="revoke_api_key",
     ),
     path("workspaces/<str:workspace_id>/usage/", usage.usage, name="usage"),
+    path("workspaces/<str:workspace_id>/audit/", audit.audit_log, name="audit_log"),
     path("workspaces/<str:workspace_id>/usage/budget/", limits.set_budget, name="set_budget"),
     path("services/<str:service_id>/settings/", limits.service_settings, name="service_settings"),
     path("services/<str:service_id>/", workspace.service_home, name="service"),

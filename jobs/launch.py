@@ -10,6 +10,7 @@ from django.contrib.auth.models import AnonymousUser, User
 from django.db import transaction
 from django.utils import timezone
 
+from audit.trail import Actor, record
 from jobs import budget, reasons
 from jobs.models import UNFINISHED, EnvSnapshot, Job, JobStatus
 from services.errors import Invalid, Refused
@@ -87,6 +88,7 @@ def create_job(
     env_overrides: Iterable[tuple[str, str]] | None = None,
     rerun_of: Job | None = None,
     exact: bool = False,
+    actor: Actor | None = None,
 ) -> Job:
     """Snapshot the service's latest successful build and all its env vars, in one transaction,
     and start the job once that transaction commits.
@@ -98,7 +100,10 @@ def create_job(
 
     A rerun names its original (``rerun_of``, a job of the same service). ``exact`` runs the
     original's build and env snapshot instead of the latest ones (an exact rerun takes no env
-    overrides: its env is the original's, whole); it is refused once the build's image is gone."""
+    overrides: its env is the original's, whole); it is refused once the build's image is gone.
+
+    With an ``actor``, the audit trail records ``job.create`` (``job.rerun`` with ``rerun_of``),
+    naming the overrides' keys, never their values."""
     if not isinstance(start_command, str) or not start_command.strip():
         raise Invalid("startCommand", "must be a non-empty string")
     if len(start_command.encode()) > MAX_COMMAND_BYTES:
@@ -153,6 +158,20 @@ def create_job(
             rerun_of=rerun_of,
             exact=exact,
         )
+        details: dict[str, object] = {"service": service.id, "plan": plan.id, "build": build.id}
+        if rerun_of is not None:
+            details["rerunOf"] = rerun_of.id
+            details["exact"] = exact
+        if overrides:
+            details["envOverrideKeys"] = sorted(overrides)
+        record(
+            actor,
+            service.workspace_id,
+            "job.rerun" if rerun_of is not None else "job.create",
+            target_type="job",
+            target_id=job.id,
+            metadata=details,
+        )
         transaction.on_commit(lambda: enqueue_start(job.id))
     return job
 
@@ -202,33 +221,47 @@ def enqueue_start(job_id: str) -> bool:
     return False
 
 
-def cancel_job(job: Job, *, user: User | AnonymousUser | None = None) -> Job:
+def cancel_job(
+    job: Job, *, user: User | AnonymousUser | None = None, actor: Actor | None = None
+) -> Job:
     """Cancel a job. Pending and never claimed by a runner: canceled at once, it never starts.
     Claimed (a runner may have created its container: a start in progress, or one cut short by a
     worker crash or a database error) or running: a request the runner carries out. It stops the
     container if there is one (SIGTERM, then SIGKILL after JOB_STOP_GRACE), stores its logs,
     bills the time it ran, and only then records ``canceled``; a claimed job that has no container
     is canceled by its next start message (sent here) without ever starting. Canceled:
-    unchanged. Succeeded or failed: refused."""
+    unchanged. Succeeded or failed: refused. With an ``actor``, the audit trail records
+    ``job.cancel`` when the cancel did something (not for an already canceled job)."""
     who = user if user is not None and user.is_authenticated else None
     now = timezone.now()
-    stopped = transition(
-        Job.objects.filter(pk=job.pk, status=JobStatus.PENDING, claimed_at__isnull=True),
-        status=JobStatus.CANCELED,
-        finished_at=now,
-        canceled_by=who,
-        cancel_requested_at=now,
-        reason=reasons.canceled_by(who),
-        billed_seconds=0,
-        cost=0,
-    )
-    if not stopped:
-        asked = Job.objects.filter(
-            pk=job.pk, status__in=UNFINISHED, cancel_requested_at__isnull=True
-        ).update(cancel_requested_at=now, canceled_by=who)
-        if asked and Job.objects.filter(pk=job.pk, status=JobStatus.PENDING).exists():
-            # The runner finds out whether a container exists, and acts on it.
-            transaction.on_commit(lambda: enqueue_start(job.pk))
+    with transaction.atomic():  # the change and its audit entry, together
+        stopped = transition(
+            Job.objects.filter(pk=job.pk, status=JobStatus.PENDING, claimed_at__isnull=True),
+            status=JobStatus.CANCELED,
+            finished_at=now,
+            canceled_by=who,
+            cancel_requested_at=now,
+            reason=reasons.canceled_by(who),
+            billed_seconds=0,
+            cost=0,
+        )
+        asked = 0
+        if not stopped:
+            asked = Job.objects.filter(
+                pk=job.pk, status__in=UNFINISHED, cancel_requested_at__isnull=True
+            ).update(cancel_requested_at=now, canceled_by=who)
+            if asked and Job.objects.filter(pk=job.pk, status=JobStatus.PENDING).exists():
+                # The runner finds out whether a container exists, and acts on it.
+                transaction.on_commit(lambda: enqueue_start(job.pk))
+        if stopped or asked:
+            record(
+                actor,
+                job.workspace_id,
+                "job.cancel",
+                target_type="job",
+                target_id=job.pk,
+                metadata={"service": job.service_id, "stopped": "at once" if stopped else "asked"},
+            )
     job.refresh_from_db()
     if job.status in (JobStatus.SUCCEEDED, JobStatus.FAILED):
         raise Refused(

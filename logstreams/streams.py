@@ -12,8 +12,10 @@ import logging
 import re
 from datetime import UTC, datetime
 
+from django.db import transaction
 from django.utils import timezone
 
+from audit.trail import Actor, record
 from logstreams.models import ServiceLogStream, StreamSetting, WorkspaceLogStream
 from logstreams.syslog import frame, message_prefix
 from logstreams.transport import describe_error, open_connection, operator_error
@@ -141,10 +143,13 @@ def set_owner_stream(
     endpoint: str | Unset | None = UNSET,
     token: str | Unset | None = UNSET,
     enabled: bool | Unset = UNSET,
+    actor: Actor | None = None,
 ) -> WorkspaceLogStream:
     """Set the default destination; an omitted endpoint keeps the current one, and so does an
-    omitted token unless the endpoint changes (a token belongs to its destination)."""
+    omitted token unless the endpoint changes (a token belongs to its destination). Audited
+    (with an ``actor``) as ``log_stream.create`` or ``.update``, without the token."""
     stream = stream_row(workspace)
+    had_endpoint = bool(stream.endpoint)
     new_endpoint = ""
     if endpoint is not UNSET:
         cleaned = _clean_endpoint(endpoint)
@@ -164,17 +169,32 @@ def set_owner_stream(
         stream.enabled = bool(enabled)
     if new_endpoint:
         _check_egress(new_endpoint)
-    stream.save()
+    with transaction.atomic():
+        stream.save()
+        record(
+            actor,
+            workspace,
+            "log_stream.update" if had_endpoint else "log_stream.create",
+            target_type="owner",
+            target_id=workspace.id,
+            metadata={"endpoint": stream.endpoint, "enabled": stream.enabled, "preview": preview},
+        )
     return stream
 
 
-def delete_owner_stream(workspace: Workspace) -> bool:
+def delete_owner_stream(workspace: Workspace, *, actor: Actor | None = None) -> bool:
     """Remove the default destination (its counters stay); False when none was set."""
-    return bool(
-        WorkspaceLogStream.objects.filter(workspace=workspace)
-        .exclude(endpoint="")
-        .update(endpoint="", token="", enabled=True, preview=StreamSetting.SEND)
-    )
+    with transaction.atomic():
+        deleted = bool(
+            WorkspaceLogStream.objects.filter(workspace=workspace)
+            .exclude(endpoint="")
+            .update(endpoint="", token="", enabled=True, preview=StreamSetting.SEND)
+        )
+        if deleted:
+            record(
+                actor, workspace, "log_stream.delete", target_type="owner", target_id=workspace.id
+            )
+    return deleted
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -207,11 +227,13 @@ def set_resource_stream(
     setting: str,
     endpoint: str | Unset | None = UNSET,
     token: str | Unset | None = UNSET,
+    actor: Actor | None = None,
 ) -> ServiceLogStream:
     """Render's rules: ``send`` needs an endpoint (a custom destination), ``drop`` takes none."""
     if setting not in StreamSetting.values:
         raise SettingsError("setting", "must be send or drop")
-    override = resource_stream(service) or ServiceLogStream(service=service)
+    existing = resource_stream(service)
+    override = existing or ServiceLogStream(service=service)
     if setting == StreamSetting.DROP:
         if endpoint not in (UNSET, None, ""):
             raise SettingsError("endpoint", "cannot be set when setting is drop")
@@ -232,12 +254,30 @@ def set_resource_stream(
             _check_egress(cleaned)
         override.endpoint = cleaned
     override.setting = setting
-    override.save()
+    with transaction.atomic():
+        override.save()
+        record(
+            actor,
+            service.workspace_id,
+            "log_stream.update" if existing else "log_stream.create",
+            target_type="service",
+            target_id=service.id,
+            metadata={"setting": setting, "endpoint": override.endpoint},
+        )
     return override
 
 
-def delete_resource_stream(service: Service) -> bool:
-    deleted, _ = ServiceLogStream.objects.filter(service=service).delete()
+def delete_resource_stream(service: Service, *, actor: Actor | None = None) -> bool:
+    with transaction.atomic():
+        deleted, _ = ServiceLogStream.objects.filter(service=service).delete()
+        if deleted:
+            record(
+                actor,
+                service.workspace_id,
+                "log_stream.delete",
+                target_type="service",
+                target_id=service.id,
+            )
     return bool(deleted)
 
 

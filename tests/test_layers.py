@@ -1,5 +1,5 @@
 """Imports run one way: config > the faces (api, dashboard) > logstreams, webhooks > jobs >
-services.
+audit > services.
 
 ``config`` wires the apps and is imported by none; a face may import the feature apps, jobs and
 services but not the other face; each app below imports only the apps under it. The project's
@@ -13,7 +13,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("config", "api", "dashboard", "logstreams", "webhooks", "jobs", "services")
+PACKAGES = ("config", "api", "dashboard", "logstreams", "webhooks", "jobs", "audit", "services")
 # What each package must not import.
 FORBIDDEN = {
     "config": set(),
@@ -22,7 +22,8 @@ FORBIDDEN = {
     "logstreams": {"config", "api", "dashboard", "webhooks"},
     "webhooks": {"config", "api", "dashboard", "logstreams"},
     "jobs": {"config", "api", "dashboard", "logstreams", "webhooks"},
-    "services": {"config", "api", "dashboard", "logstreams", "webhooks", "jobs"},
+    "audit": {"config", "api", "dashboard", "logstreams", "webhooks", "jobs"},
+    "services": {"config", "api", "dashboard", "logstreams", "webhooks", "jobs", "audit"},
 }
 
 

@@ -3,11 +3,13 @@ are written (the API and the dashboard use them)."""
 
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import QuerySet
 
+from audit.trail import Actor, record
 from services.errors import Invalid, NotFound, Refused
 from services.models import Workspace
 from webhooks.delivery import check_url, resend
@@ -58,22 +60,46 @@ def clean_filter(value: Any) -> list[str]:
     return sorted(set(value), key=EVENT_TYPES.index)
 
 
+def _audit(actor: Actor | None, action: str, webhook: Webhook, **details: Any) -> None:
+    """Record a change of a webhook: its name and the URL's scheme and host only (the whole
+    URL is often a bearer credential, like the secret, which is never recorded)."""
+    url = urlsplit(webhook.url)
+    details = {"name": webhook.name, "url": f"{url.scheme}://{url.hostname or ''}", **details}
+    record(
+        actor,
+        webhook.workspace_id,
+        action,
+        target_type="webhook",
+        target_id=webhook.id,
+        metadata=details,
+    )
+
+
 def create_webhook(
-    workspace: Workspace, *, name: str, url: str, enabled: bool, event_filter: list[str]
+    workspace: Workspace,
+    *,
+    name: str,
+    url: str,
+    enabled: bool,
+    event_filter: list[str],
+    actor: Actor | None = None,
 ) -> Webhook:
     limit = settings.WEBHOOKS_PER_WORKSPACE
     if Webhook.objects.filter(workspace=workspace).count() >= limit:
         raise Refused(f"a workspace has at most {limit} webhooks (WEBHOOKS_PER_WORKSPACE)")
-    return Webhook.objects.create(
-        workspace=workspace,
-        name=clean_name(name),
-        url=check_url(url),
-        enabled=bool(enabled),
-        event_filter=clean_filter(event_filter),
-    )
+    with transaction.atomic():
+        webhook = Webhook.objects.create(
+            workspace=workspace,
+            name=clean_name(name),
+            url=check_url(url),
+            enabled=bool(enabled),
+            event_filter=clean_filter(event_filter),
+        )
+        _audit(actor, "webhook.create", webhook, enabled=webhook.enabled)
+    return webhook
 
 
-def update_webhook(webhook: Webhook, **changes: Any) -> Webhook:
+def update_webhook(webhook: Webhook, *, actor: Actor | None = None, **changes: Any) -> Webhook:
     """Change the given fields (``name``, ``url``, ``enabled``, ``event_filter``)."""
     if "name" in changes:
         webhook.name = clean_name(changes["name"])
@@ -90,16 +116,19 @@ def update_webhook(webhook: Webhook, **changes: Any) -> Webhook:
     if "event_filter" in changes:
         webhook.event_filter = clean_filter(changes["event_filter"])
     # Only these: the sending lease (``sending_until``) is the workers'.
-    webhook.save(update_fields=["name", "url", "enabled", "event_filter", "updated_at"])
+    with transaction.atomic():
+        webhook.save(update_fields=["name", "url", "enabled", "event_filter", "updated_at"])
+        _audit(actor, "webhook.update", webhook, fields=sorted(changes))
     return webhook
 
 
-def delete_webhook(webhook: Webhook) -> None:
+def delete_webhook(webhook: Webhook, *, actor: Actor | None = None) -> None:
     """Delete a webhook with its deliveries and their attempts. Its deliveries are locked
     first: an attempt in flight records itself under that lock (``delivery._record``), so it
     lands wholly before the delete collects what to remove, or finds its delivery gone."""
     with transaction.atomic():
         list(Delivery.objects.select_for_update().filter(webhook=webhook).values_list("pk"))
+        _audit(actor, "webhook.delete", webhook)
         webhook.delete()
 
 

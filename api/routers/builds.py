@@ -1,5 +1,6 @@
 """A service's builds: list, start (from the service's source or an image), retrieve, cancel."""
 
+from django.db import transaction
 from ninja import Query, Router, Status
 
 from api.auth import ApiRequest, require_write
@@ -11,6 +12,7 @@ from api.schemas.services import (
     BuildWithCursor,
     build_dict,
 )
+from audit.trail import actor_of, record_build
 from services import image_refs
 from services.access import build_of, service_in
 from services.builds.queue import cancel_build, request_build
@@ -54,9 +56,11 @@ def create_build(request: ApiRequest, serviceId: str, payload: BuildCreateIn | N
         raise bad_request("imageUrl", "this service builds from a repo; use commitId")
     if image_url:
         image_refs.classify(image_url, service.workspace_id, field="imageUrl")
-    build = request_build(
-        service, commit_id=commit_id or "", image_ref=image_url or "", user=request.auth.user
-    )
+    with transaction.atomic():
+        build = request_build(
+            service, commit_id=commit_id or "", image_ref=image_url or "", user=request.auth.user
+        )
+        record_build(actor_of(request), build)
     return Status(201, build_dict(build))
 
 

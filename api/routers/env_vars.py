@@ -20,6 +20,7 @@ from api.schemas.services import (
     EnvVarWithCursor,
     env_var_dict,
 )
+from audit.trail import actor_of, record
 from services.access import service_in
 from services.models import EnvVar, Role, Service
 
@@ -101,9 +102,20 @@ def replace_env_vars(request: ApiRequest, serviceId: str, payload: list[EnvVarIn
         raise bad_request("body", "at most 1000 env vars")
     with transaction.atomic():
         Service.objects.select_for_update().filter(pk=service.pk).first()
+        before = set(service.env_vars.values_list("key", flat=True))
         service.env_vars.all().delete()
         EnvVar.objects.bulk_create(
             EnvVar(service=service, key=var.key, value=env_value(var)) for var in payload
+        )
+        after = {var.key for var in payload}
+        # Names only, never values.
+        record(
+            actor_of(request),
+            service.workspace_id,
+            "env_vars.replace",
+            target_type="service",
+            target_id=service.id,
+            metadata={"keys": sorted(after), "removedKeys": sorted(before - after)},
         )
     return _env_list(request, service.env_vars.order_by("key"))
 
@@ -141,6 +153,14 @@ def put_env_var(request: ApiRequest, serviceId: str, envVarKey: str, payload: En
         EnvVar.objects.update_or_create(
             service=service, key=envVarKey, defaults={"value": payload.value}
         )
+        record(
+            actor_of(request),
+            service.workspace_id,
+            "env_var.set",
+            target_type="service",
+            target_id=service.id,
+            metadata={"key": envVarKey},  # the name, never the value
+        )
     return env_var_dict(envVarKey, payload.value, reveal=True)
 
 
@@ -153,7 +173,16 @@ def put_env_var(request: ApiRequest, serviceId: str, envVarKey: str, payload: En
 def delete_env_var(request: ApiRequest, serviceId: str, envVarKey: str):
     require_admin(request)
     service = service_in(request.auth.workspace, serviceId)
-    deleted, _ = service.env_vars.filter(key=envVarKey).delete()
-    if not deleted:
-        raise not_found("env var")
+    with transaction.atomic():
+        deleted, _ = service.env_vars.filter(key=envVarKey).delete()
+        if not deleted:
+            raise not_found("env var")
+        record(
+            actor_of(request),
+            service.workspace_id,
+            "env_var.delete",
+            target_type="service",
+            target_id=service.id,
+            metadata={"key": envVarKey},
+        )
     return empty_response(request, 204)

@@ -15,6 +15,7 @@ from api.fields import aware
 from api.idempotency import idempotent
 from api.pagination import encode_cursor, paginate
 from api.schemas.jobs import JobCreateIn, JobListQuery, JobOut, JobWithCursor, job_dict
+from audit.trail import actor_of
 from jobs.launch import cancel_job, create_job
 from jobs.models import Job
 from services.access import job_of, service_in
@@ -74,7 +75,12 @@ def create(request: ApiRequest, serviceId: str, payload: JobCreateIn):
             # first once the outermost transaction commits (with an Idempotency-Key, the one
             # that also stores the response).
             transaction.on_commit(lambda: created.update(committed=True))
-            job = create_job(service, user=request.auth.user, **_launch_args(service, payload))
+            job = create_job(
+                service,
+                user=request.auth.user,
+                actor=actor_of(request),
+                **_launch_args(service, payload),
+            )
             created["job"] = job
         return 201, job_dict(job_of(service, job.id))
 
@@ -184,5 +190,5 @@ def retrieve(request: ApiRequest, serviceId: str, jobId: str):
 def cancel(request: ApiRequest, serviceId: str, jobId: str):
     require_write(request)
     service = service_in(request.auth.workspace, serviceId)
-    job = cancel_job(job_of(service, jobId), user=request.auth.user)
+    job = cancel_job(job_of(service, jobId), user=request.auth.user, actor=actor_of(request))
     return job_dict(job_of(service, job.id))

@@ -10,6 +10,7 @@ from ninja import Field, Router, Schema
 from api.auth import ApiRequest, require_admin
 from api.errors import ApiError, bad_request, errors, not_found
 from api.responses import empty_response
+from audit.trail import actor_of
 from logstreams import streams as logstreams
 from services.access import service_in
 
@@ -119,6 +120,7 @@ def update_owner_stream(request: ApiRequest, ownerId: str, payload: OwnerStreamI
         endpoint=_given(payload, "endpoint"),
         token=_given(payload, "token"),
         enabled=_given(payload, "enabled"),
+        actor=actor_of(request),
     )
     return logstreams.owner_stream_dict(stream)
 
@@ -132,7 +134,7 @@ def update_owner_stream(request: ApiRequest, ownerId: str, payload: OwnerStreamI
 def delete_owner_stream(request: ApiRequest, ownerId: str):
     workspace = _owner(request, ownerId)
     require_admin(request)
-    if not logstreams.delete_owner_stream(workspace):
+    if not logstreams.delete_owner_stream(workspace, actor=actor_of(request)):
         raise ApiError(404, "not_found", "no log stream is set for this owner")
     return empty_response(request, 204)
 
@@ -178,6 +180,7 @@ def update_resource_stream(request: ApiRequest, resourceId: str, payload: Resour
         setting=payload.setting,
         endpoint=_given(payload, "endpoint"),
         token=_given(payload, "token"),
+        actor=actor_of(request),
     )
     return logstreams.resource_stream_dict(override)
 
@@ -191,6 +194,6 @@ def update_resource_stream(request: ApiRequest, resourceId: str, payload: Resour
 def delete_resource_stream(request: ApiRequest, resourceId: str):
     service = service_in(request.auth.workspace, resourceId)
     require_admin(request)
-    if not logstreams.delete_resource_stream(service):
+    if not logstreams.delete_resource_stream(service, actor=actor_of(request)):
         raise _no_override(service)
     return empty_response(request, 204)

@@ -22,6 +22,7 @@ from api.schemas.services import (
     plan_choices,
     service_dict,
 )
+from audit.trail import actor_of, record
 from jobs.runner import set_concurrency_limit
 from services import image_refs
 from services.access import service_in
@@ -186,6 +187,21 @@ def create_service(request: ApiRequest, payload: ServiceCreateIn):
                 for var in payload.envVars
             )
             build = request_build(service, user=request.auth.user)
+            # One entry: the first build is part of the create (its id in the details).
+            record(
+                actor_of(request),
+                workspace,
+                "service.create",
+                target_type="service",
+                target_id=service.id,
+                metadata={
+                    "name": service.name,
+                    "type": service.type,
+                    "plan": plan.id,
+                    "build": build.id,
+                    "envVarKeys": [var.key for var in payload.envVars],
+                },
+            )
     except IntegrityError as exc:  # a concurrent create took the name
         raise bad_request("name", f"a service named {payload.name!r} already exists") from exc
     service = service_in(request.auth.workspace, service.id)
@@ -229,11 +245,21 @@ def update_service(request: ApiRequest, serviceId: str, payload: ServiceUpdateIn
     fields.update(_detail_fields(service.type, details))
     for name, value in fields.items():
         setattr(service, name, value)
+    changed = sorted(name for name in fields if name != "repo_credential")
     try:
         with transaction.atomic():
             if "maxConcurrentJobs" in payload.model_fields_set:
                 set_concurrency_limit(service, payload.maxConcurrentJobs)
+                changed.append("max_concurrent_jobs")
             service.save()
+            record(
+                actor_of(request),
+                service.workspace_id,
+                "service.update",
+                target_type="service",
+                target_id=service.id,
+                metadata={"name": service.name, "fields": changed},
+            )
     except IntegrityError as exc:
         raise bad_request("name", f"a service named {payload.name!r} already exists") from exc
     return service_dict(service_in(request.auth.workspace, service.id))
@@ -263,7 +289,19 @@ def _set_suspended(request: ApiRequest, service_id: str, suspended: bool):
     service = service_in(request.auth.workspace, service_id)
     # Jobs keep running: a job never depends on its service after it was created.
     # Only a real change is one (service_suspended / service_resumed webhooks).
-    transition(Service.objects.filter(pk=service.pk, suspended=not suspended), suspended=suspended)
+    with transaction.atomic():
+        changed = transition(
+            Service.objects.filter(pk=service.pk, suspended=not suspended), suspended=suspended
+        )
+        if changed:
+            record(
+                actor_of(request),
+                service.workspace_id,
+                "service.suspend" if suspended else "service.resume",
+                target_type="service",
+                target_id=service.id,
+                metadata={"name": service.name},
+            )
     return empty_response(request, 202)
 
 

@@ -21,6 +21,7 @@ from api.schemas.webhooks import (
     WebhookUpdateIn,
     WebhookWithCursor,
 )
+from audit.trail import actor_of
 from services.models import Role
 from webhooks import hooks
 
@@ -71,6 +72,7 @@ def create_webhook(request: ApiRequest, payload: WebhookCreateIn):
         url=payload.url,
         enabled=payload.enabled,
         event_filter=list(payload.eventFilter),
+        actor=actor_of(request),
     )
     return Status(201, hooks.webhook_dict(webhook, with_secret=True))
 
@@ -108,7 +110,7 @@ def update_webhook(request: ApiRequest, webhookId: str, payload: WebhookUpdateIn
             if value is None:
                 raise bad_request(field, "must not be null")
             changes[name] = list(value) if field == "eventFilter" else value
-    hooks.update_webhook(webhook, **changes)
+    hooks.update_webhook(webhook, actor=actor_of(request), **changes)
     return hooks.webhook_dict(webhook, with_secret=True)
 
 
@@ -122,7 +124,7 @@ def update_webhook(request: ApiRequest, webhookId: str, payload: WebhookUpdateIn
 def delete_webhook(request: ApiRequest, webhookId: str):
     webhook = hooks.webhook_in(request.auth.workspace, webhookId)
     require_admin(request)
-    hooks.delete_webhook(webhook)
+    hooks.delete_webhook(webhook, actor=actor_of(request))
     return empty_response(request, 204)
 
 

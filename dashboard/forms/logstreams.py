@@ -49,11 +49,12 @@ class StreamForm(forms.Form):
     def clean_token(self):
         return _token(self.cleaned_data["token"])
 
-    def save(self, workspace):
+    def save(self, workspace, actor=None):
         data = self.cleaned_data
         token = "" if data["clear_token"] else (data["token"] or logstreams.UNSET)
         return logstreams.set_owner_stream(
             workspace,
+            actor=actor,
             endpoint=data["endpoint"],
             token=token,
             preview=data["preview"],
@@ -90,15 +91,16 @@ class ServiceStreamForm(forms.Form):
                     self.add_error("endpoint", exc)
         return data
 
-    def save(self, service):
+    def save(self, service, actor=None):
         data = self.cleaned_data
         if data["setting"] == self.DEFAULT:
-            logstreams.delete_resource_stream(service)
+            logstreams.delete_resource_stream(service, actor=actor)
             return None
         if data["setting"] == self.DROP:
-            return logstreams.set_resource_stream(service, setting=StreamSetting.DROP)
+            return logstreams.set_resource_stream(service, setting=StreamSetting.DROP, actor=actor)
         return logstreams.set_resource_stream(
             service,
+            actor=actor,
             setting=StreamSetting.SEND,
             endpoint=data["endpoint"],
             token=data["token"] or logstreams.UNSET,

@@ -1,11 +1,13 @@
 """A service's builds: the list with its Build now button, and a build's page with its log."""
 
+from django.db import transaction
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
+from audit.trail import actor_of, record_build
 from dashboard.access import get_service, signed_in
 from dashboard.forms.jobs import LOG_PAGE, LogQueryForm
 from dashboard.http import HtmxHttpRequest
@@ -29,7 +31,9 @@ def build_list(request: HtmxHttpRequest, service_id: str) -> HttpResponse:
 @require_POST
 def trigger_build(request: HtmxHttpRequest, service_id: str) -> HttpResponse:
     service, _ = get_service(request.user, service_id, WRITE)
-    build = request_build(service, user=request.user)
+    with transaction.atomic():
+        build = request_build(service, user=request.user)
+        record_build(actor_of(request), build)
     return redirect("build", service.id, build.id)
 
 

@@ -9,6 +9,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
+from audit.trail import actor_of
 from dashboard.access import get_service, signed_in
 from dashboard.forms.jobs import LOG_PAGE, JobFilterForm, LogQueryForm, RunJobForm
 from dashboard.http import HtmxHttpRequest
@@ -79,6 +80,7 @@ def run_job(request: HtmxHttpRequest, service_id: str) -> HttpResponse:
                 user=request.user,
                 timeout_seconds=form.cleaned_data["timeout_seconds"],
                 env_overrides=form.cleaned_data["env_overrides"],
+                actor=actor_of(request),
             )
         except (Invalid, Refused, OverBudget) as error:
             form.add_launch_error(error)
@@ -247,7 +249,7 @@ def _log_text(job_pk: str, chunk: int = 5000):
 @require_POST
 def cancel(request: HtmxHttpRequest, service_id: str, job_id: str) -> HttpResponse:
     service, request.membership = get_service(request.user, service_id, WRITE)
-    cancel_job(job_of(service, job_id), user=request.user)
+    cancel_job(job_of(service, job_id), user=request.user, actor=actor_of(request))
     job = job_of(service, job_id)
     if not is_partial(request):
         return redirect("job", service.id, job.id)
@@ -276,6 +278,7 @@ def rerun(request: HtmxHttpRequest, service_id: str, job_id: str) -> HttpRespons
         env_overrides=() if exact else original.override_values().items(),
         rerun_of=original,
         exact=exact,
+        actor=actor_of(request),
     )
     url = reverse("job", args=[service.id, job.id])
     if not is_partial(request):

@@ -1,10 +1,12 @@
 """The limits pages: a service's settings (``maxConcurrentJobs``) and a workspace's monthly
 budget (set on the usage page). Every member reads them; only admins change them."""
 
+from django.db import transaction
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
+from audit.trail import actor_of, record
 from dashboard.access import get_service, get_workspace, signed_in
 from dashboard.forms.services import BudgetForm, ConcurrencyForm
 from dashboard.http import HtmxHttpRequest
@@ -22,7 +24,16 @@ def service_settings(request: HtmxHttpRequest, service_id: str) -> HttpResponse:
     if request.method == "POST":
         form = ConcurrencyForm(request.POST)
         if form.is_valid():
-            set_concurrency_limit(service, form.cleaned_data["max_concurrent_jobs"])
+            with transaction.atomic():
+                set_concurrency_limit(service, form.cleaned_data["max_concurrent_jobs"])
+                record(
+                    actor_of(request),
+                    service.workspace_id,
+                    "service.update",
+                    target_type="service",
+                    target_id=service.id,
+                    metadata={"name": service.name, "fields": ["max_concurrent_jobs"]},
+                )
             return redirect("service_settings", service.id)
         status = 400
     else:

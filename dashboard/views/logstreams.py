@@ -11,6 +11,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
+from audit.trail import actor_of
 from dashboard.access import get_workspace
 from dashboard.context_processors import SESSION_WORKSPACE
 from dashboard.forms.logstreams import ServiceStreamForm, StreamForm
@@ -91,17 +92,17 @@ def settings_page(request: HtmxHttpRequest) -> HttpResponse:
     if request.method == "GET":
         return render(request, TEMPLATE, _context(workspace))
     form = StreamForm(request.POST)
-    if form.is_valid() and _saved(form, workspace):
+    if form.is_valid() and _saved(form, workspace, actor_of(request)):
         return redirect(_page_url(workspace))
     context = _context(workspace, form=form)
     return render(request, TEMPLATE, context, status=400)
 
 
-def _saved(form, target) -> bool:
+def _saved(form, target, actor) -> bool:
     """Save a valid form; a rule the form cannot check itself (the egress rules, which
     resolve the endpoint) becomes an error on its field. False when it was refused."""
     try:
-        form.save(target)
+        form.save(target, actor)
     except logstreams.SettingsError as exc:
         form.add_error(exc.field if exc.field in form.fields else None, exc.message)
         return False
@@ -112,7 +113,7 @@ def _saved(form, target) -> bool:
 @require_POST
 def delete_stream(request: HtmxHttpRequest) -> HttpResponse:
     workspace = _workspace(request)
-    logstreams.delete_owner_stream(workspace)
+    logstreams.delete_owner_stream(workspace, actor=actor_of(request))
     return redirect(_page_url(workspace))
 
 
@@ -142,7 +143,7 @@ def service_setting(request: HtmxHttpRequest, service_id: str) -> HttpResponse:
     workspace = _workspace(request)
     service = service_in(workspace, service_id)
     form = ServiceStreamForm(request.POST, prefix=service.id)
-    if not form.is_valid() or not _saved(form, service):
+    if not form.is_valid() or not _saved(form, service, actor_of(request)):
         context = _context(workspace, service_forms={service.id: form})
         if is_partial(request):
             row = next(r for r in context["rows"] if r["service"].id == service.id)

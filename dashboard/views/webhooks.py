@@ -8,6 +8,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
+from audit.trail import actor_of
 from dashboard.access import get_workspace, signed_in
 from dashboard.forms.webhooks import WebhookForm
 from dashboard.http import HtmxHttpRequest
@@ -49,6 +50,7 @@ def webhooks_list(request: HtmxHttpRequest, workspace_id: str) -> HttpResponse:
                 url=data["url"],
                 enabled=data["enabled"],
                 event_filter=data["event_filter"],
+                actor=actor_of(request),
             ),
         )
         if webhook is not None:
@@ -110,6 +112,7 @@ def webhook_detail(request: HtmxHttpRequest, workspace_id: str, webhook_id: str)
                 url=data["url"],
                 enabled=data["enabled"],
                 event_filter=data["event_filter"],
+                actor=actor_of(request),
             ),
         )
         if saved is not None:
@@ -122,7 +125,7 @@ def webhook_detail(request: HtmxHttpRequest, workspace_id: str, webhook_id: str)
 @require_POST
 def webhook_delete(request: HtmxHttpRequest, workspace_id: str, webhook_id: str) -> HttpResponse:
     workspace, request.membership = get_workspace(request.user, workspace_id, ADMIN)
-    hooks.delete_webhook(hooks.webhook_in(workspace, webhook_id))
+    hooks.delete_webhook(hooks.webhook_in(workspace, webhook_id), actor=actor_of(request))
     return redirect("webhooks", workspace.id)
 
 

@@ -1,11 +1,13 @@
 """A workspace's pages: home (the workspace used last), its services list and its API keys."""
 
+from django.db import transaction
 from django.db.models import OuterRef, Subquery
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from audit.trail import actor_of, record
 from dashboard.access import get_service, get_workspace, signed_in
 from dashboard.context_processors import SESSION_WORKSPACE
 from dashboard.forms.services import ApiKeyForm
@@ -83,9 +85,11 @@ def api_keys(request: HtmxHttpRequest, workspace_id: str) -> HttpResponse:
     read_only = form.cleaned_data["read_only"] or not request.membership.can_write
     assert request.user.is_authenticated  # @signed_in
     try:
-        key, secret = create_key(
-            request.user, workspace, name=form.cleaned_data["name"], read_only=read_only
-        )
+        with transaction.atomic():
+            key, secret = create_key(
+                request.user, workspace, name=form.cleaned_data["name"], read_only=read_only
+            )
+            _audit_key(request, workspace, "api_key.create", key)
     except (Limited, Refused) as error:
         # Said in the form, above the button that was pressed.
         form.add_error(None, error.message)
@@ -112,5 +116,22 @@ def revoke_api_key(request: HtmxHttpRequest, workspace_id: str, key_id: int) -> 
     key = keys.first()
     if key is None:
         raise Http404("No such API key")
-    ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    with transaction.atomic():
+        revoked = ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(
+            revoked_at=timezone.now()
+        )
+        if revoked:
+            _audit_key(request, workspace, "api_key.revoke", key)
     return redirect("api_keys", workspace.id)
+
+
+def _audit_key(request: HtmxHttpRequest, workspace, action: str, key: ApiKey) -> None:
+    """A key by its prefix (never its secret) and whose it is."""
+    record(
+        actor_of(request),
+        workspace,
+        action,
+        target_type="api_key",
+        target_id=key.prefix,
+        metadata={"name": key.name, "owner": key.user.email, "readOnly": key.read_only},
+    )
