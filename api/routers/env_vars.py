@@ -60,7 +60,10 @@ def _key_cursor(key: str) -> str:
 def _env_list(request: ApiRequest, env_vars) -> list[dict]:
     reveal = _reveal(request)
     return [
-        {"envVar": env_var_dict(v.key, v.value, reveal=reveal), "cursor": _key_cursor(v.key)}
+        {
+            "envVar": env_var_dict(v.key, v.value, reveal=reveal, secret=v.secret),
+            "cursor": _key_cursor(v.key),
+        }
         for v in env_vars
     ]
 
@@ -103,7 +106,8 @@ def replace_env_vars(request: ApiRequest, serviceId: str, payload: list[EnvVarIn
         Service.objects.select_for_update().filter(pk=service.pk).first()
         service.env_vars.all().delete()
         EnvVar.objects.bulk_create(
-            EnvVar(service=service, key=var.key, value=env_value(var)) for var in payload
+            EnvVar(service=service, key=var.key, value=env_value(var), secret=bool(var.secret))
+            for var in payload
         )
     return _env_list(request, service.env_vars.order_by("key"))
 
@@ -120,7 +124,7 @@ def retrieve_env_var(request: ApiRequest, serviceId: str, envVarKey: str):
     var = service.env_vars.filter(key=envVarKey).first()
     if var is None:
         raise not_found("env var")
-    return env_var_dict(var.key, var.value, reveal=_reveal(request))
+    return env_var_dict(var.key, var.value, reveal=_reveal(request), secret=var.secret)
 
 
 @router.put(
@@ -138,10 +142,11 @@ def put_env_var(request: ApiRequest, serviceId: str, envVarKey: str, payload: En
     check_env_value(envVarKey, payload.value, "value")
     with transaction.atomic():
         Service.objects.select_for_update().filter(pk=service.pk).first()
-        EnvVar.objects.update_or_create(
-            service=service, key=envVarKey, defaults={"value": payload.value}
-        )
-    return env_var_dict(envVarKey, payload.value, reveal=True)
+        defaults: dict = {"value": payload.value}
+        if payload.secret is not None:
+            defaults["secret"] = payload.secret
+        var, _ = EnvVar.objects.update_or_create(service=service, key=envVarKey, defaults=defaults)
+    return env_var_dict(envVarKey, payload.value, reveal=True, secret=var.secret)
 
 
 @router.delete(
