@@ -90,10 +90,7 @@ class LogMasker:
     def contains(self, data: bytes) -> bool:
         """Whether any value occurs in ``data``."""
         if self.substrings:
-            for value in self.values:
-                if value in data:
-                    return True
-            return False
+            return any(value in data for value in self.values)
         return self.pattern.search(data) is not None
 
     def mask(self, payload: bytes) -> bytes:
@@ -123,7 +120,7 @@ class LogMasker:
                     out.extend(self.release())
                 continue
             if self.held:
-                pieces, self.held, self.held_bytes = self.held + [message], [], 0
+                pieces, self.held, self.held_bytes = [*self.held, message], [], 0
                 out.extend(self._mask_pieces(pieces, self.carry.pop(stream, b"")))
             elif stream in self.carry:
                 out.extend(self._mask_pieces([message], self.carry.pop(stream)))
