@@ -1,5 +1,6 @@
 """The limits pages: a service's settings (``maxConcurrentJobs``, log masking) and a
-workspace's monthly budget (set on the usage page). Every member reads them; only admins change them."""
+workspace's monthly budget (set on the usage page). Every member reads them; only admins change
+them."""
 
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
