@@ -92,7 +92,7 @@ class MaskingForm(forms.Form):
         label="Mask env var values in job logs",
         help_text="Values of 6 or more characters, and every value of a variable marked "
         "secret, become **** as a job's lines are stored: in the log, the download, the log "
-        "stream and webhooks. It applies to jobs created afterwards' lines stored from then on.",
+        "stream and webhooks. A change applies to jobs that start afterwards.",
     )
 
 

@@ -106,8 +106,19 @@ class LogMasker:
             # The usual batch: whole lines, none holding a value. Joined without separators, a
             # value straddling two pieces inside the batch is found here too.
             blob = b"".join([payload for _, _, payload in messages])
-            if blob.endswith(b"\n") and not self.contains(blob):
-                return messages
+            if blob.endswith(b"\n"):
+                if not self.contains(blob):
+                    return messages
+                # Whole lines, some with a value: masked in one pass, cut back into messages
+                # (a value holds no newline, and each message ends with its only one).
+                parts = self.pattern.sub(MASK, blob).split(b"\n")
+                if len(parts) == len(messages) + 1 and all(
+                    payload.endswith(b"\n") for _, _, payload in messages
+                ):
+                    return [
+                        (ts, stream, part + b"\n")
+                        for (ts, stream, _), part in zip(messages, parts, strict=False)
+                    ]
         out: list[Message] = []
         for message in messages:
             stream, payload = message[1], message[2]

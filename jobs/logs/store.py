@@ -190,8 +190,11 @@ class LogWriter:
         return f"{seconds}.{nanos:09d}"
 
     def add(self, ts_ns: int, stream: int, payload: bytes) -> None:
-        """One message (``add_batch`` of one)."""
-        self.add_batch([(ts_ns, stream, payload)])
+        """One message (``add_batch`` of one when there is something to mask)."""
+        if self.masker is not None:
+            self.add_batch([(ts_ns, stream, payload)])
+        else:
+            self._add(ts_ns, stream, payload)
 
     def _add(self, ts_ns: int, stream: int, payload: bytes) -> None:
         # Already stored before a restart: Docker's ``since`` is inclusive.

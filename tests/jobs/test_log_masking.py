@@ -29,6 +29,17 @@ def test_a_value_is_masked_whole_and_inside_a_longer_word():
     assert masker.feed([(T0, 1, b"hunter2\n")]) == [(T0, 1, b"****\n")]
 
 
+def test_a_batch_of_lines_is_masked_line_by_line_and_pieces_inside_it_too():
+    masker = LogMasker([SECRET.encode()])
+    batch = [(T0, 1, b"a\n"), (T0 + 1, 2, b"b hunter2-secret\n"), (T0 + 2, 1, b"c\n")]
+    assert masker.feed(batch) == [(T0, 1, b"a\n"), (T0 + 1, 2, b"b ****\n"), (T0 + 2, 1, b"c\n")]
+    batch = [(T0, 1, b"x hunter"), (T0 + 1, 1, b"2-secret\n"), (T0 + 2, 1, b"hunter2-secret\n")]
+    assert masker.feed(batch) == [(T0, 1, b"x ****"), (T0 + 1, 1, b"\n"), (T0 + 2, 1, b"****\n")]
+    # Not a value across two lines, nor across the two streams.
+    batch = [(T0, 1, b"hunter"), (T0 + 1, 2, b"2-secret\n"), (T0 + 2, 1, b"!\n")]
+    assert masker.feed(batch) == batch
+
+
 def test_pieces_of_one_line_are_held_and_masked_where_the_value_starts():
     masker = LogMasker([SECRET.encode()])
     assert masker.feed([(T0, 1, b"x" * 10 + b"hunt")]) == []  # held: the line is not whole
