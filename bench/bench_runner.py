@@ -4,7 +4,10 @@
     beside a bare `docker run -d` of the same image (which returns once the container started);
 (b) throughput: 100 jobs created at once, wall time until all finished, vs 100 bare `docker run`
     with the worker's concurrency;
-(c) log ingest: one job printing 1,000,000 lines: stored lines/s and the worker's peak RSS.
+(c) log ingest: one job printing 1,000,000 lines: stored lines/s and the worker's peak RSS;
+(d) the same ingest with log masking on (a service with 20 env values of 10-40 characters) vs
+    off (the same env, ``mask_secrets`` off), alternating, in one worker: masking must cost
+    under 20% of ingest throughput.
 
 It makes its own database (oneoff_bench_runner), starts and stops its own Celery worker, and
 labels its containers with an instance of its own. `--quick` uses tiny sizes.
@@ -299,11 +302,137 @@ def bench_ingest(service, lines, runs, image, env):
     return missed + ([f"worker peak RSS {rss:.0f} MB >= 200 MB"] if rss >= 200 else [])
 
 
+def masking_services(image_id: str):
+    """Two services of one new workspace with the same 20 env values of 10-40 characters: one
+    masks them in its job logs, one does not."""
+    import secrets as random_secrets
+
+    from common import bench_service
+
+    from services.models import Build, EnvVar, Service
+
+    _, masked, _, _ = bench_service(image_id, name="Bench masking")
+    plain = Service.objects.create(
+        workspace=masked.workspace,
+        name="bench-plain",
+        type="web_service",
+        plan_id="plan-srv-006",
+        image_ref="bench:1",
+        mask_secrets=False,
+    )
+    build = masked.builds.get()
+    Build.objects.create(
+        service=plain,
+        status="succeeded",
+        image_id=build.image_id,
+        started_at=build.started_at,
+        finished_at=build.finished_at,
+    )
+    for service in (masked, plain):
+        for i in range(20):
+            size = 10 + i * 30 // 19  # 10 to 40 characters
+            value = random_secrets.token_urlsafe(size)[:size]
+            EnvVar.objects.create(service=service, key=f"VALUE_{i}", value=value, secret=i % 4 == 0)
+    return masked, plain
+
+
+def json_file(lines: int, every: int, value: str) -> bytes:
+    """Docker's json-file of a job printing ``lines`` numbered lines, every ``every``-th (if
+    any) with an env value in it."""
+    second = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
+    rows = []
+    for i in range(1, lines + 1):
+        text = f"{i} token={value}" if every and i % every == 0 else str(i)
+        rows.append(f'{{"log":"{text}\\n","stream":"stdout","time":"{second}.{i:09d}Z"}}\n')
+    return "".join(rows).encode()
+
+
+def ingest_cpu(service, data: bytes, lines: int) -> float:
+    """The follower's work on one json-file (parse, mask, COPY into PostgreSQL) in this process:
+    lines per CPU second of this process (other load on the machine counts less than in wall
+    time)."""
+    from jobs.logs.parse import JsonFileParser
+    from jobs.logs.store import LogWriter
+    from jobs.models import EnvSnapshot, Job
+
+    job = Job.objects.create(
+        workspace=service.workspace,
+        service=service,
+        start_command="bench",
+        plan=service.plan,
+        build=service.builds.get(),
+        env_snapshot=EnvSnapshot.capture(service),
+        status="succeeded",
+    )
+    started = time.process_time()
+    writer = LogWriter.for_job(job.id)
+    parser = JsonFileParser()
+    for start in range(0, len(data), 64 * 1024):
+        writer.add_batch(parser.feed(data[start : start + 64 * 1024]))
+        if writer.should_flush:
+            writer.flush()
+    writer.finish()
+    spent = time.process_time() - started
+    assert writer.line_count == lines, writer.line_count
+    return lines / spent
+
+
+def bench_masking(image_id, lines, runs, env):
+    """(d) ingest with masking on vs off: in-process (the follower's parse, mask and COPY, CPU
+    time), then real jobs in one worker (json-file source, wall time); alternating runs."""
+    masked, plain = masking_services(image_id)
+    value = masked.env_vars.get(key="VALUE_10").value
+    missed = []
+    for every, what in ((0, "no line holds a value"), (1000, "1 line in 1,000 holds one")):
+        data = json_file(lines, every, value)
+        ingest_cpu(plain, data, lines)  # warm-up: caches, the first COPY
+        on, off = [], []
+        for run in range(max(runs, 3)):
+            pair = [(off, plain), (on, masked)]
+            for rates, service in pair if run % 2 else pair[::-1]:
+                rates.append(ingest_cpu(service, data, lines))
+        ratio = statistics.median(on) / statistics.median(off)
+        print(
+            f"(d) log masking in-process, {lines:,} lines ({what}), {max(runs, 3)} runs each: "
+            f"on {statistics.median(on):,.0f} lines per CPU second, off (same env) "
+            f"{statistics.median(off):,.0f}; ratio on / off {ratio:.2f}x (target >= 0.80)"
+        )
+        if ratio < 0.8:
+            missed.append(f"masking in-process ({what}) keeps {ratio:.2f}x of ingest < 0.80x")
+    os.environ["JOB_LOG_SOURCE"] = "auto"
+    worker = start_worker(env["ONEOFF_VAR_DIR"])
+    on, off = [], []
+    try:
+        for _ in range(runs):
+            off.append(ingest_once(plain, lines)[0])
+            on.append(ingest_once(masked, lines)[0])
+    finally:
+        stop_worker(worker, env["ONEOFF_INSTANCE"])
+        os.environ.pop("JOB_LOG_SOURCE")
+    rate_on, rate_off = statistics.median(on), statistics.median(off)
+    ratio = rate_on / rate_off
+    print(
+        f"(d) log masking, real jobs: one printing {lines:,} lines, {runs} runs each, alternating"
+    )
+    print(
+        f"    masking on (20 env values of 10-40 chars): median {rate_on:,.0f} lines/s "
+        f"(runs {', '.join(f'{r:,.0f}' for r in on)})"
+    )
+    print(
+        f"    baseline, masking off (same env): median {rate_off:,.0f} lines/s "
+        f"(runs {', '.join(f'{r:,.0f}' for r in off)})"
+    )
+    print(f"    ratio on / off: {ratio:.2f}x (target >= 0.80: masking costs under 20%)")
+    return missed + ([f"masking keeps {ratio:.2f}x of ingest < 0.80x"] if ratio < 0.8 else [])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
     parser.add_argument(
-        "--only", choices=["latency", "throughput", "ingest"], help="run one part only"
+        "--only",
+        choices=["latency", "throughput", "ingest", "masking"],
+        help="run one part only",
     )
     args = parser.parse_args()
     n_latency, n_throughput, n_lines, n_runs = (
@@ -336,6 +465,8 @@ def main() -> int:
             stop_worker(worker, env["ONEOFF_INSTANCE"])
     if args.only in (None, "ingest"):
         missed += bench_ingest(service, n_lines, n_runs, image, env)
+    if args.only in (None, "masking"):
+        missed += bench_masking(image, n_lines, n_runs, env)
     if missed and not args.quick:  # tiny sizes say nothing about the targets
         print("targets missed: " + "; ".join(missed))
         return 1

@@ -50,6 +50,11 @@ urlpatterns = [
     path("workspaces/<str:workspace_id>/audit/", audit.audit_log, name="audit_log"),
     path("workspaces/<str:workspace_id>/usage/budget/", limits.set_budget, name="set_budget"),
     path("services/<str:service_id>/settings/", limits.service_settings, name="service_settings"),
+    path(
+        "services/<str:service_id>/settings/masking/",
+        limits.service_masking,
+        name="service_masking",
+    ),
     path("services/<str:service_id>/", workspace.service_home, name="service"),
     path("services/<str:service_id>/builds/", builds.build_list, name="builds"),
     path("services/<str:service_id>/builds/new/", builds.trigger_build, name="trigger_build"),

@@ -23,6 +23,9 @@ class EnvSnapshot(models.Model):
     digest = models.CharField(
         max_length=64, help_text="Keyed hash of the snapshot: equal digests, equal env."
     )
+    # The keys that were marked secret when the snapshot was taken: log masking
+    # (jobs.logs.mask) masks their values whatever their length, even if the mark changes since.
+    secret_keys = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     def __str__(self) -> str:
@@ -39,7 +42,9 @@ class EnvSnapshot(models.Model):
         digest = hmac.new(
             settings.ENV_DIGEST_KEY.encode(), canonical.encode(), hashlib.sha256
         ).hexdigest()
-        return cls.objects.create(service=service, data=canonical, digest=digest)
+        return cls.objects.create(
+            service=service, data=canonical, digest=digest, secret_keys=service.secret_keys()
+        )
 
     @property
     def values(self) -> dict[str, str]:

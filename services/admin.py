@@ -54,7 +54,7 @@ class EnvVarForm(forms.ModelForm):
 
     class Meta:
         model = EnvVar
-        fields = ("key", "value")
+        fields = ("key", "value", "secret")
 
     def clean_value(self) -> str:
         value = self.cleaned_data.get("value", "")
@@ -72,11 +72,11 @@ class EnvValueMasking:
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
         if self._may_change(request):
-            return ("key", "value")
-        return ("key", "masked_value")
+            return ("key", "value", "secret")
+        return ("key", "masked_value", "secret")
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
-        return () if self._may_change(request) else ("key", "masked_value")
+        return () if self._may_change(request) else ("key", "masked_value", "secret")
 
     @admin.display(description="value")
     def masked_value(self, obj: EnvVar) -> str:

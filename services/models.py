@@ -279,6 +279,11 @@ class Service(RepoSource, models.Model):
     # Jobs of this service that may run at once (None: no limit); more wait ``pending`` in
     # creation order and start as others end (jobs.runner.claim_slot).
     max_concurrent_jobs = models.PositiveIntegerField(null=True, blank=True)
+    # Env values in the service's job logs are replaced by ``****`` as they are stored
+    # (jobs.logs.mask); off for a service whose logs must show them.
+    mask_secrets = models.BooleanField(
+        default=True, help_text="Mask env var values in job logs as they are stored."
+    )
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -322,6 +327,10 @@ class Service(RepoSource, models.Model):
     def env_dict(self) -> dict[str, str]:
         return {var.key: var.value for var in self.env_vars.order_by("key")}
 
+    def secret_keys(self) -> list[str]:
+        """The keys of env vars marked secret, sorted."""
+        return list(self.env_vars.filter(secret=True).order_by("key").values_list("key", flat=True))
+
 
 class EnvVar(models.Model):
     # The key rule, for the API's schemas and the dashboard's form alike.
@@ -337,6 +346,8 @@ class EnvVar(models.Model):
     service = models.ForeignKey(Service, models.CASCADE, related_name="env_vars")
     key = models.CharField(max_length=256)
     value = EncryptedTextField(blank=True)
+    # A secret's value is masked in job logs whatever its length (others from MASK_MIN_CHARS).
+    secret = models.BooleanField(default=False)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -65,7 +65,9 @@ def _iso(value: datetime) -> str:
 
 def _job_extras(job_id: str) -> dict:
     """What a ``job_run_ended`` receiver would otherwise fetch: the job, how it ended, its cost
-    and its last lines, with the values of its env snapshot masked (``EnvVar.scrub``)."""
+    and its last lines. The job and its reason have the values of its env snapshot masked
+    (``EnvVar.scrub``); the lines are as stored, masked at ingest unless the service turned
+    masking off (``jobs.logs.mask``)."""
     job = (
         Job.objects.select_related(
             "build", "env_snapshot", "workspace", "created_by", "canceled_by", "plan"
@@ -93,7 +95,7 @@ def _job_extras(job_id: str) -> dict:
             {
                 "timestamp": _iso(timestamp),
                 "stream": "stderr" if stream == LogStream.STDERR else "stdout",
-                "text": EnvVar.scrub(text, values)[:LOG_LINE_CHARS],
+                "text": text[:LOG_LINE_CHARS],
             }
             for timestamp, stream, text in lines
         ],

@@ -61,7 +61,10 @@ def _key_cursor(key: str) -> str:
 def _env_list(request: ApiRequest, env_vars) -> list[dict]:
     reveal = _reveal(request)
     return [
-        {"envVar": env_var_dict(v.key, v.value, reveal=reveal), "cursor": _key_cursor(v.key)}
+        {
+            "envVar": env_var_dict(v.key, v.value, reveal=reveal, secret=v.secret),
+            "cursor": _key_cursor(v.key),
+        }
         for v in env_vars
     ]
 
@@ -105,7 +108,8 @@ def replace_env_vars(request: ApiRequest, serviceId: str, payload: list[EnvVarIn
         before = set(service.env_vars.values_list("key", flat=True))
         service.env_vars.all().delete()
         EnvVar.objects.bulk_create(
-            EnvVar(service=service, key=var.key, value=env_value(var)) for var in payload
+            EnvVar(service=service, key=var.key, value=env_value(var), secret=bool(var.secret))
+            for var in payload
         )
         after = {var.key for var in payload}
         # Names only, never values.
@@ -132,7 +136,7 @@ def retrieve_env_var(request: ApiRequest, serviceId: str, envVarKey: str):
     var = service.env_vars.filter(key=envVarKey).first()
     if var is None:
         raise not_found("env var")
-    return env_var_dict(var.key, var.value, reveal=_reveal(request))
+    return env_var_dict(var.key, var.value, reveal=_reveal(request), secret=var.secret)
 
 
 @router.put(
@@ -150,9 +154,10 @@ def put_env_var(request: ApiRequest, serviceId: str, envVarKey: str, payload: En
     check_env_value(envVarKey, payload.value, "value")
     with transaction.atomic():
         Service.objects.select_for_update().filter(pk=service.pk).first()
-        EnvVar.objects.update_or_create(
-            service=service, key=envVarKey, defaults={"value": payload.value}
-        )
+        defaults: dict = {"value": payload.value}
+        if payload.secret is not None:
+            defaults["secret"] = payload.secret
+        var, _ = EnvVar.objects.update_or_create(service=service, key=envVarKey, defaults=defaults)
         record(
             actor_of(request),
             service.workspace_id,
@@ -161,7 +166,7 @@ def put_env_var(request: ApiRequest, serviceId: str, envVarKey: str, payload: En
             target_id=service.id,
             metadata={"key": envVarKey},  # the name, never the value
         )
-    return env_var_dict(envVarKey, payload.value, reveal=True)
+    return env_var_dict(envVarKey, payload.value, reveal=True, secret=var.secret)
 
 
 @router.delete(

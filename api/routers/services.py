@@ -180,10 +180,11 @@ def create_service(request: ApiRequest, payload: ServiceCreateIn):
                 plan=plan,
                 root_dir=payload.rootDir or "",
                 auto_deploy=payload.autoDeploy == "yes",
+                mask_secrets=payload.maskSecrets is not False,
                 **fields,
             )
             EnvVar.objects.bulk_create(
-                EnvVar(service=service, key=var.key, value=env_value(var))
+                EnvVar(service=service, key=var.key, value=env_value(var), secret=bool(var.secret))
                 for var in payload.envVars
             )
             build = request_build(service, user=request.auth.user)
@@ -239,6 +240,8 @@ def update_service(request: ApiRequest, serviceId: str, payload: ServiceUpdateIn
         fields["root_dir"] = payload.rootDir
     if payload.autoDeploy is not None:
         fields["auto_deploy"] = payload.autoDeploy == "yes"
+    if payload.maskSecrets is not None:
+        fields["mask_secrets"] = payload.maskSecrets
     details = payload.serviceDetails
     if details and details.plan:
         fields["plan"] = _plan(service.type, details.plan)

@@ -129,6 +129,7 @@ def service_dict(service: Service) -> dict:
         data["registryCredential"] = registry_credential_summary(service.registry_credential)
     if service.max_concurrent_jobs is not None:
         data["maxConcurrentJobs"] = service.max_concurrent_jobs
+    data["maskSecrets"] = service.mask_secrets
     return data
 
 
@@ -153,8 +154,13 @@ def build_dict(build: Build) -> dict:
     return data
 
 
-def env_var_dict(key: str, value: str, *, reveal: bool) -> dict:
-    return {"key": key, "value": value} if reveal else {"key": key}
+def env_var_dict(key: str, value: str, *, reveal: bool, secret: bool = False) -> dict:
+    """Render's env var, and Oneoff's ``secret: true`` for a key marked secret (its value is
+    masked in job logs whatever its length; shown to anyone who sees the key)."""
+    data: dict = {"key": key, "value": value} if reveal else {"key": key}
+    if secret:
+        data["secret"] = True
+    return data
 
 
 # Output schemas ------------------------------------------------------------------------------
@@ -249,6 +255,11 @@ class ServiceOut(Schema):
         None,
         description="Oneoff: jobs of the service that may run at once; absent when unlimited.",
     )
+    maskSecrets: bool | None = Field(
+        None,
+        description="Oneoff: env var values are replaced by `****` in the service's job logs "
+        "(those of 6+ characters, and every value of a key marked `secret`).",
+    )
 
 
 class ServiceWithCursor(Schema):
@@ -264,6 +275,11 @@ class ServiceCreatedOut(Schema):
 class EnvVarOut(Schema):
     key: str
     value: str | None = Field(None, description="Omitted unless the key's user is an admin.")
+    secret: bool | None = Field(
+        None,
+        description="Oneoff: true when the key is marked secret (its value is masked in job "
+        "logs whatever its length); absent otherwise.",
+    )
 
 
 class EnvVarWithCursor(Schema):
@@ -299,10 +315,22 @@ class EnvVarIn(Schema):
     key: str = Field(min_length=1, max_length=256, pattern=EnvVar.KEY_PATTERN)
     value: str | None = Field(None, max_length=ENV_VALUE_MAX)
     generateValue: bool | None = Field(None, description="Render's: a random value instead.")
+    secret: bool | None = Field(
+        None,
+        strict=True,
+        description="Oneoff: mask the value in job logs whatever its length (values of 6+ "
+        "characters are masked anyway).",
+    )
 
 
 class EnvVarValueIn(Schema):
     value: str = Field(max_length=ENV_VALUE_MAX)
+    secret: bool | None = Field(
+        None,
+        strict=True,
+        description="Oneoff: mask the value in job logs whatever its length (values of 6+ "
+        "characters are masked anyway). Left out, the mark stays.",
+    )
 
 
 class ImageIn(Schema):
@@ -354,6 +382,12 @@ class ServiceCreateIn(Schema):
     autoDeploy: Literal["yes", "no"] | None = None
     envVars: list[EnvVarIn] = Field(default_factory=list, max_length=1000)
     serviceDetails: ServiceDetailsIn | None = None
+    maskSecrets: bool | None = Field(
+        None,
+        strict=True,
+        description="Oneoff: replace env var values by `****` in job logs as they are stored "
+        "(default true). Left out, on.",
+    )
 
 
 class ServiceUpdateIn(Schema):
@@ -363,6 +397,12 @@ class ServiceUpdateIn(Schema):
         strict=True,
         description="Oneoff: jobs of the service that may run at once (more wait `pending` in "
         "creation order); null removes the limit. Left out, the limit stays.",
+    )
+    maskSecrets: bool | None = Field(
+        None,
+        strict=True,
+        description="Oneoff: replace env var values by `****` in job logs as they are stored "
+        "(default true). Left out, the setting stays.",
     )
     name: str | None = Field(None, min_length=1, max_length=100)
     repo: str | None = Field(None, min_length=1, max_length=500)

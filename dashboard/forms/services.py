@@ -14,6 +14,12 @@ class EnvVarForm(forms.Form):
     value = forms.CharField(
         required=False, strip=False, label="Value", widget=forms.Textarea(attrs={"rows": 1})
     )
+    secret = forms.BooleanField(
+        required=False,
+        label="Secret",
+        help_text="Mask the value in job logs whatever its length (values of 6 or more "
+        "characters are masked anyway).",
+    )
 
     def clean_key(self):
         key = self.cleaned_data["key"].strip()
@@ -32,7 +38,7 @@ class EnvVarForm(forms.Form):
         var, _ = EnvVar.objects.update_or_create(
             service=service,
             key=self.cleaned_data["key"],
-            defaults={"value": self.cleaned_data["value"]},
+            defaults={"value": self.cleaned_data["value"], "secret": self.cleaned_data["secret"]},
         )
         return var
 
@@ -75,6 +81,18 @@ class ConcurrencyForm(forms.Form):
         widget=forms.NumberInput(attrs={"placeholder": "no limit"}),
         help_text="Jobs of this service that may run at once; more wait pending in creation "
         "order and start as others end. Empty: no limit.",
+    )
+
+
+class MaskingForm(forms.Form):
+    """A service's ``mask_secrets``: env values replaced by ``****`` in its job logs."""
+
+    mask_secrets = forms.BooleanField(
+        required=False,
+        label="Mask env var values in job logs",
+        help_text="Values of 6 or more characters, and every value of a variable marked "
+        "secret, become **** as a job's lines are stored: in the log, the download, the log "
+        "stream and webhooks. A change applies to jobs that start afterwards.",
     )
 
 

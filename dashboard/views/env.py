@@ -17,7 +17,9 @@ from services.models import EnvVar
 def _env_context(service, form=None) -> dict:
     return {
         "service": service,
-        "env_vars": service.env_vars.order_by("key").only("key", "updated_at", "service_id"),
+        "env_vars": service.env_vars.order_by("key").only(
+            "key", "secret", "updated_at", "service_id"
+        ),
         "form": form or EnvVarForm(),
         "tab": "env",
     }

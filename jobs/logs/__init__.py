@@ -8,6 +8,8 @@ One module a concern, in the order a line goes through them:
 - ``parse``: Docker's two wire formats (frames, json-file lines) into ``(timestamp_ns, stream,
   payload)``; ``StoredLine``, a line as stored.
 - ``clean``: text safe to store (UTF-8 kept whole, no NUL) and the truncation marker.
+- ``mask``: the job's env values replaced by ``****`` before anything is stored (``LogMasker``,
+  which holds the pieces of a long line until it is whole).
 - ``store``: ``LogWriter``, which stores lines by COPY with the job's resume cursor, and
   ``lines_stored``, the ingest hook (a signal sent after each committed batch).
 - ``follow``: ``LogFollower``, the threads that follow a container into the database and resume

@@ -295,7 +295,7 @@ class LogFollower(threading.Thread):
                 writer.add_batch(parser.feed(chunk))
                 if writer.should_flush:
                     writer.flush()
-            writer.flush()
+            writer.finish()
         finally:
             response.close()
 
@@ -332,7 +332,7 @@ class LogFollower(threading.Thread):
                 except queue.Empty:
                     item = ()
                 if item is None:
-                    writer.flush()
+                    writer.finish()
                     return
                 writer.add_batch(item)
                 if writer.should_flush:

@@ -25,6 +25,7 @@ from django.db import InterfaceError, OperationalError, connection, transaction
 from django.dispatch import Signal
 
 from jobs.logs.clean import clean_text, split_bytes, truncation_text
+from jobs.logs.mask import LogMasker
 from jobs.logs.parse import EPOCH, StoredLine
 from jobs.models import Job, JobLogLine, LogStream
 
@@ -139,6 +140,9 @@ class LogWriter:
     dirty: bool = False
     max_bytes: int = 0
     line_max: int = 0
+    # The job's env values masked before anything is stored (jobs.logs.mask); None: nothing to
+    # mask, or the service's ``mask_secrets`` is off.
+    masker: LogMasker | None = field(default=None, repr=False)
 
     @classmethod
     def for_job(cls, job_id: str) -> LogWriter:
@@ -174,6 +178,7 @@ class LogWriter:
             skip_count=job.log_cursor_count,
             max_bytes=settings.JOB_LOG_MAX_BYTES,
             line_max=settings.JOB_LOG_LINE_MAX_BYTES,
+            masker=LogMasker.for_job(job_id),
         )
 
     @property
@@ -185,6 +190,13 @@ class LogWriter:
         return f"{seconds}.{nanos:09d}"
 
     def add(self, ts_ns: int, stream: int, payload: bytes) -> None:
+        """One message (``add_batch`` of one when there is something to mask)."""
+        if self.masker is not None:
+            self.add_batch([(ts_ns, stream, payload)])
+        else:
+            self._add(ts_ns, stream, payload)
+
+    def _add(self, ts_ns: int, stream: int, payload: bytes) -> None:
         # Already stored before a restart: Docker's ``since`` is inclusive.
         if ts_ns < self.skip_ns:
             return
@@ -234,7 +246,20 @@ class LogWriter:
             self.pending_bytes += size
 
     def add_batch(self, messages: list[tuple[int, int, bytes]]) -> None:
-        """``add`` for each message, with the usual case inlined (this runs for every line):
+        """Store the messages (at the next flush), masked first when the job has values to
+        mask: the masker may hold back the pieces of an unfinished line (``finish``)."""
+        if self.masker is not None:
+            messages = self.masker.feed(messages)
+        self._add_batch(messages)
+
+    def finish(self) -> list[StoredLine]:
+        """At the end of the log: store what the masker still holds, and flush."""
+        if self.masker is not None:
+            self._add_batch(self.masker.release())
+        return self.flush()
+
+    def _add_batch(self, messages: list[tuple[int, int, bytes]]) -> None:
+        """``_add`` for each message, with the usual case inlined (this runs for every line):
         a message after the resume point that fits under both caps."""
         pending = self.pending
         append = pending.append
@@ -252,7 +277,7 @@ class LogWriter:
                 self.cursor_ns, self.cursor_count = cursor_ns, cursor_count
                 self.pending_bytes += added
                 added = 0
-                self.add(ts_ns, stream, payload)
+                self._add(ts_ns, stream, payload)
                 seq, last_us, stored = self.line_count, self.last_us, self.stored_bytes
                 cursor_ns, cursor_count = self.cursor_ns, self.cursor_count
                 truncated = self.truncation_seq is not None

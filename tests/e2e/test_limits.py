@@ -47,7 +47,8 @@ def test_run_with_overrides_and_see_a_job_wait_its_turn(
     page, live_server, developer, service, busybox_build, live_worker
 ):
     busybox_build(service)
-    Service.objects.filter(pk=service.pk).update(max_concurrent_jobs=1)
+    # Masking off: the page must show the override's value as printed (and escaped).
+    Service.objects.filter(pk=service.pk).update(max_concurrent_jobs=1, mask_secrets=False)
     first = create_job(service, "sleep 30", user=developer)
     wait_status(first, JobStatus.RUNNING, timeout=20)
 

@@ -10,12 +10,12 @@ import pytest
 from django.utils import timezone
 
 from jobs import runner
+from jobs.logs.store import LogWriter
 from jobs.models import EnvSnapshot, Job, JobStatus
 from services import egress
 from services.builds.queue import cancel_build
 from services.models import Build, BuildStatus, EnvVar
 from services.transitions import transition
-from tests.helpers import add_lines
 from tests.plugins.webhooks import HttpsReceiver
 from webhooks import delivery
 from webhooks.models import Attempt, Delivery, DeliveryState, Event, Webhook
@@ -199,7 +199,12 @@ def test_job_run_ended_carries_the_job_exit_reason_cost_and_last_50_lines_masked
         status=JobStatus.RUNNING,
         started_at=timezone.now(),
     )
-    add_lines(job, [f"line {i} token=hunter2-secret" for i in range(1, 101)])
+    # Through ingest (jobs.logs.store), which masks the snapshot's values as it stores them.
+    writer = LogWriter.for_job(job.id)
+    now_ns = time.time_ns()
+    for i in range(1, 101):
+        writer.add(now_ns + i, 1, f"line {i} token=hunter2-secret\n".encode())
+    writer.finish()
     state = {"ExitCode": 3, "FinishedAt": None, "OOMKilled": False}
     assert runner.record_exit(Job.objects.select_related("plan").get(pk=job.pk), state)
     attempt_all()
