@@ -85,10 +85,10 @@ class CgroupReader:
         return Reading(memory, peak, cpu)
 
 
-def _mounts(mountinfo: str) -> tuple[Path | None, dict[str, tuple[str, Path]]]:
-    """This host's cgroup mounts from /proc/self/mountinfo: the v2 mount, and each v1
-    controller's (mount root, mount point)."""
-    unified: Path | None = None
+def _mounts(mountinfo: str) -> tuple[tuple[str, Path] | None, dict[str, tuple[str, Path]]]:
+    """This host's cgroup mounts from /proc/self/mountinfo, as (mount root, mount point): the
+    v2 mount's, and each v1 controller's."""
+    unified: tuple[str, Path] | None = None
     v1: dict[str, tuple[str, Path]] = {}
     for line in mountinfo.splitlines():
         left, _, right = line.partition(" - ")
@@ -97,7 +97,7 @@ def _mounts(mountinfo: str) -> tuple[Path | None, dict[str, tuple[str, Path]]]:
             continue
         root, point, fstype = fields[3], Path(fields[4]), rest[0]
         if fstype == "cgroup2":
-            unified = unified or point
+            unified = unified or (root, point)
         elif fstype == "cgroup":
             for option in rest[2].split(","):
                 v1.setdefault(option, (root, point))
@@ -154,7 +154,7 @@ def find_cgroup(pid: int | None, container_id: str, parent: str = "") -> CgroupR
         for candidate in [paths.get(""), *guesses]:
             if not candidate:
                 continue
-            folder = _inside("/", unified, candidate)
+            folder = _inside(*unified, candidate)
             if (folder / "memory.current").exists() and (folder / "cpu.stat").exists():
                 peak = folder / "memory.peak"
                 return CgroupReader(

@@ -163,10 +163,8 @@ def usage_chart(job) -> dict | None:
         if previous is not None and at > previous[0]:
             cpu.append((x, max(0.0, seconds - previous[1]) / (at - previous[0]) / cores))
         previous = (at, seconds)
-    if memory:
-        chart["memory"] = _polyline([(0.0, memory[0][1]), *memory])
-    if cpu:
-        chart["cpu"] = _polyline([(0.0, cpu[0][1]), *cpu])
+    chart["memory"] = _polyline(memory)
+    chart["cpu"] = _polyline(cpu)
     return chart
 
 
