@@ -269,22 +269,35 @@ def bare_read(image, lines):
 def bench_ingest(service, lines, runs, image, env):
     """(c) ingest, `runs` times each: the default follower (json-file when local), the same with
     JOB_LOG_SOURCE=api (the logs endpoint), and a bare `docker logs` read that stores nothing."""
-    results = {}
-    # name: (JOB_LOG_SOURCE, JOB_USAGE_SAMPLE_SECONDS); "" keeps the default (sampling on, 2 s)
-    configs = {"auto": ("auto", ""), "api": ("api", ""), "unsampled": ("auto", "0")}
-    for name, (source, sampling) in configs.items():
+    # name: (JOB_LOG_SOURCE, JOB_USAGE_SAMPLE_SECONDS); "" keeps the default (sampling on, 2 s).
+    # Sampling on and off take turns, one worker and one job each, so that the machine's noise
+    # falls on both alike; the endpoint's runs come last, with one worker.
+    configs = {"auto": ("auto", ""), "unsampled": ("auto", "0"), "api": ("api", "")}
+    measured: dict[str, list] = {name: [] for name in configs}
+    peak_rss: dict[str, float] = {}
+
+    def measure(name: str, times: int) -> None:
+        source, sampling = configs[name]
         os.environ["JOB_LOG_SOURCE"] = source
         os.environ.pop("JOB_USAGE_SAMPLE_SECONDS", None)
         if sampling:
             os.environ["JOB_USAGE_SAMPLE_SECONDS"] = sampling
         worker = start_worker(env["ONEOFF_VAR_DIR"])
         try:
-            rates, spans = zip(*(ingest_once(service, lines) for _ in range(runs)), strict=True)
-            results[name] = (rates, spans, peak_rss_mb(worker.pid))
+            measured[name] += [ingest_once(service, lines) for _ in range(times)]
+            peak_rss[name] = max(peak_rss.get(name, 0.0), peak_rss_mb(worker.pid))
         finally:
             stop_worker(worker, env["ONEOFF_INSTANCE"])
+
+    for _ in range(runs):
+        measure("auto", 1)
+        measure("unsampled", 1)
+    measure("api", runs)
     os.environ.pop("JOB_LOG_SOURCE")
     os.environ.pop("JOB_USAGE_SAMPLE_SECONDS", None)
+    results = {
+        name: (*zip(*values, strict=True), peak_rss[name]) for name, values in measured.items()
+    }
     bare = [bare_read(image, lines) for _ in range(runs)]
     rates, spans, rss = results["auto"]
     rate, api_rate = statistics.median(rates), statistics.median(results["api"][0])

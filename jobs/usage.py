@@ -167,16 +167,17 @@ def find_cgroup(pid: int | None, container_id: str, parent: str = "") -> CgroupR
 
 
 class StatsReader:
-    """The engine's stats endpoint, for a runner that cannot read the cgroup files: one call
-    blocks about a second (``one_shot`` where the engine has it), which is why it is the
-    fallback."""
+    """The engine's stats endpoint, for a runner that cannot read the cgroup files: tens of
+    milliseconds a call with ``one_shot`` (API 1.41), one to two seconds without (the engine
+    waits for a second sample), which is why it is the fallback. ``client`` is the sampler's
+    Docker client (one for its thread)."""
 
-    def __init__(self, client_factory: Callable[[], DockerClient], container_id: str) -> None:
-        self.client_factory = client_factory
+    def __init__(self, client: Callable[[], DockerClient], container_id: str) -> None:
+        self.client = client
         self.container_id = container_id
 
     def read(self) -> Reading:
-        client = self.client_factory()
+        client = self.client()
         try:
             try:
                 stats = client.api.stats(self.container_id, stream=False, one_shot=True)
@@ -188,8 +189,6 @@ class StatsReader:
             raise OSError(f"container {self.container_id} is gone") from exc
         except DockerException as exc:
             raise OSError(str(exc)) from exc
-        finally:
-            client.close()
         memory = stats.get("memory_stats") or {}
         cpu = ((stats.get("cpu_stats") or {}).get("cpu_usage") or {}).get("total_usage")
         if not memory.get("usage") or cpu is None:
@@ -275,6 +274,7 @@ class UsageSampler(threading.Thread):
     ) -> None:
         super().__init__(name="oneoff-usage", daemon=True)
         self.client_factory = client_factory
+        self.client: DockerClient | None = None  # this thread's, made when first needed
         self.every = settings.JOB_USAGE_SAMPLE_SECONDS if every is None else every
         self.watches: dict[str, Watch] = {}
         self.lock = threading.Lock()
@@ -345,6 +345,7 @@ class UsageSampler(threading.Thread):
                 self.wake.clear()
                 self.wake.wait(max(0.05, self.every - (time.monotonic() - started)))
         finally:
+            self._close_docker()
             connection.close()
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -386,12 +387,9 @@ class UsageSampler(threading.Thread):
         if settings.JOB_USAGE_SOURCE == "auto":
             if not pid:
                 try:
-                    client = self.client_factory()
-                    try:
-                        attrs = client.api.inspect_container(watch.container_id)
-                    finally:
-                        client.close()
+                    attrs = self._docker().api.inspect_container(watch.container_id)
                 except (DockerException, OSError):
+                    self._close_docker()  # a new client next time
                     return None
                 if attrs["State"].get("Status") != "running":
                     return None
@@ -401,7 +399,18 @@ class UsageSampler(threading.Thread):
             if found is not None:
                 logger.debug("usage of %s from %s", watch.job_id, found.memory.parent)
                 return found
-        return StatsReader(self.client_factory, watch.container_id)
+        return StatsReader(self._docker, watch.container_id)
+
+    def _docker(self) -> DockerClient:
+        if self.client is None:
+            self.client = self.client_factory()
+        return self.client
+
+    def _close_docker(self) -> None:
+        client, self.client = self.client, None
+        if client is not None:
+            with contextlib.suppress(Exception):
+                client.close()
 
     def _apply(self, watch: Watch, reading: Reading) -> None:
         if watch.series is None:

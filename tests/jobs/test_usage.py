@@ -129,6 +129,7 @@ def test_the_cgroup_files_read_what_the_engines_stats_endpoint_reports(
         network_mode="none",
         labels={"oneoff.instance": runner_instance},
     )
+    client = new_client()
     try:
         time.sleep(1.5)
         container.reload()
@@ -136,7 +137,7 @@ def test_the_cgroup_files_read_what_the_engines_stats_endpoint_reports(
         assert files is not None, "this host's cgroup files should be readable"
         # Found without the pid too (a runner in another pid namespace), from the engine's path.
         assert find_cgroup(None, container.id) == files
-        stats = StatsReader(new_client, container.id)
+        stats = StatsReader(lambda: client, container.id)
         began = time.perf_counter()
         from_files = files.read()
         files_took = time.perf_counter() - began
@@ -149,6 +150,7 @@ def test_the_cgroup_files_read_what_the_engines_stats_endpoint_reports(
         assert abs(from_files.cpu_seconds - from_engine.cpu_seconds) < 0.5
         assert files_took < engine_took
     finally:
+        client.close()
         container.remove(force=True)
 
 
@@ -169,5 +171,18 @@ def test_sampling_off_leaves_the_fields_unknown(live_worker, job_service):
         assert job.peak_memory_bytes is None
         assert job.cpu_seconds is None
         assert not JobUsage.objects.filter(job=job).exists()
+    finally:
+        live_worker.restart()
+
+
+def test_without_the_cgroup_files_the_engines_stats_endpoint_is_read(live_worker, job_service):
+    live_worker.restart(JOB_USAGE_SOURCE="api")
+    try:
+        job = create_job(job_service, "dd if=/dev/zero bs=200M count=1 | sleep 4")
+        wait_finished(job, timeout=40)
+        assert job.status == JobStatus.SUCCEEDED, job.reason
+        # The endpoint's memory_stats.max_usage (cgroup v1) or its usage readings (v2).
+        assert 190 <= job.peak_memory_bytes / MiB <= 230
+        assert job.cpu_seconds > 0
     finally:
         live_worker.restart()
