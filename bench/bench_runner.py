@@ -6,7 +6,9 @@
     with the worker's concurrency;
 (c) log ingest: one job printing 1,000,000 lines: stored lines/s and the worker's peak RSS; the
     same with the usage sampler off (JOB_USAGE_SAMPLE_SECONDS=0), for what reading each job's
-    memory and CPU costs the ingest.
+    memory and CPU costs the ingest;
+(d) the usage sampler's own cost: one reading of a running container's memory and CPU from its
+    cgroup files, beside one call of the engine's stats endpoint (one_shot, and the default).
 
 It makes its own database (oneoff_bench_runner), starts and stops its own Celery worker, and
 labels its containers with an instance of its own. `--quick` uses tiny sizes.
@@ -329,11 +331,74 @@ def bench_ingest(service, lines, runs, image, env):
     return missed + ([f"worker peak RSS {rss:.0f} MB >= 200 MB"] if rss >= 200 else [])
 
 
+def bench_sampler(image, containers):
+    """(d) what one pass of the usage sampler costs per running container (its cgroup files),
+    against the engine's stats endpoint for the same container."""
+    import docker
+
+    from jobs.usage import StatsReader, find_cgroup
+
+    client = docker.from_env()
+    started = [
+        client.containers.run(
+            image,
+            ["sleep", "60"],
+            detach=True,
+            network_mode="none",
+            mem_limit="64m",
+            labels={"oneoff.instance": os.environ["ONEOFF_INSTANCE"]},
+        )
+        for _ in range(containers)
+    ]
+    try:
+        readers = []
+        for container in started:
+            container.reload()
+            found = find_cgroup(container.attrs["State"]["Pid"], container.id)
+            if found is None:
+                print("(d) the cgroup files are not readable here: the sampler uses the endpoint")
+                return
+            readers.append(found)
+        passes = []
+        for _ in range(50):
+            began = time.perf_counter()
+            for reader in readers:
+                reader.read()
+            passes.append((time.perf_counter() - began) / len(readers))
+        one_shot, default = [], []
+        for container in started[:3]:
+            stats = StatsReader(lambda: client, container.id)
+            for _ in range(3):
+                began = time.perf_counter()
+                stats.read()
+                one_shot.append(time.perf_counter() - began)
+            began = time.perf_counter()
+            client.api.stats(container.id, stream=False)
+            default.append(time.perf_counter() - began)
+        files, shot = statistics.median(passes), statistics.median(one_shot)
+        print(f"(d) usage sampler, {containers} running containers, 50 passes")
+        print(f"    cgroup files: median {files * 1e6:.0f} us per container and pass")
+        print(
+            f"    baseline, the engine's stats endpoint: one_shot median {shot * 1e3:.1f} ms "
+            f"({shot / files:.0f}x), default median {statistics.median(default) * 1e3:.0f} ms"
+        )
+        print(
+            f"    every 2 s for {containers} jobs the sampler is busy "
+            f"{100 * files * containers / 2:.3f}% of one core"
+        )
+    finally:
+        for container in started:
+            container.remove(force=True)
+        client.close()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
     parser.add_argument(
-        "--only", choices=["latency", "throughput", "ingest"], help="run one part only"
+        "--only",
+        choices=["latency", "throughput", "ingest", "sampler"],
+        help="run one part only",
     )
     args = parser.parse_args()
     n_latency, n_throughput, n_lines, n_runs = (
@@ -366,6 +431,8 @@ def main() -> int:
             stop_worker(worker, env["ONEOFF_INSTANCE"])
     if args.only in (None, "ingest"):
         missed += bench_ingest(service, n_lines, n_runs, image, env)
+    if args.only in (None, "sampler"):
+        bench_sampler(image, 3 if args.quick else 20)
     if missed and not args.quick:  # tiny sizes say nothing about the targets
         print("targets missed: " + "; ".join(missed))
         return 1

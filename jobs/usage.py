@@ -167,9 +167,9 @@ def find_cgroup(pid: int | None, container_id: str, parent: str = "") -> CgroupR
 
 
 class StatsReader:
-    """The engine's stats endpoint, for a runner that cannot read the cgroup files: tens of
-    milliseconds a call with ``one_shot`` (API 1.41), one to two seconds without (the engine
-    waits for a second sample), which is why it is the fallback. ``client`` is the sampler's
+    """The engine's stats endpoint, for a runner that cannot read the cgroup files: from tens of
+    milliseconds to a second a call with ``one_shot`` (API 1.41), two seconds without (the
+    engine waits for a second sample), where the files take about 100 µs: the fallback. ``client`` is the sampler's
     Docker client (one for its thread)."""
 
     def __init__(self, client: Callable[[], DockerClient], container_id: str) -> None:
