@@ -169,8 +169,8 @@ def find_cgroup(pid: int | None, container_id: str, parent: str = "") -> CgroupR
 class StatsReader:
     """The engine's stats endpoint, for a runner that cannot read the cgroup files: from tens of
     milliseconds to a second a call with ``one_shot`` (API 1.41), two seconds without (the
-    engine waits for a second sample), where the files take about 100 µs: the fallback. ``client`` is the sampler's
-    Docker client (one for its thread)."""
+    engine waits for a second sample), where the files take about 100 µs: the fallback.
+    ``client`` gives the sampler's Docker client (one for its thread)."""
 
     def __init__(self, client: Callable[[], DockerClient], container_id: str) -> None:
         self.client = client

@@ -260,6 +260,8 @@ def job_logs(request: HtmxHttpRequest, service_id: str, job_id: str) -> HttpResp
         catch_up=more,
         status_changed=bool(data["status"]) and data["status"] != job.status,
     )
+    if context["status_changed"]:
+        context["usage"] = usage_chart(job)  # the summary comes along: with what the job used
     return render(request, "jobs/detail.html#tail", context)
 
 
@@ -304,6 +306,7 @@ def cancel(request: HtmxHttpRequest, service_id: str, job_id: str) -> HttpRespon
     context = {"service": service, "job": job}
     if request.htmx.target == f"row-{job.id}":
         return render(request, "jobs/list.html#row", context)
+    context["usage"] = usage_chart(job)
     return render(request, "jobs/detail.html#summary", context)
 
 
