@@ -23,6 +23,7 @@ from api.routers.env_vars import router as env_vars_router
 from api.routers.jobs import router as jobs_router
 from api.routers.logs import router as logs_router
 from api.routers.logstreams import router as logstreams_router
+from api.routers.metrics import router as metrics_router
 from api.routers.owners import router as owners_router
 from api.routers.registry_credentials import router as registry_credentials_router
 from api.routers.services import router as services_router
@@ -62,6 +63,7 @@ api.add_router("", builds_router)
 api.add_router("", jobs_router)
 api.add_router("", logs_router)
 api.add_router("", logstreams_router)
+api.add_router("", metrics_router)
 api.add_router("", registry_credentials_router)
 api.add_router("", webhooks_router)
 

@@ -4,8 +4,12 @@
     beside a bare `docker run -d` of the same image (which returns once the container started);
 (b) throughput: 100 jobs created at once, wall time until all finished, vs 100 bare `docker run`
     with the worker's concurrency;
-(c) log ingest: one job printing 1,000,000 lines: stored lines/s and the worker's peak RSS;
-(d) the same ingest with log masking on (a service with 20 env values of 10-40 characters) vs
+(c) log ingest: one job printing 1,000,000 lines: stored lines/s and the worker's peak RSS; the
+    same with the usage sampler off (JOB_USAGE_SAMPLE_SECONDS=0), for what reading each job's
+    memory and CPU costs the ingest;
+(d) the usage sampler's own cost: one reading of a running container's memory and CPU from its
+    cgroup files, beside one call of the engine's stats endpoint (one_shot, and the default);
+(e) the same ingest with log masking on (a service with 20 env values of 10-40 characters) vs
     off (the same env, ``mask_secrets`` off), alternating, in one worker: masking must cost
     under 20% of ingest throughput.
 
@@ -47,8 +51,10 @@ def fmt(seconds):
 def setup_env():
     pg = os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432")
     broker = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/15")
+    # Its own database, dropped and made again (BENCH_RUNNER_DB: two people benchmarking at once)
+    db = os.environ.get("BENCH_RUNNER_DB", "oneoff_bench_runner")
     env = {
-        "DATABASE_URL": f"{pg}/oneoff_bench_runner",
+        "DATABASE_URL": f"{pg}/{db}",
         "CELERY_BROKER_URL": broker,
         "CACHE_URL": "",
         "ONEOFF_INSTANCE": f"bench-{uuid.uuid4().hex[:8]}",
@@ -58,12 +64,10 @@ def setup_env():
     }
     os.environ.update(env)
     subprocess.run(
-        ["psql", f"{pg}/postgres", "-q", "-c", "DROP DATABASE IF EXISTS oneoff_bench_runner"],
+        ["psql", f"{pg}/postgres", "-q", "-c", f"DROP DATABASE IF EXISTS {db}"],
         check=True,
     )
-    subprocess.run(
-        ["psql", f"{pg}/postgres", "-q", "-c", "CREATE DATABASE oneoff_bench_runner"], check=True
-    )
+    subprocess.run(["psql", f"{pg}/postgres", "-q", "-c", f"CREATE DATABASE {db}"], check=True)
     subprocess.run([PY, "manage.py", "migrate", "-v0"], cwd=ROOT, check=True)
     return env
 
@@ -270,16 +274,35 @@ def bare_read(image, lines):
 def bench_ingest(service, lines, runs, image, env):
     """(c) ingest, `runs` times each: the default follower (json-file when local), the same with
     JOB_LOG_SOURCE=api (the logs endpoint), and a bare `docker logs` read that stores nothing."""
-    results = {}
-    for source in ("auto", "api"):
+    # name: (JOB_LOG_SOURCE, JOB_USAGE_SAMPLE_SECONDS); "" keeps the default (sampling on, 2 s).
+    # Sampling on and off take turns, one worker and one job each, so that the machine's noise
+    # falls on both alike; the endpoint's runs come last, with one worker.
+    configs = {"auto": ("auto", ""), "unsampled": ("auto", "0"), "api": ("api", "")}
+    measured: dict[str, list] = {name: [] for name in configs}
+    peak_rss: dict[str, float] = {}
+
+    def measure(name: str, times: int) -> None:
+        source, sampling = configs[name]
         os.environ["JOB_LOG_SOURCE"] = source
+        os.environ.pop("JOB_USAGE_SAMPLE_SECONDS", None)
+        if sampling:
+            os.environ["JOB_USAGE_SAMPLE_SECONDS"] = sampling
         worker = start_worker(env["ONEOFF_VAR_DIR"])
         try:
-            rates, spans = zip(*(ingest_once(service, lines) for _ in range(runs)), strict=True)
-            results[source] = (rates, spans, peak_rss_mb(worker.pid))
+            measured[name] += [ingest_once(service, lines) for _ in range(times)]
+            peak_rss[name] = max(peak_rss.get(name, 0.0), peak_rss_mb(worker.pid))
         finally:
             stop_worker(worker, env["ONEOFF_INSTANCE"])
+
+    for _ in range(runs):
+        measure("auto", 1)
+        measure("unsampled", 1)
+    measure("api", runs)
     os.environ.pop("JOB_LOG_SOURCE")
+    os.environ.pop("JOB_USAGE_SAMPLE_SECONDS", None)
+    results = {
+        name: (*zip(*values, strict=True), peak_rss[name]) for name, values in measured.items()
+    }
     bare = [bare_read(image, lines) for _ in range(runs)]
     rates, spans, rss = results["auto"]
     rate, api_rate = statistics.median(rates), statistics.median(results["api"][0])
@@ -298,7 +321,16 @@ def bench_ingest(service, lines, runs, image, env):
         f"    baseline, bare `docker logs` to /dev/null (reads, stores nothing): median "
         f"{statistics.median(bare):,.0f} lines/s; ratio {rate / statistics.median(bare):.2f}x"
     )
+    unsampled = statistics.median(results["unsampled"][0])
+    print(
+        f"    usage sampling on (JOB_USAGE_SAMPLE_SECONDS default, 2 s): median {rate:,.0f} "
+        f"lines/s; off (=0): median {unsampled:,.0f} lines/s (runs "
+        f"{', '.join(f'{r:,.0f}' for r in results['unsampled'][0])}); ratio on/off "
+        f"{rate / unsampled:.2f}x (target >= 0.8x: within the noise of two medians)"
+    )
     missed = [f"ingest {rate:,.0f} lines/s < 100,000"] if rate < 100_000 else []
+    if rate < 0.8 * unsampled:
+        missed.append(f"ingest with usage sampling {rate / unsampled:.2f}x of without (< 0.8x)")
     return missed + ([f"worker peak RSS {rss:.0f} MB >= 200 MB"] if rss >= 200 else [])
 
 
@@ -378,7 +410,7 @@ def ingest_cpu(service, data: bytes, lines: int) -> float:
 
 
 def bench_masking(image_id, lines, runs, env):
-    """(d) ingest with masking on vs off: in-process (the follower's parse, mask and COPY, CPU
+    """(e) ingest with masking on vs off: in-process (the follower's parse, mask and COPY, CPU
     time), then real jobs in one worker (json-file source, wall time); alternating runs."""
     masked, plain = masking_services(image_id)
     value = masked.env_vars.get(key="VALUE_10").value
@@ -393,7 +425,7 @@ def bench_masking(image_id, lines, runs, env):
                 rates.append(ingest_cpu(service, data, lines))
         ratio = statistics.median(on) / statistics.median(off)
         print(
-            f"(d) log masking in-process, {lines:,} lines ({what}), {max(runs, 3)} runs each: "
+            f"(e) log masking in-process, {lines:,} lines ({what}), {max(runs, 3)} runs each: "
             f"on {statistics.median(on):,.0f} lines per CPU second, off (same env) "
             f"{statistics.median(off):,.0f}; ratio on / off {ratio:.2f}x (target >= 0.80)"
         )
@@ -412,7 +444,7 @@ def bench_masking(image_id, lines, runs, env):
     rate_on, rate_off = statistics.median(on), statistics.median(off)
     ratio = rate_on / rate_off
     print(
-        f"(d) log masking, real jobs: one printing {lines:,} lines, {runs} runs each, alternating"
+        f"(e) log masking, real jobs: one printing {lines:,} lines, {runs} runs each, alternating"
     )
     print(
         f"    masking on (20 env values of 10-40 chars): median {rate_on:,.0f} lines/s "
@@ -426,12 +458,73 @@ def bench_masking(image_id, lines, runs, env):
     return missed + ([f"masking keeps {ratio:.2f}x of ingest < 0.80x"] if ratio < 0.8 else [])
 
 
+def bench_sampler(image, containers):
+    """(d) what one pass of the usage sampler costs per running container (its cgroup files),
+    against the engine's stats endpoint for the same container."""
+    import docker
+
+    from jobs.usage import StatsReader, find_cgroup
+
+    client = docker.from_env()
+    started = [
+        client.containers.run(
+            image,
+            ["sleep", "60"],
+            detach=True,
+            network_mode="none",
+            mem_limit="64m",
+            labels={"oneoff.instance": os.environ["ONEOFF_INSTANCE"]},
+        )
+        for _ in range(containers)
+    ]
+    try:
+        readers = []
+        for container in started:
+            container.reload()
+            found = find_cgroup(container.attrs["State"]["Pid"], container.id)
+            if found is None:
+                print("(d) the cgroup files are not readable here: the sampler uses the endpoint")
+                return
+            readers.append(found)
+        passes = []
+        for _ in range(50):
+            began = time.perf_counter()
+            for reader in readers:
+                reader.read()
+            passes.append((time.perf_counter() - began) / len(readers))
+        one_shot, default = [], []
+        for container in started[:3]:
+            stats = StatsReader(lambda: client, container.id)
+            for _ in range(3):
+                began = time.perf_counter()
+                stats.read()
+                one_shot.append(time.perf_counter() - began)
+            began = time.perf_counter()
+            client.api.stats(container.id, stream=False)
+            default.append(time.perf_counter() - began)
+        files, shot = statistics.median(passes), statistics.median(one_shot)
+        print(f"(d) usage sampler, {containers} running containers, 50 passes")
+        print(f"    cgroup files: median {files * 1e6:.0f} us per container and pass")
+        print(
+            f"    baseline, the engine's stats endpoint: one_shot median {shot * 1e3:.1f} ms "
+            f"({shot / files:.0f}x), default median {statistics.median(default) * 1e3:.0f} ms"
+        )
+        print(
+            f"    every 2 s for {containers} jobs the sampler is busy "
+            f"{100 * files * containers / 2:.3f}% of one core"
+        )
+    finally:
+        for container in started:
+            container.remove(force=True)
+        client.close()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
     parser.add_argument(
         "--only",
-        choices=["latency", "throughput", "ingest", "masking"],
+        choices=["latency", "throughput", "ingest", "sampler", "masking"],
         help="run one part only",
     )
     args = parser.parse_args()
@@ -467,6 +560,8 @@ def main() -> int:
         missed += bench_ingest(service, n_lines, n_runs, image, env)
     if args.only in (None, "masking"):
         missed += bench_masking(image, n_lines, n_runs, env)
+    if args.only in (None, "sampler"):
+        bench_sampler(image, 3 if args.quick else 20)
     if missed and not args.quick:  # tiny sizes say nothing about the targets
         print("targets missed: " + "; ".join(missed))
         return 1

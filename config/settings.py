@@ -300,6 +300,13 @@ JOB_LOG_LINE_MAX_BYTES = env.int("JOB_LOG_LINE_MAX_BYTES", default=16 * 1024)
 JOB_LOG_SOURCE = env.str("JOB_LOG_SOURCE", default="auto")
 if JOB_LOG_SOURCE not in ("auto", "api"):
     raise ImproperlyConfigured(f"JOB_LOG_SOURCE must be auto or api, not {JOB_LOG_SOURCE!r}")
+# What a job used (jobs/usage.py): seconds between readings of a running job's memory and CPU
+# (0 turns sampling off), and where they are read: "auto" reads the container's cgroup files
+# when this host can (cheap), else the engine's stats endpoint; "api" always the endpoint.
+JOB_USAGE_SAMPLE_SECONDS = env.float("JOB_USAGE_SAMPLE_SECONDS", default=2.0)
+JOB_USAGE_SOURCE = env.str("JOB_USAGE_SOURCE", default="auto")
+if JOB_USAGE_SOURCE not in ("auto", "api"):
+    raise ImproperlyConfigured(f"JOB_USAGE_SOURCE must be auto or api, not {JOB_USAGE_SOURCE!r}")
 JOB_START_TIMEOUT = env.int("JOB_START_TIMEOUT", default=3600)  # seconds a job may wait for Docker
 # Seconds without a heartbeat from a runner host before the sweep fails its running jobs.
 JOB_HOST_TIMEOUT = env.int("JOB_HOST_TIMEOUT", default=300)

@@ -130,6 +130,11 @@ class Job(models.Model):
     log_bytes = models.PositiveBigIntegerField(default=0)
     log_dropped_bytes = models.PositiveBigIntegerField(default=0)
     logs_purged_at = models.DateTimeField(null=True, blank=True)
+    # What it used (jobs/usage.py): the container's peak memory (the kernel's high-water mark of
+    # its memory cgroup) and CPU time, null until the first reading. The time series is in
+    # JobUsage, so that lists of jobs never load it.
+    peak_memory_bytes = models.PositiveBigIntegerField(null=True, blank=True)
+    cpu_seconds = models.FloatField(null=True, blank=True)
 
     objects = JobQuerySet.as_manager()
 
@@ -190,6 +195,19 @@ class Job(models.Model):
     @property
     def container_name(self) -> str:
         return f"oneoff-{self.id}"
+
+
+class JobUsage(models.Model):
+    """A job's memory and CPU over time, one point every few seconds (jobs/usage.py keeps at most
+    ``usage.MAX_POINTS``, merging pairs when full): ``points`` is a list of
+    ``[unix seconds, memory bytes, CPU seconds so far]``."""
+
+    job = models.OneToOneField(Job, models.CASCADE, primary_key=True, related_name="usage")
+    step_seconds = models.FloatField(default=2.0, help_text="Seconds between two points.")
+    points = models.JSONField(default=list, blank=True)
+
+    def __str__(self) -> str:
+        return f"usage of {self.job_id}"
 
 
 class LogStream(models.IntegerChoices):

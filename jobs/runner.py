@@ -604,9 +604,10 @@ def outcome(job: Job, state: dict) -> dict:
     }
 
 
-def record_exit(job: Job, state: dict) -> bool:
-    """End a running job from its exited container's state (compare-and-set on ``running``)."""
-    ended = outcome(job, state)
+def record_exit(job: Job, state: dict, used: dict | None = None) -> bool:
+    """End a running job from its exited container's state (compare-and-set on ``running``),
+    with its last usage (``jobs.usage.UsageSampler.finish``) in the same update."""
+    ended = {**outcome(job, state), **(used or {})}
     recorded = bool(transition(Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING), **ended))
     if recorded:
         logger.info("job %s %s (exit %s)", job.pk, ended["status"], state.get("ExitCode"))

@@ -48,6 +48,7 @@ from docker.errors import DockerException, NotFound
 from jobs import reasons, runner
 from jobs.logs.follow import LogFollower, open_from_start
 from jobs.models import FINISHED, Job, JobStatus, RunnerHost
+from jobs.usage import UsageSampler
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +95,8 @@ class Supervisor(threading.Thread):
         self.handoff_lock = threading.Lock()
         self.active = False  # holds the host's lock (a standby follows nothing)
         self.database_down_since: float | None = None  # monotonic time of an outage's start
+        # What each running job uses (jobs/usage.py): a thread of its own, off the ingest path.
+        self.usage = UsageSampler(client_factory)
 
     # --- life ----------------------------------------------------------------------------------
 
@@ -102,6 +105,7 @@ class Supervisor(threading.Thread):
             if not self._acquire_lock():
                 return
             self.active = True
+            self.usage.start()
             logger.info(
                 "oneoff supervisor running on %s for instance %s",
                 settings.RUNNER_HOST,
@@ -129,6 +133,7 @@ class Supervisor(threading.Thread):
                 handed, self.handoff = self.handoff, {}
             for follower in [*self.followers.values(), *handed.values()]:
                 follower.stop()
+            self.usage.stop()
             self.removals.shutdown(wait=True)
             connection.close()
 
@@ -185,6 +190,7 @@ class Supervisor(threading.Thread):
                 self.announced.pop(job_id, None)
             return
         files = open_from_start(client, attrs)  # here and now, before this thread goes on
+        self.usage.watch(job_id, attrs["Id"], pid=(attrs.get("State") or {}).get("Pid"))
         follower = LogFollower(job_id, attrs["Id"], self.client_factory, files=files)
         try:
             follower.start()
@@ -214,6 +220,11 @@ class Supervisor(threading.Thread):
             else:
                 self.followers[job_id] = follower
 
+    def _announced(self) -> set[str]:
+        """Jobs follow_now has taken (or is taking) from their start: the sampler keeps them."""
+        with self.handoff_lock:
+            return set(self.handoff) | set(self.announced)
+
     def _handed_over(self, job_id: str) -> bool:
         with self.handoff_lock:
             return job_id in self.handoff or job_id in self.announced
@@ -242,6 +253,8 @@ class Supervisor(threading.Thread):
             except (DockerException, OSError) as exc:
                 logger.warning("supervising %s: Docker error %r", job_id, exc)
         self._find_lost(set(by_job))
+        running = {j for j, job in jobs.items() if job.status == JobStatus.RUNNING and j in by_job}
+        self.usage.keep_only(running | self._announced())
         for job_id in [j for j in self.followers if j not in by_job]:
             self.followers.pop(job_id).stop()
 
@@ -324,6 +337,7 @@ class Supervisor(threading.Thread):
             )
             follower.start()
         if state == "running":
+            self.usage.watch(job_id, container_id)
             if follower.done:
                 # The stream ended while the container runs (engine restart?): follow again.
                 self.followers[job_id] = follower = LogFollower(
@@ -339,8 +353,13 @@ class Supervisor(threading.Thread):
             assert self.client is not None  # tick listed the containers with it
             attrs = self.client.api.inspect_container(container_id)
             why = self._lost_to_engine(attrs["State"])
+            used = self.usage.finish(
+                job_id,
+                oom_killed=bool(attrs["State"].get("OOMKilled")),
+                memory_limit_mb=job.plan.memory_mb,
+            )
             if not why:
-                runner.record_exit(job, attrs["State"])  # logs the end when it records it
+                runner.record_exit(job, attrs["State"], used)  # logs the end when it records it
             elif runner.record_lost(job, why):
                 logger.warning("job %s: %s", job_id, why)
             self.followers.pop(job_id, None)

@@ -152,7 +152,7 @@ def list_jobs(request: ApiRequest, serviceId: str, filters: Query[JobListQuery])
     service = service_in(request.auth.workspace, serviceId)
     jobs = (
         Job.objects.filter(service=service)
-        .select_related("build", "env_snapshot", "workspace", "created_by", "canceled_by")
+        .select_related("plan", "build", "env_snapshot", "workspace", "created_by", "canceled_by")
         .defer("env_snapshot__data")  # only the digest is shown: decrypt nothing
     )
     if filters.status:

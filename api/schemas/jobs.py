@@ -14,6 +14,7 @@ from api.pagination import Page
 from jobs.launch import ENV_VALUE_MAX, MAX_COMMAND_BYTES, MAX_ENV_OVERRIDES
 from jobs.logs.retention import logs_expire_at
 from jobs.models import Job, JobStatus
+from jobs.usage import mb, usage_hint
 from services.models import EnvVar
 
 STATUSES = [s.value for s in JobStatus]
@@ -23,9 +24,9 @@ DATETIME: JsonDict = {"format": "date-time"}
 
 def job_dict(job: Job) -> dict:
     """Render's job object: ``startedAt``/``finishedAt`` and the extensions appear only once set
-    (no ``null``s). Timestamps are UTC with microseconds. Needs ``build``, ``env_snapshot``,
-    ``workspace``, ``created_by`` and ``canceled_by`` loaded (``select_related``) to stay one
-    query per page."""
+    (no ``null``s). Timestamps are UTC with microseconds. Needs ``plan``, ``build``,
+    ``env_snapshot``, ``workspace``, ``created_by`` and ``canceled_by`` loaded (``select_related``)
+    to stay one query per page (and one more per job with a ``usageHint``, for the next plan)."""
     data: dict[str, object] = {
         "id": job.id,
         "serviceId": job.service_id,
@@ -63,6 +64,12 @@ def job_dict(job: Job) -> dict:
         data["exact"] = job.exact
     if job.status == JobStatus.PENDING and job.note:
         data["pendingReason"] = job.note
+    if job.peak_memory_bytes is not None:
+        data["peakMemoryMB"] = mb(job.peak_memory_bytes)
+    if job.cpu_seconds is not None:
+        data["cpuSeconds"] = round(job.cpu_seconds, 2)
+    if hint := usage_hint(job):
+        data["usageHint"] = hint
     if job.logs_purged_at:
         data["logsExpiredAt"] = isoformat(job.logs_purged_at)
     elif (expire_at := logs_expire_at(job, job.workspace.log_retention_days)) is not None:
@@ -110,6 +117,20 @@ class JobOut(Schema):
         None,
         description="Oneoff: why a pending job waits, e.g. for a slot of its service's "
         "`maxConcurrentJobs`.",
+    )
+    peakMemoryMB: float | None = Field(
+        None,
+        description="Oneoff: the most memory the job's container used (MB of 1,048,576 bytes: "
+        "the plans' unit), from the kernel's accounting; absent until the first reading.",
+    )
+    cpuSeconds: float | None = Field(
+        None, description="Oneoff: CPU time the job's container used so far, in seconds."
+    )
+    usageHint: str | None = Field(
+        None,
+        description="Oneoff: for a job killed for memory or peaking above 90% of its plan's "
+        "memory, the next plan with more memory, e.g. `peaked at 498 of 512 MB: try Standard, "
+        "2 GB` (or that none exists).",
     )
     logsExpireAt: str | None = Field(
         None,

@@ -16,7 +16,8 @@ from dashboard.http import HtmxHttpRequest
 from dashboard.views import bad_request, is_partial
 from jobs.launch import cancel_job, create_job
 from jobs.logs.read import line_batches
-from jobs.models import JobLogLine
+from jobs.models import JobLogLine, JobUsage
+from jobs.usage import MiB, usage_hint
 from services import limits
 from services.access import WRITE, job_of
 from services.errors import Invalid, OverBudget, Refused
@@ -121,8 +122,57 @@ def _viewer(service, job) -> dict:
     }
 
 
+CHART_WIDTH, CHART_HEIGHT = 600, 120  # the usage chart's drawing units (it scales to the page)
+
+
+def _polyline(xy: list[tuple[float, float]]) -> str:
+    """SVG polyline points from (0..1, 0..1) pairs, y up; numbers only, nothing to escape."""
+    return " ".join(f"{x * CHART_WIDTH:.1f},{(1 - min(y, 1.0)) * CHART_HEIGHT:.1f}" for x, y in xy)
+
+
+def usage_chart(job) -> dict | None:
+    """The job page's memory and CPU over time against its plan's limits: two polylines in
+    0..1 of the limit (a line at the top is at the limit), and the words beside them. None
+    while nothing was read."""
+    if job.peak_memory_bytes is None:
+        return None
+    limit = job.plan.memory_mb * MiB
+    cores = float(job.plan.cpu) or 1.0
+    usage = JobUsage.objects.filter(job=job).values_list("points", flat=True).first() or []
+    chart: dict = {
+        "width": CHART_WIDTH,
+        "height": CHART_HEIGHT,
+        "peak_mb": round(job.peak_memory_bytes / MiB),
+        "limit_mb": job.plan.memory_mb,
+        "peak_percent": round(100 * job.peak_memory_bytes / limit),
+        "cpu_seconds": job.cpu_seconds,
+        "cores": job.plan.cpu.normalize(),
+        "hint": usage_hint(job),
+        "memory": "",
+        "cpu": "",
+    }
+    start = job.started_at.timestamp() if job.started_at else (usage[0][0] if usage else 0)
+    end = max(
+        job.finished_at.timestamp() if job.finished_at else timezone.now().timestamp(),
+        usage[-1][0] if usage else start,
+    )
+    span = max(end - start, 1e-6)
+    memory, cpu = [], []
+    previous = None  # CPU is a rate between two points (see jobs.usage.cpu_values)
+    for at, used, seconds in usage:
+        x = max(0.0, min(1.0, (at - start) / span))
+        memory.append((x, used / limit))
+        if previous is not None and at > previous[0]:
+            cpu.append((x, max(0.0, seconds - previous[1]) / (at - previous[0]) / cores))
+        previous = (at, seconds)
+    chart["memory"] = _polyline(memory)
+    chart["cpu"] = _polyline(cpu)
+    return chart
+
+
 def _detail_context(service, job, q="") -> dict:
     context = {"service": service, "job": job, "q": q, "tab": "jobs", **_viewer(service, job)}
+    context["usage"] = usage_chart(job)
     retention = service.workspace.log_retention_days
     context["logs_expire_at"] = (job.finished_at or job.created_at) + timedelta(days=retention)
     context["retention_days"] = retention
@@ -212,6 +262,8 @@ def job_logs(request: HtmxHttpRequest, service_id: str, job_id: str) -> HttpResp
         catch_up=more,
         status_changed=bool(data["status"]) and data["status"] != job.status,
     )
+    if context["status_changed"]:
+        context["usage"] = usage_chart(job)  # the summary comes along: with what the job used
     return render(request, "jobs/detail.html#tail", context)
 
 
@@ -256,6 +308,7 @@ def cancel(request: HtmxHttpRequest, service_id: str, job_id: str) -> HttpRespon
     context = {"service": service, "job": job}
     if request.htmx.target == f"row-{job.id}":
         return render(request, "jobs/list.html#row", context)
+    context["usage"] = usage_chart(job)
     return render(request, "jobs/detail.html#summary", context)
 
 

@@ -41,6 +41,8 @@ ENDPOINTS = [
     ("POST", "/v1/services/{srv}/jobs", {"startCommand": "echo"}),
     ("GET", "/v1/services/{srv}/jobs/{job}", None),
     ("POST", "/v1/services/{srv}/jobs/{job}/cancel", None),
+    ("GET", "/v1/metrics/memory?resource={job}", None),
+    ("GET", "/v1/metrics/cpu?resource={job}", None),
 ]
 WRITES = [e for e in ENDPOINTS if e[0] != "GET"]
 

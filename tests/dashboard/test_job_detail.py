@@ -208,3 +208,44 @@ def test_a_running_jobs_duration_ticks_in_the_browser(owner, make_job, login):
     assert f'data-since="{running.started_at.isoformat()}"' in body
     done = make_job()
     assert "data-since" not in login(owner).get(url(done)).content.decode()
+
+
+def test_it_draws_what_the_job_used_against_its_plans_limits(owner, make_job, login):
+    from jobs.models import JobUsage
+    from jobs.usage import MiB
+
+    job = make_job(peak_memory_bytes=300 * MiB, cpu_seconds=1.5)
+    start = job.started_at.timestamp()
+    JobUsage.objects.create(
+        job=job,
+        points=[
+            [start + 1, 100 * MiB, 0.2],
+            [start + 3, 300 * MiB, 1.2],
+            [start + 5, 50 * MiB, 1.5],
+        ],
+    )
+    body = login(owner).get(url(job)).content.decode()
+    assert "Peak memory <strong>300 MB</strong> of 512 MB (59%)" in body
+    assert "CPU time <strong>1.5 s</strong>" in body
+    assert '<svg class="usage-chart"' in body
+    # Memory in 0..1 of 512 MB, drawn 120 units high: 300 MB is at y = 120 * (1 - 300/512).
+    assert f"{120 * (1 - 300 / 512):.1f}" in body.split('<polyline class="memory" points="')[1]
+    assert '<polyline class="cpu" points="' in body  # 0.5 and 0.15 cores of 0.5
+    assert "usage-hint" not in body
+
+
+def test_it_shows_nothing_of_usage_before_a_reading(owner, make_job, login):
+    body = login(owner).get(url(make_job(status=JobStatus.RUNNING))).content.decode()
+    assert "usage-chart" not in body
+    assert "Peak memory" not in body
+
+
+def test_it_hints_at_the_next_plan_and_escapes_its_name(owner, viewer, make_job, login):
+    from jobs.usage import MiB
+    from services.models import Plan
+
+    Plan.objects.filter(pk="plan-srv-008").update(name="<b>Standard</b>")
+    job = make_job(peak_memory_bytes=498 * MiB, cpu_seconds=0.5)
+    body = login(viewer).get(url(job)).content.decode()  # viewers read jobs, and their usage
+    assert "Peaked at 498 of 512 MB: try &lt;b&gt;Standard&lt;/b&gt;, 2 GB" in body
+    assert "<b>Standard</b>" not in body

@@ -168,3 +168,18 @@ def test_an_anonymous_poll_sends_the_browser_to_sign_in(client, make_job):
     r = client.get(url(job, "?after=0"), **htmx(HTTP_HX_CURRENT_URL=f"http://testserver{page}"))
     assert r.status_code == 200
     assert r["HX-Redirect"] == "/login/?next=" + page.replace("/", "%2F")
+
+
+def test_the_summary_refreshed_at_the_end_shows_what_the_job_used(owner, make_job, login):
+    from jobs.models import JobUsage
+    from jobs.usage import MiB
+
+    job = make_job(status=JobStatus.FAILED, peak_memory_bytes=512 * MiB, cpu_seconds=0.4)
+    start = job.started_at.timestamp()
+    JobUsage.objects.create(
+        job=job, points=[[start + 1, 300 * MiB, 0.2], [start + 2, 500 * MiB, 0.4]]
+    )
+    body = login(owner).get(url(job, "?after=0&status=running"), **htmx()).content.decode()
+    assert 'hx-swap-oob="true"' in body
+    assert "Peak memory <strong>512 MB</strong> of 512 MB" in body
+    assert '<polyline class="memory"' in body

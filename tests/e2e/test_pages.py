@@ -261,3 +261,27 @@ def test_keyboard_runs_a_job_form_and_filters(page, live_server, owner, service,
     page.get_by_label("Failed").focus()
     page.keyboard.press("Space")
     expect(page).to_have_url(re.compile(r"\?status=failed"))
+
+
+def test_the_job_page_draws_its_usage_chart(page, live_server, owner, make_job):
+    """The inline SVG takes the card's width and its lines are drawn (no script, no CDN)."""
+    from jobs.models import JobUsage
+    from jobs.usage import MiB
+
+    job = make_job(peak_memory_bytes=498 * MiB, cpu_seconds=2.0)
+    start = job.started_at.timestamp()
+    points = [[start + i, (100 + 80 * i) * MiB, 0.4 * i] for i in range(6)]
+    JobUsage.objects.create(job=job, points=points)
+    sign_in(page, live_server, "alice@acme.test", f"/services/{job.service_id}/jobs/{job.id}/")
+    chart = page.get_by_role("img", name="Memory and CPU over the job's run")
+    expect(chart).to_be_visible()
+    box = chart.bounding_box()
+    assert box is not None
+    assert box["width"] > 400
+    assert box["height"] > 60
+    memory = page.locator("svg.usage-chart polyline.memory")
+    drawn = memory.evaluate("line => line.getBoundingClientRect().width")
+    assert drawn > 0.9 * box["width"]  # from the start to the last point, across the chart
+    assert memory.evaluate("line => getComputedStyle(line).stroke") != "none"
+    expect(page.locator(".usage-hint")).to_have_text("Peaked at 498 of 512 MB: try Standard, 2 GB")
+    screenshot(page, "job-usage")
