@@ -16,7 +16,7 @@ import pytest
 from django.utils import timezone
 
 from services.models import Build, BuildStatus, Plan, Role, Service, Workspace
-from tests.helpers import TEST_EGRESS_ALLOW, make_member, missing_part
+from tests.helpers import TEST_EGRESS_ALLOW, make_member, missing_part, render_client
 
 pytest_plugins = [
     "tests.plugins.engine",
@@ -207,3 +207,10 @@ def make_build():
         )
 
     return make
+
+
+@pytest.fixture
+def render(live_server, owner, workspace):
+    """Render's generated client on a live Oneoff, as the workspace's admin."""
+    with render_client(live_server, owner, workspace) as client:
+        yield client

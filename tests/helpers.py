@@ -797,3 +797,16 @@ class PrivateRedis:
     def restart(self) -> None:
         self.stop()
         self.start()
+
+
+def render_client(live_server, user, workspace):
+    """Render's generated Python client (PyPI ``render``) on a live Oneoff, with a new API key of
+    ``user`` in ``workspace``; strict: an answer its models cannot parse raises."""
+    from render.public_api import AuthenticatedClient
+
+    from services.models import ApiKey
+
+    _, secret = ApiKey.issue(user, workspace)
+    return AuthenticatedClient(
+        base_url=f"{live_server.url}/v1", token=secret, raise_on_unexpected_status=True
+    )

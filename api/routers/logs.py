@@ -83,7 +83,7 @@ def list_logs(request: ApiRequest, filters: Query[LogsQuery]):
     workspace = request.auth.workspace
     if filters.ownerId != workspace.id:
         raise ApiError(404, "not_found", "owner not found")
-    resources = [r for item in filters.resource for r in item.split(",") if r]
+    resources = [r for r in filters.resource if r]
     if not resources:
         raise bad_request("resource", "give at least one job id")
     jobs = list(Job.objects.filter(workspace=workspace, pk__in=resources))

@@ -7,6 +7,7 @@ answer is Render's time-series collection: one series per job, labelled ``resour
 (``jobs.usage``).
 """
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import StrEnum
 
@@ -16,6 +17,7 @@ from ninja import Field, Query, Router, Schema
 from api.auth import ApiRequest
 from api.errors import ApiError, bad_request, errors
 from api.fields import aware, isoformat
+from api.query import ListQuery
 from jobs.models import Job, JobUsage
 from jobs.usage import cpu_values, memory_values
 
@@ -30,7 +32,7 @@ class Aggregation(StrEnum):
     MIN = "MIN"
 
 
-class MetricsQuery(Schema):
+class MetricsQuery(ListQuery):
     resource: list[str] = Field(description="Job ids (`job-…`); repeat, or separate by commas.")
     startTime: datetime | None = Field(None, description="Oneoff default: the job's start.")
     endTime: datetime | None = Field(None, description="Oneoff default: its end, or now.")
@@ -69,8 +71,7 @@ class TimeSeriesOut(Schema):
 
 def _jobs(request: ApiRequest, query: MetricsQuery) -> list[Job]:
     """The asked-for jobs of the key's workspace, in the order asked; any other is a 404."""
-    ids = list(dict.fromkeys(r.strip() for item in query.resource for r in item.split(",")))
-    ids = [i for i in ids if i]
+    ids = [i for i in dict.fromkeys(query.resource) if i]
     if not ids:
         raise bad_request("resource", "give at least one job id")
     if len(ids) > MAX_RESOURCES:
@@ -100,9 +101,18 @@ def _series(job: Job, unit: str, values: list[tuple[float, float]]) -> dict:
     }
 
 
-def _points(jobs: list[Job]) -> dict[str, list]:
-    usage = JobUsage.objects.filter(job__in=jobs).values_list("job_id", "points")
-    return dict(usage)
+def _answer(
+    request: ApiRequest,
+    query: MetricsQuery,
+    unit: str,
+    values_of: Callable[[list, float, float], list[tuple[float, float]]],
+) -> list[dict]:
+    """One series per asked-for job: ``values_of(points, start, end)`` over its window."""
+    jobs = _jobs(request, query)
+    points = dict(JobUsage.objects.filter(job__in=jobs).values_list("job_id", "points"))
+    return [
+        _series(job, unit, values_of(points.get(job.id, []), *_window(job, query))) for job in jobs
+    ]
 
 
 @router.get(
@@ -114,14 +124,12 @@ def _points(jobs: list[Job]) -> dict[str, list]:
     "saw. `resource` is a job id of the workspace.",
 )
 def memory(request: ApiRequest, query: Query[MetricsQuery]):
-    jobs = _jobs(request, query)
-    points = _points(jobs)
-    answer = []
-    for job in jobs:
-        start, end = _window(job, query)
-        values = memory_values(points.get(job.id, []), start, end, query.resolutionSeconds)
-        answer.append(_series(job, "bytes", values))
-    return answer
+    return _answer(
+        request,
+        query,
+        "bytes",
+        lambda points, start, end: memory_values(points, start, end, query.resolutionSeconds),
+    )
 
 
 @router.get(
@@ -133,17 +141,11 @@ def memory(request: ApiRequest, query: Query[MetricsQuery]):
     "`resource` is a job id of the workspace.",
 )
 def cpu(request: ApiRequest, query: Query[CpuQuery]):
-    jobs = _jobs(request, query)
-    points = _points(jobs)
-    answer = []
-    for job in jobs:
-        start, end = _window(job, query)
-        values = cpu_values(
-            points.get(job.id, []),
-            start,
-            end,
-            query.resolutionSeconds,
-            query.aggregationMethod.value,
-        )
-        answer.append(_series(job, "cpu", values))
-    return answer
+    return _answer(
+        request,
+        query,
+        "cpu",
+        lambda points, start, end: cpu_values(
+            points, start, end, query.resolutionSeconds, query.aggregationMethod.value
+        ),
+    )

@@ -6,13 +6,12 @@ written here as the runner writes them; tests/jobs/test_usage.py reads real cont
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from render.public_api import AuthenticatedClient
 from render.public_api.api.metrics import get_cpu, get_memory
 from render.public_api.models import GetCpuAggregationMethod, TimeSeries
 
 from jobs.models import JobStatus, JobUsage
 from jobs.usage import MiB
-from services.models import ApiKey, Plan
+from services.models import Plan
 from tests.helpers import assert_error
 
 T0 = datetime(2026, 11, 20, 12, 0, 0, tzinfo=UTC)
@@ -103,15 +102,6 @@ def test_the_hint_names_a_plan_of_the_services_kind_and_says_when_none_is_bigger
 
 
 # --- Render's metrics endpoints --------------------------------------------------------------
-
-
-@pytest.fixture
-def render(live_server, owner, workspace):
-    _, secret = ApiKey.issue(owner, workspace)
-    with AuthenticatedClient(
-        base_url=f"{live_server.url}/v1", token=secret, raise_on_unexpected_status=True
-    ) as client:
-        yield client
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)

@@ -6,7 +6,6 @@ built from an image or a repository, with and without a disk."""
 import re
 
 import pytest
-from render.public_api import AuthenticatedClient
 from render.public_api.api.services import (
     create_service,
     list_services,
@@ -42,8 +41,6 @@ from render.public_api.models import (
     WebServiceDetailsPOST,
 )
 
-from services.models import ApiKey
-
 pytestmark = pytest.mark.django_db(transaction=True)
 
 DETAILS = {
@@ -52,15 +49,6 @@ DETAILS = {
     ServiceType.BACKGROUND_WORKER: (BackgroundWorkerDetailsPOST, BackgroundWorkerDetails),
     ServiceType.CRON_JOB: (CronJobDetailsPOST, CronJobDetails),
 }
-
-
-@pytest.fixture
-def render(live_server, owner, workspace):
-    _, secret = ApiKey.issue(owner, workspace)
-    with AuthenticatedClient(
-        base_url=f"{live_server.url}/v1", token=secret, raise_on_unexpected_status=True
-    ) as client:
-        yield client
 
 
 def post_body(kind: ServiceType, workspace, *, image: bool, disk: bool) -> ServicePOST:

@@ -5,7 +5,6 @@ bounds, and a viewer's or another workspace's key gets Render's error shape."""
 from datetime import timedelta
 
 import pytest
-from render.public_api import AuthenticatedClient
 from render.public_api.api.audit_logs import list_owner_audit_logs
 from render.public_api.api.services import resume_service, suspend_service
 from render.public_api.models import (
@@ -21,15 +20,9 @@ from audit.events import ACTIONS, CRON_EVENTS
 from audit.models import AuditEntry, AuditStatus
 from audit.trail import Actor, record
 from services.models import ApiKey
+from tests.helpers import render_client
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
-
-
-def _client(live_server, user, workspace) -> AuthenticatedClient:
-    _, secret = ApiKey.issue(user, workspace)
-    return AuthenticatedClient(
-        base_url=f"{live_server.url}/v1", token=secret, raise_on_unexpected_status=True
-    )
 
 
 def test_every_event_is_one_of_renders():
@@ -38,7 +31,7 @@ def test_every_event_is_one_of_renders():
 
 
 def test_renders_client_lists_and_pages_the_audit_logs(live_server, owner, workspace, service):
-    with _client(live_server, owner, workspace) as render:
+    with render_client(live_server, owner, workspace) as render:
         # Two real changes through the API, and every other action recorded directly.
         assert suspend_service.sync_detailed(service.id, client=render).status_code == 202
         assert resume_service.sync_detailed(service.id, client=render).status_code == 202
@@ -107,11 +100,11 @@ def test_renders_client_lists_and_pages_the_audit_logs(live_server, owner, works
 def test_renders_client_gets_errors_for_a_viewer_and_another_owner(
     live_server, viewer, workspace, outsider, other_workspace
 ):
-    with _client(live_server, viewer, workspace) as render:
+    with render_client(live_server, viewer, workspace) as render:
         refused = list_owner_audit_logs.sync_detailed(workspace.id, client=render)
         assert refused.status_code == 403
         assert isinstance(refused.parsed, Error)
-    with _client(live_server, outsider, other_workspace) as render:
+    with render_client(live_server, outsider, other_workspace) as render:
         hidden = list_owner_audit_logs.sync_detailed(workspace.id, client=render)
         assert hidden.status_code == 404
         assert isinstance(hidden.parsed, Error)

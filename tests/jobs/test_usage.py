@@ -19,7 +19,7 @@ from jobs.launch import create_job
 from jobs.models import Job, JobStatus, JobUsage
 from jobs.runner import new_client
 from jobs.usage import MiB, StatsReader, find_cgroup
-from services.models import ApiKey, Plan
+from services.models import Plan
 from tests.helpers import wait_finished, wait_status
 
 pytestmark = [
@@ -28,15 +28,6 @@ pytestmark = [
 ]
 
 WORKER_ENV = {"JOB_USAGE_SAMPLE_SECONDS": "1"}
-
-
-@pytest.fixture
-def render(live_server, owner, workspace):
-    _, secret = ApiKey.issue(owner, workspace)
-    with AuthenticatedClient(
-        base_url=f"{live_server.url}/v1", token=secret, raise_on_unexpected_status=True
-    ) as client:
-        yield client
 
 
 def starter(job_service) -> Plan:

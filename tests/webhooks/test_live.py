@@ -7,7 +7,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from render.public_api import AuthenticatedClient
 from render.public_api.api.services import resume_service, suspend_service
 from render.public_api.api.webhooks import (
     create_webhook,
@@ -29,7 +28,7 @@ from render.public_api.models import (
 
 from jobs.launch import create_job
 from jobs.models import JobStatus
-from services.models import ApiKey, EnvVar
+from services.models import EnvVar
 from tests.helpers import make_pki, wait_finished, wait_for
 from tests.plugins.webhooks import HttpsReceiver
 from webhooks.models import Delivery
@@ -61,15 +60,6 @@ def other_receiver():
     server = HttpsReceiver(PKI.server_pem).start()
     yield server
     server.stop()
-
-
-@pytest.fixture
-def render(live_server, owner, workspace):
-    _, secret = ApiKey.issue(owner, workspace)
-    with AuthenticatedClient(
-        base_url=f"{live_server.url}/v1", token=secret, raise_on_unexpected_status=True
-    ) as client:
-        yield client
 
 
 def test_renders_client_manages_webhooks_and_reads_their_events(
