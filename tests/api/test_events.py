@@ -161,6 +161,42 @@ def test_suspend_and_resume_through_renders_client(render, service):
     ]
 
 
+@pytest.mark.django_db(transaction=True)
+def test_deploy_events_emitted_with_the_shared_shapes_parse_as_renders(render, service):
+    """What a deploy's code calls: ``emit`` with ``trigger(...)`` and ``end_reason(...)``."""
+    events.emit(
+        service,
+        "deploy_started",
+        deployId="dep-1",
+        buildId="bld-1",
+        trigger=events.trigger(rollback=True, rollback_target_deploy_id="dep-0"),
+    )
+    events.emit(
+        service,
+        "deploy_ended",
+        deployId="dep-1",
+        buildId="bld-1",
+        deployStatus="succeeded",
+        reason=events.end_reason(),
+        status=events.LEGACY_STATUS["succeeded"],
+    )
+    events.emit(
+        service,
+        "deploy_ended",
+        deployId="dep-2",
+        deployStatus="failed",
+        reason=events.end_reason(build_failed="bld-2"),
+        status=events.LEGACY_STATUS["failed"],
+    )
+    (failed, ended, started) = listed(render, service.id)
+    assert failed[1].deploy_status == EventStatus.FAILED
+    assert failed[1].reason.build_failed.id == "bld-2"
+    assert (ended[1].deploy_id, ended[1].build_id) == ("dep-1", "bld-1")
+    assert ended[1].deploy_status == EventStatus.SUCCEEDED
+    assert started[1].trigger.rollback is True
+    assert started[1].trigger.rollback_target_deploy_id == "dep-0"
+
+
 # Jobs and builds that end without a runner (the same transition).
 
 
@@ -172,10 +208,14 @@ def test_a_canceled_job_tells_who_and_its_events_outlive_the_job_and_build(
     launch.cancel_job(job, user=owner)
     failed = make_job(status="running")
     runner.fail_start(failed.id, "no such image", from_status="running")
+    succeeded = make_job(status="running")
+    transition(Job.objects.filter(pk=succeeded.pk), status="succeeded", exit_code=0, reason={})
 
     body = owner_api.get(f"/v1/services/{service.id}/events").json()
-    assert [item["event"]["type"] for item in body] == ["job_run_ended", "job_run_ended"]
-    start_error, canceled = (item["event"]["details"] for item in body)
+    assert [item["event"]["type"] for item in body] == ["job_run_ended"] * 3
+    exited_0, start_error, canceled = (item["event"]["details"] for item in body)
+    assert exited_0 == {"jobId": succeeded.id, "status": "succeeded", "exitCode": 0}
+    assert JobRunEnded.from_dict(exited_0).reason is UNSET
     assert canceled == {
         "jobId": job.id,
         "status": "canceled",
