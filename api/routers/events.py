@@ -12,7 +12,7 @@ from typing import Annotated
 from ninja import Field, Query, Router, Schema
 
 from api.auth import ApiRequest
-from api.errors import bad_request, errors
+from api.errors import bad_request, errors, not_found
 from api.fields import aware, isoformat
 from api.pagination import Page, encode_cursor, paginate
 from services.access import service_in
@@ -93,3 +93,19 @@ def list_events(request: ApiRequest, serviceId: str, query: Query[EventListQuery
         {"event": event_dict(e), "cursor": encode_cursor(e.created_at, e.id)}
         for e in paginate(events, query, "evt")
     ]
+
+
+@router.get(
+    "/events/{eventId}",
+    response={200: EventOut, **errors(404)},
+    operation_id="retrieve-event",
+    summary="Retrieve event",
+    description="One event of a service of this workspace, by id.",
+)
+def retrieve_event(request: ApiRequest, eventId: str):
+    event = ServiceEvent.objects.filter(
+        id=eventId, service__workspace=request.auth.workspace
+    ).first()
+    if event is None:
+        raise not_found("event")
+    return event_dict(event)

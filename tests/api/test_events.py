@@ -12,6 +12,7 @@ from datetime import timedelta
 import pytest
 from django.db import transaction
 from django.utils import timezone
+from render.public_api.api.events import retrieve_event
 from render.public_api.api.one_off_jobs import post_job
 from render.public_api.api.services import list_events, resume_service, suspend_service
 from render.public_api.models import (
@@ -345,10 +346,15 @@ def test_cursors_page_through_without_overlap(render, service):
 def test_a_viewer_reads_them_and_another_workspaces_admin_gets_a_404(
     live_server, viewer, workspace, outsider, other_workspace, service
 ):
-    events.emit(service, "service_suspended")
+    event = events.emit(service, "service_suspended")
     with render_client(live_server, viewer, workspace) as client:
         assert types_of(client, service.id) == ["service_suspended"]
+        one = retrieve_event.sync(event.id, client=client)
+        assert (one.id, one.service_id, one.type_) == (event.id, service.id, "service_suspended")
     with render_client(live_server, outsider, other_workspace) as client:
+        theirs = retrieve_event.sync_detailed(event.id, client=client)
+        nothing = retrieve_event.sync_detailed("evt-" + "0" * 20, client=client)
+        assert (theirs.status_code, theirs.content) == (404, nothing.content)
         response = list_events.sync_detailed(service.id, client=client)
         assert response.status_code == 404
         assert b"service_suspended" not in response.content

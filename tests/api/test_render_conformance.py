@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import pytest
 import render.public_api.api as render_api
 from render.public_api.api.audit_logs import list_owner_audit_logs
+from render.public_api.api.events import retrieve_event
 from render.public_api.api.logs import (
     delete_owner_log_stream,
     delete_resource_log_stream,
@@ -39,6 +40,7 @@ from render.public_api.api.services import (
     create_service,
     delete_env_var,
     get_env_vars_for_service,
+    list_events,
     list_services,
     resume_service,
     retrieve_env_var,
@@ -72,6 +74,7 @@ from render.public_api.models import (
     LogStreamSetting,
     PostJobBody,
     RegistryCredentialRegistry,
+    ServiceEventType,
     ServicePATCH,
     ServiceType,
     UpdateRegistryCredentialBody,
@@ -80,7 +83,8 @@ from render.public_api.models import (
 )
 
 from api.api import api
-from services.models import RegistryCredential, Role
+from services.events import emit
+from services.models import RegistryCredential, Role, ServiceEvent
 from tests.api.test_render_services import post_body
 from tests.helpers import make_member, render_client
 from webhooks.models import Webhook
@@ -110,6 +114,7 @@ def world(workspace, service, make_job):
     webhook = Webhook.objects.create(
         workspace=workspace, name="ops", url="https://127.0.0.1:8443/h", event_filter=[]
     )
+    emit(service, "job_run_ended", jobId=job.id, status="succeeded", reason={"evicted": False})
     return World(workspace, service, job, credential, webhook)
 
 
@@ -146,6 +151,17 @@ CASES: dict[str, Case] = {
         lambda c, w: suspend_service.sync_detailed(w.service.id, client=c), 202
     ),
     "resume-service": Case(lambda c, w: resume_service.sync_detailed(w.service.id, client=c), 202),
+    # Events
+    "list-events": Case(
+        lambda c, w: list_events.sync_detailed(
+            w.service.id, client=c, type_=ServiceEventType.JOB_RUN_ENDED
+        )
+    ),
+    "retrieve-event": Case(
+        lambda c, w: retrieve_event.sync_detailed(
+            ServiceEvent.objects.filter(service=w.service).latest("created_at").id, client=c
+        )
+    ),
     # Env vars
     "get-env-vars-for-service": Case(
         lambda c, w: get_env_vars_for_service.sync_detailed(w.service.id, client=c)
