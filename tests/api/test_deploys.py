@@ -265,6 +265,23 @@ def test_builds_stay_an_alias_of_the_same_builds(owner_api, image_service):
     assert deployed["buildId"] in {item["build"]["id"] for item in builds_listed}
 
 
+def test_webhook_deploy_events_name_the_deploy(image_service, workspace):
+    from services.transitions import transition
+    from webhooks.models import Event, Webhook
+
+    Webhook.objects.create(
+        workspace=workspace, name="ci", url="https://hooks.example.test/", event_filter=[]
+    )
+    deploy = builds.request_deploy(image_service)
+    transition(
+        Build.objects.filter(pk=deploy.build_id),
+        status=BuildStatus.SUCCEEDED,
+        finished_at=timezone.now(),
+    )
+    ended = Event.objects.get(type="deploy_ended")
+    assert (ended.details["deployId"], ended.details["buildId"]) == (deploy.id, deploy.build_id)
+
+
 def test_a_build_made_before_deploys_still_runs_jobs(image_service, make_build):
     build = make_build(image_service)  # no deploy records it
     assert image_service.current_deploy() == (build, None)
