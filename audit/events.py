@@ -20,7 +20,7 @@ ACTIONS: dict[str, tuple[str, str]] = {
     "job.rerun": ("StartShellEvent", "Job rerun"),
     "job.cancel": ("EndShellEvent", "Job canceled"),
     "build.trigger": ("CreateBuildSourceEvent", "Build started"),
-    "deploy.create": ("CreateBuildSourceEvent", "Deploy of an existing build (a rollback)"),
+    "deploy.create": ("CreateBuildSourceEvent", "Build deployed again (rollback)"),
     "env_var.set": ("UpdateEnvVarsEvent", "Env var set"),
     "env_var.delete": ("DeleteEnvVarsEvent", "Env var deleted"),
     "env_vars.replace": ("UpdateEnvVarsEvent", "Env vars replaced"),
