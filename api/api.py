@@ -19,6 +19,7 @@ from api.errors import ApiError, install_error_handlers
 from api.responses import with_rate_limit_headers
 from api.routers.audit_logs import router as audit_logs_router
 from api.routers.builds import router as builds_router
+from api.routers.deploys import router as deploys_router
 from api.routers.env_vars import router as env_vars_router
 from api.routers.events import router as events_router
 from api.routers.jobs import router as jobs_router
@@ -62,6 +63,7 @@ api.add_router("", services_router)
 api.add_router("", env_vars_router)
 api.add_router("", builds_router)
 api.add_router("", events_router)
+api.add_router("", deploys_router)
 api.add_router("", jobs_router)
 api.add_router("", logs_router)
 api.add_router("", logstreams_router)

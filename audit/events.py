@@ -20,6 +20,7 @@ ACTIONS: dict[str, tuple[str, str]] = {
     "job.rerun": ("StartShellEvent", "Job rerun"),
     "job.cancel": ("EndShellEvent", "Job canceled"),
     "build.trigger": ("CreateBuildSourceEvent", "Build started"),
+    "deploy.create": ("CreateBuildSourceEvent", "Build deployed again (rollback)"),
     "env_var.set": ("UpdateEnvVarsEvent", "Env var set"),
     "env_var.delete": ("DeleteEnvVarsEvent", "Env var deleted"),
     "env_vars.replace": ("UpdateEnvVarsEvent", "Env vars replaced"),
@@ -28,6 +29,7 @@ ACTIONS: dict[str, tuple[str, str]] = {
     "service.update": ("UpdateServiceNameEvent", "Service updated"),
     "service.suspend": ("SuspendServiceEvent", "Service suspended"),
     "service.resume": ("ResumeServiceEvent", "Service resumed"),
+    "service.delete": ("DeleteServerEvent", "Service deleted"),
     "api_key.create": ("GrantOAuthAccessEvent", "API key created"),
     "api_key.revoke": ("RevokeOAuthAccessEvent", "API key revoked"),
     "log_stream.create": ("CreateOtelIntegrationEvent", "Log stream created"),
@@ -43,7 +45,7 @@ ACTIONS: dict[str, tuple[str, str]] = {
     "signin.failed": ("LoginEvent", "Sign-in failed"),
 }
 # Cron job services have Render events of their own.
-CRON_EVENTS = {"service.create": "CreateCronJobEvent"}
+CRON_EVENTS = {"service.create": "CreateCronJobEvent", "service.delete": "DeleteCronJobEvent"}
 
 
 def render_event(entry: AuditEntry) -> str:

@@ -13,8 +13,9 @@ from django.utils import timezone
 from audit.trail import Actor, record
 from jobs import budget, reasons
 from jobs.models import UNFINISHED, EnvSnapshot, Job, JobStatus
-from services.errors import Invalid, Refused
-from services.models import Build, EnvVar, Plan, Service, Workspace
+from services.builds.queue import cancel_build
+from services.errors import Invalid, NotFound, Refused
+from services.models import Build, BuildStatus, EnvVar, Plan, Service, Workspace
 from services.transitions import transition
 
 logger = logging.getLogger(__name__)
@@ -90,8 +91,9 @@ def create_job(
     exact: bool = False,
     actor: Actor | None = None,
 ) -> Job:
-    """Snapshot the service's latest successful build and all its env vars, in one transaction,
-    and start the job once that transaction commits.
+    """Snapshot the service's current build (``Service.current_build``: its latest successful
+    build, or after a rollback the build rolled back to) and all its env vars, in one
+    transaction, and start the job once that transaction commits.
 
     Opt-in overrides: ``timeout_seconds`` (the job's own runtime limit, at most
     JOB_MAX_RUNTIME) and ``env_overrides`` (``(key, value)`` pairs added to, or replacing, the
@@ -124,7 +126,11 @@ def create_job(
         )
     with transaction.atomic():
         # Lock the service row so a concurrent env change or build lands wholly before or after.
-        service = Service.objects.select_for_update().get(pk=service.pk)
+        # A service deleted meanwhile is gone (Service.objects never returns a deleted one).
+        locked = Service.objects.select_for_update().filter(pk=service.pk).first()
+        if locked is None:
+            raise NotFound("service")
+        service = locked
         plan = resolve_plan(service, plan_id)
         if service.workspace.monthly_budget is not None:
             # The workspace's row lock makes "what is spent" and this create one step: two
@@ -136,13 +142,13 @@ def create_job(
             build, env_snapshot = exact_image_of(rerun_of), rerun_of.env_snapshot
             override_keys = list(rerun_of.env_override_keys)
         else:
-            latest = service.latest_successful_build()
-            if latest is None:
+            current = service.current_build()
+            if current is None:
                 raise Refused(
                     f"service {service.id} has no successful build yet, so it cannot run jobs; "
-                    "build it first (POST /v1/services/{serviceId}/builds)"
+                    "deploy it first (POST /v1/services/{serviceId}/deploys)"
                 )
-            build = latest
+            build = current
             env_snapshot = EnvSnapshot.capture(service, overrides)
             override_keys = sorted(overrides)
         job = Job.objects.create(
@@ -268,3 +274,58 @@ def cancel_job(
             f"job {job.id} has already {job.status}; only unfinished jobs can be canceled"
         )
     return job
+
+
+def delete_service(
+    service: Service, *, user: User | AnonymousUser | None = None, actor: Actor | None = None
+) -> list[str]:
+    """Delete a service (Render's ``DELETE /v1/services/{id}``); returns the ids of the jobs
+    it canceled.
+
+    The service is marked deleted (``deleted_at``), not removed: it is gone from every list and
+    lookup (``Service.objects``), its name is free again, but its jobs stay readable by job id
+    (``GET /v1/services/{id}/jobs/{jobId}``, ``GET /v1/logs``), their logs until their
+    workspace's retention date as any job's, and their usage counts in its month. In one
+    transaction with the mark: its unfinished jobs are canceled (``cancel_job``, each audited
+    as ``job.cancel``), its queued or running builds canceled, and ``service.delete``
+    recorded. Its images are then removed by image cleanup (``cleanup_images`` keeps none of a
+    deleted service's), asked for once the transaction commits; an image a job's container
+    still holds goes on a later run."""
+    canceled: list[str] = []
+    with transaction.atomic():
+        # The row lock orders this against create_job, which then finds no service.
+        if not transition(
+            Service.objects.filter(pk=service.pk, deleted_at__isnull=True),
+            deleted_at=timezone.now(),
+        ):
+            raise NotFound("service")
+        record(
+            actor,
+            service.workspace_id,
+            "service.delete",
+            target_type="service",
+            target_id=service.pk,
+            metadata={"name": service.name, "type": service.type},
+        )
+        for job in Job.objects.filter(service_id=service.pk, status__in=UNFINISHED):
+            try:
+                cancel_job(job, user=user, actor=actor)
+            except Refused:  # it ended meanwhile
+                continue
+            canceled.append(job.pk)
+        for build in Build.objects.filter(
+            service_id=service.pk, status__in=(BuildStatus.QUEUED, BuildStatus.BUILDING)
+        ):
+            try:
+                cancel_build(build, user=user)
+            except Refused:  # it finished meanwhile
+                continue
+        transaction.on_commit(_request_cleanup)
+    return canceled
+
+
+def _request_cleanup() -> None:
+    try:
+        current_app.send_task("services.tasks.cleanup_images")
+    except Exception as exc:  # beat runs it every 10 minutes anyway
+        logger.warning("could not ask for image cleanup now (%s); beat will run it", exc)

@@ -272,7 +272,7 @@ def claim_slot(job: Job) -> bool | None:
     delivery's, or a stale one being taken over) holds its slot already."""
     with transaction.atomic():
         limit = (
-            Service.objects.select_for_update()
+            Service.all_objects.select_for_update()  # a deleted service's jobs still end
             .filter(pk=job.service_id)
             .values_list("max_concurrent_jobs", flat=True)
             .first()
@@ -303,7 +303,9 @@ def start_waiting(service_id: str, *, limit_changed: bool = False) -> int:
     from jobs.launch import enqueue_start
 
     limit = (
-        Service.objects.filter(pk=service_id).values_list("max_concurrent_jobs", flat=True).first()
+        Service.all_objects.filter(pk=service_id)
+        .values_list("max_concurrent_jobs", flat=True)
+        .first()
     )
     if limit is None and not limit_changed:
         return 0

@@ -96,7 +96,8 @@ def resolve_route(workspace_id: str, service_id: str) -> Route | None:
     except ValueError:
         log.warning("log stream endpoint of %s is invalid; not forwarding", service_id)
         return None
-    service = Service.objects.filter(id=service_id).only("id", "name").first()
+    # A deleted service's jobs still forward their last lines (they are canceled as it goes).
+    service = Service.all_objects.filter(id=service_id).only("id", "name").first()
     if service is None:
         return None
     return Route(endpoint, host, port, token, workspace_id, service_id, service.slug, since)

@@ -34,10 +34,14 @@ def _one[M: Model](queryset: QuerySet[M], pk: str, what: str) -> M:
     return found
 
 
-def service_in(workspace: Workspace, service_id: str) -> Service:
+def service_in(workspace: Workspace, service_id: str, *, deleted: bool = False) -> Service:
     """A service of ``workspace``, with its plan, workspace and registry credential's name
-    loaded (not its token, which is decrypted only for a pull)."""
-    services = workspace.services.select_related("plan", "workspace", "registry_credential")
+    loaded (not its token, which is decrypted only for a pull). A deleted service is a 404
+    unless ``deleted`` (reading its jobs by id, which stay readable)."""
+    manager = Service.all_objects if deleted else Service.objects
+    services = manager.filter(workspace=workspace).select_related(
+        "plan", "workspace", "registry_credential"
+    )
     return _one(services.defer("registry_credential__auth_token"), service_id, "service")
 
 
@@ -50,8 +54,7 @@ def service_for(user: User | AnonymousUser, service_id: str) -> Service:
     """A service of a workspace ``user`` is a member of, with ``member_role``, their role there,
     in one query (every dashboard page and every log poll starts here)."""
     # for_user joins the reader's membership; the annotation reads its role from that same join.
-    # (django-stubs takes it for a clash with the declared ``Service.member_role``: #2818.)
-    services = Service.objects.for_user(user).annotate(  # type: ignore[no-redef]
+    services = Service.objects.for_user(user).annotate(
         member_role=F("workspace__memberships__role")
     )
     return _one(services.select_related("plan", "workspace"), service_id, "service")

@@ -2,6 +2,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.db import models
 from django.http import HttpRequest
 
 from services.models import (
@@ -144,7 +145,7 @@ class RegistryCredentialAdmin(admin.ModelAdmin):
 
 @admin.register(Service)
 class ServiceAdmin(admin.ModelAdmin):
-    list_display = ("name", "id", "type", "plan", "workspace", "suspended")
+    list_display = ("name", "id", "type", "plan", "workspace", "suspended", "deleted_at")
     list_filter = ("type", "suspended")
     search_fields = ("name", "id")
     readonly_fields = ("id", "created_at", "updated_at")
@@ -152,6 +153,10 @@ class ServiceAdmin(admin.ModelAdmin):
     exclude = ("repo_credential",)
     autocomplete_fields = ("workspace", "registry_credential")
     inlines = [EnvVarInline]
+
+    def get_queryset(self, request: HttpRequest) -> "models.QuerySet[Service]":
+        # Staff see deleted services too (kept so their jobs stay readable; deleted_at says so).
+        return Service.all_objects.select_related("plan", "workspace")
 
 
 @admin.register(Build)

@@ -31,7 +31,15 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from services.models import BUILD_FINISHED, Build, BuildStatus, Service, ServiceEvent, Workspace
+from services.models import (
+    BUILD_FINISHED,
+    Build,
+    BuildStatus,
+    Deploy,
+    Service,
+    ServiceEvent,
+    Workspace,
+)
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +153,42 @@ def end_reason(
     return data
 
 
+def deploy_started(deploy: Deploy) -> None:
+    """A deploy was made: with its build (it ends when the build does) or of an existing build
+    (a rollback, Render's ``buildId``: it ends at once, ``deploy_ended`` right after)."""
+    first = (
+        not deploy.reuses_build
+        and not Deploy.objects.filter(service_id=deploy.service_id).exclude(pk=deploy.pk).exists()
+    )
+    emit(
+        deploy.service_id,
+        "deploy_started",
+        deployId=deploy.pk,
+        buildId=deploy.build_id,
+        trigger=trigger(
+            first_build=first,
+            manual=deploy.created_by_id is not None and not first,
+            rollback=deploy.rollback_of_id is not None,
+            rollback_target_deploy_id=deploy.rollback_of_id or "",
+        ),
+    )
+    if deploy.reuses_build:
+        deploy_ended(deploy.service_id, deploy.pk, deploy.build_id, BuildStatus.SUCCEEDED)
+
+
+def deploy_ended(service_id: str, deploy_id: str, build_id: str, status: BuildStatus) -> None:
+    """A deploy ended: ``succeeded`` (live), or ``failed``/``canceled`` with its build."""
+    emit(
+        service_id,
+        "deploy_ended",
+        deployId=deploy_id,
+        buildId=build_id,
+        deployStatus=str(status),
+        reason=end_reason(build_failed=build_id if status == BuildStatus.FAILED else ""),
+        status=LEGACY_STATUS[status],
+    )
+
+
 @contextmanager
 def on_its_own(what: str) -> Iterator[None]:
     """Run a receiver's writes in a savepoint of the change's transaction: whatever goes wrong
@@ -190,6 +234,10 @@ def _build_changed(pk: str, fields: dict[str, Any]) -> None:
     if message:
         details["message"] = message  # Oneoff: why it failed or was canceled, in words
     emit(build["service_id"], "build_ended", **details)
+    for deploy_id in Deploy.objects.filter(build_id=pk, reuses_build=False).values_list(
+        "pk", flat=True
+    ):
+        deploy_ended(build["service_id"], deploy_id, pk, BuildStatus(status))
 
 
 def _service_changed(pk: str, fields: dict[str, Any]) -> None:

@@ -112,6 +112,7 @@ def classify(ref: str, workspace_id: str, *, field: str = "image.imagePath") -> 
                 id=build_id,
                 service_id=service_id,
                 service__workspace_id=workspace_id,
+                service__deleted_at__isnull=True,
                 status=BuildStatus.SUCCEEDED,
                 image_removed_at__isnull=True,
             )

@@ -247,6 +247,19 @@ class ServiceQuerySet(models.QuerySet):
         return self.filter(workspace__memberships__user=user)
 
 
+class LiveServiceManager(models.Manager["Service"]):
+    """``Service.objects`` (and ``workspace.services``): services not deleted. A deleted
+    service is kept (``deleted_at``) so its jobs and their logs stay readable by job id; every
+    list and lookup of services goes through this manager and so never sees it. Only
+    ``Service.all_objects`` (and a job's or build's ``.service``, through the base manager) do."""
+
+    def get_queryset(self) -> ServiceQuerySet:
+        return ServiceQuerySet(self.model, using=self._db).filter(deleted_at__isnull=True)
+
+    def for_user(self, user: User | AnonymousUser) -> ServiceQuerySet:
+        return self.get_queryset().for_user(user)
+
+
 class Service(RepoSource, models.Model):
     id = PublicIdField()
     workspace = models.ForeignKey(Workspace, models.CASCADE, related_name="services")
@@ -287,16 +300,26 @@ class Service(RepoSource, models.Model):
     )
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
+    # Set by DELETE /v1/services/{id} (api.routers.services): gone from every list and lookup,
+    # its jobs and their logs still readable by job id (logs until their retention date).
+    deleted_at = models.DateTimeField(null=True, blank=True)
 
-    objects = ServiceQuerySet.as_manager()
+    objects = LiveServiceManager()
+    all_objects = ServiceQuerySet.as_manager()
 
     # Read by ``services.access.service_for``'s query: the reader's role in the workspace.
     member_role: str
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        # A job's or a build's ``.service`` reaches its service even once deleted.
+        base_manager_name = "all_objects"
         constraints = [
-            models.UniqueConstraint(fields=["workspace", "name"], name="service_name_per_workspace")
+            models.UniqueConstraint(
+                fields=["workspace", "name"],
+                condition=models.Q(deleted_at__isnull=True),
+                name="service_name_per_workspace",
+            )
         ]
 
     def __str__(self) -> str:
@@ -324,6 +347,34 @@ class Service(RepoSource, models.Model):
         return (
             self.builds.filter(status=BuildStatus.SUCCEEDED).order_by("-finished_at", "-id").first()
         )
+
+    def current_deploy(self) -> "tuple[Build | None, Deploy | None]":
+        """What new jobs run: the service's current artifact, and the deploy that made it
+        current (None for a build no deploy records, made before deploys existed).
+
+        A successful build becomes current when it finishes; a deploy of an existing build (a
+        rollback, or Render's ``buildId`` / ``deployMode: deploy_only``) when it is made. The
+        latest of these events wins: without such deploys this is ``latest_successful_build``,
+        as before deploys existed."""
+        latest = self.latest_successful_build()
+        redeploy = (
+            self.deploys.filter(reuses_build=True, build__status=BuildStatus.SUCCEEDED)
+            .select_related("build")
+            .order_by("-created_at", "-id")
+            .first()
+        )
+        if redeploy is not None and (
+            latest is None or latest.finished_at is None or redeploy.created_at > latest.finished_at
+        ):
+            return redeploy.build, redeploy
+        if latest is None:
+            return None, None
+        first = latest.deploys.filter(reuses_build=False).order_by("created_at", "id").first()
+        return latest, first
+
+    def current_build(self) -> "Build | None":
+        """The build new jobs run (``current_deploy``)."""
+        return self.current_deploy()[0]
 
     def env_dict(self) -> dict[str, str]:
         return {var.key: var.value for var in self.env_vars.order_by("key")}
@@ -474,6 +525,52 @@ class Build(RepoSource, models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in BUILD_FINISHED
+
+
+class DeployTrigger(models.TextChoices):
+    """Why a deploy was made: values of Render's ``deployTrigger``."""
+
+    API = "api", "API"
+    MANUAL = "manual", "Dashboard"
+    NEW_COMMIT = "new_commit", "New commit"
+    ROLLBACK = "rollback", "Rollback"
+    OTHER = "other", "Other"
+
+
+class Deploy(models.Model):
+    """Render's deploy: a build, and making it the service's current artifact (what new jobs
+    run). A build's own deploy is made with it (``services.builds.queue.request_build``) and
+    is live once the build succeeded, until a later one is; a deploy of an existing build
+    (``reuses_build``: a rollback, Render's ``buildId`` or ``deployMode: deploy_only``) is live
+    as it is made. ``Service.current_deploy`` decides which one is live; the status is
+    ``services.deploys.status_of``."""
+
+    id = PublicIdField(prefix="dep")
+    service = models.ForeignKey(Service, models.CASCADE, related_name="deploys")
+    build = models.ForeignKey(Build, models.CASCADE, related_name="deploys")
+    trigger = models.CharField(max_length=32, choices=DeployTrigger.choices)
+    reuses_build = models.BooleanField(
+        default=False, help_text="Deploys an existing build (no build of its own)."
+    )
+    rollback_of = models.ForeignKey(
+        "self",
+        models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The earlier deploy a rollback went back to.",
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["service", "-created_at", "-id"], name="deploy_list")]
+
+    def __str__(self) -> str:
+        return self.id
 
 
 class BuildLogLine(models.Model):

@@ -14,8 +14,10 @@ How Oneoff's changes map onto Render's event types:
   canceled before it started too).
 - ``deploy_started`` and ``deploy_ended``: Oneoff has no deploy phase. A build that succeeds
   becomes the service's latest successful build, the one every new job runs: that instant is
-  its deploy, so both are told then, after its ``build_ended``, with ``deployId`` = the build's
-  id and ``deployStatus`` ``succeeded``. A failed or canceled build deploys nothing and tells
+  its deploy, so both are told then, after its ``build_ended``, with ``deployId`` the id of the
+  deploy made with the build (``services.models.Deploy``; the build's own id for a build no
+  deploy records) and ``deployStatus`` ``succeeded``. (A rollback, which deploys an existing
+  build, tells no event yet.) A failed or canceled build deploys nothing and tells
   no deploy event.
 - ``service_suspended`` / ``service_resumed``: the API's suspend and resume, when they change
   the service (suspending a suspended service tells nothing).
@@ -28,7 +30,7 @@ from typing import Any
 from django.db import transaction
 
 from jobs.models import FINISHED, Job
-from services.models import BUILD_FINISHED, Build, BuildStatus, Service
+from services.models import BUILD_FINISHED, Build, BuildStatus, Deploy, Service
 from webhooks.models import Delivery, Event, Webhook
 
 log = logging.getLogger(__name__)
@@ -124,16 +126,22 @@ def _build_changed(pk: str, fields: dict[str, Any]) -> None:
         **common,
     )
     if status == BuildStatus.SUCCEEDED:
+        deploy_id = (
+            Deploy.objects.filter(build_id=pk, reuses_build=False)
+            .order_by("created_at", "id")
+            .values_list("id", flat=True)
+            .first()
+        ) or pk
         record(
             workspace_id,
             "deploy_started",
-            details={"deployId": pk, "buildId": pk, "trigger": trigger},
+            details={"deployId": deploy_id, "buildId": pk, "trigger": trigger},
             **common,
         )
         record(
             workspace_id,
             "deploy_ended",
-            details={"deployId": pk, "buildId": pk, "deployStatus": "succeeded"},
+            details={"deployId": deploy_id, "buildId": pk, "deployStatus": "succeeded"},
             **common,
         )
 

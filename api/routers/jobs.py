@@ -173,7 +173,8 @@ def list_jobs(request: ApiRequest, serviceId: str, filters: Query[JobListQuery])
     summary="Retrieve job",
 )
 def retrieve(request: ApiRequest, serviceId: str, jobId: str):
-    service = service_in(request.auth.workspace, serviceId)
+    # A deleted service's jobs stay readable by id (jobs.launch.delete_service).
+    service = service_in(request.auth.workspace, serviceId, deleted=True)
     return job_dict(job_of(service, jobId))
 
 

@@ -23,10 +23,11 @@ from api.schemas.services import (
     service_dict,
 )
 from audit.trail import actor_of, record
+from jobs.launch import delete_service as delete_service_and_jobs
 from jobs.runner import set_concurrency_limit
 from services import image_refs
 from services.access import service_in
-from services.builds.queue import request_build
+from services.builds.queue import request_deploy
 from services.models import EnvVar, Service, ServiceType, Workspace
 from services.repo_urls import MASK, split_credential
 from services.transitions import transition
@@ -156,7 +157,8 @@ def _plan(service_type: str, value: str):
     exclude_none=True,
     operation_id="create-service",
     summary="Create service",
-    description="Render's create body. Starts the service's first build (`buildId`).",
+    description="Render's create body. Starts the service's first deploy (`deployId`; its "
+    "build is Oneoff's `buildId`).",
 )
 def create_service(request: ApiRequest, payload: ServiceCreateIn):
     require_admin(request)
@@ -192,8 +194,9 @@ def create_service(request: ApiRequest, payload: ServiceCreateIn):
                 )
                 for var in payload.envVars
             )
-            build = request_build(service, user=request.auth.user)
-            # One entry: the first build is part of the create (its id in the details).
+            deploy = request_deploy(service, user=request.auth.user)
+            build = deploy.build
+            # One entry: the first deploy is part of the create (its ids in the details).
             record(
                 actor_of(request),
                 workspace,
@@ -205,13 +208,16 @@ def create_service(request: ApiRequest, payload: ServiceCreateIn):
                     "type": service.type,
                     "plan": plan.id,
                     "build": build.id,
+                    "deploy": deploy.id,
                     "envVarKeys": [var.key for var in payload.envVars],
                 },
             )
     except IntegrityError as exc:  # a concurrent create took the name
         raise bad_request("name", f"a service named {payload.name!r} already exists") from exc
     service = service_in(request.auth.workspace, service.id)
-    return Status(201, {"service": service_dict(service), "buildId": build.id})
+    return Status(
+        201, {"service": service_dict(service), "deployId": deploy.id, "buildId": build.id}
+    )
 
 
 @router.get(
@@ -271,6 +277,23 @@ def update_service(request: ApiRequest, serviceId: str, payload: ServiceUpdateIn
     except IntegrityError as exc:
         raise bad_request("name", f"a service named {payload.name!r} already exists") from exc
     return service_dict(service_in(request.auth.workspace, service.id))
+
+
+@router.delete(
+    "/services/{serviceId}",
+    response={204: None, **errors(403, 404)},
+    operation_id="delete-service",
+    summary="Delete service",
+    description="Admins only. Cancels the service's running and pending jobs and its builds in "
+    "progress; the service is gone from lists and lookups (404 after), its images are removed "
+    "by image cleanup. Its jobs stay readable by id (`GET /v1/services/{serviceId}/jobs/"
+    "{jobId}`, `GET /v1/logs`), their logs until the workspace's retention date.",
+)
+def delete_service(request: ApiRequest, serviceId: str):
+    require_admin(request)
+    service = service_in(request.auth.workspace, serviceId)
+    delete_service_and_jobs(service, user=request.auth.user, actor=actor_of(request))
+    return empty_response(request, 204)
 
 
 def _detail_fields(service_type: str, details: ServiceDetailsIn | None) -> dict:

@@ -269,7 +269,8 @@ class ServiceWithCursor(Schema):
 
 class ServiceCreatedOut(Schema):
     service: ServiceOut
-    buildId: str | None = Field(None, description="Oneoff: the service's first build.")
+    deployId: str | None = Field(None, description="The service's first deploy.")
+    buildId: str | None = Field(None, description="Oneoff: the first deploy's build.")
 
 
 class EnvVarOut(Schema):

@@ -15,7 +15,7 @@ from dashboard.views import bad_request, is_partial
 from services.access import WRITE, build_of
 from services.builds import queue as builds
 from services.builds.queue import request_build
-from services.models import BuildLogLine
+from services.models import BuildLogLine, DeployTrigger
 
 
 @signed_in
@@ -32,7 +32,7 @@ def build_list(request: HtmxHttpRequest, service_id: str) -> HttpResponse:
 def trigger_build(request: HtmxHttpRequest, service_id: str) -> HttpResponse:
     service, _ = get_service(request.user, service_id, WRITE)
     with transaction.atomic():
-        build = request_build(service, user=request.user)
+        build = request_build(service, user=request.user, trigger=DeployTrigger.MANUAL)
         record_build(actor_of(request), build)
     return redirect("build", service.id, build.id)
 

@@ -23,6 +23,7 @@ from django.utils import timezone
 from docker import DockerClient
 from docker.errors import APIError, NotFound
 
+from services import events
 from services.builds.executor import BuildRun
 from services.builds.images import explain
 from services.errors import Refused
@@ -31,6 +32,8 @@ from services.models import (
     Build,
     BuildLogLine,
     BuildStatus,
+    Deploy,
+    DeployTrigger,
     Service,
     Workspace,
 )
@@ -58,9 +61,26 @@ def request_build(
     commit_id: str = "",
     image_ref: str = "",
     user: User | AnonymousUser | None = None,
+    trigger: str = DeployTrigger.API,
 ) -> Build:
     """Queue a build of the service's configured source (or of a given commit or image) and
-    start it once the transaction commits."""
+    start it once the transaction commits. Its deploy (Render's: the build, then live once it
+    succeeded) is made with it (``request_deploy`` answers that deploy)."""
+    return request_deploy(
+        service, commit_id=commit_id, image_ref=image_ref, user=user, trigger=trigger
+    ).build
+
+
+def request_deploy(
+    service: Service,
+    *,
+    commit_id: str = "",
+    image_ref: str = "",
+    user: User | AnonymousUser | None = None,
+    trigger: str = DeployTrigger.API,
+) -> Deploy:
+    """``request_build``, answering the deploy made with the build."""
+    who = user if user is not None and user.is_authenticated else None
     build = Build.objects.create(
         service=service,
         image_ref=image_ref or (service.image_ref if not commit_id else ""),
@@ -68,10 +88,15 @@ def request_build(
         repo_credential="" if image_ref else service.repo_credential,
         branch="" if image_ref else service.branch,
         commit_id=commit_id,
-        created_by=user if user is not None and user.is_authenticated else None,
+        created_by=who,
     )
+    deploy = Deploy.objects.create(
+        service=service, build=build, trigger=trigger, created_by=who, created_at=build.created_at
+    )
+    with events.on_its_own(f"deploy {deploy.pk}"):
+        events.deploy_started(deploy)
     transaction.on_commit(lambda: enqueue_build(build.id))
-    return build
+    return deploy
 
 
 def enqueue_build(build_id: str) -> None:
@@ -210,26 +235,40 @@ def sweep_builds(*, now: datetime | None = None, batch: int = 100) -> dict[str, 
 
 def cleanup_images(*, client: DockerClient | None = None, keep: int | None = None) -> list[str]:
     """Remove the image tags of old builds. Per service, keep the latest ``BUILD_KEEP_IMAGES``
-    (at least 1) successful builds and every build a job still shown with its logs uses (an
+    (at least 1) successful builds, the build new jobs run (``Service.current_build``: after a
+    rollback, an older one) and every build a job still shown with its logs uses (an
     unfinished job, or a finished one within its workspace's log retention period), so an
-    exact rerun (``jobs.launch.exact_image_of``) works for as long as its job is visible.
-    Removing a tag deletes the image once nothing else (another tag, a container) holds it; an
-    image in use is left for a later run. Returns the tags removed."""
+    exact rerun (``jobs.launch.exact_image_of``) works for as long as its job is visible. A
+    deleted service keeps none (nothing can run or rerun on it again). Removing a tag deletes
+    the image once nothing else (another tag, a container) holds it; an image in use (a
+    container of a job still stopping) is left for a later run. Returns the tags removed."""
     keep = max(1, settings.BUILD_KEEP_IMAGES if keep is None else keep)
-    candidates = (
-        Build.objects.filter(status__in=BUILD_FINISHED, image_removed_at__isnull=True)
-        .exclude(image_tag="")
-        .exclude(Exists(_shown_jobs().filter(build_id=OuterRef("pk"))))
+    finished = Build.objects.filter(
+        status__in=BUILD_FINISHED, image_removed_at__isnull=True
+    ).exclude(image_tag="")
+    candidates = finished.filter(service__deleted_at__isnull=True).exclude(
+        Exists(_shown_jobs().filter(build_id=OuterRef("pk")))
     )
     removed: list[str] = []
     service_ids = set(candidates.values_list("service_id", flat=True))
-    if not service_ids:
+    deleted_ids = set(
+        finished.filter(service__deleted_at__isnull=False).values_list("service_id", flat=True)
+    )
+    if not service_ids and not deleted_ids:
         return removed
     client = client or docker.from_env(timeout=60)
-    for service_id in sorted(service_ids):
-        latest = Build.objects.filter(service_id=service_id, status=BuildStatus.SUCCEEDED)
-        kept = set(latest.order_by("-finished_at", "-id").values_list("id", flat=True)[:keep])
-        for build in candidates.filter(service_id=service_id).exclude(pk__in=kept):
+    for service_id in sorted(service_ids | deleted_ids):
+        if service_id in deleted_ids:
+            doomed = finished.filter(service_id=service_id)
+        else:
+            latest = Build.objects.filter(service_id=service_id, status=BuildStatus.SUCCEEDED)
+            kept = set(latest.order_by("-finished_at", "-id").values_list("id", flat=True)[:keep])
+            service = Service.objects.filter(pk=service_id).first()
+            current = service.current_build() if service is not None else None
+            if current is not None:
+                kept.add(current.pk)
+            doomed = candidates.filter(service_id=service_id).exclude(pk__in=kept)
+        for build in doomed:
             try:
                 client.images.remove(build.image_tag)
             except NotFound:

@@ -105,7 +105,13 @@ def test_a_real_build_and_a_job_that_exits_3_as_renders_client_reads_them(
     job = wait_finished(Job.objects.get(pk=job.id), 60)
     assert (job.status, job.exit_code) == ("failed", 3)
 
-    (ended, built, started) = listed(render, service.id)
+    everything = listed(render, service.id)
+    # The build's deploy (services.events.deploy_started/ended) wraps it: tested below.
+    assert [kind for kind, _, _ in everything if kind.startswith("deploy_")] == [
+        "deploy_ended",
+        "deploy_started",
+    ]
+    (ended, built, started) = [e for e in everything if not e[0].startswith("deploy_")]
     assert ended[0] == "job_run_ended"
     run = ended[1]
     assert run.job_id == job.id
@@ -242,7 +248,8 @@ def test_a_build_canceled_in_the_queue_ends_without_starting(owner_api, service,
         build = builds.request_build(service, user=owner)
     builds.cancel_build(build, user=owner)
 
-    (item,) = owner_api.get(f"/v1/services/{service.id}/events").json()
+    events_url = f"/v1/services/{service.id}/events"
+    (item,) = owner_api.get(events_url, {"type": "build_started,build_ended"}).json()
     details = item["event"]["details"]
     assert item["event"]["type"] == "build_ended"
     assert details["buildStatus"] == "canceled"
@@ -388,3 +395,35 @@ def test_events_are_kept_for_the_workspaces_log_retention(service, make_service)
 def test_emit_refuses_a_type_render_does_not_have():
     with pytest.raises(ValueError, match="'job_ended'"):
         events.emit("srv-x", "job_ended")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_deploys_write_deploy_started_and_ended(render, owner_api, owner, service, make_build):
+    """A deploy of an existing build starts and ends at once; a rollback says what it went back
+    to; a deploy with a build of its own ends with the build (here: canceled in the queue)."""
+    built = make_build(service)
+    url = f"/v1/services/{service.id}/deploys"
+    again = owner_api.post(url, {"buildId": built.id})
+    assert again.status_code == 201, again.content
+    back = owner_api.post(f"/v1/services/{service.id}/rollback", {"deployId": again.json()["id"]})
+    assert back.status_code == 201, back.content
+    with transaction.atomic():  # canceled before any worker could take it
+        queued = {"id": builds.request_deploy(service, user=owner).pk}
+        builds.cancel_build(Build.objects.get(deploys__id=queued["id"]), user=owner)
+
+    seen = listed(render, service.id, limit=50)
+    deploys = [(kind, d.deploy_id) for kind, d, _ in seen if kind.startswith("deploy_")]
+    assert deploys[::-1] == [
+        ("deploy_started", again.json()["id"]),
+        ("deploy_ended", again.json()["id"]),
+        ("deploy_started", back.json()["id"]),
+        ("deploy_ended", back.json()["id"]),
+        ("deploy_started", queued["id"]),
+        ("deploy_ended", queued["id"]),
+    ]
+    by_deploy = {(kind, d.deploy_id): d for kind, d, _ in seen if kind.startswith("deploy_")}
+    rolled = by_deploy[("deploy_started", back.json()["id"])]
+    assert rolled.trigger.rollback is True
+    assert rolled.trigger.rollback_target_deploy_id == again.json()["id"]
+    assert by_deploy[("deploy_ended", again.json()["id"])].deploy_status == EventStatus.SUCCEEDED
+    assert by_deploy[("deploy_ended", queued["id"])].deploy_status == EventStatus.CANCELED

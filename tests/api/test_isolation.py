@@ -4,19 +4,23 @@ read-only key on writes (403, nothing changes)."""
 import pytest
 
 from jobs.models import Job
-from services.models import Build, EnvVar, Service
+from services.models import Build, Deploy, EnvVar, Service
 from tests.helpers import assert_error
 
 
 @pytest.fixture
 def target(owner_api, built_service):
-    """A service with a build, env vars and a job, all in the owner's workspace."""
+    """A service with a build and its deploy, env vars and a job, all in the owner's
+    workspace."""
     r = owner_api.post(f"/v1/services/{built_service.id}/jobs", {"startCommand": "echo"})
     job = r.json()["id"]
+    build = built_service.builds.get()
+    deploy = Deploy.objects.create(service=built_service, build=build, trigger="api")
     return {
         "srv": built_service.id,
         "job": job,
-        "bld": built_service.builds.get().id,
+        "bld": build.id,
+        "dep": deploy.id,
         "tea": built_service.workspace_id,
     }
 
@@ -28,6 +32,7 @@ ENDPOINTS = [
     ("PATCH", "/v1/services/{srv}", {"name": "taken"}),
     ("POST", "/v1/services/{srv}/suspend", None),
     ("POST", "/v1/services/{srv}/resume", None),
+    ("DELETE", "/v1/services/{srv}", None),
     ("GET", "/v1/services/{srv}/env-vars", None),
     ("PUT", "/v1/services/{srv}/env-vars", [{"key": "X", "value": "1"}]),
     ("GET", "/v1/services/{srv}/env-vars/DEBUG", None),
@@ -37,6 +42,11 @@ ENDPOINTS = [
     ("POST", "/v1/services/{srv}/builds", None),
     ("GET", "/v1/services/{srv}/builds/{bld}", None),
     ("POST", "/v1/services/{srv}/builds/{bld}/cancel", None),
+    ("GET", "/v1/services/{srv}/deploys", None),
+    ("POST", "/v1/services/{srv}/deploys", {}),
+    ("GET", "/v1/services/{srv}/deploys/{dep}", None),
+    ("POST", "/v1/services/{srv}/deploys/{dep}/cancel", None),
+    ("POST", "/v1/services/{srv}/rollback", {"deployId": "dep-00000000000000000000"}),
     ("GET", "/v1/services/{srv}/jobs", None),
     ("POST", "/v1/services/{srv}/jobs", {"startCommand": "echo"}),
     ("GET", "/v1/services/{srv}/jobs/{job}", None),
@@ -52,6 +62,7 @@ def snapshot():
         list(Service.objects.values_list("id", "name", "suspended", "plan_id", "updated_at")),
         sorted(EnvVar.objects.values_list("key", "value")),
         Build.objects.count(),
+        list(Deploy.objects.values_list("id", "build__status")),
         list(Job.objects.values_list("id", "status")),
     )
 

@@ -17,6 +17,13 @@ from dataclasses import dataclass
 import pytest
 import render.public_api.api as render_api
 from render.public_api.api.audit_logs import list_owner_audit_logs
+from render.public_api.api.deploys import (
+    cancel_deploy,
+    create_deploy,
+    list_deploys,
+    retrieve_deploy,
+    rollback_deploy,
+)
 from render.public_api.api.events import retrieve_event
 from render.public_api.api.logs import (
     delete_owner_log_stream,
@@ -39,6 +46,7 @@ from render.public_api.api.registry_credentials import (
 from render.public_api.api.services import (
     create_service,
     delete_env_var,
+    delete_service,
     get_env_vars_for_service,
     list_events,
     list_services,
@@ -61,7 +69,9 @@ from render.public_api.api.webhooks import (
 )
 from render.public_api.api.workspaces import list_owners, retrieve_owner
 from render.public_api.models import (
+    CreateDeployBody,
     CreateRegistryCredentialBody,
+    DeployStatus,
     EnvVarGenerateValue,
     EnvVarKeyValue,
     EnvVarValue,
@@ -74,6 +84,7 @@ from render.public_api.models import (
     LogStreamSetting,
     PostJobBody,
     RegistryCredentialRegistry,
+    RollbackDeployBody,
     ServiceEventType,
     ServicePATCH,
     ServiceType,
@@ -161,6 +172,46 @@ CASES: dict[str, Case] = {
         lambda c, w: retrieve_event.sync_detailed(
             ServiceEvent.objects.filter(service=w.service).latest("created_at").id, client=c
         )
+    ),
+    "delete-service": Case(lambda c, w: delete_service.sync_detailed(w.service.id, client=c), 204),
+    # Deploys (the world's build predates deploys: ``buildId`` deploys it again)
+    "list-deploys": Case(
+        lambda c, w: (
+            create_deploy.sync(w.service.id, client=c, body=CreateDeployBody()),
+            list_deploys.sync_detailed(
+                w.service.id, client=c, status=[DeployStatus.QUEUED, DeployStatus.LIVE]
+            ),
+        )[1]
+    ),
+    "create-deploy": Case(
+        lambda c, w: create_deploy.sync_detailed(w.service.id, client=c, body=CreateDeployBody()),
+        201,
+    ),
+    "retrieve-deploy": Case(
+        lambda c, w: retrieve_deploy.sync_detailed(
+            w.service.id,
+            create_deploy.sync(w.service.id, client=c, body=CreateDeployBody()).id,
+            client=c,
+        )
+    ),
+    "cancel-deploy": Case(
+        lambda c, w: cancel_deploy.sync_detailed(
+            w.service.id,
+            create_deploy.sync(w.service.id, client=c, body=CreateDeployBody()).id,
+            client=c,
+        )
+    ),
+    "rollback-deploy": Case(
+        lambda c, w: rollback_deploy.sync_detailed(
+            w.service.id,
+            client=c,
+            body=RollbackDeployBody(
+                deploy_id=create_deploy.sync(
+                    w.service.id, client=c, body=CreateDeployBody(build_id=w.job.build_id)
+                ).id
+            ),
+        ),
+        201,
     ),
     # Env vars
     "get-env-vars-for-service": Case(
@@ -350,7 +401,7 @@ def oneoff_operation_ids() -> set[str]:
 
 def test_every_render_operation_oneoff_serves_is_checked_here():
     served = oneoff_operation_ids() & render_operation_ids()
-    assert len(served) >= 39
+    assert len(served) >= 45
     assert sorted(served - set(CASES)) == []
     assert sorted(set(CASES) - served) == []
 
@@ -385,6 +436,11 @@ def test_a_viewer_gets_renders_error_shape_for_what_it_may_not_do(live_server, w
             ),
             suspend_service.sync_detailed(world.service.id, client=client),
             delete_webhook.sync_detailed(world.webhook.id, client=client),
+            create_deploy.sync_detailed(world.service.id, client=client, body=CreateDeployBody()),
+            rollback_deploy.sync_detailed(
+                world.service.id, client=client, body=RollbackDeployBody(deploy_id="dep-x")
+            ),
+            delete_service.sync_detailed(world.service.id, client=client),
         ):
             assert answer.status_code == 403
             error = Error.from_dict(json.loads(answer.content))
