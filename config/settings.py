@@ -366,6 +366,10 @@ BUILD_GIT_CONNECT_TIMEOUT = env.float("BUILD_GIT_CONNECT_TIMEOUT", default=30.0)
 EGRESS_ALLOW = env.list("EGRESS_ALLOW", default=[])
 
 # Log retention and log streams (RFC 5424 syslog over TCP+TLS).
+# A query of Render's logs API (GET /v1/logs, /v1/logs/values) is stopped after this many seconds
+# (a 400 naming `text` when a search expression made it slow): one regular expression cannot hold
+# a database connection.
+LOGS_QUERY_TIMEOUT = env.float("LOGS_QUERY_TIMEOUT", default=5.0)
 LOG_PURGE_BATCH = env.int("LOG_PURGE_BATCH", default=5000)  # log lines deleted per transaction
 # A PEM file of CA certificates trusted for log stream destinations, in addition to the system
 # store (verification is always on).
