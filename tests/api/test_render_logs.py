@@ -335,3 +335,47 @@ def test_a_pathological_expression_never_holds_the_database(settings, viewer, wo
     response = client.get("/v1/logs", {"ownerId": workspace.id, "resource": job.id, "limit": 1})
     assert response.status_code == 200
     assert len(response.json()["logs"]) == 1
+
+
+def test_render_client_lists_resource_log_stream_overrides(
+    live_server, render, viewer, workspace, make_service, other_workspace, outsider
+):
+    from render.public_api.api.logs import list_resource_log_streams
+    from render.public_api.models import LogStreamSetting, ResourceLogStreamSetting
+
+    from logstreams.models import ServiceLogStream
+    from services.models import Plan, Service
+
+    sending, dropping, plain = (make_service(name=n) for n in ("sending", "dropping", "plain"))
+    ServiceLogStream.objects.create(
+        service=sending, setting="send", endpoint="logs.example.com:6514", token="t"
+    )
+    ServiceLogStream.objects.create(service=dropping, setting="drop")
+    theirs = Service.objects.create(
+        workspace=other_workspace, name="theirs", plan=Plan.objects.first(), image_ref="x:1"
+    )
+    ServiceLogStream.objects.create(service=theirs, setting="drop")
+
+    def listed(client=render, **filters):
+        got = list_resource_log_streams.sync(client=client, **filters)
+        assert isinstance(got, list), got
+        assert all(isinstance(item, ResourceLogStreamSetting) for item in got)
+        return [(item.resource_id, item.setting.value, item.endpoint or None) for item in got]
+
+    both = sorted([(sending.id, "send", "logs.example.com:6514"), (dropping.id, "drop", None)])
+    assert listed() == both
+    assert listed(owner_id=[workspace.id]) == both
+    assert listed(owner_id=[other_workspace.id]) == []  # not the key's: nothing to see
+    assert listed(setting=[LogStreamSetting.DROP]) == [(dropping.id, "drop", None)]
+    assert listed(resource_id=[sending.id, plain.id, theirs.id]) == [
+        (sending.id, "send", "logs.example.com:6514")
+    ]
+    first = listed(limit=1)
+    assert first == both[:1]
+    assert listed(limit=1, cursor=first[0][0]) == both[1:]
+    with render_client(live_server, viewer, workspace) as client:
+        assert listed(client) == both
+    with render_client(live_server, outsider, other_workspace) as client:
+        assert listed(client) == [(theirs.id, "drop", None)]
+    response = api(viewer, workspace).get("/v1/logs/streams/resource", {"logStreamId": "x"})
+    assert_400(response, "logStreamId")
