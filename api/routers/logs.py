@@ -14,11 +14,18 @@ from ninja import Field, Query, Router, Schema
 from pydantic.json_schema import JsonDict
 
 from api.auth import ApiRequest
-from api.errors import ApiError, bad_request, errors
+from api.errors import ApiError, ErrorOut, bad_request, errors
 from api.fields import aware
 from api.query import ListQuery
 from api.responses import json_response
-from jobs.logs.read import DEFAULT_LIMIT, MAX_LIMIT, LogQuery, label_values, query_logs
+from jobs.logs.read import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    LogQuery,
+    check,
+    label_values,
+    query_logs,
+)
 from jobs.logs.search import SearchTooSlow
 from jobs.models import Job
 from services.models import Build, Service
@@ -163,6 +170,22 @@ def list_logs(request: ApiRequest, filters: Query[LogsQuery]):
     # query_logs builds exactly LogsOut's shape from typed columns: rendered directly, without
     # validating every entry again (that took half of each request).
     return json_response(request, page)
+
+
+@router.get(
+    "/logs/subscribe",
+    response={400: ErrorOut, **errors(404)},
+    operation_id="subscribe-logs",
+    summary="Subscribe to new logs",
+    description="A WebSocket (connect with `Upgrade: websocket` and the API key in "
+    "`Authorization`): each new line matching the filters, as it is stored, one JSON message "
+    "in the shape of a `GET /v1/logs` line. Without `startTime` the tail starts at the "
+    "connection; with `endTime` it closes once that has passed. Served by `api.logtail` (the "
+    "web process's ASGI side); a plain GET is a 400.",
+)
+def subscribe_logs(request: ApiRequest, filters: Query[LogsQuery]):
+    check(log_query(request, filters))
+    raise ApiError(400, "bad_request", "a WebSocket endpoint: connect with Upgrade: websocket")
 
 
 class LogValuesQuery(LogFilters):

@@ -108,6 +108,11 @@ def _sources(q: LogQuery) -> list[_Source]:
     return sources
 
 
+def check(q: LogQuery) -> None:
+    """Raise ``Invalid`` naming the filter if one of ``q``'s is bad (no query runs)."""
+    _sources(q)
+
+
 def _sort_key(line: tuple) -> tuple:
     kind, owner, seq, timestamp = line[0], line[1], line[2], line[3]
     return (timestamp, kind, owner, seq)

@@ -181,7 +181,7 @@ def bounded() -> Iterator[None]:
     seconds = float(settings.LOGS_QUERY_TIMEOUT)
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL statement_timeout = %s", [f"{int(seconds * 1000)}ms"])
+            cursor.execute("SET LOCAL statement_timeout = %s", [f"{max(1, int(seconds * 1000))}ms"])
         try:
             yield
         except OperationalError as exc:
