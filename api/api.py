@@ -20,6 +20,7 @@ from api.responses import with_rate_limit_headers
 from api.routers.audit_logs import router as audit_logs_router
 from api.routers.builds import router as builds_router
 from api.routers.env_vars import router as env_vars_router
+from api.routers.events import router as events_router
 from api.routers.jobs import router as jobs_router
 from api.routers.logs import router as logs_router
 from api.routers.logstreams import router as logstreams_router
@@ -60,6 +61,7 @@ api.add_router("", audit_logs_router)
 api.add_router("", services_router)
 api.add_router("", env_vars_router)
 api.add_router("", builds_router)
+api.add_router("", events_router)
 api.add_router("", jobs_router)
 api.add_router("", logs_router)
 api.add_router("", logstreams_router)

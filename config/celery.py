@@ -100,7 +100,7 @@ app.conf.beat_schedule = {
     "sweep-builds": {"task": "services.tasks.sweep_builds", "schedule": 60.0},
     # Remove images of old builds (keeping BUILD_KEEP_IMAGES and any an unfinished job uses).
     "cleanup-images": {"task": "services.tasks.cleanup_images", "schedule": 600.0},
-    # Purge job and build log lines older than their workspace's retention period.
+    # Purge job and build log lines (and service events) older than their workspace's retention.
     "purge-logs": {"task": "jobs.tasks.purge_expired_logs", "schedule": 600.0},
     # Forget Idempotency-Key records after their 24 hours.
     "purge-idempotency-keys": {"task": "jobs.tasks.purge_idempotency_keys", "schedule": 3600.0},

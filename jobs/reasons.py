@@ -40,6 +40,15 @@ def evicted(why: str) -> dict:
     return {"evicted": True, "evictionReason": why}
 
 
+def failure_reason(reason: dict | None) -> dict:
+    """A recorded reason as Render's ``FailureReason`` (job_run_ended's ``reason``), which
+    requires ``evicted``; Oneoff's own keys (``canceledBy``, ``startError``) stay beside
+    Render's. ``{}`` for none (a job that exited 0)."""
+    if not reason:
+        return {}
+    return {**reason, "evicted": bool(reason.get("evicted", False))}
+
+
 def engine_lost_text(host: str, exit_code: int) -> str:
     """The ``evictionReason`` of a job whose container its Docker Engine stopped (a restart
     without live-restore): not the job's own failure, so not ``nonZeroExit``."""

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from jobs import runner
 from jobs.models import IdempotencyKey, Job, JobStatus, RunnerHost
+from services import events
 from services.outage import quiet_while_database_down
 
 logger = logging.getLogger(__name__)
@@ -74,10 +75,12 @@ def heartbeat() -> None:
 @shared_task(ignore_result=True)
 @quiet_while_database_down
 def purge_expired_logs() -> None:
-    """Delete job and build log lines older than their workspace's retention."""
+    """Delete job and build log lines, and service events, older than their workspace's
+    retention."""
     from jobs.logs import retention
 
     retention.purge_expired_logs()
+    events.purge_expired()
 
 
 @shared_task(ignore_result=True)

@@ -1,4 +1,5 @@
-"""Workspaces, members, plans, registry credentials, services, env vars, builds and API keys."""
+"""Workspaces, members, plans, registry credentials, services, env vars, builds, service events
+and API keys."""
 
 import hashlib
 import hmac
@@ -491,6 +492,30 @@ class BuildLogLine(models.Model):
 
     def __str__(self) -> str:
         return f"{self.build_id}#{self.seq}"
+
+
+class ServiceEvent(models.Model):
+    """Something that happened to a service (Render's service event, ``evt-…``): a job or build
+    that ended, a build that started, a suspend or resume. Written by ``services.events.emit``
+    in the transaction of the change; ``details`` is Render's details object for ``type``. The
+    job or build is named in ``details`` only (no foreign key), so its events outlive it. Kept for
+    the workspace's log retention period (``services.events.purge_expired``)."""
+
+    id = PublicIdField(prefix="evt")
+    service = models.ForeignKey(Service, models.CASCADE, related_name="events")
+    type = models.CharField(max_length=40)
+    details = models.JSONField(default=dict)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["service", "-created_at", "-id"], name="service_event_list"),
+            models.Index(fields=["created_at"], name="service_event_age"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.id}"
 
 
 class ApiKeyQuerySet(models.QuerySet):

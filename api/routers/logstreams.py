@@ -91,7 +91,7 @@ def _given(payload: Schema, name: str):
     "/logs/streams/owner/{ownerId}",
     response={200: OwnerStreamOut, **errors(404)},
     exclude_none=True,
-    operation_id="retrieve-owner-log-stream",
+    operation_id="get-owner-log-stream",
     summary="Retrieve log stream",
     description="The workspace's default log stream; 404 when none is set.",
 )
@@ -194,7 +194,7 @@ def list_resource_streams(request: ApiRequest, filters: Query[ResourceStreamsQue
     "/logs/streams/resource/{resourceId}",
     response={200: ResourceStreamOut, **errors(404)},
     exclude_none=True,
-    operation_id="retrieve-resource-log-stream",
+    operation_id="get-resource-log-stream",
     summary="Retrieve log stream override",
     description="A service's override; 404 when it has none (it uses the workspace's stream).",
 )

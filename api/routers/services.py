@@ -184,7 +184,12 @@ def create_service(request: ApiRequest, payload: ServiceCreateIn):
                 **fields,
             )
             EnvVar.objects.bulk_create(
-                EnvVar(service=service, key=var.key, value=env_value(var), secret=bool(var.secret))
+                EnvVar(
+                    service=service,
+                    key=var.key,
+                    value=env_value(var.value),
+                    secret=bool(var.secret),
+                )
                 for var in payload.envVars
             )
             build = request_build(service, user=request.auth.user)

@@ -274,7 +274,7 @@ class ServiceCreatedOut(Schema):
 
 class EnvVarOut(Schema):
     key: str
-    value: str | None = Field(None, description="Omitted unless the key's user is an admin.")
+    value: str | None = Field(None, description="Omitted only with keysOnly=true.")
     secret: bool | None = Field(
         None,
         description="Oneoff: true when the key is marked secret (its value is masked in job "
@@ -324,7 +324,8 @@ class EnvVarIn(Schema):
 
 
 class EnvVarValueIn(Schema):
-    value: str = Field(max_length=ENV_VALUE_MAX)
+    value: str | None = Field(None, max_length=ENV_VALUE_MAX)
+    generateValue: bool | None = Field(None, description="Render's: a random value instead.")
     secret: bool | None = Field(
         None,
         strict=True,
@@ -451,3 +452,8 @@ class ServiceListQuery(Page):
 class EnvVarListQuery(Schema):
     limit: int = Field(20, ge=1, le=100)
     cursor: str | None = Field(None, max_length=400)
+    keysOnly: bool = Field(
+        False,
+        description="Oneoff: names only, for anyone who may read the service (values are for "
+        "admins: without this a developer or viewer gets a 403).",
+    )

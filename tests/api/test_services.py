@@ -150,7 +150,7 @@ def test_it_retrieves_updates_suspends_and_resumes(owner_api, viewer_api, servic
 # Env vars -----------------------------------------------------------------------------------
 
 
-def test_admin_sees_env_values_others_see_names(
+def test_admin_reads_env_values_others_get_a_403_or_the_names(
     owner_api, developer_api, viewer_api, built_service
 ):
     url = f"/v1/services/{built_service.id}/env-vars"
@@ -165,12 +165,38 @@ def test_admin_sees_env_values_others_see_names(
         },
     ]
     for api in (developer_api, viewer_api):
-        r = api.get(url)
+        for r in (api.get(url), api.get(f"{url}/DATABASE_URL"), api.get(f"{url}/NOPE")):
+            assert_error(r, 403)
+            assert "keysOnly=true" in r.json()["message"]
+            assert b"secret" not in r.content
+        r = api.get(url, {"keysOnly": "true"})
         assert [i["envVar"] for i in r.json()] == [{"key": "DATABASE_URL"}, {"key": "DEBUG"}]
         assert b"secret" not in r.content
-        one = api.get(f"{url}/DATABASE_URL")
-        assert one.json() == {"key": "DATABASE_URL"}
+    assert [i["envVar"] for i in owner_api.get(url, {"keysOnly": "true"}).json()] == [
+        {"key": "DATABASE_URL"},
+        {"key": "DEBUG"},
+    ]
     assert owner_api.get(f"{url}/DATABASE_URL").json()["value"] == "postgres://secret"
+
+
+def test_env_vars_take_render_generate_value(owner_api, built_service):
+    url = f"/v1/services/{built_service.id}/env-vars"
+    r = owner_api.put(f"{url}/TOKEN", {"generateValue": True})
+    assert r.status_code == 200, r.content
+    generated = r.json()["value"]
+    assert len(generated) >= 32
+    assert built_service.env_dict()["TOKEN"] == generated
+    assert owner_api.put(f"{url}/TOKEN", {"generateValue": True}).json()["value"] != generated
+    assert_error(owner_api.put(f"{url}/TOKEN", {}), 400, field="value")
+    assert_error(owner_api.put(f"{url}/TOKEN", {"generateValue": False}), 400, field="value")
+    both = {"value": "x", "generateValue": True}
+    assert_error(owner_api.put(f"{url}/TOKEN", both), 400, field="generateValue")
+    assert_error(owner_api.put(url, [{"key": "A", **both}]), 400, field="body[0].generateValue")
+    r = owner_api.put(url, [{"key": "A", "generateValue": True}, {"key": "B", "value": "b"}])
+    assert r.status_code == 200, r.content
+    values = {i["envVar"]["key"]: i["envVar"]["value"] for i in r.json()}
+    assert len(values["A"]) >= 32
+    assert values["B"] == "b"
 
 
 def test_env_vars_page_by_cursor(owner_api, built_service):

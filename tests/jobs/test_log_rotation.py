@@ -3,6 +3,7 @@ rotates exactly as Docker's json-file driver does (close, rename ``path.{i}`` to
 with the last one replaced, rename ``path`` to ``path.1``, open a new ``path``). The real
 engine's rotation is exercised by tests/jobs/test_job_limits.py."""
 
+import gc
 import os
 from datetime import UTC, datetime
 
@@ -151,3 +152,34 @@ def test_an_unrotated_log_is_one_piece(tmp_path):
     reader.read_all()
     assert reader.numbers == list(range(1, 101))
     reader.files.close()
+
+
+def test_the_supervisor_puts_the_startup_heap_out_of_the_collectors_reach(monkeypatch):
+    """A full collection walks every tracked object with the GIL held; over a worker's startup heap
+    that stopped the log followers for up to a second on a loaded machine, and Docker rotated a
+    busy job's pieces away meanwhile (test_job_limits' exact byte count failed in CI). Starting the
+    supervisor freezes that heap."""
+    from jobs import runner, supervisor
+
+    class Idle:
+        starting = follow_now = None
+
+        def __init__(self, interval: float) -> None:
+            pass
+
+        def start(self) -> None:
+            pass
+
+        def is_alive(self) -> bool:
+            return True
+
+    monkeypatch.setattr(supervisor, "Supervisor", Idle)
+    monkeypatch.setattr(supervisor, "_supervisor", None)
+    monkeypatch.setattr(runner, "on_starting", None)
+    monkeypatch.setattr(runner, "on_started", None)
+    gc.unfreeze()
+    try:
+        supervisor.start_supervisor()
+        assert gc.get_freeze_count() > 10_000  # Django, pytest and the rest, as in a worker
+    finally:
+        gc.unfreeze()

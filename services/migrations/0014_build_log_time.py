@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('services', '0012_envvar_secret_service_mask_secrets'),
+        ('services', '0013_service_events'),
     ]
 
     operations = [
