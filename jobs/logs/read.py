@@ -245,7 +245,7 @@ def label_values(q: LogQuery, label: str, limit: int) -> list[str]:
                 if label == "resource" and source.kind == "build":
                     column = "build__service_id"
                 found |= set(
-                    source.rows.order_by().values_list(column, flat=True).distinct()[:limit]
+                    source.rows.order_by(column).values_list(column, flat=True).distinct()[:limit]
                 )
         return sorted(found)[:limit]
 
