@@ -90,7 +90,6 @@ class Tail:
     """One subscription: its query, and the lines already sent (by id, with their time)."""
 
     def __init__(self, scope: Scope):
-        close_old_connections()
         request = _request(scope)
         ApiKeyAuth()(request)
         from api.routers.logs import log_query
@@ -103,16 +102,21 @@ class Tail:
         self.until: datetime | None = aware(filters.endTime)
         self.sent: dict[str, datetime] = {}
         self.polled = False
+        # Where the next poll goes on when this one stopped at MAX_PAGES (a long backlog).
+        self.backlog: datetime | None = None
 
     def poll(self) -> tuple[list[dict], bool]:
         """The lines stored since the last poll, and whether the tail is over (past
         ``endTime``)."""
-        close_old_connections()
         now = timezone.now()
         lag = timedelta(seconds=settings.LOGS_TAIL_LAG)
         q = self.query
-        q.start = max(self.since, now - lag) if self.polled else self.since
+        if self.backlog is not None:
+            q.start = self.backlog
+        else:
+            q.start = max(self.since, now - lag) if self.polled else self.since
         self.polled = True
+        self.backlog = None
         q.end = min(now, self.until) if self.until else now
         fresh: list[dict] = []
         for _ in range(MAX_PAGES):
@@ -126,11 +130,24 @@ class Tail:
             if not page["hasMore"]:
                 break
             q.start = datetime.fromisoformat(page["nextStartTime"])
+        else:
+            self.backlog = q.start
         # Forget what can no longer come back (older than the next poll's window).
         horizon = now - lag
         self.sent = {key: at for key, at in self.sent.items() if at >= horizon}
-        over = self.until is not None and now > self.until + lag
+        over = self.until is not None and now > self.until + lag and self.backlog is None
         return fresh, over
+
+
+def _fresh(call: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
+    """``call`` on a worker thread, with that thread's database connection checked first (as
+    Django does around a request: one past its age or broken is replaced)."""
+
+    def run(*args: Any) -> Any:
+        close_old_connections()
+        return call(*args)
+
+    return sync_to_async(run, thread_sensitive=False)
 
 
 async def _deny(scope: Scope, send: Send, status: int, id: str, message: str) -> None:
@@ -154,9 +171,8 @@ async def subscribe(scope: Scope, receive: Receive, send: Send) -> None:
     message = await receive()
     if message["type"] != "websocket.connect":
         return
-    run = sync_to_async(thread_sensitive=False)
     try:
-        tail = await run(Tail)(scope)
+        tail = await _fresh(Tail)(scope)
     except ApiError as exc:
         return await _deny(scope, send, exc.status, exc.id, exc.message)
     except NotFound as exc:
@@ -183,10 +199,9 @@ async def subscribe(scope: Scope, receive: Receive, send: Send) -> None:
 
 
 async def _tail(tail: Tail, send: Send, closed: asyncio.Event) -> None:
-    run = sync_to_async(thread_sensitive=False)
     while not closed.is_set():
         try:
-            lines, over = await run(tail.poll)()
+            lines, over = await _fresh(tail.poll)()
         except SearchTooSlow:
             await send({"type": "websocket.close", "code": 1011, "reason": "search too slow"})
             return
