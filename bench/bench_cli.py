@@ -84,7 +84,7 @@ def start_web(port: int, var_dir: str) -> subprocess.Popen:
 
     log = open(Path(var_dir) / "web.log", "ab")  # noqa: SIM115 - the child writes to it
     web = subprocess.Popen(
-        [GUNICORN, "config.wsgi", "--config", "config/gunicorn.py", "--bind", f"127.0.0.1:{port}"],
+        [GUNICORN, "config.asgi", "--config", "config/gunicorn.py", "--bind", f"127.0.0.1:{port}"],
         cwd=ROOT,
         env={**os.environ, **secrets.environment(settings), "DEBUG": "false"},
         stdout=log,

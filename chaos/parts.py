@@ -484,7 +484,7 @@ class Oneoff:
         self.web = Proc(
             "web",
             [
-                str(BIN / "gunicorn"), "config.wsgi", "--config", "config/gunicorn.py",
+                str(BIN / "gunicorn"), "config.asgi", "--config", "config/gunicorn.py",
                 "--bind", f"127.0.0.1:{self.port}",
             ],
             env=env,

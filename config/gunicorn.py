@@ -1,8 +1,11 @@
 """Gunicorn's settings for Oneoff's web process (`make run`, the Procfile, the systemd unit).
 
-Threads, because dashboard pages poll (htmx) and API calls wait on the database: a few processes
-with several threads each serve them well. BIND, WEB_WORKERS, WEB_THREADS and ACCESS_LOG may be set
-in the environment; the command line's --bind wins.
+The application is ``config.asgi`` under uvicorn's worker: WebSockets (Render's live log tail,
+``GET /v1/logs/subscribe``) need ASGI. HTTP still runs Django's WSGI application on threads
+(``WEB_THREADS`` per process, see ``config/asgi.py``), because dashboard pages poll (htmx) and API
+calls wait on the database: a few processes with several threads each serve them well. BIND,
+WEB_WORKERS, WEB_THREADS and ACCESS_LOG may be set in the environment; the command line's --bind
+wins.
 """
 
 import os
@@ -11,8 +14,7 @@ bind = os.environ.get(
     "BIND", f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 )
 workers = int(os.environ.get("WEB_WORKERS", "2"))
-threads = int(os.environ.get("WEB_THREADS", "8"))
-worker_class = "gthread"
+worker_class = "uvicorn_worker.UvicornWorker"
 timeout = 60
 # Ctrl-C or a restart: requests in flight get 2 s, so `make run` stops within 3 s.
 graceful_timeout = 2

@@ -366,6 +366,14 @@ BUILD_GIT_CONNECT_TIMEOUT = env.float("BUILD_GIT_CONNECT_TIMEOUT", default=30.0)
 EGRESS_ALLOW = env.list("EGRESS_ALLOW", default=[])
 
 # Log retention and log streams (RFC 5424 syslog over TCP+TLS).
+# A query of Render's logs API (GET /v1/logs, /v1/logs/values) is stopped after this many seconds
+# (a 400 naming `text` when a search expression made it slow): one regular expression cannot hold
+# a database connection.
+LOGS_QUERY_TIMEOUT = env.float("LOGS_QUERY_TIMEOUT", default=5.0)
+# GET /v1/logs/subscribe (a WebSocket) looks for new lines every LOGS_TAIL_INTERVAL seconds, among
+# those of the last LOGS_TAIL_LAG seconds (a line stored later than that after its time is missed).
+LOGS_TAIL_INTERVAL = env.float("LOGS_TAIL_INTERVAL", default=0.5)
+LOGS_TAIL_LAG = env.float("LOGS_TAIL_LAG", default=30.0)
 LOG_PURGE_BATCH = env.int("LOG_PURGE_BATCH", default=5000)  # log lines deleted per transaction
 # A PEM file of CA certificates trusted for log stream destinations, in addition to the system
 # store (verification is always on).

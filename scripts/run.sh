@@ -75,7 +75,7 @@ for queue in jobs builds; do
 done
 keep beat .venv/bin/celery -A config beat --loglevel="${LOG_LEVEL:-INFO}" &
 pids+=($!)
-keep web .venv/bin/gunicorn config.wsgi --config config/gunicorn.py --bind "${BIND}" &
+keep web .venv/bin/gunicorn config.asgi --config config/gunicorn.py --bind "${BIND}" &
 pids+=($!)
 
 echo "oneoff: web on http://${BIND}  (Ctrl-C stops web, workers and beat)"

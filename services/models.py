@@ -584,6 +584,8 @@ class BuildLogLine(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["build", "seq"], name="build_log_seq"),
         ]
+        # Render's logs API pages a build's (or a service's builds') lines by time.
+        indexes = [models.Index(fields=["build", "timestamp"], name="build_log_time")]
 
     def __str__(self) -> str:
         return f"{self.build_id}#{self.seq}"

@@ -30,9 +30,13 @@ def free_port() -> int:
 def get(url: str) -> tuple[int, bytes, dict]:
     try:
         with urllib.request.urlopen(url, timeout=5) as response:
-            return response.status, response.read(), dict(response.headers)
+            return (
+                response.status,
+                response.read(),
+                {k.title(): v for k, v in response.headers.items()},
+            )
     except urllib.error.HTTPError as exc:
-        return exc.code, exc.read(), dict(exc.headers)
+        return exc.code, exc.read(), {k.title(): v for k, v in exc.headers.items()}
 
 
 def listening_addresses(port: int) -> set[str]:
@@ -156,13 +160,13 @@ def test_make_run_serves_with_the_production_server_and_stops_on_one_ctrl_c(tmp_
         assert [w["host"] for w in health["workers"]] == ["embedded-smoke"]
         assert (tmp_path / "oneoff.sqlite3").exists()
 
-        # gunicorn, not runserver, with DEBUG off: an unknown page is the styled 404, and static
-        # files come from WhiteNoise.
+        # gunicorn (its uvicorn worker, config/asgi.py), not runserver, with DEBUG off: an unknown
+        # page is the styled 404, and static files come from WhiteNoise.
         status, body, headers = get(f"http://127.0.0.1:{port}/no-such-page/")
         assert status == 404
         assert b"Not found" in body
         assert b"Traceback" not in body
-        assert "gunicorn" in headers.get("Server", "")
+        assert "uvicorn" in headers.get("Server", "")
         status, body, _ = get(f"http://127.0.0.1:{port}/static/css/app.css")
         assert status == 200
         assert b".topbar" in body

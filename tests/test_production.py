@@ -42,9 +42,11 @@ def call(method: str, url: str, *, key: str = "", body=None) -> tuple[int, dict 
         request.add_header("Content-Type", "application/json")
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
-            status, raw, headers = response.status, response.read(), dict(response.headers)
+            status, raw, message = response.status, response.read(), response.headers
     except urllib.error.HTTPError as exc:
-        status, raw, headers = exc.code, exc.read(), dict(exc.headers)
+        status, raw, message = exc.code, exc.read(), exc.headers
+    # Header names as Title-Case whatever the server sends (uvicorn sends them in lower case).
+    headers = {name.title(): value for name, value in message.items()}
     if headers.get("Content-Type", "").startswith("application/json"):
         return status, json.loads(raw), headers
     return status, raw.decode(errors="replace"), headers
@@ -52,7 +54,8 @@ def call(method: str, url: str, *, key: str = "", body=None) -> tuple[int, dict 
 
 @pytest.fixture
 def web(live_worker, tmp_path):
-    """gunicorn as deploy/Procfile runs it, on this test's database, broker and secrets."""
+    """gunicorn as deploy/Procfile runs it (config.asgi), on this test's database, broker and
+    secrets."""
     if connection.vendor != "postgresql":
         missing_part("the production mode is PostgreSQL + Redis: set DATABASE_URL=postgres://…")
     port = free_port()
@@ -60,7 +63,7 @@ def web(live_worker, tmp_path):
     env.pop("ONEOFF_SUPERVISOR_INTERVAL", None)
     log = open(tmp_path / "web.log", "w")
     process = subprocess.Popen(
-        [GUNICORN, "config.wsgi", "--config", "config/gunicorn.py", "--bind", f"127.0.0.1:{port}"],
+        [GUNICORN, "config.asgi", "--config", "config/gunicorn.py", "--bind", f"127.0.0.1:{port}"],
         cwd=ROOT,
         env=env,
         stdout=log,
@@ -116,7 +119,7 @@ def test_debug_is_off_and_static_files_are_served(web):
     status, body, headers = call("GET", f"{web}/static/js/app.js")
     assert status == 200
     assert "htmx" in body
-    assert "gunicorn" in headers.get("Server", "")
+    assert "uvicorn" in headers.get("Server", "")  # gunicorn's uvicorn worker (config/asgi.py)
 
     status, body, _ = call("GET", f"{web}/no-such-page/")
     assert status == 404

@@ -1,17 +1,20 @@
 """Log stream settings, Render's paths and shapes: ``/v1/logs/streams/owner/{ownerId}`` (the
-workspace's default destination) and ``/v1/logs/streams/resource/{resourceId}`` (a service's
-override). Rules and shapes live in ``logstreams.streams``; reading needs any key of the
-workspace, changing needs an admin's read-write key. Tokens are write-only."""
+workspace's default destination), ``/v1/logs/streams/resource/{resourceId}`` (a service's
+override) and ``/v1/logs/streams/resource`` (the overrides listed). Rules and shapes live in
+``logstreams.streams``; reading needs any key of the workspace, changing needs an admin's
+read-write key. Tokens are write-only."""
 
 from typing import Literal
 
-from ninja import Field, Router, Schema
+from ninja import Field, Query, Router, Schema
 
 from api.auth import ApiRequest, require_admin
 from api.errors import ApiError, bad_request, errors, not_found
+from api.pagination import Page
 from api.responses import empty_response
 from audit.trail import actor_of
 from logstreams import streams as logstreams
+from logstreams.models import ServiceLogStream
 from services.access import service_in
 
 router = Router(tags=["Log streams"])
@@ -145,6 +148,46 @@ def _no_override(service):
         "not_found",
         f"{service.id} has no log stream override: its logs go to the workspace's log stream",
     )
+
+
+class ResourceStreamsQuery(Page):
+    ownerId: list[str] = Field(
+        [], description="Workspace ids; only the key's own workspace has overrides to list."
+    )
+    resourceId: list[str] = Field([], description="Service ids (`srv-…`, `crn-…`).")
+    setting: list[Literal["send", "drop"]] = Field([], description="`send` and/or `drop`.")
+    cursor: str | None = Field(
+        None,
+        max_length=200,
+        description="The `resourceId` of the last item of a page: the next page starts after it "
+        "(overrides are listed by resource id).",
+    )
+
+
+@router.get(
+    "/logs/streams/resource",
+    response={200: list[ResourceStreamOut], **errors(400)},
+    exclude_none=True,
+    operation_id="list-resource-log-streams",
+    summary="List log stream overrides",
+    description="The log stream overrides of the key's workspace's services, by resource id. "
+    "Oneoff's overrides have no id of their own, so Render's `logStreamId` filter is a 400.",
+)
+def list_resource_streams(request: ApiRequest, filters: Query[ResourceStreamsQuery]):
+    workspace = request.auth.workspace
+    overrides = ServiceLogStream.objects.filter(service__workspace=workspace)
+    if filters.ownerId and workspace.id not in filters.ownerId:
+        return []
+    if filters.resourceId:
+        overrides = overrides.filter(service_id__in=filters.resourceId)
+    if filters.setting:
+        overrides = overrides.filter(setting__in=filters.setting)
+    if filters.cursor:
+        overrides = overrides.filter(service_id__gt=filters.cursor)
+    return [
+        logstreams.resource_stream_dict(override)
+        for override in overrides.order_by("service_id")[: filters.limit]
+    ]
 
 
 @router.get(

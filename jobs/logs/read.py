@@ -1,20 +1,36 @@
-"""Reading a job's log back: Render's ``GET /v1/logs`` pages, and a whole log for downloads."""
+"""Reading logs back: Render's ``GET /v1/logs`` pages over job and build lines, the values of
+a label (``GET /v1/logs/values``), and a whole job log for downloads."""
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
-from django.db import connection, transaction
+from django.db import DataError, connection, transaction
+from django.db.models import Q, QuerySet
 
+from jobs.logs import search
 from jobs.models import Job, JobLogLine, LogStream
+from services.errors import Invalid
+from services.models import Build, BuildLogLine, Service
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 ONE_US = timedelta(microseconds=1)
 
+# Render's label values for what Oneoff stores: a job's stdout is ``info``, its stderr
+# ``error``; a build's output (one stream) is ``info``. Job lines are of type ``app``, build
+# lines of type ``build``.
+LEVELS = {LogStream.STDOUT: "info", LogStream.STDERR: "error"}
+TYPES = ("app", "build")
+
 
 @dataclass
 class LogQuery:
+    """Which lines: those of ``jobs``, of ``builds`` and of every job and build of
+    ``services``, in ``[start, end]``, narrowed by Render's filters (raw values, see
+    ``jobs.logs.search``)."""
+
     jobs: list[Job]
     start: datetime
     end: datetime
@@ -22,78 +38,218 @@ class LogQuery:
     text: list[str] = field(default_factory=list)
     levels: list[str] = field(default_factory=list)
     limit: int = DEFAULT_LIMIT
+    builds: list[Build] = field(default_factory=list)
+    services: list[Service] = field(default_factory=list)
+    types: list[str] = field(default_factory=list)
+    instances: list[str] = field(default_factory=list)
 
 
-COLUMNS = ("job_id", "seq", "timestamp", "stream", "text")
+@dataclass
+class _Source:
+    """The matching lines of one table: ``kind`` is their ``type`` label."""
+
+    kind: str
+    rows: QuerySet
+    owner: str  # the column naming the job or build
+    single: bool  # one job only: its timestamps are unique, they alone give the order
+
+    def columns(self) -> tuple[str, ...]:
+        if self.kind == "app":
+            return ("job_id", "seq", "timestamp", "stream", "text", "job_id")
+        return ("build_id", "seq", "timestamp", "seq", "text", "build__service_id")
+
+    def order(self, forward: bool) -> tuple[str, ...]:
+        names = ("timestamp",) if self.single else ("timestamp", self.owner, "seq")
+        return names if forward else tuple(f"-{name}" for name in names)
+
+
+def _owner_ids(
+    explicit: list[str],
+    services: list[Service],
+    model: type[Job] | type[Build],
+    instances: list[search.Term],
+) -> Any:
+    """The ids of the jobs (builds) asked for, by id or by service: a subquery, or a list when
+    an ``instance`` filter must look at each id."""
+    by_service = model.objects.filter(service__in=services).values_list("pk", flat=True)
+    if not instances:
+        if not services:
+            return explicit
+        return model.objects.filter(Q(pk__in=explicit) | Q(service__in=services)).values("pk")
+    matches = search.label_matcher(instances)
+    return [pk for pk in [*explicit, *(by_service if services else [])] if matches(pk)]
+
+
+def _sources(q: LogQuery) -> list[_Source]:
+    text = search.parse("text", q.text)
+    want_level = search.label_matcher(search.parse("level", q.levels))
+    want_type = search.label_matcher(search.parse("type", q.types))
+    instances = search.parse("instance", q.instances)
+    sources = []
+    streams = [stream for stream, name in LEVELS.items() if want_level(name)]
+    if want_type("app") and streams and (q.jobs or q.services):
+        ids = _owner_ids([job.pk for job in q.jobs], q.services, Job, instances)
+        rows = JobLogLine.objects.filter(
+            job_id__in=ids, timestamp__gte=q.start, timestamp__lte=q.end
+        )
+        if len(streams) < len(LEVELS):
+            rows = rows.filter(stream__in=streams)
+        single = len(q.jobs) == 1 and not q.services and not instances
+        sources.append(_Source("app", rows, "job_id", single))
+    if want_type("build") and want_level("info") and (q.builds or q.services):
+        ids = _owner_ids([build.pk for build in q.builds], q.services, Build, instances)
+        build_rows = BuildLogLine.objects.filter(
+            build_id__in=ids, timestamp__gte=q.start, timestamp__lte=q.end
+        )
+        sources.append(_Source("build", build_rows, "build_id", False))
+    for source in sources:
+        for lookup in search.text_lookups(text):
+            source.rows = source.rows.filter(**lookup)
+    return sources
+
+
+def check(q: LogQuery) -> None:
+    """Raise ``Invalid`` naming the filter if one of ``q``'s is bad (no query runs)."""
+    _sources(q)
+
+
+def _sort_key(line: tuple) -> tuple:
+    kind, owner, seq, timestamp = line[0], line[1], line[2], line[3]
+    return (timestamp, kind, owner, seq)
+
+
+def _fetch(source: _Source, rows: QuerySet, forward: bool, limit: int | None) -> list[tuple]:
+    found = rows.order_by(*source.order(forward)).values_list(*source.columns())
+    if limit is not None:
+        found = found[:limit]
+    return [(source.kind, *row) for row in found]
+
+
+def _run(callable_: Any) -> Any:
+    """``callable_()`` in one transaction, bounded in time (``search.bounded``); PostgreSQL
+    refusing an expression RE2 accepted (a construct its engine lacks, such as a named group) is
+    a 400 naming ``text``."""
+    try:
+        with transaction.atomic():
+            if connection.vendor == "postgresql":
+                # A job's lines arrive faster than autovacuum's statistics: with stale estimates
+                # the planner prefers a bitmap scan that sorts every line in the window for each
+                # page. The (job, timestamp) index already yields them in order; make it take
+                # that.
+                with connection.cursor() as cursor:
+                    cursor.execute("SET LOCAL enable_bitmapscan = off")
+            with search.bounded():
+                return callable_()
+    except DataError as exc:
+        if type(exc.__cause__).__name__ == "InvalidRegularExpression":
+            raise Invalid(
+                "text", f"PostgreSQL cannot run this expression: {exc.__cause__}"
+            ) from None
+        raise
 
 
 def query_logs(q: LogQuery) -> dict:
-    """One page of Render's time-window pagination over the jobs' log lines.
+    """One page of Render's time-window pagination over the lines ``q`` selects.
 
     The window is ``[start, end]``. Backward pages go newest first and the next page's window
     ends just before the oldest line returned; forward pages go oldest first and the next window
-    starts just after the newest line. Stored timestamps are unique per job, and a page never
-    ends between two lines of equal timestamp, so paging returns every line exactly once.
+    starts just after the newest line. A page never ends between two lines of equal timestamp
+    (a job's are unique, but two jobs', or a build's, may be equal), so paging returns every line
+    exactly once.
     """
-    rows = JobLogLine.objects.filter(
-        job_id__in=[job.id for job in q.jobs], timestamp__gte=q.start, timestamp__lte=q.end
-    )
-    for text in q.text:
-        rows = rows.filter(text__contains=text)
-    streams = {LogStream.STDOUT if v == "info" else LogStream.STDERR for v in q.levels}
-    if q.levels:
-        rows = rows.filter(stream__in=streams) if streams else rows.none()
+    sources = _sources(q)
     forward = q.direction == "forward"
-    # One job: its (job, timestamp) index gives the order (timestamps are unique per job).
-    if len(q.jobs) == 1:
-        order: tuple[str, ...] = ("timestamp",) if forward else ("-timestamp",)
-    else:
-        order = ("timestamp", "job_id") if forward else ("-timestamp", "-job_id")
-    with transaction.atomic():
-        if connection.vendor == "postgresql":
-            # A job's lines arrive faster than autovacuum's statistics: with stale estimates the
-            # planner prefers a bitmap scan that sorts every line in the window for each page.
-            # The (job, timestamp) index already yields them in order; make it take that.
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL enable_bitmapscan = off")
-        page = list(rows.order_by(*order).values_list(*COLUMNS)[: q.limit + 1])
-    has_more = len(page) > q.limit
-    if has_more:
-        boundary = page[q.limit - 1][2]
-        page = page[: q.limit]
-        if page and len(q.jobs) > 1:
-            # Lines of different jobs may share a timestamp: never split them across pages.
-            seen = {(line[0], line[1]) for line in page}
-            page += [
-                line
-                for line in rows.filter(timestamp=boundary).order_by(*order).values_list(*COLUMNS)
-                if (line[0], line[1]) not in seen
-            ]
+
+    def page_of_lines() -> tuple[list[tuple], bool]:
+        page: list[tuple] = []
+        for source in sources:
+            page += _fetch(source, source.rows, forward, q.limit + 1)
+        page.sort(key=_sort_key, reverse=not forward)
+        has_more = len(page) > q.limit
+        if has_more:
+            boundary = page[q.limit - 1][3]
+            page = page[: q.limit]
+            if len(sources) > 1 or not sources[0].single:
+                # Lines of the same time: never split them across pages.
+                seen = {line[:3] for line in page}
+                for source in sources:
+                    page += [
+                        line
+                        for line in _fetch(
+                            source, source.rows.filter(timestamp=boundary), forward, None
+                        )
+                        if line[:3] not in seen
+                    ]
+                page.sort(key=_sort_key, reverse=not forward)
+        return page, has_more
+
+    page, has_more = _run(page_of_lines) if sources else ([], False)
     if forward:
-        next_start = page[-1][2] + ONE_US if page else q.start
+        next_start = page[-1][3] + ONE_US if page else q.start
         next_end = q.end
     else:
         next_start = q.start
-        next_end = page[-1][2] - ONE_US if page else q.end
+        next_end = page[-1][3] - ONE_US if page else q.end
     return {
         "hasMore": has_more,
         "nextStartTime": next_start.isoformat(),
         "nextEndTime": next_end.isoformat(),
-        "logs": [
-            {
-                "id": f"{job_id}-{seq}",
-                "message": text,
-                "timestamp": timestamp.isoformat(),
-                "labels": [
-                    {"name": "resource", "value": job_id},
-                    {"name": "instance", "value": job_id},
-                    {"name": "level", "value": "error" if stream == LogStream.STDERR else "info"},
-                    {"name": "type", "value": "app"},
-                ],
-            }
-            for job_id, seq, timestamp, stream, text in page
+        "logs": [log_entry(*line) for line in page],
+    }
+
+
+def log_entry(
+    kind: str, owner: str, seq: int, timestamp: datetime, stream: int, text: str, resource: str
+) -> dict:
+    """A line in Render's ``Log`` shape: a job line's resource is the job (as on Render), a
+    build line's the build's service; the instance is the job or the build."""
+    level = "info" if kind == "build" else LEVELS.get(LogStream(stream), "info")
+    return {
+        "id": f"{owner}-{seq}",
+        "message": text,
+        "timestamp": timestamp.isoformat(),
+        "labels": [
+            {"name": "resource", "value": resource},
+            {"name": "instance", "value": owner},
+            {"name": "level", "value": level},
+            {"name": "type", "value": kind},
         ],
     }
+
+
+# Labels of Render's ``GET /v1/logs/values`` Oneoff has no lines for (HTTP request logs).
+REQUEST_LABELS = ("host", "statusCode", "method")
+
+
+def label_values(q: LogQuery, label: str, limit: int) -> list[str]:
+    """The distinct values of ``label`` among the lines ``q`` selects (at most ``limit``)."""
+    if label in REQUEST_LABELS:
+        return []
+    sources = _sources(q)
+
+    def values() -> list[str]:
+        found: set[str] = set()
+        for source in sources:
+            if label == "type":
+                if source.rows.exists():
+                    found.add(source.kind)
+            elif label == "level":
+                if source.kind == "build":
+                    if source.rows.exists():
+                        found.add("info")
+                else:
+                    streams = source.rows.order_by().values_list("stream", flat=True).distinct()
+                    found |= {LEVELS.get(LogStream(s), "info") for s in streams}
+            else:
+                column = source.owner
+                if label == "resource" and source.kind == "build":
+                    column = "build__service_id"
+                found |= set(
+                    source.rows.order_by(column).values_list(column, flat=True).distinct()[:limit]
+                )
+        return sorted(found)[:limit]
+
+    return _run(values) if sources else []
 
 
 def line_batches(job_pk: str, batch: int = 5000) -> Iterator[list[tuple]]:

@@ -31,6 +31,9 @@ from render.public_api.api.logs import (
     get_owner_log_stream,
     get_resource_log_stream,
     list_logs,
+    list_logs_values,
+    list_resource_log_streams,
+    subscribe_logs,
     update_owner_log_stream,
     update_resource_log_stream,
 )
@@ -78,6 +81,7 @@ from render.public_api.models import (
     Error,
     EventType,
     JobStatus,
+    ListLogsValuesLabel,
     LogStreamOwnerUpdate,
     LogStreamPreviewSetting,
     LogStreamResourceUpdate,
@@ -259,6 +263,29 @@ CASES: dict[str, Case] = {
             client=c, owner_id=w.workspace.id, resource=[w.job.id], limit=1
         )
     ),
+    "list-logs-values": Case(
+        lambda c, w: list_logs_values.sync_detailed(
+            client=c, owner_id=w.workspace.id, label=ListLogsValuesLabel.LEVEL, resource=[w.job.id]
+        )
+    ),
+    # A WebSocket: a plain GET is a 400 in Render's Error shape; the stream's messages are read as
+    # Render's Log model in tests/api/test_logs_subscribe.py.
+    "subscribe-logs": Case(
+        lambda c, w: subscribe_logs.sync_detailed(
+            client=c, owner_id=w.workspace.id, resource=[w.job.id]
+        ),
+        status=400,
+    ),
+    "list-resource-log-streams": Case(
+        lambda c, w: (
+            update_resource_log_stream.sync(
+                w.service.id,
+                client=c,
+                body=LogStreamResourceUpdate(setting=LogStreamSetting.DROP),
+            ),
+            list_resource_log_streams.sync_detailed(client=c, owner_id=[w.workspace.id]),
+        )[1]
+    ),
     "get-owner-log-stream": Case(
         lambda c, w: (
             update_owner_log_stream.sync(
@@ -414,6 +441,8 @@ def test_the_answer_parses_as_renders_model(operation, render, world):
     if case.status in (202, 204):  # Render's document: no content
         assert answer.parsed is None
         assert answer.content == b""
+    elif case.status >= 400:
+        assert isinstance(answer.parsed, Error), answer.parsed
     else:
         assert answer.parsed is not None
         assert not isinstance(answer.parsed, Error), answer.parsed

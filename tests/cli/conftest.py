@@ -50,7 +50,7 @@ class OneoffServer:
         log = open(self.log_path, "ab")
         bind = f"127.0.0.1:{self.port}"
         self.process = subprocess.Popen(
-            [GUNICORN, "config.wsgi", "--config", "config/gunicorn.py", "--bind", bind],
+            [GUNICORN, "config.asgi", "--config", "config/gunicorn.py", "--bind", bind],
             cwd=ROOT,
             env=self.env,
             stdout=log,

@@ -1,0 +1,219 @@
+"""``GET /v1/logs/subscribe``: Render's live tail, a WebSocket that sends each new log line as
+it is stored, one JSON text message per line in Render's ``Log`` shape (``id``, ``message``,
+``timestamp``, ``labels``), the same as a line of ``GET /v1/logs``.
+
+An ASGI application (``config.asgi`` routes WebSocket connections here): the handshake carries
+the API key (``Authorization: Bearer …``) and the same query as ``GET /v1/logs`` (``ownerId``,
+``resource``, ``text``, ``level``, ``type``, ``instance``, ``startTime``, ``endTime``,
+``direction``, ``limit``), checked the same way: a bad key is a 401, a resource of another
+workspace a 404, a bad or unhonoured filter a 400, answered as HTTP responses before the upgrade
+(``{"id", "message"}``), so the client sees the status Render's document gives.
+
+Lines are found by polling the database every ``LOGS_TAIL_INTERVAL`` seconds (the web process
+is not the one storing them): each poll reads the lines of the last ``LOGS_TAIL_LAG`` seconds
+with ``query_logs`` and sends those not sent yet, so a line stored up to that long after its
+timestamp is still sent, once. Without ``startTime`` the tail starts at the connection; with it,
+the lines since then come first. With ``endTime`` the socket closes (1000) once it has passed.
+"""
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any, cast
+from urllib.parse import parse_qs
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import close_old_connections
+from django.http import HttpRequest
+from django.utils import timezone
+from pydantic import ValidationError
+
+from api.auth import ApiKeyAuth, ApiRequest
+from api.errors import ApiError
+from api.fields import aware
+from jobs.logs.read import LogQuery, check, query_logs
+from jobs.logs.search import SearchTooSlow
+from services.errors import DomainError, Invalid, NotFound
+
+PATH = "/v1/logs/subscribe"
+PAGE = 100
+MAX_PAGES = 20  # lines sent per poll at most PAGE * MAX_PAGES; the rest follow on the next
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict]]
+Send = Callable[[dict], Awaitable[None]]
+
+
+def _request(scope: Scope) -> HttpRequest:
+    request = HttpRequest()
+    request.method = "GET"
+    request.path = request.path_info = scope["path"]
+    for name, value in scope.get("headers", []):
+        key = name.decode("latin-1").upper().replace("-", "_")
+        request.META[f"HTTP_{key}"] = value.decode("latin-1")
+    client = scope.get("client")
+    if client:
+        request.META["REMOTE_ADDR"] = client[0]
+    return request
+
+
+def _filters(query_string: bytes) -> Any:
+    """The query as ``LogsQuery``: an unknown parameter (a filter Oneoff cannot honour) or a
+    bad value is an ``Invalid`` naming it."""
+    from api.routers.logs import LogsQuery
+
+    values = parse_qs(query_string.decode("utf-8", "replace"), keep_blank_values=True)
+    for name in values:
+        if name not in LogsQuery.model_fields:
+            raise Invalid(
+                name,
+                "not a query parameter of this operation, so Oneoff cannot honour it "
+                "(GET /v1/openapi.json lists each operation's parameters)",
+            )
+    data: dict[str, Any] = {}
+    for name, given in values.items():
+        field = LogsQuery.model_fields[name]
+        is_list = "list" in str(field.annotation)
+        data[name] = given if is_list else given[-1]
+    try:
+        return LogsQuery.model_validate(data)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        name = str(error["loc"][0]) if error["loc"] else "query"
+        raise Invalid(name, error["msg"]) from None
+
+
+class Tail:
+    """One subscription: its query, and the lines already sent (by id, with their time)."""
+
+    def __init__(self, scope: Scope):
+        request = _request(scope)
+        ApiKeyAuth()(request)
+        from api.routers.logs import log_query
+
+        filters = _filters(scope.get("query_string", b""))
+        self.query: LogQuery = log_query(cast(ApiRequest, request), filters, PAGE)
+        self.query.direction = "forward"
+        check(self.query)
+        self.since: datetime = aware(filters.startTime) or timezone.now()
+        self.until: datetime | None = aware(filters.endTime)
+        self.sent: dict[str, datetime] = {}
+        self.polled = False
+        # Where the next poll goes on when this one stopped at MAX_PAGES (a long backlog).
+        self.backlog: datetime | None = None
+
+    def poll(self) -> tuple[list[dict], bool]:
+        """The lines stored since the last poll, and whether the tail is over (past
+        ``endTime``)."""
+        now = timezone.now()
+        lag = timedelta(seconds=settings.LOGS_TAIL_LAG)
+        q = self.query
+        if self.backlog is not None:
+            q.start = self.backlog
+        else:
+            q.start = max(self.since, now - lag) if self.polled else self.since
+        self.polled = True
+        self.backlog = None
+        q.end = min(now, self.until) if self.until else now
+        fresh: list[dict] = []
+        for _ in range(MAX_PAGES):
+            if q.start > q.end:
+                break
+            page = query_logs(q)
+            for entry in page["logs"]:
+                if entry["id"] not in self.sent:
+                    self.sent[entry["id"]] = datetime.fromisoformat(entry["timestamp"])
+                    fresh.append(entry)
+            if not page["hasMore"]:
+                break
+            q.start = datetime.fromisoformat(page["nextStartTime"])
+        else:
+            self.backlog = q.start
+        # Forget what can no longer come back (older than the next poll's window).
+        horizon = now - lag
+        self.sent = {key: at for key, at in self.sent.items() if at >= horizon}
+        over = self.until is not None and now > self.until + lag and self.backlog is None
+        return fresh, over
+
+
+def _fresh(call: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
+    """``call`` on a worker thread, with that thread's database connection checked first (as
+    Django does around a request: one past its age or broken is replaced)."""
+
+    def run(*args: Any) -> Any:
+        close_old_connections()
+        return call(*args)
+
+    return sync_to_async(run, thread_sensitive=False)
+
+
+async def _deny(scope: Scope, send: Send, status: int, id: str, message: str) -> None:
+    """An HTTP answer to the handshake (ASGI's WebSocket denial response) where the server
+    offers it, else a close before accepting (a 403 to the client)."""
+    if "websocket.http.response" in scope.get("extensions", {}):
+        body = json.dumps({"id": id, "message": message}).encode()
+        await send(
+            {
+                "type": "websocket.http.response.start",
+                "status": status,
+                "headers": [(b"content-type", b"application/json; charset=utf-8")],
+            }
+        )
+        await send({"type": "websocket.http.response.body", "body": body})
+    else:
+        await send({"type": "websocket.close", "code": 1008, "reason": message[:120]})
+
+
+async def subscribe(scope: Scope, receive: Receive, send: Send) -> None:
+    message = await receive()
+    if message["type"] != "websocket.connect":
+        return
+    try:
+        tail = await _fresh(Tail)(scope)
+    except ApiError as exc:
+        return await _deny(scope, send, exc.status, exc.id, exc.message)
+    except NotFound as exc:
+        return await _deny(scope, send, 404, "not_found", exc.message)
+    except DomainError as exc:
+        return await _deny(scope, send, 400, "bad_request", str(exc))
+    await send({"type": "websocket.accept"})
+    closed = asyncio.Event()
+
+    async def watch() -> None:
+        while True:
+            event = await receive()
+            if event["type"] == "websocket.disconnect":
+                closed.set()
+                return
+
+    watcher = asyncio.create_task(watch())
+    try:
+        await _tail(tail, send, closed)
+    except OSError:
+        pass  # the client went away while a line was being sent
+    finally:
+        watcher.cancel()
+
+
+async def _tail(tail: Tail, send: Send, closed: asyncio.Event) -> None:
+    while not closed.is_set():
+        try:
+            lines, over = await _fresh(tail.poll)()
+        except SearchTooSlow:
+            await send({"type": "websocket.close", "code": 1011, "reason": "search too slow"})
+            return
+        for entry in lines:
+            await send({"type": "websocket.send", "text": json.dumps(entry)})
+        if over:
+            await send({"type": "websocket.close", "code": 1000})
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(closed.wait(), settings.LOGS_TAIL_INTERVAL)
+
+
+async def not_found(scope: Scope, receive: Receive, send: Send) -> None:
+    await receive()
+    await _deny(scope, send, 404, "not_found", "no WebSocket here; see GET /v1/logs/subscribe")
