@@ -14,11 +14,18 @@ is not the one storing them): each poll reads the lines of the last ``LOGS_TAIL_
 with ``query_logs`` and sends those not sent yet, so a line stored up to that long after its
 timestamp is still sent, once. Without ``startTime`` the tail starts at the connection; with it,
 the lines since then come first. With ``endTime`` the socket closes (1000) once it has passed.
+
+A workspace holds at most ``LOGS_TAIL_MAX_PER_WORKSPACE`` tails open in one web process (one
+more is a 429 at the handshake), and each tail checks every ``LOGS_TAIL_RECHECK`` seconds that
+its key is still live and its user still a member: a revoked key or a removed member stops
+receiving lines within that time (close code 1008).
 """
 
 import asyncio
 import contextlib
 import json
+import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -37,10 +44,14 @@ from api.fields import aware
 from jobs.logs.read import LogQuery, check, query_logs
 from jobs.logs.search import SearchTooSlow
 from services.errors import DomainError, Invalid, NotFound
+from services.models import ApiKey
 
 PATH = "/v1/logs/subscribe"
 PAGE = 100
 MAX_PAGES = 20  # lines sent per poll at most PAGE * MAX_PAGES; the rest follow on the next
+
+# Tails open in this process, by workspace id (changed only on the event loop's thread).
+_open: Counter[str] = Counter()
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict]]
@@ -91,7 +102,9 @@ class Tail:
 
     def __init__(self, scope: Scope):
         request = _request(scope)
-        ApiKeyAuth()(request)
+        key = ApiKeyAuth()(request)
+        self.key_id, self.workspace_id = key.pk, key.workspace_id
+        self.checked = time.monotonic()
         from api.routers.logs import log_query
 
         filters = _filters(scope.get("query_string", b""))
@@ -105,9 +118,27 @@ class Tail:
         # Where the next poll goes on when this one stopped at MAX_PAGES (a long backlog).
         self.backlog: datetime | None = None
 
+    def allowed(self) -> bool:
+        """Whether the key is still live and its user still an active member (asked at most
+        every LOGS_TAIL_RECHECK seconds)."""
+        if time.monotonic() - self.checked < settings.LOGS_TAIL_RECHECK:
+            return True
+        self.checked = time.monotonic()
+        return (
+            ApiKey.objects.active()
+            .filter(
+                pk=self.key_id,
+                user__is_active=True,
+                user__memberships__workspace_id=self.workspace_id,
+            )
+            .exists()
+        )
+
     def poll(self) -> tuple[list[dict], bool]:
         """The lines stored since the last poll, and whether the tail is over (past
-        ``endTime``)."""
+        ``endTime``). ``Revoked`` once the key or its user's membership is gone."""
+        if not self.allowed():
+            raise Revoked
         now = timezone.now()
         lag = timedelta(seconds=settings.LOGS_TAIL_LAG)
         q = self.query
@@ -137,6 +168,10 @@ class Tail:
         self.sent = {key: at for key, at in self.sent.items() if at >= horizon}
         over = self.until is not None and now > self.until + lag and self.backlog is None
         return fresh, over
+
+
+class Revoked(Exception):
+    """The tail's API key was revoked, or its user left the workspace."""
 
 
 def _fresh(call: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
@@ -179,6 +214,25 @@ async def subscribe(scope: Scope, receive: Receive, send: Send) -> None:
         return await _deny(scope, send, 404, "not_found", exc.message)
     except DomainError as exc:
         return await _deny(scope, send, 400, "bad_request", str(exc))
+    most = settings.LOGS_TAIL_MAX_PER_WORKSPACE
+    if _open[tail.workspace_id] >= most:
+        return await _deny(
+            scope,
+            send,
+            429,
+            "rate_limited",
+            f"this workspace has {most} live log tails open here already; close one first",
+        )
+    _open[tail.workspace_id] += 1
+    try:
+        await _serve(tail, receive, send)
+    finally:
+        _open[tail.workspace_id] -= 1
+        if _open[tail.workspace_id] <= 0:
+            del _open[tail.workspace_id]
+
+
+async def _serve(tail: Tail, receive: Receive, send: Send) -> None:
     await send({"type": "websocket.accept"})
     closed = asyncio.Event()
 
@@ -204,6 +258,10 @@ async def _tail(tail: Tail, send: Send, closed: asyncio.Event) -> None:
             lines, over = await _fresh(tail.poll)()
         except SearchTooSlow:
             await send({"type": "websocket.close", "code": 1011, "reason": "search too slow"})
+            return
+        except Revoked:
+            reason = "API key revoked or its user left the workspace"
+            await send({"type": "websocket.close", "code": 1008, "reason": reason})
             return
         for entry in lines:
             await send({"type": "websocket.send", "text": json.dumps(entry)})

@@ -374,6 +374,11 @@ LOGS_QUERY_TIMEOUT = env.float("LOGS_QUERY_TIMEOUT", default=5.0)
 # those of the last LOGS_TAIL_LAG seconds (a line stored later than that after its time is missed).
 LOGS_TAIL_INTERVAL = env.float("LOGS_TAIL_INTERVAL", default=0.5)
 LOGS_TAIL_LAG = env.float("LOGS_TAIL_LAG", default=30.0)
+# Live tails a workspace may hold open in one web process (each polls the database); one more is
+# a 429. A tail whose API key is revoked, or whose user left the workspace, is closed within
+# LOGS_TAIL_RECHECK seconds.
+LOGS_TAIL_MAX_PER_WORKSPACE = env.int("LOGS_TAIL_MAX_PER_WORKSPACE", default=20)
+LOGS_TAIL_RECHECK = env.float("LOGS_TAIL_RECHECK", default=5.0)
 LOG_PURGE_BATCH = env.int("LOG_PURGE_BATCH", default=5000)  # log lines deleted per transaction
 # A PEM file of CA certificates trusted for log stream destinations, in addition to the system
 # store (verification is always on).

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 from render.public_api.models import Log
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from services.models import ApiKey
@@ -36,7 +37,13 @@ def web(live_worker, tmp_path):
     if connection.vendor != "postgresql":
         missing_part("the production mode is PostgreSQL + Redis: set DATABASE_URL=postgres://…")
     port = free_port()
-    env = live_worker.env(DEBUG="false", SITE_URL=f"http://127.0.0.1:{port}")
+    env = live_worker.env(
+        DEBUG="false",
+        SITE_URL=f"http://127.0.0.1:{port}",
+        WEB_WORKERS="1",  # one process: its count of open tails is the one tested
+        LOGS_TAIL_MAX_PER_WORKSPACE="3",
+        LOGS_TAIL_RECHECK="0.5",
+    )
     env.pop("ONEOFF_SUPERVISOR_INTERVAL", None)
     log = open(tmp_path / "web.log", "w")
     process = subprocess.Popen(
@@ -161,3 +168,41 @@ def test_the_handshake_is_refused_with_renders_statuses(
     status, body, _ = call("GET", f"http://{web}/v1/logs/subscribe?{mine}", key=key)
     assert status == 400, body
     assert "WebSocket" in body["message"]
+
+
+def test_a_revoked_key_loses_its_tail_and_a_workspace_holds_a_bounded_number(
+    web, job_service, owner, workspace
+):
+    """Three tails at most (LOGS_TAIL_MAX_PER_WORKSPACE here): a fourth is a 429. Revoking the
+    key of one closes it (1008) within LOGS_TAIL_RECHECK, which makes room again."""
+    keys = [ApiKey.issue(owner, workspace) for _ in range(4)]
+    status, job, _ = call(
+        "POST",
+        f"http://{web}/v1/services/{job_service.id}/jobs",
+        key=keys[0][1],
+        body={"startCommand": "echo hi"},
+    )
+    assert status == 201, job
+    url = subscribe_url(web, f"ownerId={workspace.id}&resource={job['id']}")
+
+    def open_tail(secret: str):
+        return connect(url, additional_headers={"Authorization": f"Bearer {secret}"})
+
+    sockets = [open_tail(secret) for _, secret in keys[:3]]
+    try:
+        with pytest.raises(InvalidStatus) as caught, open_tail(keys[3][1]):
+            pass
+        assert caught.value.response.status_code == 429
+        assert json.loads(caught.value.response.body)["id"] == "rate_limited"
+
+        ApiKey.objects.filter(pk=keys[0][0].pk).update(revoked_at=timezone.now())
+        started = time.monotonic()
+        with pytest.raises(ConnectionClosed) as closed:
+            sockets[0].recv(timeout=10)  # no new line comes: the close does
+        assert closed.value.rcvd.code == 1008, closed.value
+        assert time.monotonic() - started < 5
+        with open_tail(keys[3][1]) as fourth, pytest.raises(TimeoutError):  # room again
+            fourth.recv(timeout=0.5)  # open, and nothing new to send
+    finally:
+        for socket in sockets:
+            socket.close()
