@@ -67,7 +67,10 @@ def test_run_with_overrides_and_see_a_job_wait_its_turn(
     # It waits for the one slot, and its page says so.
     page.goto(f"{live_server.url}/services/{service.id}/jobs/{job.id}/")
     summary = page.locator("#job-summary")
-    expect(summary).to_contain_text("waiting: 1 of 1 concurrent jobs of this service are running")
+    # ("Waiting for a runner" until the worker has taken its start message: seconds under load.)
+    expect(summary).to_contain_text(
+        "waiting: 1 of 1 concurrent jobs of this service are running", timeout=20_000
+    )
     expect(summary).to_contain_text("GREETING")
     expect(summary).to_contain_text("2.0 s")
     expect(summary).not_to_contain_text("hello")
