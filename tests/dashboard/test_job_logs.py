@@ -34,7 +34,7 @@ def test_a_status_change_refreshes_the_summary_out_of_band(owner, make_job, logi
     job = make_job(status=JobStatus.RUNNING, lines=["a"])
     body = login(owner).get(url(job, "?after=0&status=pending"), **htmx()).content.decode()
     assert (
-        '<section id="job-summary" class="card summary" aria-labelledby="job-h" hx-swap-oob="true">'
+        '<section id="job-summary" class="card summary" aria-labelledby="job-h" hx-swap-oob="true"'
         in body
     )
     assert 'class="badge running"' in body
