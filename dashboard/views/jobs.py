@@ -118,9 +118,13 @@ def _viewer(service, job) -> dict:
     return {
         "log_of": job,
         "log_noun": "job",
+        "line_base": LINE_BASE,
         "logs_url": reverse("job_logs", args=[service.id, job.id]),
     }
 
+
+# A job's line seqs start at 0 and its lines are numbered from 1: line N (``#LN``) is seq N - 1.
+LINE_BASE = 1
 
 CHART_WIDTH, CHART_HEIGHT = 600, 120  # the usage chart's drawing units (it scales to the page)
 

@@ -16,9 +16,9 @@ def test_tail_returns_lines_after_the_cursor_and_a_new_poller(owner, make_job, l
     body = (
         login(owner).get(url(job, "?after=1&status=running"), **htmx("log-poller")).content.decode()
     )
-    assert 'id="L1"' not in body
-    assert 'id="L2"' in body
+    assert 'id="L2"' not in body
     assert 'id="L3"' in body
+    assert 'id="L4"' in body
     assert "?after=3&amp;status=running" in body
     assert "job-summary" not in body  # status unchanged: no summary refresh
 
@@ -55,7 +55,7 @@ def test_polling_stops_once_the_job_has_finished(owner, make_job, login):
         lines=["a", "b"],
     )
     body = login(owner).get(url(job, "?after=1&status=running"), **htmx()).content.decode()
-    assert 'id="L2"' in body
+    assert 'id="L3"' in body
     assert "log-poller" not in body
     assert 'hx-swap-oob="true"' in body
     assert 'class="badge succeeded"' in body
@@ -70,8 +70,8 @@ def test_a_just_finished_job_is_polled_a_moment_longer(owner, make_job, login):
 def test_a_long_backlog_is_caught_up_at_once(owner, make_job, login):
     job = make_job(status=JobStatus.RUNNING, lines=[f"l{i}" for i in range(LOG_PAGE + 10)])
     body = login(owner).get(url(job, "?after=0&status=running"), **htmx()).content.decode()
-    assert f'id="L{LOG_PAGE}"' in body
-    assert f'id="L{LOG_PAGE + 1}"' not in body
+    assert f'id="L{LOG_PAGE + 1}"' in body
+    assert f'id="L{LOG_PAGE + 2}"' not in body
     assert 'hx-trigger="load"' in body
     assert f"?after={LOG_PAGE}&amp;" in body
 
@@ -83,22 +83,22 @@ def test_load_earlier_returns_the_page_before(owner, make_job, login):
         .get(url(job, f"?before={LOG_PAGE + 11}"), **htmx("log-earlier"))
         .content.decode()
     )
-    assert 'id="L11"' in body
-    assert f'id="L{LOG_PAGE + 10}"' in body
-    assert f'id="L{LOG_PAGE + 11}"' not in body
-    assert 'id="L10"' not in body
+    assert 'id="L12"' in body
+    assert f'id="L{LOG_PAGE + 11}"' in body
+    assert f'id="L{LOG_PAGE + 12}"' not in body
+    assert 'id="L11"' not in body
     assert body.strip().startswith('<li id="log-earlier"')
     assert "?before=11" in body
     body = login(owner).get(url(job, "?before=11"), **htmx()).content.decode()
-    assert 'id="L1"' in body
+    assert 'id="L2"' in body
     assert "log-earlier" not in body
 
 
 def test_more_search_matches(owner, make_job, login):
     job = make_job(lines=["x hit", "miss", "y HIT"])
     body = login(owner).get(url(job, "?q=hit&after=1"), **htmx()).content.decode()
-    assert 'id="L3"' in body
-    assert 'id="L1"' not in body
+    assert 'id="L4"' in body
+    assert 'id="L2"' not in body
     assert "<mark>HIT</mark>" in body
 
 
@@ -152,13 +152,13 @@ def test_the_first_poll_starts_at_sequence_zero(owner, make_job, login):
     add_lines(job, ["zero", "one"], start=0)
     client = login(owner)
     page = client.get(f"/services/{job.service_id}/jobs/{job.id}/").content.decode()
-    assert 'id="L0"' in page
+    assert 'id="L1"' in page
     job = make_job(status=JobStatus.PENDING)
     page = client.get(f"/services/{job.service_id}/jobs/{job.id}/").content.decode()
     assert "/logs/?status=pending" in page  # no lines yet: no cursor
     add_lines(job, ["zero"], start=0)
     body = client.get(url(job, "?status=pending"), **htmx()).content.decode()
-    assert 'id="L0"' in body
+    assert 'id="L1"' in body
     assert "?after=0&amp;" in body
 
 

@@ -62,3 +62,29 @@ def test_copy_buttons(page, live_server, owner, make_job):
     assert curl.startswith(f"curl -X POST '{live_server.url}/v1/services/{job.service_id}/jobs'")
     assert "Authorization: Bearer $ONEOFF_API_KEY" in curl
     assert f'"planId":"{job.plan_id}"' in curl
+
+
+def test_ansi_colours_and_control_characters(page, live_server, owner, make_job):
+    e = "\x1b"
+    job = make_job(
+        lines=[
+            f"{e}[1;31mERROR{e}[0m {e}[32m<script>window.__xss=1</script>{e}[0m",
+            f"{e}[38;2;255;135;0morange{e}[0m {e}[48;5;21mblue bg{e}[0m bell\x07",
+            "file\u202etxt.exe",
+        ]
+    )
+    sign_in(page, live_server, "alice@acme.test", job_url(job))
+    # The job's first line (seq 0 in real logs, 1 in this fixture) is numbered from seq + 1.
+    first = page.locator("#log-lines li.line").first
+    red = first.locator(".a-f1.a-bo")
+    expect(red).to_have_text("ERROR")
+    assert red.evaluate("e => getComputedStyle(e).fontWeight") == "700"
+    assert red.evaluate("e => getComputedStyle(e).color") == "rgb(255, 123, 114)"
+    expect(first.locator(".a-f2")).to_have_text("<script>window.__xss=1</script>")
+    assert page.evaluate("window.__xss") is None
+    second = page.locator("#log-lines li.line").nth(1)
+    orange = second.get_by_text("orange")
+    assert orange.evaluate("e => getComputedStyle(e).color") == "rgb(255, 135, 0)"
+    expect(second.locator(".ctl")).to_have_text("\\x07")
+    expect(page.locator("#log-lines li.line").nth(2).locator(".ctl")).to_have_text("<U+202E>")
+    screenshot(page, "log-ansi")
