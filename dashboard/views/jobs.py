@@ -174,7 +174,7 @@ def usage_chart(job) -> dict | None:
     return chart
 
 
-def _detail_context(service, job, q="") -> dict:
+def _detail_context(service, job, q="", line=None) -> dict:
     context = {"service": service, "job": job, "q": q, "tab": "jobs", **_viewer(service, job)}
     context["usage"] = usage_chart(job)
     retention = service.workspace.log_retention_days
@@ -187,6 +187,11 @@ def _detail_context(service, job, q="") -> dict:
         lines = list(_lines(job).filter(text__icontains=q).order_by("seq")[: LOG_PAGE + 1])
         context.update(lines=lines[:LOG_PAGE], more_matches=len(lines) > LOG_PAGE, poll=False)
         return context
+    if line is not None:
+        around = _around(job, line - LINE_BASE)
+        if around is not None:
+            context.update(around)
+            return context
     lines = list(_lines(job).order_by("-seq")[: LOG_PAGE + 1])
     lines.reverse()
     has_earlier = len(lines) > LOG_PAGE
@@ -198,6 +203,27 @@ def _detail_context(service, job, q="") -> dict:
         last_seq=lines[-1].seq if lines else None,
     )
     return context
+
+
+def _around(job, seq: int) -> dict | None:
+    """The page of lines around ``seq`` (half a page before it), for a permalink to a line the
+    latest page does not hold; None when that line is in the latest page (or there is none)."""
+    latest = list(
+        _lines(job).order_by("-seq").values_list("seq", flat=True)[LOG_PAGE - 1 : LOG_PAGE]
+    )
+    if not latest or seq >= latest[0]:
+        return None  # the latest page holds it: the usual page, live tail and all
+    start = max(0, seq - LOG_PAGE // 2)
+    page = list(_lines(job).filter(seq__gte=start).order_by("seq")[: LOG_PAGE + 1])
+    has_later = len(page) > LOG_PAGE
+    page = page[:LOG_PAGE]
+    return {
+        "lines": page,
+        "has_earlier": bool(page) and _lines(job).filter(seq__lt=page[0].seq).exists(),
+        "has_later": has_later,
+        "poll": not has_later and _keeps_polling(job),
+        "last_seq": page[-1].seq if page else None,
+    }
 
 
 def _lines(job):
@@ -222,7 +248,7 @@ def job_detail(request: HtmxHttpRequest, service_id: str, job_id: str) -> HttpRe
     if not form.is_valid():
         return bad_request(request, form)
     q = form.cleaned_data["q"] if form.cleaned_data["q"].strip() else ""
-    context = _detail_context(service, job, q)
+    context = _detail_context(service, job, q, form.cleaned_data["line"])
     template = "jobs/detail.html"
     if is_partial(request):
         template += "#log_viewer" if request.htmx.target == "log-viewer" else "#summary"
@@ -252,6 +278,17 @@ def job_logs(request: HtmxHttpRequest, service_id: str, job_id: str) -> HttpResp
     after = data["after"]
     if after is not None:
         lines = lines.filter(seq__gt=after)
+    if data["later"] and not data["q"].strip():
+        page = list(lines.order_by("seq")[: LOG_PAGE + 1])
+        has_later = len(page) > LOG_PAGE
+        page = page[:LOG_PAGE]
+        context.update(
+            lines=page,
+            has_later=has_later,
+            poll=not has_later and _keeps_polling(job),
+            last_seq=page[-1].seq if page else after,
+        )
+        return render(request, "dashboard/_log_viewer.html#later", context)
     if data["q"].strip():
         page = list(lines.filter(text__icontains=data["q"]).order_by("seq")[: LOG_PAGE + 1])
         context.update(lines=page[:LOG_PAGE], more_matches=len(page) > LOG_PAGE, q=data["q"])

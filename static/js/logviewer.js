@@ -70,10 +70,57 @@
     document.documentElement.dataset.jobStatus = status;
   }
 
+  // Permalinks: #L2500 shows line 2,500 whatever page holds it. A line this page does not hold
+  // loads the page around it (?line=2500#L2500); a line it holds is scrolled to and highlighted
+  // (:target).
+  function lineOf(hash) {
+    var match = /^#L([1-9][0-9]{0,17})$/.exec(hash || "");
+    return match ? match[1] : null;
+  }
+  function goToLine() {
+    var n = lineOf(location.hash);
+    var b = box();
+    if (!n || !b) return;
+    var el = $("L" + n);
+    if (el) {
+      // The page stays put (header in view) and the log scrolls: the line a third down.
+      window.scrollTo(0, 0);
+      b.scrollTop += el.getBoundingClientRect().top - b.getBoundingClientRect().top -
+        Math.round(b.clientHeight / 3);
+      return;
+    }
+    var params = new URLSearchParams(location.search);
+    if (params.get("line") === n) return;  // asked already: there is no such line
+    params.delete("q");
+    params.set("line", n);
+    location.replace(location.pathname + "?" + params.toString() + location.hash);
+  }
+
+  // "Load earlier lines" keeps the lines in view where they were: what was added above is added
+  // to the scroll position.
+  var fromBottom = null;
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var b = box();
+    if (b && event.detail.target && event.detail.target.id === "log-earlier") {
+      fromBottom = b.scrollHeight - b.scrollTop;
+    }
+  });
+  document.addEventListener("htmx:afterSwap", function (event) {
+    var b = box();
+    if (b && fromBottom !== null) {
+      b.scrollTop = b.scrollHeight - fromBottom;
+      fromBottom = null;
+    }
+  });
+
   document.addEventListener("DOMContentLoaded", function () {
     showStatus();
     fit();
+    goToLine();
   });
+  window.addEventListener("hashchange", function () { goToLine(); });
+  // The browser's own scroll to the fragment comes after DOMContentLoaded: place the line again.
+  window.addEventListener("load", function () { setTimeout(goToLine, 0); setTimeout(goToLine, 150); });
   window.addEventListener("resize", fit);
   document.addEventListener("toggle", fit, true);
   document.addEventListener("htmx:afterSettle", function () { showStatus(); });

@@ -183,3 +183,41 @@ def test_the_summary_refreshed_at_the_end_shows_what_the_job_used(owner, make_jo
     assert 'hx-swap-oob="true"' in body
     assert "Peak memory <strong>512 MB</strong> of 512 MB" in body
     assert '<polyline class="memory"' in body
+
+
+def test_a_permalink_past_the_latest_page_gets_the_page_around_its_line(owner, make_job, login):
+    job = make_job()
+    add_lines(job, [f"l{n}" for n in range(1, 3001)], start=0)  # seqs from 0, lines from 1
+    page = f"/services/{job.service_id}/jobs/{job.id}/"
+    body = login(owner).get(f"{page}?line=1700").content.decode()
+    assert 'id="L1200" data-seq="1199"' in body  # half a page before line 1,700
+    assert 'id="L2199"' in body
+    assert 'id="L1199"' not in body
+    assert 'id="L2200"' not in body
+    assert "?before=1199" in body
+    assert "?after=2198&amp;later=1" in body
+    assert 'id="log-poller"' not in body
+    # Line 5: no earlier page; line 2,500: the latest page as usual.
+    body = login(owner).get(f"{page}?line=5").content.decode()
+    assert 'id="L1" data-seq="0"' in body
+    assert "Load earlier lines" not in body
+    body = login(owner).get(f"{page}?line=2500").content.decode()
+    assert 'id="L2001"' in body
+    assert 'id="L3000"' in body
+    assert "later=1" not in body
+    assert login(owner).get(f"{page}?line=0").status_code == 400
+
+
+def test_load_later_lines_pages_forward_then_polls(owner, make_job, login):
+    job = make_job(status=JobStatus.RUNNING)
+    add_lines(job, [f"l{n}" for n in range(1, 2501)], start=0)
+    body = login(owner).get(url(job, "?after=999&later=1"), **htmx("log-later")).content.decode()
+    assert 'id="L1001"' in body
+    assert 'id="L2000"' in body
+    assert 'id="L2001"' not in body
+    assert "?after=1999&amp;later=1" in body
+    assert 'id="log-poller"' not in body
+    body = login(owner).get(url(job, "?after=1999&later=1"), **htmx("log-later")).content.decode()
+    assert 'id="L2500"' in body
+    assert "later=1" not in body
+    assert 'id="log-poller"' in body  # the live tail from there

@@ -8,9 +8,15 @@ import pytest
 from playwright.sync_api import expect
 
 from jobs.models import Job, JobStatus
-from tests.helpers import add_lines, screenshot, sign_in
+from tests.helpers import SCREENSHOTS, add_lines, sign_in
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+
+
+def shot(page, name: str) -> None:
+    """A screenshot of the viewport (the log is as tall as the viewport: a full-page one grows)."""
+    SCREENSHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
 
 
 def job_url(job) -> str:
@@ -32,7 +38,7 @@ def test_the_log_fills_the_viewport_and_details_fold(page, live_server, owner, m
     assert box["y"] + box["height"] > 800, box  # down to the viewport's end
     expect(page.get_by_text("Exited with code 3")).to_be_visible()
     expect(page.get_by_text("Instance type")).to_be_hidden()
-    page.screenshot(path=str(screenshot(page, "job-page-layout").with_name("job-page-fold.png")))
+    shot(page, "job-page-layout")
     page.get_by_text("Details: build").click()
     expect(page.get_by_text("Instance type")).to_be_visible()
     expect(page.get_by_text("Env digest")).to_be_visible()
@@ -87,4 +93,68 @@ def test_ansi_colours_and_control_characters(page, live_server, owner, make_job)
     assert orange.evaluate("e => getComputedStyle(e).color") == "rgb(255, 135, 0)"
     expect(second.locator(".ctl")).to_have_text("\\x07")
     expect(page.locator("#log-lines li.line").nth(2).locator(".ctl")).to_have_text("<U+202E>")
-    screenshot(page, "log-ansi")
+    shot(page, "log-ansi")
+
+
+def long_job(make_job, count=3000):
+    job = make_job()
+    add_lines(job, [f"line {n} of the log" for n in range(1, count + 1)], start=0)  # seq from 0
+    return job
+
+
+HIGHLIGHT = "rgb(74, 66, 18)"  # .log li:target
+
+
+def assert_shown_and_highlighted(page, n):
+    line = page.locator(f"#L{n}")
+    expect(line).to_contain_text(f"line {n} of the log")
+    expect(line).to_be_in_viewport()
+    expect(line).to_have_css("background-color", HIGHLIGHT)
+    expect(line.locator(".ln")).to_have_text(str(n))
+
+
+def test_permalinks_to_any_line_of_a_long_log(page, live_server, owner, make_job):
+    job = long_job(make_job)
+    sign_in(page, live_server, "alice@acme.test", job_url(job))
+    expect(page.locator("#log-lines li.line")).to_have_count(1000)
+    expect(page.locator("#L5")).to_have_count(0)  # the page holds the latest 1,000 lines
+    # Line 2,500: in the page; scrolled to and highlighted.
+    page.goto(live_server.url + job_url(job) + "#L2500")
+    assert_shown_and_highlighted(page, 2500)
+    page.wait_for_timeout(300)
+    expect(page.locator("#job-summary")).to_be_in_viewport()  # the page stays put, the log scrolls
+    assert_shown_and_highlighted(page, 2500)
+    shot(page, "log-permalink-2500")
+    # Line 5: not in the page; the page around it is loaded.
+    page.goto(live_server.url + job_url(job) + "#L5")
+    expect(page).to_have_url(re.compile(r"\?line=5#L5$"))
+    assert_shown_and_highlighted(page, 5)
+    expect(page.locator("#L1")).to_contain_text("line 1 of the log")
+    expect(page.get_by_role("button", name="Load earlier lines")).to_have_count(0)
+    page.get_by_role("button", name="Load later lines").click()
+    expect(page.locator("#log-lines li.line")).to_have_count(2000)
+    expect(page.locator("#L2000")).to_be_attached()
+    # Line 1,700 from the address bar: the page around it, with earlier and later lines to load.
+    page.goto(live_server.url + job_url(job) + "#L1700")
+    expect(page).to_have_url(re.compile(r"\?line=1700#L1700$"))
+    assert_shown_and_highlighted(page, 1700)
+    expect(page.locator("#log-lines li.line").first).to_have_id("L1200")
+    page.get_by_role("button", name="Load earlier lines").click()  # scrolled to the top for it
+    expect(page.locator("#L200")).to_be_attached()
+    expect(page.locator("#L1200")).to_be_in_viewport()  # the lines read stay where they were
+    expect(page.locator("#L199")).not_to_be_in_viewport()
+    expect(page.locator("#L1700")).to_have_css("background-color", HIGHLIGHT)
+    shot(page, "log-permalink-1700")
+    # A click on a line number makes it the permalink.
+    page.locator("#L1702 .ln").click()
+    expect(page).to_have_url(re.compile(r"#L1702$"))
+    expect(page.locator("#L1702")).to_have_css("background-color", HIGHLIGHT)
+
+
+def test_a_link_past_the_end_does_not_loop(page, live_server, owner, make_job):
+    job = long_job(make_job, 1500)
+    sign_in(page, live_server, "alice@acme.test", job_url(job))
+    page.goto(live_server.url + job_url(job) + "#L99999")
+    expect(page.locator("#log-lines li.line")).to_have_count(1000)
+    page.wait_for_timeout(500)
+    expect(page).to_have_url(re.compile(r"\?line=99999#L99999$"))
