@@ -13,6 +13,7 @@ from audit.trail import actor_of
 from dashboard.access import get_service, signed_in
 from dashboard.forms.jobs import LOG_PAGE, JobFilterForm, LogQueryForm, RunJobForm
 from dashboard.http import HtmxHttpRequest
+from dashboard.system_lines import end_lines, start_lines
 from dashboard.views import bad_request, is_partial
 from jobs.launch import cancel_job, create_job
 from jobs.logs.read import line_batches
@@ -191,6 +192,8 @@ def _detail_context(service, job, q="", line=None) -> dict:
         around = _around(job, line - LINE_BASE)
         if around is not None:
             context.update(around)
+            context["system_start"] = [] if around["has_earlier"] else start_lines(job)
+            context["system_end"] = [] if around["has_later"] else end_lines(job)
             return context
     lines = list(_lines(job).order_by("-seq")[: LOG_PAGE + 1])
     lines.reverse()
@@ -201,6 +204,8 @@ def _detail_context(service, job, q="", line=None) -> dict:
         has_earlier=has_earlier,
         poll=_keeps_polling(job),
         last_seq=lines[-1].seq if lines else None,
+        system_start=[] if has_earlier else start_lines(job),
+        system_end=end_lines(job),
     )
     return context
 
@@ -287,6 +292,7 @@ def job_logs(request: HtmxHttpRequest, service_id: str, job_id: str) -> HttpResp
             has_later=has_later,
             poll=not has_later and _keeps_polling(job),
             last_seq=page[-1].seq if page else after,
+            system_end=[] if has_later else end_lines(job),
         )
         return render(request, "dashboard/_log_viewer.html#later", context)
     if data["q"].strip():
@@ -305,6 +311,8 @@ def job_logs(request: HtmxHttpRequest, service_id: str, job_id: str) -> HttpResp
     )
     if context["status_changed"]:
         context["usage"] = usage_chart(job)  # the summary comes along: with what the job used
+        if not more:
+            context["system_end"] = end_lines(job)
     return render(request, "jobs/detail.html#tail", context)
 
 
