@@ -120,6 +120,7 @@ def _viewer(service, job) -> dict:
         "log_of": job,
         "log_noun": "job",
         "line_base": LINE_BASE,
+        "rich": True,  # find, toggles and raw (static/js/logviewer.js)
         "logs_url": reverse("job_logs", args=[service.id, job.id]),
     }
 
@@ -330,10 +331,18 @@ def job_log_download(
             status=410,
             content_type="text/plain; charset=utf-8",
         )
-    response = StreamingHttpResponse(_log_text(job.pk), content_type="text/plain; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{job.id}.log"'
+    raw = request.GET.get("view") == "raw"  # the raw view: the lines' text, in the browser
+    text = _raw_text(job.pk) if raw else _log_text(job.pk)
+    response = StreamingHttpResponse(text, content_type="text/plain; charset=utf-8")
+    kind = "inline" if raw else "attachment"
+    response["Content-Disposition"] = f'{kind}; filename="{job.id}.log"'
     response["X-Content-Type-Options"] = "nosniff"
     return response
+
+
+def _raw_text(job_pk: str, chunk: int = 5000):
+    for rows in line_batches(job_pk, chunk):
+        yield "".join(f"{text}\n" for _, _, _, text in rows)
 
 
 def _log_text(job_pk: str, chunk: int = 5000):

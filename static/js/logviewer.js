@@ -113,7 +113,151 @@
     }
   });
 
+
+  // Find in the lines shown: every match counted and highlighted (CSS Custom Highlight API,
+  // the DOM untouched), Enter / Shift+Enter or the arrows for next / previous, "/" to find,
+  // Escape to clear. The server's "Search" looks through the whole log.
+  var matches = [], current = -1;
+  var canHighlight = window.CSS && CSS.highlights && window.Highlight;
+  function clearFound() {
+    if (canHighlight) { CSS.highlights.delete("log-find"); CSS.highlights.delete("log-find-current"); }
+    var old = document.querySelectorAll("#log-lines li.found-current");
+    for (var i = 0; i < old.length; i++) old[i].classList.remove("found-current");
+  }
+  function find(keepIndex) {
+    var input = $("log-find"), b = box();
+    if (!input || !b) return;
+    var needle = input.value.toLowerCase();
+    clearFound();
+    matches = [];
+    if (needle) {
+      var walker = document.createTreeWalker(b, NodeFilter.SHOW_TEXT, {
+        acceptNode: function (node) {
+          return node.parentElement.closest(".msg") ? NodeFilter.FILTER_ACCEPT : NodeFilter.FILTER_REJECT;
+        },
+      });
+      for (var node = walker.nextNode(); node; node = walker.nextNode()) {
+        var hay = node.data.toLowerCase(), at = hay.indexOf(needle);
+        while (at !== -1) {
+          var range = document.createRange();
+          range.setStart(node, at);
+          range.setEnd(node, at + needle.length);
+          matches.push(range);
+          at = hay.indexOf(needle, at + needle.length);
+        }
+      }
+    }
+    if (!keepIndex || current >= matches.length) current = matches.length ? 0 : -1;
+    if (canHighlight && matches.length) {
+      var all = new Highlight();
+      for (var m = 0; m < matches.length; m++) all.add(matches[m]);
+      CSS.highlights.set("log-find", all);
+    }
+    show();
+  }
+  function show() {
+    var count = $("log-find-count");
+    if (!count) return;
+    var input = $("log-find");
+    count.textContent = !input.value ? "" : matches.length ? (current + 1) + " of " + matches.length : "No matches";
+    if (current < 0 || !matches[current]) return;
+    var range = matches[current];
+    if (canHighlight) CSS.highlights.set("log-find-current", new Highlight(range));
+    var li = range.startContainer.parentElement.closest("li");
+    var old = document.querySelectorAll("#log-lines li.found-current");
+    for (var i = 0; i < old.length; i++) old[i].classList.remove("found-current");
+    if (li) {
+      li.classList.add("found-current");
+      var b = box(), top = li.getBoundingClientRect().top - b.getBoundingClientRect().top;
+      if (top < 0 || top > b.clientHeight - li.offsetHeight) b.scrollTop += top - Math.round(b.clientHeight / 3);
+    }
+  }
+  function step(by) {
+    if (!matches.length) return;
+    current = (current + by + matches.length) % matches.length;
+    show();
+  }
+  document.addEventListener("input", function (event) {
+    if (event.target.id === "log-find") find(false);
+  });
+  document.addEventListener("click", function (event) {
+    var id = event.target.id;
+    if (id === "log-find-next") step(1);
+    else if (id === "log-find-prev") step(-1);
+  });
+  document.addEventListener("keydown", function (event) {
+    var t = event.target;
+    if (t.id === "log-find") {
+      if (event.key === "Enter") { event.preventDefault(); step(event.shiftKey ? -1 : 1); }
+      else if (event.key === "Escape") { t.value = ""; find(false); t.blur(); }
+      return;
+    }
+    var typing = t.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName);
+    if (event.key === "/" && !typing && !event.ctrlKey && !event.metaKey && !event.altKey && $("log-find")) {
+      event.preventDefault();
+      $("log-find").focus();
+      $("log-find").select();
+    }
+  });
+
+  // Timestamps and wrap toggles, remembered in this browser.
+  function toggles() {
+    var viewer = $("log-viewer");
+    if (!viewer) return;
+    [["log-ts", "no-ts"], ["log-wrap", "no-wrap"]].forEach(function (pair) {
+      var input = $(pair[0]);
+      if (!input) return;
+      var saved = null;
+      try { saved = localStorage.getItem("oneoff." + pair[0]); } catch (e) { saved = null; }
+      if (saved !== null) input.checked = saved === "1";
+      viewer.classList.toggle(pair[1], !input.checked);
+    });
+  }
+  document.addEventListener("change", function (event) {
+    var id = event.target.id;
+    if (id !== "log-ts" && id !== "log-wrap") return;
+    try { localStorage.setItem("oneoff." + id, event.target.checked ? "1" : "0"); } catch (e) { /* private mode */ }
+    toggles();
+  });
+
+  // A cap on the lines kept in the page while the tail comes in: the oldest are dropped, and
+  // "Load earlier lines" brings them back.
+  var CAP = window.ONEOFF_LOG_CAP || 5000;
+  function cap() {
+    var b = box();
+    if (!b || !b.dataset.logsUrl) return;
+    var lines = b.querySelectorAll("li.line");
+    var extra = lines.length - CAP;
+    if (extra <= 0) return;
+    for (var i = 0; i < extra; i++) lines[i].remove();
+    var systems = b.querySelectorAll("li.system");
+    for (var j = 0; j < systems.length; j++) {
+      if (systems[j].compareDocumentPosition(lines[extra]) & Node.DOCUMENT_POSITION_FOLLOWING) systems[j].remove();
+    }
+    var earlier = $("log-earlier");
+    if (!earlier) {
+      earlier = document.createElement("li");
+      earlier.id = "log-earlier";
+      earlier.className = "more";
+      var button = document.createElement("button");
+      button.type = "button";
+      button.textContent = "Load earlier lines";
+      button.setAttribute("hx-target", "#log-earlier");
+      button.setAttribute("hx-swap", "outerHTML");
+      earlier.appendChild(button);
+      b.insertBefore(earlier, lines[extra]);
+    }
+    earlier.firstChild.setAttribute("hx-get", b.dataset.logsUrl + "?before=" + lines[extra].dataset.seq);
+    if (window.htmx) htmx.process(earlier);
+  }
+  document.addEventListener("htmx:afterSettle", function (event) {
+    var id = event.detail.target && event.detail.target.id;
+    if (id === "log-poller" || id === "log-later") cap();
+    if ($("log-find") && $("log-find").value) find(true);
+  });
+
   document.addEventListener("DOMContentLoaded", function () {
+    toggles();
     showStatus();
     fit();
     goToLine();

@@ -158,3 +158,87 @@ def test_a_link_past_the_end_does_not_loop(page, live_server, owner, make_job):
     expect(page.locator("#log-lines li.line")).to_have_count(1000)
     page.wait_for_timeout(500)
     expect(page).to_have_url(re.compile(r"\?line=99999#L99999$"))
+
+
+def test_find_next_previous_and_keyboard_only(page, live_server, owner, make_job):
+    job = make_job()
+    add_lines(
+        job,
+        ["boot", "\x1b[31merror\x1b[0m: disk", "ok", "ERROR again", "fine", "an error, last"],
+        start=0,
+    )
+    sign_in(page, live_server, "alice@acme.test", job_url(job))
+    expect(page.locator("#L6")).to_be_attached()
+    page.locator("body").click(position={"x": 5, "y": 300})
+    page.keyboard.press("/")  # the shortcut to find
+    expect(page.locator("#log-find")).to_be_focused()
+    page.keyboard.type("error")
+    count = page.locator("#log-find-count")
+    expect(count).to_have_text("1 of 3")
+    expect(page.locator("#L2")).to_have_class(re.compile("found-current"))
+    page.keyboard.press("Enter")
+    expect(count).to_have_text("2 of 3")
+    expect(page.locator("#L4")).to_have_class(re.compile("found-current"))
+    page.keyboard.press("Enter")
+    page.keyboard.press("Enter")  # wraps around
+    expect(count).to_have_text("1 of 3")
+    page.keyboard.press("Shift+Enter")
+    expect(count).to_have_text("3 of 3")
+    expect(page.locator("#L6")).to_have_class(re.compile("found-current"))
+    assert page.evaluate("CSS.highlights.get('log-find').size") == 3
+    shot(page, "log-find")
+    # The buttons, reached with Tab and pressed with the keyboard.
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("button", name="Previous match")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(count).to_have_text("2 of 3")
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("button", name="Next match")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(count).to_have_text("3 of 3")
+    # Timestamps and wrap toggles with Space; remembered after a reload.
+    page.keyboard.press("Tab")
+    expect(page.get_by_label("Timestamps")).to_be_focused()
+    page.keyboard.press("Space")
+    expect(page.locator("#L1 time")).to_be_hidden()
+    page.keyboard.press("Tab")
+    page.keyboard.press("Space")
+    expect(page.locator("#log-viewer")).to_have_class(re.compile("no-wrap"))
+    page.reload()
+    expect(page.locator("#L1 time")).to_be_hidden()
+    expect(page.get_by_label("Wrap lines")).not_to_be_checked()
+    # Escape clears the find; a line number is a link reached with the keyboard.
+    page.keyboard.press("/")
+    page.keyboard.type("fine")
+    expect(count).to_have_text("1 of 1")
+    page.keyboard.press("Escape")
+    expect(count).to_have_text("")
+    page.locator("#L3 .ln").focus()
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(r"#L3$"))
+    expect(page.locator("#L3")).to_have_css("background-color", HIGHLIGHT)
+
+
+def test_the_raw_view_is_the_plain_text(page, live_server, owner, make_job):
+    job = make_job(lines=["\x1b[31mred\x1b[0m <b>", "two"])
+    sign_in(page, live_server, "alice@acme.test", job_url(job))
+    with page.context.expect_page() as opened:
+        page.get_by_role("link", name="Raw").click()
+    raw = opened.value
+    raw.wait_for_load_state()
+    assert raw.locator("body").inner_text().rstrip("\n") == "\x1b[31mred\x1b[0m <b>\ntwo"
+
+
+def test_the_page_keeps_at_most_its_cap_of_lines(page, live_server, owner, make_job):
+    job = make_job(status=JobStatus.RUNNING)
+    add_lines(job, [f"l{n}" for n in range(1, 31)], start=0)
+    page.add_init_script("window.ONEOFF_LOG_CAP = 40")
+    sign_in(page, live_server, "alice@acme.test", job_url(job))
+    expect(page.locator("#log-lines li.line")).to_have_count(30)
+    add_lines(job, [f"l{n}" for n in range(31, 61)], start=30)
+    expect(page.locator("#L60")).to_be_attached()
+    expect(page.locator("#log-lines li.line")).to_have_count(40)
+    expect(page.locator("#log-lines li.line").first).to_have_id("L21")
+    page.get_by_role("button", name="Load earlier lines").click()
+    expect(page.locator("#L1")).to_be_attached()
+    expect(page.locator("#log-lines li.line")).to_have_count(60)
