@@ -221,3 +221,14 @@ def test_load_later_lines_pages_forward_then_polls(owner, make_job, login):
     assert 'id="L2500"' in body
     assert "later=1" not in body
     assert 'id="log-poller"' in body  # the live tail from there
+
+
+def test_permalink_pages_and_later_pages_are_the_workspaces_own(viewer, outsider, make_job, login):
+    job = make_job(lines=[f"l{n}" for n in range(1, 1500)])
+    page = f"/services/{job.service_id}/jobs/{job.id}/"
+    body = login(viewer).get(f"{page}?line=3").content.decode()
+    assert 'id="L3"' in body
+    assert "/cancel/" not in body
+    assert login(viewer).get(url(job, "?after=10&later=1"), **htmx()).status_code == 200
+    assert login(outsider).get(f"{page}?line=3").status_code == 404
+    assert login(outsider).get(url(job, "?after=10&later=1"), **htmx()).status_code == 404
