@@ -14,6 +14,7 @@ A line without ESC, control or bidi characters takes the fast path: one ``html.e
 """
 
 import re
+from functools import lru_cache
 from html import escape
 
 # SGR: ESC [ params m. Any other escape sequence (cursor moves, erase, OSC titles) is shown.
@@ -167,18 +168,49 @@ class _Style:
         return None
 
 
+State = tuple  # a _Style's fields, in __slots__ order: hashable, for the caches below
+
+_DEFAULT: State = (None, False, False, None, False, False)
+
+
+def _style_of(state: State) -> _Style:
+    style = _Style()
+    for name, value in zip(_Style.__slots__, state, strict=True):
+        setattr(style, name, value)
+    return style
+
+
+def _apply(state: State, params: str) -> State:
+    style = _style_of(state)
+    style.apply(params)
+    return tuple(getattr(style, name) for name in _Style.__slots__)
+
+
+_cached_apply = lru_cache(maxsize=4096)(_apply)
+
+
+def _next_state(state: State, params: str) -> State:
+    """The state after one SGR (logs repeat the same few short ones: those are cached)."""
+    return _cached_apply(state, params) if len(params) <= 40 else _apply(state, params)
+
+
+@lru_cache(maxsize=4096)
+def _tag(state: State) -> str:
+    return _style_of(state).open_tag()
+
+
 def segments(text: str) -> list[tuple[str, str]]:
     """The line as (opening span tag or "", raw text) pieces, the SGR sequences consumed."""
-    style = _Style()
+    state = _DEFAULT
     out: list[tuple[str, str]] = []
     last = 0
     for match in _SGR.finditer(text):
         if match.start() > last:
-            out.append((style.open_tag(), text[last : match.start()]))
-        style.apply(match.group(1))
+            out.append((_tag(state), text[last : match.start()]))
+        state = _next_state(state, match.group(1))
         last = match.end()
     if last < len(text):
-        out.append((style.open_tag(), text[last:]))
+        out.append((_tag(state), text[last:]))
     return out
 
 

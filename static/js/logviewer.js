@@ -83,6 +83,8 @@
     if (!n || !b) return;
     var el = $("L" + n);
     if (el) {
+      var top = el.getBoundingClientRect().top - b.getBoundingClientRect().top;
+      if (top >= 0 && top + el.offsetHeight <= b.clientHeight && window.scrollY === 0) return;  // in view
       // The page stays put (header in view) and the log scrolls: the line a third down.
       window.scrollTo(0, 0);
       b.scrollTop += el.getBoundingClientRect().top - b.getBoundingClientRect().top -

@@ -124,3 +124,10 @@ def test_search_never_matches_inside_an_escape_it_made():
 
 def test_plain_drops_sgr_only():
     assert plain(f"{E}[1;31mred{E}[0m {E}[2K") == f"red {E}[2K"
+
+
+def test_long_parameter_lists_work_and_repeat_the_same():
+    codes = ";".join(["1"] * 50 + ["31"])
+    assert render(f"{E}[{codes}mx") == '<span class="a-f1 a-bo">x</span>'
+    assert render(f"{E}[{codes}mx") == '<span class="a-f1 a-bo">x</span>'
+    assert render(f"{E}[31mx") == render(f"{E}[31mx") == '<span class="a-f1">x</span>'
