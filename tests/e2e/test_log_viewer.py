@@ -36,7 +36,7 @@ def test_the_log_fills_the_viewport_and_details_fold(page, live_server, owner, m
     assert head["height"] < 170, head  # one line of facts and actions, not a page of them
     assert box["y"] < 520, box  # below the header, the log toolbar and the retention note
     assert box["y"] + box["height"] > 800, box  # down to the viewport's end
-    expect(page.get_by_text("Exited with code 3")).to_be_visible()
+    expect(page.locator("#job-summary").get_by_text("Exited with code 3")).to_be_visible()
     expect(page.get_by_text("Instance type")).to_be_hidden()
     shot(page, "job-page-layout")
     page.get_by_text("Details: build").click()
