@@ -269,5 +269,15 @@
   window.addEventListener("load", function () { setTimeout(goToLine, 0); setTimeout(goToLine, 150); });
   window.addEventListener("resize", fit);
   document.addEventListener("toggle", fit, true);
-  document.addEventListener("htmx:afterSettle", function () { showStatus(); });
+  // The summary is swapped in anew when the status changes: keep its details panel as it was.
+  var detailsOpen = false;
+  document.addEventListener("htmx:beforeSwap", function () {
+    var details = $("job-details");
+    detailsOpen = !!(details && details.open);
+  });
+  document.addEventListener("htmx:afterSettle", function () {
+    var details = $("job-details");
+    if (details && detailsOpen) details.open = true;
+    showStatus();
+  });
 })();

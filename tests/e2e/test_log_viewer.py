@@ -49,9 +49,12 @@ def test_the_tab_shows_the_status_while_running_and_when_done(page, live_server,
     sign_in(page, live_server, "alice@acme.test", job_url(job))
     expect(page).to_have_title(re.compile(rf"^running · {job.id}"))
     assert "svg" in page.locator("link[rel=icon]").get_attribute("href")
+    page.get_by_text("Details: build").click()
     Job.objects.filter(pk=job.pk).update(status=JobStatus.SUCCEEDED, exit_code=0)
     expect(page).to_have_title(re.compile(rf"^succeeded · {job.id}"))
     expect(page.locator("#job-summary .badge")).to_have_text("succeeded")
+    expect(page.get_by_text("Env digest")).to_be_visible()  # the details stay open
+    expect(page.locator("#log-lines li.system").last).to_have_text("Exited with code 0: success")
 
 
 def test_copy_buttons(page, live_server, owner, make_job):
