@@ -162,6 +162,10 @@ class LogQueryForm(forms.Form):
     before = forms.IntegerField(min_value=0, max_value=MAX_SEQ, required=False)
     q = forms.CharField(max_length=200, required=False, strip=False)
     status = forms.RegexField(r"^[a-z]{1,16}$", required=False)
+    # A job page around one line (a permalink ``#LN`` to a line the latest page does not hold),
+    # and "load later lines" after such a page (a page of lines, not the live tail).
+    line = forms.IntegerField(min_value=1, max_value=MAX_SEQ, required=False)
+    later = forms.BooleanField(required=False)
 
     def clean(self):
         data = super().clean()

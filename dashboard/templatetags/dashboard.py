@@ -7,12 +7,12 @@ to 1,000 of them and the template engine would spend most of the page's time the
 import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from html import escape as html_escape
 
 from django import template
 from django.utils.html import escape, format_html
 from django.utils.safestring import SafeString, mark_safe
 
+from dashboard import ansi
 from jobs import reasons
 from jobs.reasons import human_seconds
 
@@ -88,21 +88,27 @@ def highlight(text: str, query: str | None) -> str:
     return "".join(parts)
 
 
-def render_log_lines(lines, query: str | None = None) -> SafeString:
+def render_log_lines(lines, query: str | None = None, base: int = 0) -> SafeString:
     """``<li>`` elements for log lines (rows with seq, timestamp, stream and text).
+
+    ``base`` is added to a line's seq for its number and its permalink (``#L5``): a job's
+    log numbers its lines from 1 (its seqs start at 0). The text goes through ``dashboard.ansi``
+    (colours, visible control characters, everything escaped).
 
     Written for speed (a page holds 1,000 lines): one isoformat per line, sliced for the clock
     and the title, and the standard library's escape."""
     out: list[str] = []
     append = out.append
+    base = int(base or 0)
     for line in lines:
         css, label = STREAM_CLASS.get(getattr(line, "stream", 1), ("out", "stdout"))
         iso = line.timestamp.astimezone(UTC).isoformat(timespec="milliseconds")
-        text = highlight(line.text, query) if query else html_escape(line.text)
+        text = ansi.render(line.text, query)
         seq = line.seq
+        n = seq + base
         append(
-            f'<li class="line {css}" id="L{seq}" data-seq="{seq}">'
-            f'<a class="ln" href="#L{seq}" aria-label="line {seq}">{seq}</a>'
+            f'<li class="line {css}" id="L{n}" data-seq="{seq}">'
+            f'<a class="ln" href="#L{n}" aria-label="line {n}">{n}</a>'
             f'<time datetime="{iso[:23]}Z" title="{iso[:10]} {iso[11:23]} UTC" '
             f'data-format="clock">{iso[11:19]}</time>'
             f'<span class="visually-hidden">{label}: </span>'
@@ -112,8 +118,8 @@ def render_log_lines(lines, query: str | None = None) -> SafeString:
 
 
 @register.simple_tag
-def log_lines(lines, query=None):
-    return render_log_lines(lines, query)
+def log_lines(lines, query=None, base=0):
+    return render_log_lines(lines, query, base)
 
 
 @register.filter

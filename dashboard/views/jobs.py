@@ -13,6 +13,7 @@ from audit.trail import actor_of
 from dashboard.access import get_service, signed_in
 from dashboard.forms.jobs import LOG_PAGE, JobFilterForm, LogQueryForm, RunJobForm
 from dashboard.http import HtmxHttpRequest
+from dashboard.system_lines import end_lines, start_lines
 from dashboard.views import bad_request, is_partial
 from jobs.launch import cancel_job, create_job
 from jobs.logs.read import line_batches
@@ -118,9 +119,14 @@ def _viewer(service, job) -> dict:
     return {
         "log_of": job,
         "log_noun": "job",
+        "line_base": LINE_BASE,
+        "rich": True,  # find, toggles and raw (static/js/logviewer.js)
         "logs_url": reverse("job_logs", args=[service.id, job.id]),
     }
 
+
+# A job's line seqs start at 0 and its lines are numbered from 1: line N (``#LN``) is seq N - 1.
+LINE_BASE = 1
 
 CHART_WIDTH, CHART_HEIGHT = 600, 120  # the usage chart's drawing units (it scales to the page)
 
@@ -170,7 +176,7 @@ def usage_chart(job) -> dict | None:
     return chart
 
 
-def _detail_context(service, job, q="") -> dict:
+def _detail_context(service, job, q="", line=None) -> dict:
     context = {"service": service, "job": job, "q": q, "tab": "jobs", **_viewer(service, job)}
     context["usage"] = usage_chart(job)
     retention = service.workspace.log_retention_days
@@ -183,6 +189,13 @@ def _detail_context(service, job, q="") -> dict:
         lines = list(_lines(job).filter(text__icontains=q).order_by("seq")[: LOG_PAGE + 1])
         context.update(lines=lines[:LOG_PAGE], more_matches=len(lines) > LOG_PAGE, poll=False)
         return context
+    if line is not None:
+        around = _around(job, line - LINE_BASE)
+        if around is not None:
+            context.update(around)
+            context["system_start"] = [] if around["has_earlier"] else start_lines(job)
+            context["system_end"] = [] if around["has_later"] else end_lines(job)
+            return context
     lines = list(_lines(job).order_by("-seq")[: LOG_PAGE + 1])
     lines.reverse()
     has_earlier = len(lines) > LOG_PAGE
@@ -192,8 +205,31 @@ def _detail_context(service, job, q="") -> dict:
         has_earlier=has_earlier,
         poll=_keeps_polling(job),
         last_seq=lines[-1].seq if lines else None,
+        system_start=[] if has_earlier else start_lines(job),
+        system_end=end_lines(job),
     )
     return context
+
+
+def _around(job, seq: int) -> dict | None:
+    """The page of lines around ``seq`` (half a page before it), for a permalink to a line the
+    latest page does not hold; None when that line is in the latest page (or there is none)."""
+    latest = list(
+        _lines(job).order_by("-seq").values_list("seq", flat=True)[LOG_PAGE - 1 : LOG_PAGE]
+    )
+    if not latest or seq >= latest[0]:
+        return None  # the latest page holds it: the usual page, live tail and all
+    start = max(0, seq - LOG_PAGE // 2)
+    page = list(_lines(job).filter(seq__gte=start).order_by("seq")[: LOG_PAGE + 1])
+    has_later = len(page) > LOG_PAGE
+    page = page[:LOG_PAGE]
+    return {
+        "lines": page,
+        "has_earlier": bool(page) and _lines(job).filter(seq__lt=page[0].seq).exists(),
+        "has_later": has_later,
+        "poll": not has_later and _keeps_polling(job),
+        "last_seq": page[-1].seq if page else None,
+    }
 
 
 def _lines(job):
@@ -218,7 +254,7 @@ def job_detail(request: HtmxHttpRequest, service_id: str, job_id: str) -> HttpRe
     if not form.is_valid():
         return bad_request(request, form)
     q = form.cleaned_data["q"] if form.cleaned_data["q"].strip() else ""
-    context = _detail_context(service, job, q)
+    context = _detail_context(service, job, q, form.cleaned_data["line"])
     template = "jobs/detail.html"
     if is_partial(request):
         template += "#log_viewer" if request.htmx.target == "log-viewer" else "#summary"
@@ -248,6 +284,18 @@ def job_logs(request: HtmxHttpRequest, service_id: str, job_id: str) -> HttpResp
     after = data["after"]
     if after is not None:
         lines = lines.filter(seq__gt=after)
+    if data["later"] and not data["q"].strip():
+        page = list(lines.order_by("seq")[: LOG_PAGE + 1])
+        has_later = len(page) > LOG_PAGE
+        page = page[:LOG_PAGE]
+        context.update(
+            lines=page,
+            has_later=has_later,
+            poll=not has_later and _keeps_polling(job),
+            last_seq=page[-1].seq if page else after,
+            system_end=[] if has_later else end_lines(job),
+        )
+        return render(request, "dashboard/_log_viewer.html#later", context)
     if data["q"].strip():
         page = list(lines.filter(text__icontains=data["q"]).order_by("seq")[: LOG_PAGE + 1])
         context.update(lines=page[:LOG_PAGE], more_matches=len(page) > LOG_PAGE, q=data["q"])
@@ -264,6 +312,8 @@ def job_logs(request: HtmxHttpRequest, service_id: str, job_id: str) -> HttpResp
     )
     if context["status_changed"]:
         context["usage"] = usage_chart(job)  # the summary comes along: with what the job used
+        if not more:
+            context["system_end"] = end_lines(job)
     return render(request, "jobs/detail.html#tail", context)
 
 
@@ -281,10 +331,18 @@ def job_log_download(
             status=410,
             content_type="text/plain; charset=utf-8",
         )
-    response = StreamingHttpResponse(_log_text(job.pk), content_type="text/plain; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{job.id}.log"'
+    raw = request.GET.get("view") == "raw"  # the raw view: the lines' text, in the browser
+    text = _raw_text(job.pk) if raw else _log_text(job.pk)
+    response = StreamingHttpResponse(text, content_type="text/plain; charset=utf-8")
+    kind = "inline" if raw else "attachment"
+    response["Content-Disposition"] = f'{kind}; filename="{job.id}.log"'
     response["X-Content-Type-Options"] = "nosniff"
     return response
+
+
+def _raw_text(job_pk: str, chunk: int = 5000):
+    for rows in line_batches(job_pk, chunk):
+        yield "".join(f"{text}\n" for _, _, _, text in rows)
 
 
 def _log_text(job_pk: str, chunk: int = 5000):

@@ -58,9 +58,9 @@ def test_viewer_sees_no_actions(viewer, make_job, login):
 def test_it_shows_the_latest_lines_first_with_load_earlier(owner, make_job, login):
     job = make_job(lines=[f"line {i}" for i in range(1, LOG_PAGE + 51)])
     body = login(owner).get(url(job)).content.decode()
-    assert 'id="L51"' in body
-    assert f'id="L{LOG_PAGE + 50}"' in body
-    assert 'id="L50"' not in body
+    assert 'id="L52"' in body
+    assert f'id="L{LOG_PAGE + 51}"' in body
+    assert 'id="L51"' not in body
     assert "?before=51" in body
     assert "Load earlier lines" in body
 
@@ -74,8 +74,8 @@ def test_a_short_log_has_no_load_earlier(owner, make_job, login):
 def test_stdout_and_stderr_are_told_apart(owner, make_job, login):
     job = make_job(lines=["to out", ("to err", 2)])
     body = login(owner).get(url(job)).content.decode()
-    assert 'class="line out" id="L1"' in body
-    assert 'class="line err" id="L2"' in body
+    assert 'class="line out" id="L2"' in body
+    assert 'class="line err" id="L3"' in body
     assert '<span class="visually-hidden">stderr: </span>' in body
 
 
@@ -126,9 +126,9 @@ def test_it_says_when_logs_expired(owner, make_job, login):
 def test_search_highlights_matches(owner, make_job, login):
     job = make_job(lines=["Migrating users", "done", "MIGRATING orders <b>"])
     body = login(owner).get(url(job) + "?q=migrat").content.decode()
-    assert 'id="L1"' in body
-    assert 'id="L3"' in body
-    assert 'id="L2"' not in body
+    assert 'id="L2"' in body
+    assert 'id="L4"' in body
+    assert 'id="L3"' not in body
     assert "<mark>Migrat</mark>ing users" in body
     assert "<mark>MIGRAT</mark>ING orders &lt;b&gt;" in body
     assert 'value="migrat"' in body

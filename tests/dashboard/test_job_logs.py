@@ -16,9 +16,9 @@ def test_tail_returns_lines_after_the_cursor_and_a_new_poller(owner, make_job, l
     body = (
         login(owner).get(url(job, "?after=1&status=running"), **htmx("log-poller")).content.decode()
     )
-    assert 'id="L1"' not in body
-    assert 'id="L2"' in body
+    assert 'id="L2"' not in body
     assert 'id="L3"' in body
+    assert 'id="L4"' in body
     assert "?after=3&amp;status=running" in body
     assert "job-summary" not in body  # status unchanged: no summary refresh
 
@@ -34,7 +34,7 @@ def test_a_status_change_refreshes_the_summary_out_of_band(owner, make_job, logi
     job = make_job(status=JobStatus.RUNNING, lines=["a"])
     body = login(owner).get(url(job, "?after=0&status=pending"), **htmx()).content.decode()
     assert (
-        '<section id="job-summary" class="card summary" aria-labelledby="job-h" hx-swap-oob="true">'
+        '<section id="job-summary" class="card summary" aria-labelledby="job-h" hx-swap-oob="true"'
         in body
     )
     assert 'class="badge running"' in body
@@ -55,7 +55,7 @@ def test_polling_stops_once_the_job_has_finished(owner, make_job, login):
         lines=["a", "b"],
     )
     body = login(owner).get(url(job, "?after=1&status=running"), **htmx()).content.decode()
-    assert 'id="L2"' in body
+    assert 'id="L3"' in body
     assert "log-poller" not in body
     assert 'hx-swap-oob="true"' in body
     assert 'class="badge succeeded"' in body
@@ -70,8 +70,8 @@ def test_a_just_finished_job_is_polled_a_moment_longer(owner, make_job, login):
 def test_a_long_backlog_is_caught_up_at_once(owner, make_job, login):
     job = make_job(status=JobStatus.RUNNING, lines=[f"l{i}" for i in range(LOG_PAGE + 10)])
     body = login(owner).get(url(job, "?after=0&status=running"), **htmx()).content.decode()
-    assert f'id="L{LOG_PAGE}"' in body
-    assert f'id="L{LOG_PAGE + 1}"' not in body
+    assert f'id="L{LOG_PAGE + 1}"' in body
+    assert f'id="L{LOG_PAGE + 2}"' not in body
     assert 'hx-trigger="load"' in body
     assert f"?after={LOG_PAGE}&amp;" in body
 
@@ -83,22 +83,22 @@ def test_load_earlier_returns_the_page_before(owner, make_job, login):
         .get(url(job, f"?before={LOG_PAGE + 11}"), **htmx("log-earlier"))
         .content.decode()
     )
-    assert 'id="L11"' in body
-    assert f'id="L{LOG_PAGE + 10}"' in body
-    assert f'id="L{LOG_PAGE + 11}"' not in body
-    assert 'id="L10"' not in body
+    assert 'id="L12"' in body
+    assert f'id="L{LOG_PAGE + 11}"' in body
+    assert f'id="L{LOG_PAGE + 12}"' not in body
+    assert 'id="L11"' not in body
     assert body.strip().startswith('<li id="log-earlier"')
     assert "?before=11" in body
     body = login(owner).get(url(job, "?before=11"), **htmx()).content.decode()
-    assert 'id="L1"' in body
+    assert 'id="L2"' in body
     assert "log-earlier" not in body
 
 
 def test_more_search_matches(owner, make_job, login):
     job = make_job(lines=["x hit", "miss", "y HIT"])
     body = login(owner).get(url(job, "?q=hit&after=1"), **htmx()).content.decode()
-    assert 'id="L3"' in body
-    assert 'id="L1"' not in body
+    assert 'id="L4"' in body
+    assert 'id="L2"' not in body
     assert "<mark>HIT</mark>" in body
 
 
@@ -152,13 +152,13 @@ def test_the_first_poll_starts_at_sequence_zero(owner, make_job, login):
     add_lines(job, ["zero", "one"], start=0)
     client = login(owner)
     page = client.get(f"/services/{job.service_id}/jobs/{job.id}/").content.decode()
-    assert 'id="L0"' in page
+    assert 'id="L1"' in page
     job = make_job(status=JobStatus.PENDING)
     page = client.get(f"/services/{job.service_id}/jobs/{job.id}/").content.decode()
     assert "/logs/?status=pending" in page  # no lines yet: no cursor
     add_lines(job, ["zero"], start=0)
     body = client.get(url(job, "?status=pending"), **htmx()).content.decode()
-    assert 'id="L0"' in body
+    assert 'id="L1"' in body
     assert "?after=0&amp;" in body
 
 
@@ -183,3 +183,52 @@ def test_the_summary_refreshed_at_the_end_shows_what_the_job_used(owner, make_jo
     assert 'hx-swap-oob="true"' in body
     assert "Peak memory <strong>512 MB</strong> of 512 MB" in body
     assert '<polyline class="memory"' in body
+
+
+def test_a_permalink_past_the_latest_page_gets_the_page_around_its_line(owner, make_job, login):
+    job = make_job()
+    add_lines(job, [f"l{n}" for n in range(1, 3001)], start=0)  # seqs from 0, lines from 1
+    page = f"/services/{job.service_id}/jobs/{job.id}/"
+    body = login(owner).get(f"{page}?line=1700").content.decode()
+    assert 'id="L1200" data-seq="1199"' in body  # half a page before line 1,700
+    assert 'id="L2199"' in body
+    assert 'id="L1199"' not in body
+    assert 'id="L2200"' not in body
+    assert "?before=1199" in body
+    assert "?after=2198&amp;later=1" in body
+    assert 'id="log-poller"' not in body
+    # Line 5: no earlier page; line 2,500: the latest page as usual.
+    body = login(owner).get(f"{page}?line=5").content.decode()
+    assert 'id="L1" data-seq="0"' in body
+    assert "Load earlier lines" not in body
+    body = login(owner).get(f"{page}?line=2500").content.decode()
+    assert 'id="L2001"' in body
+    assert 'id="L3000"' in body
+    assert "later=1" not in body
+    assert login(owner).get(f"{page}?line=0").status_code == 400
+
+
+def test_load_later_lines_pages_forward_then_polls(owner, make_job, login):
+    job = make_job(status=JobStatus.RUNNING)
+    add_lines(job, [f"l{n}" for n in range(1, 2501)], start=0)
+    body = login(owner).get(url(job, "?after=999&later=1"), **htmx("log-later")).content.decode()
+    assert 'id="L1001"' in body
+    assert 'id="L2000"' in body
+    assert 'id="L2001"' not in body
+    assert "?after=1999&amp;later=1" in body
+    assert 'id="log-poller"' not in body
+    body = login(owner).get(url(job, "?after=1999&later=1"), **htmx("log-later")).content.decode()
+    assert 'id="L2500"' in body
+    assert "later=1" not in body
+    assert 'id="log-poller"' in body  # the live tail from there
+
+
+def test_permalink_pages_and_later_pages_are_the_workspaces_own(viewer, outsider, make_job, login):
+    job = make_job(lines=[f"l{n}" for n in range(1, 1500)])
+    page = f"/services/{job.service_id}/jobs/{job.id}/"
+    body = login(viewer).get(f"{page}?line=3").content.decode()
+    assert 'id="L3"' in body
+    assert "/cancel/" not in body
+    assert login(viewer).get(url(job, "?after=10&later=1"), **htmx()).status_code == 200
+    assert login(outsider).get(f"{page}?line=3").status_code == 404
+    assert login(outsider).get(url(job, "?after=10&later=1"), **htmx()).status_code == 404

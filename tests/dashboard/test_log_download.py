@@ -60,3 +60,15 @@ def test_it_includes_sequence_zero(owner, make_job, login):
     add_lines(job, ["zero", "one"], start=0)
     text = b"".join(login(owner).get(url(job)).streaming_content).decode()
     assert text.splitlines()[0].endswith("\tzero")
+
+
+def test_the_raw_view_is_the_text_inline(owner, viewer, outsider, make_job, login):
+    job = make_job(lines=["\x1b[31mred\x1b[0m <script>", "two"])
+    r = login(owner).get(url(job) + "?view=raw")
+    assert r.status_code == 200
+    assert r["Content-Type"] == "text/plain; charset=utf-8"
+    assert r["Content-Disposition"].startswith("inline;")
+    assert r["X-Content-Type-Options"] == "nosniff"
+    assert b"".join(r.streaming_content).decode() == "\x1b[31mred\x1b[0m <script>\ntwo\n"
+    assert login(viewer).get(url(job) + "?view=raw").status_code == 200
+    assert login(outsider).get(url(job) + "?view=raw").status_code == 404

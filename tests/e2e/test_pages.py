@@ -16,6 +16,8 @@ WIDE = """() => [...document.querySelectorAll('body *')]
   .slice(0, 8)
   .map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right))"""
 
+# A job's lines are numbered from 1 for seq 0 (real logs start there); add_lines starts at seq 1,
+# so its first line is #L2.
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 
@@ -77,10 +79,10 @@ def test_load_earlier_lines(page, live_server, owner, make_job):
     add_lines(job, [f"line {i}" for i in range(1, 1101)])
     sign_in(page, live_server, "alice@acme.test", f"/services/{job.service_id}/jobs/{job.id}/")
     expect(page.locator("#log-lines li.line")).to_have_count(1000)
-    expect(page.locator("#L101")).to_be_attached()
+    expect(page.locator("#L102")).to_be_attached()
     page.get_by_role("button", name="Load earlier lines").click()
     expect(page.locator("#log-lines li.line")).to_have_count(1100)
-    expect(page.locator("#log-lines li.line").first).to_have_id("L1")
+    expect(page.locator("#log-lines li.line").first).to_have_id("L2")
     expect(page.get_by_role("button", name="Load earlier lines")).to_have_count(0)
 
 
@@ -92,7 +94,7 @@ def test_html_in_output_and_command_is_shown_as_text(page, live_server, owner, m
     sign_in(page, live_server, "alice@acme.test", f"/services/{job.service_id}/jobs/")
     expect(page.locator(f"#row-{job.id} .cmd")).to_contain_text("<script>window.__xss=1</script>")
     page.get_by_role("link", name=job.id).click()
-    expect(page.locator("#L1 .msg")).to_have_text(payload)
+    expect(page.locator("#L2 .msg")).to_have_text(payload)
     expect(page.locator("code.command")).to_have_text(f"echo '{payload}'")
     assert page.locator("img[src=x]").count() == 0
     assert page.evaluate("window.__xss") is None
@@ -107,7 +109,7 @@ def test_a_viewer_sees_no_run_cancel_or_env_values(page, live_server, viewer, se
     expect(page.get_by_role("button", name="Run job", exact=True)).to_have_count(0)
     expect(page.get_by_role("button", name=re.compile("^(Cancel|Rerun)"))).to_have_count(0)
     page.get_by_role("link", name=running.id).click()
-    expect(page.locator("#L1")).to_contain_text("working")
+    expect(page.locator("#L2")).to_contain_text("working")
     expect(page.get_by_role("button", name=re.compile("Cancel|Rerun"))).to_have_count(0)
     page.get_by_role("link", name="Environment").click()
     expect(page.get_by_text("DATABASE_URL")).to_be_visible()
@@ -200,7 +202,7 @@ def test_screenshots_of_the_jobs_page_and_a_job_page(page, live_server, owner, s
     assert page.evaluate("document.documentElement.scrollWidth") <= 390, page.evaluate(WIDE)
     page.set_viewport_size({"width": 1280, "height": 900})
     page.get_by_role("link", name=job.id).click()
-    expect(page.locator("#L6")).to_be_visible()
+    expect(page.locator("#L7")).to_be_visible()
     screenshot(page, "job-page")
     page.set_viewport_size({"width": 390, "height": 844})
     screenshot(page, "job-page-phone")
@@ -273,6 +275,7 @@ def test_the_job_page_draws_its_usage_chart(page, live_server, owner, make_job):
     points = [[start + i, (100 + 80 * i) * MiB, 0.4 * i] for i in range(6)]
     JobUsage.objects.create(job=job, points=points)
     sign_in(page, live_server, "alice@acme.test", f"/services/{job.service_id}/jobs/{job.id}/")
+    page.get_by_text("Details: build").click()  # the chart is in the folded details
     chart = page.get_by_role("img", name="Memory and CPU over the job's run")
     expect(chart).to_be_visible()
     box = chart.bounding_box()

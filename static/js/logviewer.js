@@ -1,0 +1,283 @@
+// The job page's log viewer: the log fills the viewport, permalinks to any line, find in the
+// log, toggles, copy buttons and the job's status in the tab. The page works without it.
+(function () {
+  "use strict";
+
+  function $(id) { return document.getElementById(id); }
+  function box() { return $("log-lines"); }
+
+  // The log takes the rest of the viewport below its own top.
+  function fit() {
+    var b = box();
+    if (!b || !document.querySelector(".job-page")) return;
+    var top = b.getBoundingClientRect().top + window.scrollY;
+    document.documentElement.style.setProperty("--log-top", Math.max(0, Math.round(top) + 16) + "px");
+  }
+
+  // Copy buttons: data-copy holds the text; data-copy-curl builds a "run this again" API call.
+  function shellQuote(text) { return "'" + String(text).replace(/'/g, "'\\''") + "'"; }
+  function curlFor(button) {
+    var body = JSON.stringify({ startCommand: button.dataset.command, planId: button.dataset.plan });
+    return "curl -X POST " + shellQuote(location.origin + "/v1/services/" + button.dataset.service + "/jobs") +
+      " \\\n  -H \"Authorization: Bearer $ONEOFF_API_KEY\" \\\n  -H 'Content-Type: application/json' \\\n  -d " +
+      shellQuote(body);
+  }
+  function copied(button, ok) {
+    var label = button.dataset.label || button.textContent;
+    button.dataset.label = label;
+    button.textContent = ok ? "Copied" : "Copy failed";
+    setTimeout(function () { button.textContent = label; }, 1500);
+  }
+  function copyText(text, button) {
+    function fallback() {
+      var area = document.createElement("textarea");
+      area.value = text;
+      area.setAttribute("readonly", "");
+      area.style.position = "fixed"; area.style.opacity = "0";
+      document.body.appendChild(area);
+      area.select();
+      var ok = false;
+      try { ok = document.execCommand("copy"); } catch (e) { ok = false; }
+      area.remove();
+      copied(button, ok);
+    }
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(text).then(function () { copied(button, true); }, fallback);
+    } else {
+      fallback();
+    }
+  }
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest("button.copy");
+    if (!button) return;
+    var text = button.hasAttribute("data-copy-curl") ? curlFor(button) : button.dataset.copy;
+    button.dataset.copied = text;  // what was copied, for tests and for a reader's check
+    copyText(text, button);
+  });
+
+  // The job's status in the tab: the title and a coloured dot as the favicon.
+  var COLOURS = { pending: "#c48a00", running: "#1c5fcf", succeeded: "#1b7a3d", failed: "#b4232c", canceled: "#5d6679" };
+  function showStatus() {
+    var summary = $("job-summary");
+    if (!summary) return;
+    var status = summary.dataset.status;
+    if (summary.dataset.title) document.title = summary.dataset.title;
+    var colour = COLOURS[status] || "#5d6679";
+    var svg = "<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 16 16'><circle cx='8' cy='8' r='7' fill='" +
+      colour + "'/></svg>";
+    var link = document.querySelector("link[rel=icon]");
+    if (link) link.href = "data:image/svg+xml," + encodeURIComponent(svg);
+    document.documentElement.dataset.jobStatus = status;
+  }
+
+  // Permalinks: #L2500 shows line 2,500 whatever page holds it. A line this page does not hold
+  // loads the page around it (?line=2500#L2500); a line it holds is scrolled to and highlighted
+  // (:target).
+  function lineOf(hash) {
+    var match = /^#L([1-9][0-9]{0,17})$/.exec(hash || "");
+    return match ? match[1] : null;
+  }
+  function goToLine() {
+    var n = lineOf(location.hash);
+    var b = box();
+    if (!n || !b) return;
+    var el = $("L" + n);
+    if (el) {
+      var top = el.getBoundingClientRect().top - b.getBoundingClientRect().top;
+      if (top >= 0 && top + el.offsetHeight <= b.clientHeight && window.scrollY === 0) return;  // in view
+      // The page stays put (header in view) and the log scrolls: the line a third down.
+      window.scrollTo(0, 0);
+      b.scrollTop += el.getBoundingClientRect().top - b.getBoundingClientRect().top -
+        Math.round(b.clientHeight / 3);
+      return;
+    }
+    var params = new URLSearchParams(location.search);
+    if (params.get("line") === n) return;  // asked already: there is no such line
+    params.delete("q");
+    params.set("line", n);
+    location.replace(location.pathname + "?" + params.toString() + location.hash);
+  }
+
+  // "Load earlier lines" keeps the lines in view where they were: what was added above is added
+  // to the scroll position.
+  var fromBottom = null;
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var b = box();
+    if (b && event.detail.target && event.detail.target.id === "log-earlier") {
+      fromBottom = b.scrollHeight - b.scrollTop;
+    }
+  });
+  document.addEventListener("htmx:afterSwap", function (event) {
+    var b = box();
+    if (b && fromBottom !== null) {
+      b.scrollTop = b.scrollHeight - fromBottom;
+      fromBottom = null;
+    }
+  });
+
+
+  // Find in the lines shown: every match counted and highlighted (CSS Custom Highlight API,
+  // the DOM untouched), Enter / Shift+Enter or the arrows for next / previous, "/" to find,
+  // Escape to clear. The server's "Search" looks through the whole log.
+  var matches = [], current = -1;
+  var canHighlight = window.CSS && CSS.highlights && window.Highlight;
+  function clearFound() {
+    if (canHighlight) { CSS.highlights.delete("log-find"); CSS.highlights.delete("log-find-current"); }
+    var old = document.querySelectorAll("#log-lines li.found-current");
+    for (var i = 0; i < old.length; i++) old[i].classList.remove("found-current");
+  }
+  function find(keepIndex) {
+    var input = $("log-find"), b = box();
+    if (!input || !b) return;
+    var needle = input.value.toLowerCase();
+    clearFound();
+    matches = [];
+    if (needle) {
+      var walker = document.createTreeWalker(b, NodeFilter.SHOW_TEXT, {
+        acceptNode: function (node) {
+          return node.parentElement.closest(".msg") ? NodeFilter.FILTER_ACCEPT : NodeFilter.FILTER_REJECT;
+        },
+      });
+      for (var node = walker.nextNode(); node; node = walker.nextNode()) {
+        var hay = node.data.toLowerCase(), at = hay.indexOf(needle);
+        while (at !== -1) {
+          var range = document.createRange();
+          range.setStart(node, at);
+          range.setEnd(node, at + needle.length);
+          matches.push(range);
+          at = hay.indexOf(needle, at + needle.length);
+        }
+      }
+    }
+    if (!keepIndex || current >= matches.length) current = matches.length ? 0 : -1;
+    if (canHighlight && matches.length) {
+      var all = new Highlight();
+      for (var m = 0; m < matches.length; m++) all.add(matches[m]);
+      CSS.highlights.set("log-find", all);
+    }
+    show();
+  }
+  function show() {
+    var count = $("log-find-count");
+    if (!count) return;
+    var input = $("log-find");
+    count.textContent = !input.value ? "" : matches.length ? (current + 1) + " of " + matches.length : "No matches";
+    if (current < 0 || !matches[current]) return;
+    var range = matches[current];
+    if (canHighlight) CSS.highlights.set("log-find-current", new Highlight(range));
+    var li = range.startContainer.parentElement.closest("li");
+    var old = document.querySelectorAll("#log-lines li.found-current");
+    for (var i = 0; i < old.length; i++) old[i].classList.remove("found-current");
+    if (li) {
+      li.classList.add("found-current");
+      var b = box(), top = li.getBoundingClientRect().top - b.getBoundingClientRect().top;
+      if (top < 0 || top > b.clientHeight - li.offsetHeight) b.scrollTop += top - Math.round(b.clientHeight / 3);
+    }
+  }
+  function step(by) {
+    if (!matches.length) return;
+    current = (current + by + matches.length) % matches.length;
+    show();
+  }
+  document.addEventListener("input", function (event) {
+    if (event.target.id === "log-find") find(false);
+  });
+  document.addEventListener("click", function (event) {
+    var id = event.target.id;
+    if (id === "log-find-next") step(1);
+    else if (id === "log-find-prev") step(-1);
+  });
+  document.addEventListener("keydown", function (event) {
+    var t = event.target;
+    if (t.id === "log-find") {
+      if (event.key === "Enter") { event.preventDefault(); step(event.shiftKey ? -1 : 1); }
+      else if (event.key === "Escape") { t.value = ""; find(false); t.blur(); }
+      return;
+    }
+    var typing = t.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName);
+    if (event.key === "/" && !typing && !event.ctrlKey && !event.metaKey && !event.altKey && $("log-find")) {
+      event.preventDefault();
+      $("log-find").focus();
+      $("log-find").select();
+    }
+  });
+
+  // Timestamps and wrap toggles, remembered in this browser.
+  function toggles() {
+    var viewer = $("log-viewer");
+    if (!viewer) return;
+    [["log-ts", "no-ts"], ["log-wrap", "no-wrap"]].forEach(function (pair) {
+      var input = $(pair[0]);
+      if (!input) return;
+      var saved = null;
+      try { saved = localStorage.getItem("oneoff." + pair[0]); } catch (e) { saved = null; }
+      if (saved !== null) input.checked = saved === "1";
+      viewer.classList.toggle(pair[1], !input.checked);
+    });
+  }
+  document.addEventListener("change", function (event) {
+    var id = event.target.id;
+    if (id !== "log-ts" && id !== "log-wrap") return;
+    try { localStorage.setItem("oneoff." + id, event.target.checked ? "1" : "0"); } catch (e) { /* private mode */ }
+    toggles();
+  });
+
+  // A cap on the lines kept in the page while the tail comes in: the oldest are dropped, and
+  // "Load earlier lines" brings them back.
+  var CAP = window.ONEOFF_LOG_CAP || 5000;
+  function cap() {
+    var b = box();
+    if (!b || !b.dataset.logsUrl) return;
+    var lines = b.querySelectorAll("li.line");
+    var extra = lines.length - CAP;
+    if (extra <= 0) return;
+    for (var i = 0; i < extra; i++) lines[i].remove();
+    var systems = b.querySelectorAll("li.system");
+    for (var j = 0; j < systems.length; j++) {
+      if (systems[j].compareDocumentPosition(lines[extra]) & Node.DOCUMENT_POSITION_FOLLOWING) systems[j].remove();
+    }
+    var earlier = $("log-earlier");
+    if (!earlier) {
+      earlier = document.createElement("li");
+      earlier.id = "log-earlier";
+      earlier.className = "more";
+      var button = document.createElement("button");
+      button.type = "button";
+      button.textContent = "Load earlier lines";
+      button.setAttribute("hx-target", "#log-earlier");
+      button.setAttribute("hx-swap", "outerHTML");
+      earlier.appendChild(button);
+      b.insertBefore(earlier, lines[extra]);
+    }
+    earlier.firstChild.setAttribute("hx-get", b.dataset.logsUrl + "?before=" + lines[extra].dataset.seq);
+    if (window.htmx) htmx.process(earlier);
+  }
+  document.addEventListener("htmx:afterSettle", function (event) {
+    var id = event.detail.target && event.detail.target.id;
+    if (id === "log-poller" || id === "log-later") cap();
+    if ($("log-find") && $("log-find").value) find(true);
+  });
+
+  document.addEventListener("DOMContentLoaded", function () {
+    toggles();
+    showStatus();
+    fit();
+    goToLine();
+  });
+  window.addEventListener("hashchange", function () { goToLine(); });
+  // The browser's own scroll to the fragment comes after DOMContentLoaded: place the line again.
+  window.addEventListener("load", function () { setTimeout(goToLine, 0); setTimeout(goToLine, 150); });
+  window.addEventListener("resize", fit);
+  document.addEventListener("toggle", fit, true);
+  // The summary is swapped in anew when the status changes: keep its details panel as it was.
+  var detailsOpen = false;
+  document.addEventListener("htmx:beforeSwap", function () {
+    var details = $("job-details");
+    detailsOpen = !!(details && details.open);
+  });
+  document.addEventListener("htmx:afterSettle", function () {
+    var details = $("job-details");
+    if (details && detailsOpen) details.open = true;
+    showStatus();
+  });
+})();

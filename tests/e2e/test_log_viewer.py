@@ -1,0 +1,247 @@
+"""Browser tests of the job page's log viewer: the layout (the log fills the viewport), ANSI
+colours, permalinks to any line, find in the log, keyboard-only use, the status in the tab and
+the copy buttons."""
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from jobs.models import Job, JobStatus
+from tests.helpers import SCREENSHOTS, add_lines, sign_in
+
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+
+
+def shot(page, name: str) -> None:
+    """A screenshot of the viewport (the log is as tall as the viewport: a full-page one grows)."""
+    SCREENSHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+
+
+def job_url(job) -> str:
+    return f"/services/{job.service_id}/jobs/{job.id}/"
+
+
+def test_the_log_fills_the_viewport_and_details_fold(page, live_server, owner, make_job):
+    job = make_job(status=JobStatus.FAILED, exit_code=3, reason={"nonZeroExit": 3}, lines=["x"])
+    add_lines(job, [f"line {i}" for i in range(2, 200)], start=2)
+    sign_in(page, live_server, "alice@acme.test", job_url(job))
+    log = page.locator("#log-lines")
+    expect(log).to_be_visible()
+    head = page.locator("#job-summary").bounding_box()
+    box = log.bounding_box()
+    assert head
+    assert box
+    assert head["height"] < 170, head  # one line of facts and actions, not a page of them
+    assert box["y"] < 520, box  # below the header, the log toolbar and the retention note
+    assert box["y"] + box["height"] > 800, box  # down to the viewport's end
+    expect(page.locator("#job-summary").get_by_text("Exited with code 3")).to_be_visible()
+    expect(page.get_by_text("Instance type")).to_be_hidden()
+    shot(page, "job-page-layout")
+    page.get_by_text("Details: build").click()
+    expect(page.get_by_text("Instance type")).to_be_visible()
+    expect(page.get_by_text("Env digest")).to_be_visible()
+
+
+def test_the_tab_shows_the_status_while_running_and_when_done(page, live_server, owner, make_job):
+    job = make_job(status=JobStatus.RUNNING, lines=["working"])
+    sign_in(page, live_server, "alice@acme.test", job_url(job))
+    expect(page).to_have_title(re.compile(rf"^running · {job.id}"))
+    assert "svg" in page.locator("link[rel=icon]").get_attribute("href")
+    page.get_by_text("Details: build").click()
+    Job.objects.filter(pk=job.pk).update(status=JobStatus.SUCCEEDED, exit_code=0)
+    expect(page).to_have_title(re.compile(rf"^succeeded · {job.id}"))
+    expect(page.locator("#job-summary .badge")).to_have_text("succeeded")
+    expect(page.get_by_text("Env digest")).to_be_visible()  # the details stay open
+    expect(page.locator("#log-lines li.system").last).to_have_text("Exited with code 0: success")
+
+
+def test_copy_buttons(page, live_server, owner, make_job):
+    job = make_job(command="echo 'it''s' \"q\"")
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    sign_in(page, live_server, "alice@acme.test", job_url(job))
+    page.get_by_role("button", name="Copy job ID").click()
+    expect(page.get_by_role("button", name="Copy job ID")).to_have_text("Copied")
+    assert page.evaluate("navigator.clipboard.readText()") == job.id
+    page.get_by_role("button", name="Copy command").click()
+    assert page.evaluate("navigator.clipboard.readText()") == job.start_command
+    page.get_by_role("button", name="Copy as API call").click()
+    curl = page.evaluate("navigator.clipboard.readText()")
+    assert curl.startswith(f"curl -X POST '{live_server.url}/v1/services/{job.service_id}/jobs'")
+    assert "Authorization: Bearer $ONEOFF_API_KEY" in curl
+    assert f'"planId":"{job.plan_id}"' in curl
+
+
+def test_ansi_colours_and_control_characters(page, live_server, owner, make_job):
+    e = "\x1b"
+    job = make_job(
+        lines=[
+            f"{e}[1;31mERROR{e}[0m {e}[32m<script>window.__xss=1</script>{e}[0m",
+            f"{e}[38;2;255;135;0morange{e}[0m {e}[48;5;21mblue bg{e}[0m bell\x07",
+            "file\u202etxt.exe",
+        ]
+    )
+    sign_in(page, live_server, "alice@acme.test", job_url(job))
+    # The job's first line (seq 0 in real logs, 1 in this fixture) is numbered from seq + 1.
+    first = page.locator("#log-lines li.line").first
+    red = first.locator(".a-f1.a-bo")
+    expect(red).to_have_text("ERROR")
+    assert red.evaluate("e => getComputedStyle(e).fontWeight") == "700"
+    assert red.evaluate("e => getComputedStyle(e).color") == "rgb(255, 123, 114)"
+    expect(first.locator(".a-f2")).to_have_text("<script>window.__xss=1</script>")
+    assert page.evaluate("window.__xss") is None
+    second = page.locator("#log-lines li.line").nth(1)
+    orange = second.get_by_text("orange")
+    assert orange.evaluate("e => getComputedStyle(e).color") == "rgb(255, 135, 0)"
+    expect(second.locator(".ctl")).to_have_text("\\x07")
+    expect(page.locator("#log-lines li.line").nth(2).locator(".ctl")).to_have_text("<U+202E>")
+    shot(page, "log-ansi")
+
+
+def long_job(make_job, count=3000):
+    job = make_job()
+    add_lines(job, [f"line {n} of the log" for n in range(1, count + 1)], start=0)  # seq from 0
+    return job
+
+
+HIGHLIGHT = "rgb(74, 66, 18)"  # .log li:target
+
+
+def assert_shown_and_highlighted(page, n):
+    line = page.locator(f"#L{n}")
+    expect(line).to_contain_text(f"line {n} of the log")
+    expect(line).to_be_in_viewport()
+    expect(line).to_have_css("background-color", HIGHLIGHT)
+    expect(line.locator(".ln")).to_have_text(str(n))
+
+
+def test_permalinks_to_any_line_of_a_long_log(page, live_server, owner, make_job):
+    job = long_job(make_job)
+    sign_in(page, live_server, "alice@acme.test", job_url(job))
+    expect(page.locator("#log-lines li.line")).to_have_count(1000)
+    expect(page.locator("#L5")).to_have_count(0)  # the page holds the latest 1,000 lines
+    # Line 2,500: in the page; scrolled to and highlighted.
+    page.goto(live_server.url + job_url(job) + "#L2500")
+    assert_shown_and_highlighted(page, 2500)
+    page.wait_for_timeout(300)
+    expect(page.locator("#job-summary")).to_be_in_viewport()  # the page stays put, the log scrolls
+    assert_shown_and_highlighted(page, 2500)
+    shot(page, "log-permalink-2500")
+    # Line 5: not in the page; the page around it is loaded.
+    page.goto(live_server.url + job_url(job) + "#L5")
+    expect(page).to_have_url(re.compile(r"\?line=5#L5$"))
+    assert_shown_and_highlighted(page, 5)
+    expect(page.locator("#L1")).to_contain_text("line 1 of the log")
+    expect(page.get_by_role("button", name="Load earlier lines")).to_have_count(0)
+    page.get_by_role("button", name="Load later lines").click()
+    expect(page.locator("#log-lines li.line")).to_have_count(2000)
+    expect(page.locator("#L2000")).to_be_attached()
+    # Line 1,700 from the address bar: the page around it, with earlier and later lines to load.
+    page.goto(live_server.url + job_url(job) + "#L1700")
+    expect(page).to_have_url(re.compile(r"\?line=1700#L1700$"))
+    assert_shown_and_highlighted(page, 1700)
+    expect(page.locator("#log-lines li.line").first).to_have_id("L1200")
+    page.get_by_role("button", name="Load earlier lines").click()  # scrolled to the top for it
+    expect(page.locator("#L200")).to_be_attached()
+    expect(page.locator("#L1200")).to_be_in_viewport()  # the lines read stay where they were
+    expect(page.locator("#L199")).not_to_be_in_viewport()
+    expect(page.locator("#L1700")).to_have_css("background-color", HIGHLIGHT)
+    shot(page, "log-permalink-1700")
+    # A click on a line number makes it the permalink.
+    page.locator("#L1702 .ln").click()
+    expect(page).to_have_url(re.compile(r"#L1702$"))
+    expect(page.locator("#L1702")).to_have_css("background-color", HIGHLIGHT)
+
+
+def test_a_link_past_the_end_does_not_loop(page, live_server, owner, make_job):
+    job = long_job(make_job, 1500)
+    sign_in(page, live_server, "alice@acme.test", job_url(job))
+    page.goto(live_server.url + job_url(job) + "#L99999")
+    expect(page.locator("#log-lines li.line")).to_have_count(1000)
+    page.wait_for_timeout(500)
+    expect(page).to_have_url(re.compile(r"\?line=99999#L99999$"))
+
+
+def test_find_next_previous_and_keyboard_only(page, live_server, owner, make_job):
+    job = make_job()
+    add_lines(
+        job,
+        ["boot", "\x1b[31merror\x1b[0m: disk", "ok", "ERROR again", "fine", "an error, last"],
+        start=0,
+    )
+    sign_in(page, live_server, "alice@acme.test", job_url(job))
+    expect(page.locator("#L6")).to_be_attached()
+    page.locator("body").click(position={"x": 5, "y": 300})
+    page.keyboard.press("/")  # the shortcut to find
+    expect(page.locator("#log-find")).to_be_focused()
+    page.keyboard.type("error")
+    count = page.locator("#log-find-count")
+    expect(count).to_have_text("1 of 3")
+    expect(page.locator("#L2")).to_have_class(re.compile("found-current"))
+    page.keyboard.press("Enter")
+    expect(count).to_have_text("2 of 3")
+    expect(page.locator("#L4")).to_have_class(re.compile("found-current"))
+    page.keyboard.press("Enter")
+    page.keyboard.press("Enter")  # wraps around
+    expect(count).to_have_text("1 of 3")
+    page.keyboard.press("Shift+Enter")
+    expect(count).to_have_text("3 of 3")
+    expect(page.locator("#L6")).to_have_class(re.compile("found-current"))
+    assert page.evaluate("CSS.highlights.get('log-find').size") == 3
+    shot(page, "log-find")
+    # The buttons, reached with Tab and pressed with the keyboard.
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("button", name="Previous match")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(count).to_have_text("2 of 3")
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("button", name="Next match")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(count).to_have_text("3 of 3")
+    # Timestamps and wrap toggles with Space; remembered after a reload.
+    page.keyboard.press("Tab")
+    expect(page.get_by_label("Timestamps")).to_be_focused()
+    page.keyboard.press("Space")
+    expect(page.locator("#L1 time")).to_be_hidden()
+    page.keyboard.press("Tab")
+    page.keyboard.press("Space")
+    expect(page.locator("#log-viewer")).to_have_class(re.compile("no-wrap"))
+    page.reload()
+    expect(page.locator("#L1 time")).to_be_hidden()
+    expect(page.get_by_label("Wrap lines")).not_to_be_checked()
+    # Escape clears the find; a line number is a link reached with the keyboard.
+    page.keyboard.press("/")
+    page.keyboard.type("fine")
+    expect(count).to_have_text("1 of 1")
+    page.keyboard.press("Escape")
+    expect(count).to_have_text("")
+    page.locator("#L3 .ln").focus()
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(r"#L3$"))
+    expect(page.locator("#L3")).to_have_css("background-color", HIGHLIGHT)
+
+
+def test_the_raw_view_is_the_plain_text(page, live_server, owner, make_job):
+    job = make_job(lines=["\x1b[31mred\x1b[0m <b>", "two"])
+    sign_in(page, live_server, "alice@acme.test", job_url(job))
+    with page.context.expect_page() as opened:
+        page.get_by_role("link", name="Raw").click()
+    raw = opened.value
+    raw.wait_for_load_state()
+    assert raw.locator("body").inner_text().rstrip("\n") == "\x1b[31mred\x1b[0m <b>\ntwo"
+
+
+def test_the_page_keeps_at_most_its_cap_of_lines(page, live_server, owner, make_job):
+    job = make_job(status=JobStatus.RUNNING)
+    add_lines(job, [f"l{n}" for n in range(1, 31)], start=0)
+    page.add_init_script("window.ONEOFF_LOG_CAP = 40")
+    sign_in(page, live_server, "alice@acme.test", job_url(job))
+    expect(page.locator("#log-lines li.line")).to_have_count(30)
+    add_lines(job, [f"l{n}" for n in range(31, 61)], start=30)
+    expect(page.locator("#L60")).to_be_attached()
+    expect(page.locator("#log-lines li.line")).to_have_count(40)
+    expect(page.locator("#log-lines li.line").first).to_have_id("L21")
+    page.get_by_role("button", name="Load earlier lines").click()
+    expect(page.locator("#L1")).to_be_attached()
+    expect(page.locator("#log-lines li.line")).to_have_count(60)
