@@ -7,7 +7,8 @@ from typing import cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from django import forms
-from django.db.models import Count, Q
+from django.db import connection
+from django.db.models import Q
 
 from jobs.models import Job, JobStatus
 from services.keyset import keyset_page
@@ -25,6 +26,8 @@ LAST_DAY = date(2999, 12, 31)
 MAX_SEQ = 2**62
 
 
+# The status chips count up to this many jobs each ("1000+" past it).
+COUNT_CAP = 1000
 # How many unfinished rows a list poll refreshes besides the new ones (the rows a reader loaded).
 MAX_POLLED_IDS = 200
 TZ_COOKIE = "tz"
@@ -144,10 +147,27 @@ class JobFilterForm(forms.Form):
         return jobs
 
     def counts(self) -> dict[str, int]:
-        """How many jobs each status chip would show with the other filters as they are."""
-        rows = self._unfiltered_by_status().values("status").annotate(n=Count("id"))
-        counts = {value: 0 for value, _ in JobStatus.choices}
-        counts.update({row["status"]: row["n"] for row in rows.order_by()})
+        """How many jobs each status chip would show with the other filters as they are, up to
+        COUNT_CAP (a chip then says "1000+"): each status's count reads at most COUNT_CAP
+        entries of the (service, status, created_at) index, so the chips cost the same at
+        100,000 jobs as at 100. One query on PostgreSQL (a UNION ALL of the capped selects)."""
+        jobs = self._unfiltered_by_status().order_by()
+        parts = [
+            jobs.filter(status=value).values_list("status", flat=True)[:COUNT_CAP]
+            for value, _ in JobStatus.choices
+        ]
+        counts = dict.fromkeys(JobStatus.values, 0)
+        if not connection.features.supports_slicing_ordering_in_compound:
+            for value, part in zip(JobStatus.values, parts, strict=True):
+                counts[value] = part.count()
+            return counts
+        capped = parts[0].union(*parts[1:], all=True).order_by()
+        sql, params = capped.query.sql_with_params()
+        # Django's own SQL with its parameters, grouped.
+        query = "SELECT status, COUNT(*) FROM (" + sql + ") AS capped GROUP BY status"  # noqa: S608
+        with connection.cursor() as cursor:
+            cursor.execute(query, params)
+            counts.update(dict(cursor.fetchall()))
         return counts
 
     def page(self) -> tuple[list[Job], str | None]:

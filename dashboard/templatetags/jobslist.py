@@ -32,6 +32,14 @@ def end_chip(job) -> str:
 
 
 @register.filter
+def chip_count(count: int) -> str:
+    """A chip's count: counting stops at COUNT_CAP."""
+    from dashboard.forms.jobs import COUNT_CAP
+
+    return f"{COUNT_CAP}+" if count >= COUNT_CAP else str(count)
+
+
+@register.filter
 def end_text(job) -> str:
     return reasons.describe(job)
 

@@ -312,3 +312,15 @@ def test_a_rerun_from_the_list_says_so(owner, service, make_job, login):
     assert '<div id="list-status" hx-swap-oob="innerHTML">' in body
     link = f'<a href="/services/{service.id}/jobs/{new.id}/">{new.id}</a>'
     assert f"Started {link}, a rerun of <code>{job.id}</code>" in body
+
+
+def test_a_chip_stops_counting_at_the_cap(owner, service, make_job, login, settings, monkeypatch):
+    from dashboard.forms import jobs as forms
+
+    monkeypatch.setattr(forms, "COUNT_CAP", 3)
+    for _ in range(4):
+        make_job(status=JobStatus.FAILED)
+    make_job(status=JobStatus.RUNNING)
+    body = login(owner).get(url(service)).content.decode()
+    assert '<span class="count" data-status="failed">3+</span>' in body
+    assert '<span class="count" data-status="running">1</span>' in body
