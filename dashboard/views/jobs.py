@@ -40,7 +40,7 @@ QUEUE_COUNTED = 200
 
 
 def poll_seconds() -> float:
-    return float(getattr(settings, "JOBS_LIST_POLL_SECONDS", 2))
+    return max(0.25, float(settings.JOBS_LIST_POLL_SECONDS))
 
 
 def with_queue_positions(service, jobs: list[Job]) -> list[Job]:
