@@ -9,6 +9,8 @@ network), it measures p50/p95 of:
 
 - a bare Django view rendering an empty template (the baseline: the cost of the stack itself),
 - the Jobs page (full page, first 25 jobs), a status-filtered page and a page deep by cursor,
+- the Jobs list's one poll (its head: new jobs, 25 unfinished rows, the chip counts) and a
+  search by command,
 - the job page of the 1,000,000-line job (renders its latest 1,000 lines),
 - one log-tail poll of that job (the htmx request a running job's page makes every second),
 
@@ -161,6 +163,31 @@ def run(args) -> int:
             measure(
                 f"Jobs page, load more {depth:,} deep (cursor)",
                 get(jobs_url, {"cursor": deep_cursor}, htmx, b"job-"),
+                n,
+            )
+        )
+        # The Jobs list's one poll (static/js/jobslist.js): nothing new, 25 unfinished rows.
+        newest = Job.objects.filter(service=service).order_by("-created_at", "-id")[0]
+        unfinished = ",".join(
+            Job.objects.filter(service=service, status=JobStatus.RUNNING).values_list(
+                "id", flat=True
+            )[:25]
+        )
+        results.append(
+            measure(
+                "Jobs list head poll (25 unfinished rows)",
+                get(
+                    f"{jobs_url}head/",
+                    {"newest": newest.id, "ids": unfinished},
+                    expect=b"chip-counts",
+                ),
+                n,
+            )
+        )
+        results.append(
+            measure(
+                "Jobs page, search by command (htmx table)",
+                get(jobs_url, {"q": "task 4242"}, {**htmx, "HX-Target": "jobs"}, b"job-"),
                 n,
             )
         )

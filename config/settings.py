@@ -379,6 +379,8 @@ LOGS_TAIL_LAG = env.float("LOGS_TAIL_LAG", default=30.0)
 # LOGS_TAIL_RECHECK seconds.
 LOGS_TAIL_MAX_PER_WORKSPACE = env.int("LOGS_TAIL_MAX_PER_WORKSPACE", default=20)
 LOGS_TAIL_RECHECK = env.float("LOGS_TAIL_RECHECK", default=5.0)
+# Seconds between two polls of a Jobs list page (one request for the whole list).
+JOBS_LIST_POLL_SECONDS = env.float("JOBS_LIST_POLL_SECONDS", default=2.0)
 LOG_PURGE_BATCH = env.int("LOG_PURGE_BATCH", default=5000)  # log lines deleted per transaction
 # A PEM file of CA certificates trusted for log stream destinations, in addition to the system
 # store (verification is always on).

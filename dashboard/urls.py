@@ -82,6 +82,7 @@ urlpatterns = [
     ),
     path("services/<str:service_id>/jobs/", jobs.job_list, name="jobs"),
     path("services/<str:service_id>/jobs/run/", jobs.run_job, name="run_job"),
+    path("services/<str:service_id>/jobs/head/", jobs.job_list_head, name="jobs_head"),
     path("services/<str:service_id>/jobs/<str:job_id>/", jobs.job_detail, name="job"),
     path("services/<str:service_id>/jobs/<str:job_id>/row/", jobs.job_row, name="job_row"),
     path("services/<str:service_id>/jobs/<str:job_id>/logs/", jobs.job_logs, name="job_logs"),

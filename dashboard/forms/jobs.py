@@ -1,10 +1,14 @@
 """Forms of the Jobs pages: every query string and body is validated here; a bad field is a 400
 that names it."""
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from decimal import Decimal
 from typing import cast
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from django import forms
+from django.db import connection
+from django.db.models import Count
 
 from jobs.models import Job, JobStatus
 from services.keyset import keyset_page
@@ -22,17 +26,59 @@ LAST_DAY = date(2999, 12, 31)
 MAX_SEQ = 2**62
 
 
+# The status chips count up to this many jobs each ("200+" past it).
+COUNT_CAP = 200
+# How many unfinished rows a list poll refreshes besides the new ones (the rows a reader loaded).
+MAX_POLLED_IDS = 200
+TZ_COOKIE = "tz"
+
+
+def zone_of(name: str | None) -> tzinfo | None:
+    """An IANA time zone by name (``Pacific/Kiritimati``), None for an unknown name."""
+    if not name or len(name) > 64 or name not in _zones():
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+
+
+_ZONES: set[str] = set()
+
+
+def _zones() -> set[str]:
+    if not _ZONES:
+        _ZONES.update(available_timezones())
+        _ZONES.add("UTC")
+    return _ZONES
+
+
 class JobFilterForm(forms.Form):
-    """Status chips, a created-date range (whole UTC days) and a keyset cursor."""
+    """Status chips, a search of the command, a created-date range (whole days of the reader's
+    time zone: ``tz``, else the ``tz`` cookie the page's script sets, else UTC) and a keyset
+    cursor."""
 
     status = forms.MultipleChoiceField(choices=JobStatus.choices, required=False)
+    q = forms.CharField(max_length=200, required=False, strip=True, label="Search")
     created_from = forms.DateField(required=False, label="Created from")
     created_to = forms.DateField(required=False, label="Created to")
+    tz = forms.CharField(max_length=64, required=False, widget=forms.HiddenInput)
     cursor = forms.RegexField(ID_PATTERN, required=False)
 
-    def __init__(self, *args, service: Service, **kwargs):
+    def __init__(self, *args, service: Service, default_tz: str | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.service = service
+        self.default_tz = default_tz if zone_of(default_tz) else None
+
+    def clean_tz(self) -> str:
+        name = self.cleaned_data["tz"] or self.default_tz or "UTC"
+        if zone_of(name) is None:
+            raise forms.ValidationError("use an IANA time zone name, e.g. Europe/Paris")
+        return name
+
+    @property
+    def zone(self) -> tzinfo:
+        return zone_of(self.cleaned_data.get("tz")) or UTC
 
     def clean_cursor(self):
         cursor = self.cleaned_data["cursor"]
@@ -71,22 +117,123 @@ class JobFilterForm(forms.Form):
     @property
     def is_filtered(self) -> bool:
         data = self.cleaned_data
-        return bool(data.get("status") or data.get("created_from") or data.get("created_to"))
+        return bool(
+            data.get("status")
+            or data.get("q")
+            or data.get("created_from")
+            or data.get("created_to")
+        )
+
+    def _unfiltered_by_status(self):
+        """The service's jobs matching every filter but the status chips (what the chips
+        count)."""
+        data = self.cleaned_data
+        jobs = Job.objects.filter(service=self.service)
+        if data.get("q"):
+            jobs = jobs.filter(start_command__icontains=data["q"])
+        zone = self.zone
+        if data.get("created_from"):
+            start = datetime.combine(data["created_from"], time(), zone)
+            jobs = jobs.filter(created_at__gte=start)
+        if data.get("created_to"):
+            end = datetime.combine(data["created_to"] + timedelta(days=1), time(), zone)
+            jobs = jobs.filter(created_at__lt=end)
+        return jobs
+
+    def jobs(self):
+        jobs = self._unfiltered_by_status().select_related("plan", "created_by")
+        if self.cleaned_data.get("status"):
+            jobs = jobs.filter(status__in=self.cleaned_data["status"])
+        return jobs
+
+    def counts(self) -> dict[str, int]:
+        """How many jobs each status chip would show with the other filters as they are, up to
+        COUNT_CAP (a chip then says "200+"): each status's count reads at most COUNT_CAP
+        entries of the (service, status, created_at) index, so the chips cost the same at
+        100,000 jobs as at 100. One query on PostgreSQL (a UNION ALL of the capped selects)."""
+        jobs = self._unfiltered_by_status().order_by()
+        parts = [
+            jobs.filter(status=value).values_list("status", flat=True)[:COUNT_CAP]
+            for value, _ in JobStatus.choices
+        ]
+        counts = dict.fromkeys(JobStatus.values, 0)
+        if not connection.features.supports_slicing_ordering_in_compound:
+            # SQLite (small installations): one GROUP BY, capped the same way.
+            for row in jobs.values("status").annotate(n=Count("pk")):
+                counts[row["status"]] = min(row["n"], COUNT_CAP)
+            return counts
+        capped = parts[0].union(*parts[1:], all=True).order_by()
+        sql, params = capped.query.sql_with_params()
+        # Django's own SQL with its parameters, grouped.
+        query = "SELECT status, COUNT(*) FROM (" + sql + ") AS capped GROUP BY status"  # noqa: S608
+        with connection.cursor() as cursor:
+            cursor.execute(query, params)
+            counts.update(dict(cursor.fetchall()))
+        return counts
 
     def page(self) -> tuple[list[Job], str | None]:
         """One page of the service's jobs, newest first, and the cursor of the next page."""
-        data = self.cleaned_data
-        jobs = Job.objects.filter(service=self.service).select_related("plan")
-        if data["status"]:
-            jobs = jobs.filter(status__in=data["status"])
-        if data["created_from"]:
-            jobs = jobs.filter(created_at__gte=datetime.combine(data["created_from"], time(), UTC))
-        if data["created_to"]:
-            end = datetime.combine(data["created_to"] + timedelta(days=1), time(), UTC)
-            jobs = jobs.filter(created_at__lt=end)
-        rows = keyset_page(jobs, after=data["cursor"], limit=PAGE_SIZE + 1)
+        rows = keyset_page(self.jobs(), after=self.cleaned_data["cursor"], limit=PAGE_SIZE + 1)
         next_cursor = rows[PAGE_SIZE - 1].id if len(rows) > PAGE_SIZE else None
         return rows[:PAGE_SIZE], next_cursor
+
+    def newer_than(self, key: tuple[datetime, str] | None) -> list[Job]:
+        """The newest page of jobs created after ``key`` (the newest row a reader has), newest
+        first; with no key, the first page."""
+        jobs = self.jobs()
+        if key is not None:
+            created_at, pk = key
+            # The redundant `created_at >= …` bounds the index range scan (nothing newer reads
+            # nothing); the exclude breaks ties.
+            jobs = jobs.filter(created_at__gte=created_at).exclude(
+                created_at=created_at, pk__lte=pk
+            )
+        return list(jobs.order_by("-created_at", "-id")[:PAGE_SIZE])
+
+
+class ListHeadForm(forms.Form):
+    """A list poll's cursors: ``newest`` (the id of the newest row the page has) and ``ids``
+    (the unfinished rows it shows, comma-separated)."""
+
+    newest = forms.RegexField(ID_PATTERN, required=False)
+    ids = forms.CharField(required=False, max_length=MAX_POLLED_IDS * 26)
+
+    def __init__(self, *args, service: Service, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.service = service
+
+    def clean_newest(self):
+        newest = self.cleaned_data["newest"]
+        if not newest:
+            return None
+        key = (
+            Job.objects.filter(pk=newest, service=self.service)
+            .values_list("created_at", "id")
+            .first()
+        )
+        if key is None:
+            raise forms.ValidationError("newest does not belong to this list")
+        return key
+
+    def clean_ids(self) -> list[str]:
+        ids = [part for part in self.cleaned_data["ids"].split(",") if part]
+        if len(ids) > MAX_POLLED_IDS:
+            raise forms.ValidationError(f"at most {MAX_POLLED_IDS} ids")
+        pattern = forms.RegexField(ID_PATTERN)
+        for value in ids:
+            pattern.clean(value)
+        return ids
+
+
+def hourly_price(plan) -> str:
+    """A plan's price per hour of job ("$0.0104/h"): its monthly price over a 30-day month,
+    with three significant digits below a cent."""
+    hourly = plan.rate_per_second * 3600
+    if hourly >= 1:
+        return f"${hourly:,.2f}/h"
+    if hourly >= Decimal("0.001"):
+        return f"${float(hourly):.3g}/h"
+    return f"${hourly.quantize(Decimal('0.000001')).normalize():f}/h"
 
 
 class RunJobForm(forms.Form):
@@ -114,6 +261,8 @@ class RunJobForm(forms.Form):
         ),
         help_text="For this job only; the service's env vars stay as they are.",
     )
+    # "Rerun with changes": the job this one reruns (its page links to the new one).
+    rerun_of = forms.RegexField(ID_PATTERN, required=False, widget=forms.HiddenInput)
 
     # Errors of the one entry point (jobs.launch) name API fields; map them onto this form's.
     FIELDS = {
@@ -127,7 +276,7 @@ class RunJobForm(forms.Form):
         kwargs.setdefault("initial", {"plan": service.plan_id})
         super().__init__(*args, **kwargs)
         cast(forms.ChoiceField, self.fields["plan"]).choices = [
-            (plan.id, f"{plan.name} — {plan.specs}")
+            (plan.id, f"{plan.name} — {plan.specs} — {hourly_price(plan)}")
             for plan in service.valid_plans().exclude(price_monthly__lte=0)
         ]
 

@@ -2,6 +2,7 @@
 
 from datetime import timedelta
 
+from django.conf import settings
 from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -11,13 +12,20 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from audit.trail import actor_of
 from dashboard.access import get_service, signed_in
-from dashboard.forms.jobs import LOG_PAGE, JobFilterForm, LogQueryForm, RunJobForm
+from dashboard.forms.jobs import (
+    LOG_PAGE,
+    TZ_COOKIE,
+    JobFilterForm,
+    ListHeadForm,
+    LogQueryForm,
+    RunJobForm,
+)
 from dashboard.http import HtmxHttpRequest
 from dashboard.system_lines import end_lines, start_lines
 from dashboard.views import bad_request, is_partial
 from jobs.launch import cancel_job, create_job
 from jobs.logs.read import line_batches
-from jobs.models import JobLogLine, JobUsage
+from jobs.models import Job, JobLogLine, JobStatus, JobUsage
 from jobs.usage import MiB, usage_hint
 from services import limits
 from services.access import WRITE, job_of
@@ -28,10 +36,50 @@ from services.errors import Invalid, OverBudget, Refused
 LOG_SETTLE = timedelta(seconds=3)
 
 
-def _list_context(service, filters, run_form=None) -> dict:
+# How many pending jobs of a service the list numbers (a queue position past it says "200+").
+QUEUE_COUNTED = 200
+
+
+def poll_seconds() -> float:
+    return max(0.25, float(settings.JOBS_LIST_POLL_SECONDS))
+
+
+def with_queue_positions(service, jobs: list[Job]) -> list[Job]:
+    """Give each pending job of ``jobs`` its place among the service's pending jobs (1 is the
+    next to start) as ``queue_position``: one query, whatever the page."""
+    if not any(job.status == JobStatus.PENDING for job in jobs):
+        return jobs
+    waiting = list(
+        Job.objects.filter(service=service, status=JobStatus.PENDING)
+        .order_by("created_at", "id")
+        .values_list("id", flat=True)[:QUEUE_COUNTED]
+    )
+    places = {pk: place for place, pk in enumerate(waiting, 1)}
+    for job in jobs:
+        if job.status == JobStatus.PENDING:
+            setattr(job, "queue_position", places.get(job.id))  # noqa: B010 - not a model field
+    return jobs
+
+
+def chips(counts: dict[str, int]) -> list[tuple[str, str, int]]:
+    """The status chips: value, label and how many jobs each would show."""
+    return [(value, str(label), counts[value]) for value, label in JobStatus.choices]
+
+
+def filter_form(request, service, data=None) -> JobFilterForm:
+    return JobFilterForm(
+        request.GET if data is None else data,
+        service=service,
+        default_tz=request.COOKIES.get(TZ_COOKIE),
+    )
+
+
+def _list_context(service, filters, run_form=None, rerun_of=None) -> dict:
     jobs, next_cursor = filters.page()
+    with_queue_positions(service, jobs)
     # A service that has jobs has had a successful build; ask only when the list is empty.
     has_build = bool(jobs) or service.builds.filter(status="succeeded").exists()
+    counts = filters.counts()
     return {
         "service": service,
         "filters": filters,
@@ -39,24 +87,77 @@ def _list_context(service, filters, run_form=None) -> dict:
         "next_cursor": next_cursor,
         "has_build": has_build,
         "run_form": run_form or RunJobForm(service=service),
-        "statuses": filters.fields["status"].choices,
+        "rerun_of": rerun_of,
+        "statuses": chips(counts),
         "selected": filters.cleaned_data.get("status") or [],
+        "tz": filters.cleaned_data.get("tz") or "UTC",
+        "poll_ms": int(poll_seconds() * 1000),
         "tab": "jobs",
     }
+
+
+def _rerun_form(request, service) -> tuple[RunJobForm | None, Job | None]:
+    """``?rerun=<job id>``: the run form filled in with that job's command, plan and timeout
+    ("rerun with changes"); None without it (or for a viewer)."""
+    job_id = request.GET.get("rerun")
+    if not job_id or not request.membership.can_write:
+        return None, None
+    original = job_of(service, job_id)
+    initial = {
+        "start_command": original.start_command,
+        "plan": original.plan_id,
+        "timeout_seconds": original.timeout_seconds,
+        "rerun_of": original.id,
+    }
+    form = RunJobForm(service=service, initial=initial)
+    form.fields["start_command"].widget.attrs["autofocus"] = True
+    return form, original
 
 
 @signed_in
 @require_GET
 def job_list(request: HtmxHttpRequest, service_id: str) -> HttpResponse:
     service, request.membership = get_service(request.user, service_id)
-    filters = JobFilterForm(request.GET, service=service)
+    filters = filter_form(request, service)
     if not filters.is_valid():
         return bad_request(request, filters)
-    context = _list_context(service, filters)
+    run_form, rerun_of = _rerun_form(request, service)
+    context = _list_context(service, filters, run_form=run_form, rerun_of=rerun_of)
     template = "jobs/list.html"
     if is_partial(request):
         template += "#rows" if filters.cleaned_data["cursor"] else "#jobs"
+        context["oob"] = True  # the chips and "Clear filters" come along
     return render(request, template, context)
+
+
+@signed_in
+@require_GET
+def job_list_head(request: HtmxHttpRequest, service_id: str) -> HttpResponse:
+    """The Jobs list's one poll: the jobs created after the newest row the page shows
+    (``newest``) that match its filters, the unfinished rows it shows (``ids``) as they are now,
+    and the counts on the status chips. One request per interval, whatever the page holds."""
+    service, request.membership = get_service(request.user, service_id)
+    filters = filter_form(request, service)
+    head = ListHeadForm(request.GET, service=service)
+    if not filters.is_valid():
+        return bad_request(request, filters)
+    if not head.is_valid():
+        return bad_request(request, head)
+    new = filters.newer_than(head.cleaned_data["newest"])
+    seen = {job.id for job in new}
+    wanted = [pk for pk in head.cleaned_data["ids"] if pk not in seen]
+    updated = list(
+        Job.objects.filter(service=service, pk__in=wanted).select_related("plan", "created_by")
+    )
+    with_queue_positions(service, new + updated)
+    counts = filters.counts()
+    context = {
+        "service": service,
+        "new": new,
+        "updated": updated,
+        "statuses": chips(counts),
+    }
+    return render(request, "jobs/list.html#head", context)
 
 
 def count_job_creation(request: HtmxHttpRequest, service) -> None:
@@ -73,6 +174,8 @@ def run_job(request: HtmxHttpRequest, service_id: str) -> HttpResponse:
     form = RunJobForm(request.POST, service=service)
     job = None
     if form.is_valid():
+        rerun_of = form.cleaned_data["rerun_of"]
+        original = job_of(service, rerun_of) if rerun_of else None
         count_job_creation(request, service)
         try:
             job = create_job(
@@ -82,13 +185,14 @@ def run_job(request: HtmxHttpRequest, service_id: str) -> HttpResponse:
                 user=request.user,
                 timeout_seconds=form.cleaned_data["timeout_seconds"],
                 env_overrides=form.cleaned_data["env_overrides"],
+                rerun_of=original,
                 actor=actor_of(request),
             )
         except (Invalid, Refused, OverBudget) as error:
             form.add_launch_error(error)
     if job is None:
         if not is_partial(request):
-            filters = JobFilterForm({}, service=service)
+            filters = filter_form(request, service, data={})
             filters.is_valid()
             context = _list_context(service, filters, run_form=form)
             return render(request, "jobs/list.html", context, status=400)
@@ -396,5 +500,7 @@ def rerun(request: HtmxHttpRequest, service_id: str, job_id: str) -> HttpRespons
         return redirect(url)
     if request.htmx.target == "job-rows":
         job = job_of(service, job.id)
-        return render(request, "jobs/list.html#row", {"service": service, "job": job})
+        with_queue_positions(service, [job])
+        context = {"service": service, "job": job, "rerun_of": original}
+        return render(request, "jobs/list.html#rerun_result", context)
     return HttpResponseClientRedirect(url)

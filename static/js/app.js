@@ -23,7 +23,7 @@
     for (var i = 0; i < times.length; i++) {
       var el = times[i];
       var when = new Date(el.getAttribute("datetime"));
-      if (isNaN(when)) continue;
+      if (isNaN(when) || el.dataset.format === "relative") continue; // static/js/jobslist.js
       if (el.dataset.format === "clock") {
         el.textContent = clock.format(when) + "." + String(when.getMilliseconds()).padStart(3, "0");
       } else if (el.dataset.format === "short" && when.getFullYear() === currentYear) {

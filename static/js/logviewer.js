@@ -99,12 +99,19 @@
   }
 
   // "Load earlier lines" keeps the lines in view where they were: what was added above is added
-  // to the scroll position.
+  // to the scroll position. The browser's own scroll anchoring is off for that swap, or it would
+  // add it a second time (Chromium anchors whenever the box is not scrolled to its very top).
   var fromBottom = null;
+  var loadedEarlier = false;  // asked for: from the request on, the view is the reader's
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    if (event.detail.target && event.detail.target.id === "log-earlier") loadedEarlier = true;
+  });
   document.addEventListener("htmx:beforeSwap", function (event) {
     var b = box();
     if (b && event.detail.target && event.detail.target.id === "log-earlier") {
+      loadedEarlier = true;
       fromBottom = b.scrollHeight - b.scrollTop;
+      b.style.overflowAnchor = "none";
     }
   });
   document.addEventListener("htmx:afterSwap", function (event) {
@@ -112,6 +119,7 @@
     if (b && fromBottom !== null) {
       b.scrollTop = b.scrollHeight - fromBottom;
       fromBottom = null;
+      b.style.overflowAnchor = "";
     }
   });
 
@@ -266,7 +274,13 @@
   });
   window.addEventListener("hashchange", function () { goToLine(); });
   // The browser's own scroll to the fragment comes after DOMContentLoaded: place the line again.
-  window.addEventListener("load", function () { setTimeout(goToLine, 0); setTimeout(goToLine, 150); });
+  // Once more just after load (fonts and layout settle), unless lines were loaded meanwhile: it
+  // would then undo "Load earlier lines" keeping the lines in view.
+  function goToLineUnlessMoved() { if (!loadedEarlier) goToLine(); }
+  window.addEventListener("load", function () {
+    setTimeout(goToLineUnlessMoved, 0);
+    setTimeout(goToLineUnlessMoved, 150);
+  });
   window.addEventListener("resize", fit);
   document.addEventListener("toggle", fit, true);
   // The summary is swapped in anew when the status changes: keep its details panel as it was.

@@ -167,3 +167,15 @@ def test_rerun_exactly_says_when_the_image_is_gone(owner, make_job, login):
     assert r.status_code == 400
     assert b"rerun it on the latest build instead" in r.content
     assert Job.objects.count() == 1
+
+
+def test_the_job_page_links_rerun_with_changes_for_those_who_may_run(
+    developer, viewer, make_job, login
+):
+    job = make_job()
+    page = f"/services/{job.service_id}/jobs/{job.id}/"
+    link = f'href="/services/{job.service_id}/jobs/?rerun={job.id}#run-job"'
+    assert link in login(developer).get(page).content.decode()
+    assert "?rerun=" not in login(viewer).get(page).content.decode()
+    form = login(developer).get(f"/services/{job.service_id}/jobs/?rerun={job.id}")
+    assert job.start_command in form.content.decode()

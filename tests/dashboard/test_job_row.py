@@ -10,13 +10,15 @@ def test_it_returns_the_row(owner, make_job, login):
     job = make_job(status=JobStatus.RUNNING)
     body = login(owner).get(url(job), **htmx(f"row-{job.id}")).content.decode()
     assert body.lstrip().startswith(f'<tr id="row-{job.id}"')
-    assert 'hx-trigger="every 2s"' in body
+    assert "data-unfinished" in body.split(">", 1)[0]
+    assert "hx-trigger" not in body  # the list head polls, not each row
 
 
 def test_a_finished_row_stops_polling(owner, make_job, login):
     job = make_job(status=JobStatus.SUCCEEDED)
     body = login(owner).get(url(job), **htmx()).content.decode()
     assert "hx-trigger" not in body
+    assert "data-unfinished" not in body
     assert 'class="badge succeeded"' in body
 
 
