@@ -29,18 +29,19 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any, cast
-from urllib.parse import parse_qs
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
-from django.http import HttpRequest
+from django.http import HttpRequest, QueryDict
 from django.utils import timezone
 from pydantic import ValidationError
 
 from api.auth import ApiKeyAuth, ApiRequest
 from api.errors import ApiError
 from api.fields import aware
+from api.known_params import unknown_parameter
+from api.query import is_list
 from jobs.logs.read import LogQuery, check, query_logs
 from jobs.logs.search import SearchTooSlow
 from services.errors import DomainError, Invalid, NotFound
@@ -65,30 +66,32 @@ def _request(scope: Scope) -> HttpRequest:
     for name, value in scope.get("headers", []):
         key = name.decode("latin-1").upper().replace("-", "_")
         request.META[f"HTTP_{key}"] = value.decode("latin-1")
+    request.GET = QueryDict(scope.get("query_string", b"").decode("latin-1"))
     client = scope.get("client")
     if client:
         request.META["REMOTE_ADDR"] = client[0]
     return request
 
 
-def _filters(query_string: bytes) -> Any:
-    """The query as ``LogsQuery``: an unknown parameter (a filter Oneoff cannot honour) or a
-    bad value is an ``Invalid`` naming it."""
+def _filters(request: HttpRequest) -> Any:
+    """The query as ``LogsQuery``, read as the HTTP side reads it: a parameter the operation does
+    not take is a 400 naming it (``api.known_params``, as the middleware answers), list fields
+    take repeated keys and comma lists (``api.query``), and a bad value is an ``Invalid``
+    naming it."""
     from api.routers.logs import LogsQuery
 
-    values = parse_qs(query_string.decode("utf-8", "replace"), keep_blank_values=True)
-    for name in values:
-        if name not in LogsQuery.model_fields:
-            raise Invalid(
-                name,
-                "not a query parameter of this operation, so Oneoff cannot honour it "
-                "(GET /v1/openapi.json lists each operation's parameters)",
-            )
-    data: dict[str, Any] = {}
-    for name, given in values.items():
-        field = LogsQuery.model_fields[name]
-        is_list = "list" in str(field.annotation)
-        data[name] = given if is_list else given[-1]
+    unknown = unknown_parameter(request)
+    if unknown is not None:
+        raise Invalid(
+            unknown,
+            "not a query parameter of this operation, so Oneoff cannot honour it "
+            "(GET /v1/openapi.json lists each operation's parameters)",
+        )
+    data: dict[str, Any] = {
+        name: request.GET.getlist(name) if is_list(field.annotation) else request.GET[name]
+        for name, field in LogsQuery.model_fields.items()
+        if name in request.GET
+    }
     try:
         return LogsQuery.model_validate(data)
     except ValidationError as exc:
@@ -107,7 +110,7 @@ class Tail:
         self.checked = time.monotonic()
         from api.routers.logs import log_query
 
-        filters = _filters(scope.get("query_string", b""))
+        filters = _filters(request)
         self.query: LogQuery = log_query(cast(ApiRequest, request), filters, PAGE)
         self.query.direction = "forward"
         check(self.query)

@@ -24,9 +24,10 @@ def _split(value: object) -> object:
     return value
 
 
-def _is_list(annotation: object) -> bool:
+def is_list(annotation: object) -> bool:
+    """Whether a field's annotation is a list (or an optional one)."""
     if get_origin(annotation) in (Union, UnionType):
-        return any(_is_list(arg) for arg in get_args(annotation))
+        return any(is_list(arg) for arg in get_args(annotation))
     return get_origin(annotation) is list
 
 
@@ -40,6 +41,6 @@ class ListQuery(Schema):
     @classmethod
     def _split_lists(cls, value: Any, info: ValidationInfo) -> Any:
         name = info.field_name or ""
-        if name in cls.keep_commas or not _is_list(cls.model_fields[name].annotation):
+        if name in cls.keep_commas or not is_list(cls.model_fields[name].annotation):
             return value
         return _split(value)
