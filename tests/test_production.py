@@ -2,6 +2,7 @@
 gunicorn with DEBUG off serving the app and its static files, a worker; a job created through the
 API runs and its logs come back through the API."""
 
+import contextlib
 import json
 import socket
 import subprocess
@@ -52,14 +53,14 @@ def call(method: str, url: str, *, key: str = "", body=None) -> tuple[int, dict 
     return status, raw.decode(errors="replace"), headers
 
 
-@pytest.fixture
-def web(live_worker, tmp_path):
+@contextlib.contextmanager
+def web_process(live_worker, tmp_path, **extra_env):
     """gunicorn as deploy/Procfile runs it (config.asgi), on this test's database, broker and
-    secrets."""
+    secrets, with ``extra_env``; yields its base URL once it answers."""
     if connection.vendor != "postgresql":
         missing_part("the production mode is PostgreSQL + Redis: set DATABASE_URL=postgres://…")
     port = free_port()
-    env = live_worker.env(DEBUG="false", SITE_URL=f"http://127.0.0.1:{port}")
+    env = live_worker.env(DEBUG="false", SITE_URL=f"http://127.0.0.1:{port}", **extra_env)
     env.pop("ONEOFF_SUPERVISOR_INTERVAL", None)
     log = open(tmp_path / "web.log", "w")
     process = subprocess.Popen(
@@ -70,20 +71,30 @@ def web(live_worker, tmp_path):
         stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert process.poll() is None, (tmp_path / "web.log").read_text()
-        try:
-            if call("GET", f"{base}/healthz")[0] == 200:
-                break
-        except OSError:
-            time.sleep(0.2)
-    else:
-        pytest.fail("gunicorn did not answer within 60 s:\n" + (tmp_path / "web.log").read_text())
-    yield base
-    process.terminate()
-    process.wait(15)
-    log.close()
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert process.poll() is None, (tmp_path / "web.log").read_text()
+            try:
+                if call("GET", f"{base}/healthz")[0] == 200:
+                    break
+            except OSError:
+                time.sleep(0.2)
+        else:
+            pytest.fail(
+                "gunicorn did not answer within 60 s:\n" + (tmp_path / "web.log").read_text()
+            )
+        yield base
+    finally:
+        process.terminate()
+        process.wait(15)
+        log.close()
+
+
+@pytest.fixture
+def web(live_worker, tmp_path):
+    with web_process(live_worker, tmp_path) as base:
+        yield base
 
 
 def test_a_job_created_through_the_api_runs_and_its_logs_come_back(

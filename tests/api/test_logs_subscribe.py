@@ -5,21 +5,18 @@ Render's statuses for a missing key (401), another workspace's job (404) and a f
 cannot honour (400)."""
 
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 from render.public_api.models import Log
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from services.models import ApiKey
-from tests.helpers import missing_part
-from tests.test_production import call, free_port
+from tests.test_production import call, web_process
 
 pytestmark = [
     pytest.mark.docker,
@@ -33,43 +30,16 @@ GUNICORN = str(Path(sys.executable).with_name("gunicorn"))
 
 @pytest.fixture
 def web(live_worker, tmp_path):
-    """The web process as deploy/Procfile runs it, on this test's database and broker."""
-    if connection.vendor != "postgresql":
-        missing_part("the production mode is PostgreSQL + Redis: set DATABASE_URL=postgres://…")
-    port = free_port()
-    env = live_worker.env(
-        DEBUG="false",
-        SITE_URL=f"http://127.0.0.1:{port}",
-        WEB_WORKERS="1",  # one process: its count of open tails is the one tested
+    """The web process as deploy/Procfile runs it (host:port), one process, so its count of open
+    tails is the one tested."""
+    with web_process(
+        live_worker,
+        tmp_path,
+        WEB_WORKERS="1",
         LOGS_TAIL_MAX_PER_WORKSPACE="3",
         LOGS_TAIL_RECHECK="0.5",
-    )
-    env.pop("ONEOFF_SUPERVISOR_INTERVAL", None)
-    log = open(tmp_path / "web.log", "w")
-    process = subprocess.Popen(
-        [GUNICORN, "config.asgi", "--config", "config/gunicorn.py", "--bind", f"127.0.0.1:{port}"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert process.poll() is None, (tmp_path / "web.log").read_text()
-        try:
-            if call("GET", f"http://{base}/healthz")[0] == 200:
-                break
-        except OSError:
-            time.sleep(0.2)
-    else:
-        pytest.fail(
-            "the web process did not answer in 60 s:\n" + (tmp_path / "web.log").read_text()
-        )
-    yield base
-    process.terminate()
-    process.wait(15)
-    log.close()
+    ) as base:
+        yield base.removeprefix("http://")
 
 
 def subscribe_url(base: str, query: str) -> str:
