@@ -5,9 +5,7 @@ Render's statuses for a missing key (401), another workspace's job (404) and a f
 cannot honour (400)."""
 
 import json
-import sys
 import time
-from pathlib import Path
 
 import pytest
 from django.utils import timezone
@@ -23,9 +21,6 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.django_db(transaction=True, serialized_rollback=True),
 ]
-
-ROOT = Path(__file__).resolve().parents[2]
-GUNICORN = str(Path(sys.executable).with_name("gunicorn"))
 
 
 @pytest.fixture
