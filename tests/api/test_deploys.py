@@ -491,3 +491,30 @@ def test_a_rollback_runs_new_jobs_on_the_older_image_and_keeps_earlier_jobs_on_t
     assert output(before) == ["two"]
     assert (before.build_id, after.build_id) == (two.build_id, one.build_id)
     assert Build.objects.get(pk=one.build_id).image_removed_at is None
+
+
+def test_another_services_build_or_deploy_cannot_be_made_this_ones(
+    owner_api, outsider_api, image_service, three_deploys, make_service, make_build, other_workspace
+):
+    """An admin naming another workspace's (or another service's) build in ``buildId``, or its
+    deploy in a rollback, would run that image with their own env vars: refused, nothing made."""
+    theirs = make_service(other_workspace, name="theirs", image_ref=IMAGE)
+    their_build = make_build(theirs)
+    sibling_build = make_build(make_service(name="sibling", image_ref=IMAGE))
+    before = DeployRow.objects.count()
+    # Another workspace's build, then another service's of the same workspace.
+    mine = outsider_api.post(
+        f"/v1/services/{theirs.id}/deploys", {"buildId": three_deploys[0].build_id}
+    )
+    assert mine.status_code in (400, 404), mine.content
+    sibling = owner_api.post(
+        f"/v1/services/{image_service.id}/deploys", {"buildId": sibling_build.id}
+    )
+    assert sibling.status_code in (400, 404), sibling.content
+    rollback = outsider_api.post(
+        f"/v1/services/{theirs.id}/rollback", {"deployId": three_deploys[0].id}
+    )
+    assert_error(rollback, 400, field="deployId")
+    assert DeployRow.objects.count() == before
+    assert theirs.current_deploy()[0] == their_build
+    assert image_service.current_deploy()[0].service_id == image_service.id
