@@ -26,6 +26,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from django.conf import settings
@@ -53,6 +54,10 @@ class Reading:
     memory_bytes: int  # now
     peak_bytes: int | None  # the kernel's high-water mark, when it keeps one
     cpu_seconds: float  # since the container started
+    # When the CPU count was read (unix seconds), not when the sampler got round to storing it:
+    # a pass held up by a flush or a loaded machine would otherwise squeeze the CPU used over a
+    # whole interval into a shorter one and show more cores than the plan's quota allows.
+    at: float = field(default_factory=time.time, compare=False)
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,7 @@ class CgroupReader:
                 peak = int(self.peak.read_text())
             except (OSError, ValueError):
                 peak = None
+        at = time.time()
         if self.version == 1:
             cpu = int(self.cpu.read_text()) / 1e9  # cpuacct.usage: nanoseconds
         else:
@@ -82,7 +88,7 @@ class CgroupReader:
                 if key == "usage_usec":
                     cpu = int(value) / 1e6
                     break
-        return Reading(memory, peak, cpu)
+        return Reading(memory, peak, cpu, at)
 
 
 def _mounts(mountinfo: str) -> tuple[tuple[str, Path] | None, dict[str, tuple[str, Path]]]:
@@ -193,7 +199,21 @@ class StatsReader:
         cpu = ((stats.get("cpu_stats") or {}).get("cpu_usage") or {}).get("total_usage")
         if not memory.get("usage") or cpu is None:
             raise OSError(f"container {self.container_id} has no stats (not running)")
-        return Reading(int(memory["usage"]), memory.get("max_usage") or None, int(cpu) / 1e9)
+        return Reading(
+            int(memory["usage"]), memory.get("max_usage") or None, int(cpu) / 1e9, _read_at(stats)
+        )
+
+
+def _read_at(stats: dict) -> float:
+    """The engine's own time of a stats sample (``read``, RFC 3339 with nanoseconds), or now."""
+    try:
+        stamp = str(stats["read"])
+        seconds, _, fraction = stamp.rstrip("Z").partition(".")
+        whole = datetime.strptime(seconds, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
+        at = whole.timestamp() + float(f"0.{fraction or 0}")
+    except (KeyError, ValueError):
+        return time.time()
+    return at if at > 0 else time.time()  # a stopped container's sample is dated year 1
 
 
 # --- the series --------------------------------------------------------------------------------
@@ -415,7 +435,7 @@ class UsageSampler(threading.Thread):
     def _apply(self, watch: Watch, reading: Reading) -> None:
         if watch.series is None:
             watch.series = self._load(watch)
-        watch.apply(reading, time.time())
+        watch.apply(reading, reading.at)
 
     def _load(self, watch: Watch) -> Series:
         """The series written so far (a restarted supervisor goes on with it)."""

@@ -3,13 +3,25 @@ spikes, a cgroup v2 host is read as well as this v1 one (a fake /proc and cgroup
 out as the kernel does), a running job's usage is written while it runs but never over an ended
 job's, and a job killed for memory records that it reached its limit."""
 
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from jobs import usage
 from jobs.models import Job, JobStatus, JobUsage
-from jobs.usage import MAX_POINTS, MiB, Reading, Series, UsageSampler, Watch, find_cgroup
+from jobs.usage import (
+    MAX_POINTS,
+    MiB,
+    Reading,
+    Series,
+    UsageSampler,
+    Watch,
+    _read_at,
+    cpu_values,
+    find_cgroup,
+)
 
 
 def test_the_series_merges_pairs_when_full_keeping_the_larger_memory():
@@ -103,6 +115,34 @@ def test_a_running_jobs_usage_is_written_while_it_runs(make_job):
     assert job.peak_memory_bytes == 80 * MiB
     assert job.cpu_seconds == 0.25
     assert len(JobUsage.objects.get(job=job).points) == 1
+
+
+@pytest.mark.django_db
+def test_a_point_is_dated_when_it_was_read_not_when_it_was_stored(make_job):
+    """A pass held up between reading and storing (a flush, a loaded machine) would squeeze a
+    whole interval's CPU into a shorter one: 1 s used in 2 s would read as more cores than the
+    plan's quota. CI saw 0.6+ cores on a 0.5 CPU plan before points carried their read time."""
+    job = make_job(status=JobStatus.RUNNING)
+    sampler = sampler_watching(
+        job, FakeReader(Reading(MiB, None, 1.0, at=1000.0), Reading(MiB, None, 2.0, at=1002.0))
+    )
+    sampler.sample()
+    time.sleep(0.05)  # stored later than read
+    sampler.sample()
+    series = sampler.watches[job.pk].series
+    assert series is not None
+    [first, second] = series.points
+    assert (first[0], second[0]) == (1000.0, 1002.0)
+    assert cpu_values([first, second], 1000.0, 1003.0, 2) == [(1002.0, 0.5)]
+
+
+def test_the_engines_stats_are_dated_by_the_engine():
+    assert _read_at({"read": "2026-12-03T09:33:04.250000000Z"}) == pytest.approx(
+        datetime(2026, 12, 3, 9, 33, 4, 250000, tzinfo=UTC).timestamp()
+    )
+    now = time.time()
+    assert _read_at({"read": "0001-01-01T00:00:00Z"}) >= now  # a stopped container's: now
+    assert _read_at({}) >= now
 
 
 @pytest.mark.django_db
