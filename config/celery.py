@@ -102,6 +102,8 @@ app.conf.beat_schedule = {
     "cleanup-images": {"task": "services.tasks.cleanup_images", "schedule": 600.0},
     # Purge job and build log lines (and service events) older than their workspace's retention.
     "purge-logs": {"task": "jobs.tasks.purge_expired_logs", "schedule": 600.0},
+    # Copy big logs' new lines into search chunks (jobs.logs.index), off the ingest path.
+    "index-logs": {"task": "jobs.tasks.index_logs", "schedule": settings.LOG_INDEX_EVERY},
     # Forget Idempotency-Key records after their 24 hours.
     "purge-idempotency-keys": {"task": "jobs.tasks.purge_idempotency_keys", "schedule": 3600.0},
     # Delete audit entries older than AUDIT_RETENTION_DAYS (audit.retention).

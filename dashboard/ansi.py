@@ -17,6 +17,8 @@ import re
 from functools import lru_cache
 from html import escape
 
+from jobs.logs import search
+
 # SGR: ESC [ params m. Any other escape sequence (cursor moves, erase, OSC titles) is shown.
 _SGR = re.compile(r"\x1b\[([0-9;:]*)m")
 # What cannot be shown as itself: C0 controls but tab, DEL, C1 controls, and the bidi controls
@@ -220,7 +222,8 @@ def plain(text: str) -> str:
 
 
 def render(text: str, query: str | None = None) -> str:
-    """One log line as safe HTML, with the case-insensitive matches of ``query`` in ``<mark>``."""
+    """One log line as safe HTML, with the matches of ``query`` (a search of the log, in
+    ``GET /v1/logs`` ``text`` syntax: plain, ``*`` wildcards or ``/regex/``) in ``<mark>``."""
     if "\x1b" not in text:
         if not query:
             return _escape_text(text)
@@ -230,7 +233,7 @@ def render(text: str, query: str | None = None) -> str:
     spans: list[tuple[int, int]] = []
     if query:
         seen = "".join(piece for _, piece in pieces)
-        spans = [m.span() for m in re.finditer(re.escape(query), seen, flags=re.IGNORECASE)]
+        spans = [m.span() for m in search.text_pattern(query).finditer(seen) if m.end() > m.start()]
     out: list[str] = []
     position = 0
     for tag, piece in pieces:

@@ -127,6 +127,8 @@ class Job(models.Model):
     log_cursor_ns = models.BigIntegerField(default=0)
     log_cursor_count = models.PositiveIntegerField(default=0)
     log_line_count = models.PositiveBigIntegerField(default=0)
+    # The last seq whose line is in a search chunk (``JobLogChunk``; None: no chunk yet).
+    log_indexed_through = models.BigIntegerField(null=True, blank=True)
     log_bytes = models.PositiveBigIntegerField(default=0)
     log_dropped_bytes = models.PositiveBigIntegerField(default=0)
     logs_purged_at = models.DateTimeField(null=True, blank=True)
@@ -236,6 +238,28 @@ class JobLogLine(models.Model):
 
     def __str__(self) -> str:
         return f"{self.job_id}#{self.seq}"
+
+
+class JobLogChunk(models.Model):
+    """A run of a job's consecutive log lines, joined by newlines, under a trigram index: what
+    makes searching a big log fast without slowing its ingest (``jobs.logs.index``). Written
+    after the lines, by a periodic task, for logs of ``LOG_INDEX_MIN_LINES`` lines or more."""
+
+    id = models.BigAutoField(primary_key=True)
+    job = models.ForeignKey(
+        Job, models.CASCADE, related_name="log_chunks", db_index=False, db_constraint=False
+    )
+    first_seq = models.BigIntegerField()
+    last_seq = models.BigIntegerField()
+    text = models.TextField()
+
+    # No index here: the only one, a GIN on (job, first_seq, text), answers "which chunks of
+    # this job, in this stretch of its log, may match" (btree_gin for the first two, pg_trgm for
+    # the text; PostgreSQL only, made by migration 0011). A b-tree on the job would tempt the
+    # planner into rechecking every chunk's text.
+
+    def __str__(self) -> str:
+        return f"{self.job_id}#{self.first_seq}-{self.last_seq}"
 
 
 class IdempotencyKey(models.Model):

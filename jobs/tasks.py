@@ -85,6 +85,15 @@ def purge_expired_logs() -> None:
 
 @shared_task(ignore_result=True)
 @quiet_while_database_down
+def index_logs() -> int:
+    """Chunk big logs' new lines for search (``jobs.logs.index``)."""
+    from jobs.logs import index
+
+    return index.index_due()
+
+
+@shared_task(ignore_result=True)
+@quiet_while_database_down
 def purge_idempotency_keys() -> int:
     """Forget Idempotency-Key records older than 24 hours."""
     return IdempotencyKey.purge_expired()

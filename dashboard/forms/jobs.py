@@ -10,7 +10,9 @@ from django import forms
 from django.db import connection
 from django.db.models import Count
 
+from jobs.logs import search
 from jobs.models import Job, JobStatus
+from services.errors import Invalid
 from services.keyset import keyset_page
 from services.models import Service
 
@@ -315,6 +317,17 @@ class LogQueryForm(forms.Form):
     # and "load later lines" after such a page (a page of lines, not the live tail).
     line = forms.IntegerField(min_value=1, max_value=MAX_SEQ, required=False)
     later = forms.BooleanField(required=False)
+
+    def clean_q(self) -> str:
+        """A search of the log in ``GET /v1/logs`` ``text`` syntax: plain text (matched as
+        written, case included), ``*`` wildcards, or an RE2 ``/regular expression/``."""
+        q = self.cleaned_data["q"]
+        if q.strip():
+            try:
+                search.parse("q", [q])
+            except Invalid as exc:
+                raise forms.ValidationError(exc.message) from None
+        return q
 
     def clean(self):
         data = super().clean()

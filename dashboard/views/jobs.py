@@ -24,7 +24,8 @@ from dashboard.http import HtmxHttpRequest
 from dashboard.system_lines import end_lines, start_lines
 from dashboard.views import bad_request, is_partial
 from jobs.launch import cancel_job, create_job
-from jobs.logs.read import line_batches
+from jobs.logs.read import line_batches, search_job
+from jobs.logs.search import SearchTooSlow
 from jobs.models import Job, JobLogLine, JobStatus, JobUsage
 from jobs.usage import MiB, usage_hint
 from services import limits
@@ -290,8 +291,13 @@ def _detail_context(service, job, q="", line=None) -> dict:
         context.update(lines=[], has_earlier=False, poll=False)
         return context
     if q:
-        lines = list(_lines(job).filter(text__icontains=q).order_by("seq")[: LOG_PAGE + 1])
-        context.update(lines=lines[:LOG_PAGE], more_matches=len(lines) > LOG_PAGE, poll=False)
+        lines, problem = _matches(job, q, None)
+        context.update(
+            lines=lines[:SEARCH_PAGE],
+            more_matches=len(lines) > SEARCH_PAGE,
+            poll=False,
+            search_problem=problem,
+        )
         return context
     if line is not None:
         around = _around(job, line - LINE_BASE)
@@ -334,6 +340,25 @@ def _around(job, seq: int) -> dict | None:
         "poll": not has_later and _keeps_polling(job),
         "last_seq": page[-1].seq if page else None,
     }
+
+
+# Matches of a search per page ("More matches" asks for the next): fewer than a page of the log,
+# as each may be far from the last (a search of a 1,000,000-line log: benchmarked in bench/).
+SEARCH_PAGE = 200
+
+
+def _matches(job, q: str, after: int | None) -> tuple[list, str | None]:
+    """The first page (and one more) of the lines of ``job`` after ``after`` matching ``q``
+    (``GET /v1/logs`` ``text`` syntax; chunked big logs answer from their index), and what
+    stopped the search, if something did."""
+    try:
+        seqs = search_job(job, q, after=after, limit=SEARCH_PAGE + 1)
+    except SearchTooSlow:
+        seconds = settings.LOGS_QUERY_TIMEOUT
+        return [], f"The search was stopped after {seconds:g} s: try a more specific one."
+    except Invalid as exc:  # an expression RE2 accepts that PostgreSQL cannot run
+        return [], exc.message
+    return list(_lines(job).filter(seq__in=seqs).order_by("seq")), None
 
 
 def _lines(job):
@@ -401,8 +426,9 @@ def job_logs(request: HtmxHttpRequest, service_id: str, job_id: str) -> HttpResp
         )
         return render(request, "dashboard/_log_viewer.html#later", context)
     if data["q"].strip():
-        page = list(lines.filter(text__icontains=data["q"]).order_by("seq")[: LOG_PAGE + 1])
-        context.update(lines=page[:LOG_PAGE], more_matches=len(page) > LOG_PAGE, q=data["q"])
+        page, problem = ([], None) if job.logs_purged_at else _matches(job, data["q"], after)
+        context["search_problem"] = problem
+        context.update(lines=page[:SEARCH_PAGE], more_matches=len(page) > SEARCH_PAGE, q=data["q"])
         return render(request, "dashboard/_log_viewer.html#matches", context)
     page = list(lines.order_by("seq")[: LOG_PAGE + 1])
     more = len(page) > LOG_PAGE

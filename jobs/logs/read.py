@@ -9,7 +9,7 @@ from typing import Any
 from django.db import DataError, connection, transaction
 from django.db.models import Q, QuerySet
 
-from jobs.logs import search
+from jobs.logs import index, search
 from jobs.models import Job, JobLogLine, LogStream
 from services.errors import Invalid
 from services.models import Build, BuildLogLine, Service
@@ -52,6 +52,8 @@ class _Source:
     rows: QuerySet
     owner: str  # the column naming the job or build
     single: bool  # one job only: its timestamps are unique, they alone give the order
+    # One job's lines searched by ``text``: its search chunks narrow where to look.
+    searched: tuple[Job, list[search.Term], datetime, datetime] | None = None
 
     def columns(self) -> tuple[str, ...]:
         if self.kind == "app":
@@ -95,7 +97,10 @@ def _sources(q: LogQuery) -> list[_Source]:
         if len(streams) < len(LEVELS):
             rows = rows.filter(stream__in=streams)
         single = len(q.jobs) == 1 and not q.services and not instances
-        sources.append(_Source("app", rows, "job_id", single))
+        # Chunks hold text only: a search that also filters by level reads the lines.
+        text_only = single and text and len(streams) == len(LEVELS)
+        searched = (q.jobs[0], text, q.start, q.end) if text_only else None
+        sources.append(_Source("app", rows, "job_id", single, searched))
     if want_type("build") and want_level("info") and (q.builds or q.services):
         ids = _owner_ids([build.pk for build in q.builds], q.services, Build, instances)
         build_rows = BuildLogLine.objects.filter(
@@ -119,6 +124,19 @@ def _sort_key(line: tuple) -> tuple:
 
 
 def _fetch(source: _Source, rows: QuerySet, forward: bool, limit: int | None) -> list[tuple]:
+    if source.searched is not None and limit is not None:
+        job, terms, start, end = source.searched
+        # A job's timestamps increase with its seqs: the window is a range of seqs.
+        times = JobLogLine.objects.filter(job_id=job.pk).values_list("seq", flat=True)
+        first = times.filter(timestamp__gte=start).order_by("timestamp").first()
+        last = times.filter(timestamp__lte=end).order_by("-timestamp").first()
+        if first is None or last is None:
+            return []
+        seqs = index.matching_seqs(
+            rows, job, terms, forward=forward, limit=limit, first=first, last=last
+        )
+        if seqs is not None:
+            rows = rows.filter(seq__in=seqs)
     found = rows.order_by(*source.order(forward)).values_list(*source.columns())
     if limit is not None:
         found = found[:limit]
@@ -146,6 +164,28 @@ def _run(callable_: Any) -> Any:
                 "text", f"PostgreSQL cannot run this expression: {exc.__cause__}"
             ) from None
         raise
+
+
+def search_job(job: Job, value: str, *, after: int | None, limit: int) -> list[int]:
+    """The seqs of the first ``limit`` lines of ``job`` after seq ``after`` that match
+    ``value``, a ``GET /v1/logs`` ``text`` value (the log viewer's search: the same lookups,
+    chunks and time bound). Raises ``Invalid`` naming ``text`` for a bad expression and
+    ``search.SearchTooSlow`` past ``LOGS_QUERY_TIMEOUT``."""
+    terms = search.parse("text", [value])
+    rows = JobLogLine.objects.filter(job_id=job.pk)
+    for lookup in search.text_lookups(terms):
+        rows = rows.filter(**lookup)
+    first = 0 if after is None else after + 1
+
+    def seqs() -> list[int]:
+        found = index.matching_seqs(rows, job, terms, forward=True, limit=limit, first=first)
+        if found is None:
+            found = list(
+                rows.filter(seq__gte=first).order_by("seq").values_list("seq", flat=True)[:limit]
+            )
+        return found
+
+    return _run(seqs)
 
 
 def query_logs(q: LogQuery) -> dict:

@@ -27,6 +27,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from jobs.logs import index
 from jobs.models import Job, JobLogLine
 from services.models import Build, BuildLogLine, Workspace
 
@@ -91,6 +92,7 @@ def _purge(
         if not chunk:
             break
         last_id = chunk[-1]
+        purged_here = 0
         while True:
             with transaction.atomic():
                 ids = list(
@@ -101,8 +103,11 @@ def _purge(
                 if ids:
                     line_model.objects.filter(pk__in=ids).delete()
             deleted += len(ids)
+            purged_here += len(ids)
             if len(ids) < batch_size:
                 break
+        if purged_here and line_model is JobLogLine:
+            index.forget(chunk)  # search chunks hold the purged lines' text too
         # Finished before the cutoff: every line has expired (a job that printed nothing is
         # marked too: its logs, such as they were, expired).
         expired += owners.model.objects.filter(

@@ -94,6 +94,14 @@ def parse(field: str, values: list[str]) -> list[Term]:
     return terms
 
 
+@lru_cache(maxsize=64)
+def text_pattern(value: str) -> "re2._Regexp":
+    """What a ``text`` value matches, compiled (for marking matches in a page): the value itself
+    when plain, else its expression. The value must already have passed ``parse``."""
+    [term] = parse("text", [value])
+    return compile_re2(term.regex if term.regex is not None else re.escape(term.value))
+
+
 def label_matcher(terms: list[Term]) -> Callable[[str], bool]:
     """Whether a label's value is one the filter asks for (any term; no terms: every value)."""
 

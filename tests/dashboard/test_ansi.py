@@ -109,13 +109,24 @@ def test_bidi_controls_are_visible(char):
 
 
 def test_search_marks_the_visible_text_across_colours():
-    html = render(f"{E}[32mmigr{E}[1mating{E}[0m users", "MIGRATING")
+    html = render(f"{E}[32mmigr{E}[1mating{E}[0m users", "migrating")
     assert html == (
         '<span class="a-f2"><mark>migr</mark></span>'
         '<span class="a-f2 a-bo"><mark>ating</mark></span> users'
     )
     assert render("a<b>&amp;", "amp") == "a&lt;b&gt;&amp;<mark>amp</mark>;"
     assert render(f"x{E}[31m<y>", "<y") == 'x<span class="a-f1"><mark>&lt;y</mark>&gt;</span>'
+
+
+def test_search_marks_as_the_logs_api_matches():
+    """The search's syntax is ``GET /v1/logs`` ``text``'s: as written, ``*``, ``/regex/``."""
+    assert render("Done DONE", "DONE") == "Done <mark>DONE</mark>"
+    assert render("moved 3 rows", "mov*3") == "<mark>moved 3</mark> rows"
+    assert (
+        render("moved 3 rows <b>", "/\\d+ r|<b/")
+        == "moved <mark>3 r</mark>ows <mark>&lt;b</mark>&gt;"
+    )
+    assert render("aaa", "/x*/") == "aaa"  # empty matches mark nothing
 
 
 def test_search_never_matches_inside_an_escape_it_made():

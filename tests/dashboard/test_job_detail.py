@@ -125,14 +125,34 @@ def test_it_says_when_logs_expired(owner, make_job, login):
 
 def test_search_highlights_matches(owner, make_job, login):
     job = make_job(lines=["Migrating users", "done", "MIGRATING orders <b>"])
-    body = login(owner).get(url(job) + "?q=migrat").content.decode()
+    body = login(owner).get(url(job) + "?q=%2F(%3Fi)migrat%2F").content.decode()
     assert 'id="L2"' in body
     assert 'id="L4"' in body
     assert 'id="L3"' not in body
     assert "<mark>Migrat</mark>ing users" in body
     assert "<mark>MIGRAT</mark>ING orders &lt;b&gt;" in body
-    assert 'value="migrat"' in body
+    assert 'value="/(?i)migrat/"' in body
     assert 'id="log-poller"' not in body
+
+
+def test_search_has_the_logs_apis_text_semantics(owner, make_job, login):
+    """As ``GET /v1/logs`` ``text``: plain text as written (case included), ``*`` for any
+    characters, an RE2 expression between slashes; a bad one is a 400 naming the field."""
+    job = make_job(lines=["Migrating users", "done", "MIGRATING orders", "moved 3 rows"])
+    client = login(owner)
+    body = client.get(url(job) + "?q=Migrat").content.decode()
+    assert 'id="L2"' in body
+    assert 'id="L4"' not in body
+    body = client.get(url(job) + "?q=mov*rows").content.decode()
+    assert 'id="L5"' in body
+    assert 'id="L2"' not in body
+    assert "<mark>moved 3 rows</mark>" in body
+    body = client.get(url(job) + "?q=%2F%5Cd+rows%2F").content.decode()  # /\d+ rows/
+    assert "moved <mark>3 rows</mark>" in body
+    bad = client.get(url(job) + "?q=%2F(a%2F")  # /(a/
+    assert bad.status_code == 400
+    assert b"q:" in bad.content
+    assert b"RE2" in bad.content
 
 
 def test_search_escapes_before_highlighting(owner, make_job, login):
@@ -144,7 +164,7 @@ def test_search_escapes_before_highlighting(owner, make_job, login):
 def test_search_with_no_match_says_so(owner, make_job, login):
     job = make_job(lines=["hello"])
     body = login(owner).get(url(job) + "?q=%3Cnope%3E").content.decode()
-    assert "No line contains “<strong>&lt;nope&gt;</strong>”" in body
+    assert "No line matches “<strong>&lt;nope&gt;</strong>”" in body
 
 
 def test_htmx_search_gets_the_log_viewer_partial(owner, make_job, login):

@@ -96,7 +96,7 @@ def test_load_earlier_returns_the_page_before(owner, make_job, login):
 
 def test_more_search_matches(owner, make_job, login):
     job = make_job(lines=["x hit", "miss", "y HIT"])
-    body = login(owner).get(url(job, "?q=hit&after=1"), **htmx()).content.decode()
+    body = login(owner).get(url(job, "?q=%2F(%3Fi)hit%2F&after=1"), **htmx()).content.decode()
     assert 'id="L4"' in body
     assert 'id="L2"' not in body
     assert "<mark>HIT</mark>" in body
@@ -232,3 +232,20 @@ def test_permalink_pages_and_later_pages_are_the_workspaces_own(viewer, outsider
     assert login(viewer).get(url(job, "?after=10&later=1"), **htmx()).status_code == 200
     assert login(outsider).get(f"{page}?line=3").status_code == 404
     assert login(outsider).get(url(job, "?after=10&later=1"), **htmx()).status_code == 404
+
+
+def test_search_matches_come_a_page_at_a_time(owner, make_job, login):
+    from dashboard.views.jobs import SEARCH_PAGE
+
+    job = make_job(
+        lines=[f"hit {i}" if i % 2 else f"miss {i}" for i in range(2 * SEARCH_PAGE + 60)]
+    )
+    client = login(owner)
+    first = client.get(f"/services/{job.service_id}/jobs/{job.id}/?q=hit").content.decode()
+    assert first.count('<li class="line') == SEARCH_PAGE
+    assert "More matches" in first
+    last_seq = 2 * SEARCH_PAGE  # the 200th match: "hit 399" is seq 400
+    assert f'data-seq="{last_seq}"' in first
+    rest = client.get(url(job, f"?q=hit&after={last_seq}"), **htmx()).content.decode()
+    assert rest.count('<li class="line') == 30
+    assert "More matches" not in rest
