@@ -209,3 +209,14 @@ def test_a_gap_in_the_seqs_stops_chunking_and_the_search_still_finds_everything(
     # Chunks 1-10 and 11-20; the next would hold 21-25 and 40-44: none from there on.
     assert job.log_indexed_through == 20
     assert search_job(job, "needle", after=None, limit=100) == list(range(40, 70))
+
+
+def test_the_beat_runs_the_pass(make_job):
+    from config.celery import app
+    from jobs.tasks import index_logs
+
+    assert app.conf.beat_schedule["index-logs"]["task"] == index_logs.name
+    job = make_job(lines=log(12))
+    index_logs.apply()
+    job.refresh_from_db()
+    assert job.log_indexed_through == 12
