@@ -1,5 +1,6 @@
 // The job page's log viewer: the log fills the viewport, permalinks to any line, find in the
-// log, toggles, copy buttons and the job's status in the tab. The page works without it.
+// log, toggles, the job's status in the tab and an opt-in notification when it ends (its copy
+// buttons: static/js/app.js). The page works without it.
 (function () {
   "use strict";
 
@@ -13,47 +14,6 @@
     var top = b.getBoundingClientRect().top + window.scrollY;
     document.documentElement.style.setProperty("--log-top", Math.max(0, Math.round(top) + 16) + "px");
   }
-
-  // Copy buttons: data-copy holds the text; data-copy-curl builds a "run this again" API call.
-  function shellQuote(text) { return "'" + String(text).replace(/'/g, "'\\''") + "'"; }
-  function curlFor(button) {
-    var body = JSON.stringify({ startCommand: button.dataset.command, planId: button.dataset.plan });
-    return "curl -X POST " + shellQuote(location.origin + "/v1/services/" + button.dataset.service + "/jobs") +
-      " \\\n  -H \"Authorization: Bearer $ONEOFF_API_KEY\" \\\n  -H 'Content-Type: application/json' \\\n  -d " +
-      shellQuote(body);
-  }
-  function copied(button, ok) {
-    var label = button.dataset.label || button.textContent;
-    button.dataset.label = label;
-    button.textContent = ok ? "Copied" : "Copy failed";
-    setTimeout(function () { button.textContent = label; }, 1500);
-  }
-  function copyText(text, button) {
-    function fallback() {
-      var area = document.createElement("textarea");
-      area.value = text;
-      area.setAttribute("readonly", "");
-      area.style.position = "fixed"; area.style.opacity = "0";
-      document.body.appendChild(area);
-      area.select();
-      var ok = false;
-      try { ok = document.execCommand("copy"); } catch (e) { ok = false; }
-      area.remove();
-      copied(button, ok);
-    }
-    if (navigator.clipboard && window.isSecureContext) {
-      navigator.clipboard.writeText(text).then(function () { copied(button, true); }, fallback);
-    } else {
-      fallback();
-    }
-  }
-  document.addEventListener("click", function (event) {
-    var button = event.target.closest && event.target.closest("button.copy");
-    if (!button) return;
-    var text = button.hasAttribute("data-copy-curl") ? curlFor(button) : button.dataset.copy;
-    button.dataset.copied = text;  // what was copied, for tests and for a reader's check
-    copyText(text, button);
-  });
 
   // The job's status in the tab: the title and a coloured dot as the favicon.
   var COLOURS = { pending: "#c48a00", running: "#1c5fcf", succeeded: "#1b7a3d", failed: "#b4232c", canceled: "#5d6679" };
