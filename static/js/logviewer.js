@@ -28,7 +28,65 @@
     var link = document.querySelector("link[rel=icon]");
     if (link) link.href = "data:image/svg+xml," + encodeURIComponent(svg);
     document.documentElement.dataset.jobStatus = status;
+    notifyIfEnded(summary);
+    notifyButton();
   }
+
+  // An opt-in browser notification when a job the reader started ends. The server marks the
+  // reader's own job (data-mine) and offers the button only there, while it runs; the opt-in is
+  // remembered in this browser, so the next job pages offer it as on.
+  var FINISHED = { succeeded: 1, failed: 1, canceled: 1 };
+  var NOTIFY_KEY = "oneoff.notify";
+  var BLOCKED = "Notifications are blocked for this site: allow them in the browser's site " +
+    "settings to be told when the job ends.";
+  var seenStatus = null, notified = false;
+  function canNotify() { return typeof window.Notification === "function"; }
+  function optedIn() {
+    try { return localStorage.getItem(NOTIFY_KEY) === "1"; } catch (e) { return false; }
+  }
+  function optIn(on) {
+    try { localStorage.setItem(NOTIFY_KEY, on ? "1" : "0"); } catch (e) { /* private mode */ }
+  }
+  function notifyOn() { return canNotify() && optedIn() && Notification.permission === "granted"; }
+  function notifyButton(note) {
+    var button = $("notify-toggle");
+    if (!button) return;
+    if (!canNotify()) { button.hidden = true; return; }
+    var on = notifyOn();
+    button.hidden = false;
+    button.setAttribute("aria-pressed", on ? "true" : "false");
+    button.textContent = on ? "Notifying when it ends" : "Notify me when it ends";
+    var text = note || "";
+    if (!text && optedIn() && Notification.permission === "denied") text = BLOCKED;
+    $("notify-note").textContent = text;
+  }
+  function notifyIfEnded(summary) {
+    var status = summary.dataset.status, before = seenStatus;
+    seenStatus = status;
+    if (notified || before === null || FINISHED[before] || !FINISHED[status]) return;
+    if (!summary.hasAttribute("data-mine") || !notifyOn()) return;
+    notified = true;
+    var command = summary.querySelector("code.command");
+    var id = summary.querySelector("code.job-id");
+    try {
+      var note = new Notification("Job " + status + (id ? " · " + id.textContent : ""), {
+        body: command ? command.textContent.slice(0, 300) : "",
+        tag: id ? id.textContent : "oneoff-job",
+      });
+      note.onclick = function () { window.focus(); note.close(); };
+    } catch (e) { /* a browser that shows them only from a service worker */ }
+  }
+  document.addEventListener("click", function (event) {
+    if (event.target.id !== "notify-toggle" || !canNotify()) return;
+    if (notifyOn()) { optIn(false); notifyButton(); return; }
+    if (Notification.permission === "denied") { notifyButton(BLOCKED); return; }
+    if (Notification.permission === "granted") { optIn(true); notifyButton(); return; }
+    Promise.resolve(Notification.requestPermission()).then(function (answer) {
+      if (answer === "granted") { optIn(true); notifyButton(); return; }
+      notifyButton(answer === "denied" ? BLOCKED :
+        "Notifications were not allowed: press the button again to be asked once more.");
+    });
+  });
 
   // Permalinks: #L2500 shows line 2,500 whatever page holds it. A line this page does not hold
   // loads the page around it (?line=2500#L2500); a line it holds is scrolled to and highlighted
