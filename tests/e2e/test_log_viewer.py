@@ -245,3 +245,28 @@ def test_the_page_keeps_at_most_its_cap_of_lines(page, live_server, owner, make_
     page.get_by_role("button", name="Load earlier lines").click()
     expect(page.locator("#L1")).to_be_attached()
     expect(page.locator("#log-lines li.line")).to_have_count(60)
+
+
+def test_the_retention_date_moves_to_the_jobs_end(page, live_server, owner, make_job):
+    """While the job runs its logs are kept from its creation; when the status poll brings the
+    finished summary, the date is counted from its end."""
+    from datetime import UTC, datetime, timedelta
+
+    created = datetime.now(UTC) - timedelta(days=2)
+    job = make_job(status=JobStatus.RUNNING, created_at=created, lines=["working"])
+    sign_in(page, live_server, "alice@acme.test", job_url(job))
+    date = page.locator("#log-retention time")
+    running = (created + timedelta(days=7)).isoformat(timespec="milliseconds")
+    expect(date).to_have_attribute("datetime", running.replace("+00:00", "Z"))
+    expect(page.locator("#log-retention")).to_contain_text("counted from the job's end")
+    local = date.inner_text()
+    finished = datetime.now(UTC).replace(microsecond=0)
+    Job.objects.filter(pk=job.pk).update(
+        status=JobStatus.SUCCEEDED, exit_code=0, finished_at=finished
+    )
+    expect(page.locator("#job-summary .badge")).to_have_text("succeeded")
+    ended = (finished + timedelta(days=7)).isoformat(timespec="milliseconds")
+    expect(date).to_have_attribute("datetime", ended.replace("+00:00", "Z"))
+    expect(page.locator("#log-retention")).not_to_contain_text("counted from")
+    expect(date).not_to_have_text(local)
+    expect(date).not_to_have_text(re.compile("UTC$"))  # shown in the reader's zone, as before
