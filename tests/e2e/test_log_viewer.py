@@ -270,3 +270,63 @@ def test_the_retention_date_moves_to_the_jobs_end(page, live_server, owner, make
     expect(page.locator("#log-retention")).not_to_contain_text("counted from")
     expect(date).not_to_have_text(local)
     expect(date).not_to_have_text(re.compile("UTC$"))  # shown in the reader's zone, as before
+
+
+def test_at_390_px_the_log_is_readable(page, live_server, owner, make_job):
+    """A phone: the log takes the width, long lines wrap (or, unwrapped, scroll inside the log,
+    never the page), and the header's facts and actions are all reachable."""
+    job = make_job(
+        status=JobStatus.RUNNING,
+        command="python manage.py migrate --database=default --verbosity=2",
+    )
+    long_token = "x" * 300
+    add_lines(
+        job,
+        [
+            "Operations to perform:",
+            f"  Apply all migrations: {long_token}",
+            "  Applying shop.0042_order_index_with_a_rather_long_name_for_a_phone... OK",
+            "\x1b[31mwarning\x1b[0m: " + "word " * 60,
+        ]
+        + [f"line {n}" for n in range(5, 60)],
+        start=0,
+    )
+    page.set_viewport_size({"width": 390, "height": 844})
+    sign_in(page, live_server, "alice@acme.test", job_url(job))
+    log = page.locator("#log-lines")
+    expect(page.locator("#L59")).to_be_attached()
+    shot(page, "job-page-390")
+    width = page.evaluate("document.documentElement.clientWidth")
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    box = log.bounding_box()
+    assert box
+    assert box["x"] >= 0
+    assert box["x"] + box["width"] <= width
+    assert box["width"] >= 0.85 * width, box  # the log takes the width
+    assert box["height"] >= 0.9 * 844, box  # scrolled to, it fills the screen to read
+    # Wrapped (the default): no line is wider than the log.
+    assert log.evaluate("e => e.scrollWidth <= e.clientWidth"), "the log scrolls sideways"
+    long_line = page.locator("#L2")
+    assert long_line.evaluate("e => e.scrollWidth <= e.clientWidth")
+    assert long_line.bounding_box()["height"] > 40  # it wrapped onto several lines
+    # The header: status, id, command, and every action within the screen's width.
+    for element in page.locator(
+        "#job-summary .badge, #job-summary code.job-id, #job-summary code.command,"
+        " #job-summary .actions button, #job-summary .actions a, #job-summary .copy"
+    ).all():
+        element.scroll_into_view_if_needed()
+        expect(element).to_be_visible()
+        b = element.bounding_box()
+        assert b
+        assert b["x"] >= 0
+        assert b["x"] + b["width"] <= width, (element.evaluate("e => e.outerHTML"), b)
+    log.evaluate("e => { e.scrollIntoView(); e.scrollTop = 0; }")  # the reader scrolls to it
+    shot(page, "job-page-390-log")
+    page.evaluate("window.scrollTo(0, 0)")
+    # Unwrapped: the long line scrolls inside the log; the page itself never scrolls sideways.
+    page.get_by_label("Wrap lines").uncheck()
+    assert log.evaluate("e => e.scrollWidth > e.clientWidth")
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    log.evaluate("e => { e.scrollIntoView(); e.scrollTop = 0; e.scrollLeft = 120; }")
+    assert log.evaluate("e => e.scrollLeft") > 0
+    shot(page, "job-page-390-nowrap")
