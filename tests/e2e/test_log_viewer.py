@@ -330,3 +330,100 @@ def test_at_390_px_the_log_is_readable(page, live_server, owner, make_job):
     log.evaluate("e => { e.scrollIntoView(); e.scrollTop = 0; e.scrollLeft = 120; }")
     assert log.evaluate("e => e.scrollLeft") > 0
     shot(page, "job-page-390-nowrap")
+
+
+FOCUSED = """() => {
+  const e = document.activeElement, s = getComputedStyle(e);
+  const name = e.getAttribute("aria-label") || (e.labels && e.labels[0] && e.labels[0].textContent)
+    || e.getAttribute("placeholder") || e.textContent;
+  return { id: e.id, tag: e.tagName, name: (name || "").trim().slice(0, 40),
+           ring: e.matches(":focus-visible") && s.outlineStyle !== "none"
+                 && parseFloat(s.outlineWidth) >= 2 };
+}"""
+
+
+def test_keyboard_only_use_of_the_job_page(page, live_server, owner, make_job):
+    """From the top of the page with Tab alone: every control of the header and the log is
+    reached in order with a visible focus ring, and works from the keyboard."""
+    job = make_job(status=JobStatus.RUNNING, command="./manage.py migrate")
+    add_lines(job, ["boot", "error: disk", "ok", "error again"], start=0)
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    sign_in(page, live_server, "alice@acme.test", job_url(job))
+    expect(page.locator("#L4")).to_be_attached()
+    page.evaluate("document.activeElement.blur()")
+    reached = []
+    for _ in range(80):
+        page.keyboard.press("Tab")
+        focused = page.evaluate(FOCUSED)
+        reached.append(focused)
+        if focused["id"] == "log-lines":
+            break
+    names = [f["name"] for f in reached]
+    expected = [
+        "Copy job ID",
+        "Copy command",
+        "Notify me when it ends",
+        "Copy as API call",
+        "Rerun on latest",
+        "Rerun exactly",
+        "Rerun with changes",
+        "Cancel job",
+        "Details: build, image, plan, timestamps",
+        "Search this job's logs",
+        "Search",
+        "Download",
+        "Find in the lines shown",
+        "Previous match",
+        "Next match",
+        "Timestamps",
+        "Wrap lines",
+        "Raw",
+    ]
+    at = [names.index(name) for name in expected]  # each reached ...
+    assert at == sorted(at), names  # ... in the order they are shown
+    assert reached[-1]["id"] == "log-lines", names  # and the log itself (it scrolls by keys)
+    assert all(f["ring"] for f in reached), [f for f in reached if not f["ring"]]
+
+    # The shortcuts: / to find, Enter / Shift+Enter for next and previous, Escape to leave.
+    page.keyboard.press("/")
+    expect(page.locator("#log-find")).to_be_focused()
+    page.keyboard.type("error")
+    expect(page.locator("#log-find-count")).to_have_text("1 of 2")
+    page.keyboard.press("Enter")
+    expect(page.locator("#log-find-count")).to_have_text("2 of 2")
+    page.keyboard.press("Shift+Enter")
+    expect(page.locator("#log-find-count")).to_have_text("1 of 2")
+    page.keyboard.press("Escape")
+    expect(page.locator("#log-find")).not_to_be_focused()
+
+    # A copy button, pressed with Enter.
+    copy = page.get_by_role("button", name="Copy command")
+    copy.focus()
+    page.keyboard.press("Enter")
+    expect(copy).to_have_text("Copied")
+    assert page.evaluate("navigator.clipboard.readText()") == "./manage.py migrate"
+
+    # The server's search: type and Enter, from the search field reached with Shift+Tab.
+    page.get_by_role("button", name="Search", exact=True).focus()
+    page.keyboard.press("Shift+Tab")
+    expect(page.get_by_label("Search this job's logs")).to_be_focused()
+    page.keyboard.type("again")
+    page.keyboard.press("Enter")
+    expect(page.locator(".search-status")).to_contain_text("Lines containing")
+    expect(page.locator("#log-lines li.line")).to_have_count(1)
+
+    # Cancel with Space, confirmed with the keyboard (the dialog's OK).
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Cancel job").focus()
+    page.keyboard.press("Space")
+    expect(page.get_by_role("button", name="Canceling…")).to_be_disabled()
+    job.refresh_from_db()
+    assert job.cancel_requested_at is not None
+
+    # Rerun on latest with Enter: the new job's page.
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Rerun on latest").focus()
+    page.keyboard.press("Enter")
+    expect(page).not_to_have_url(re.compile(rf"/jobs/{job.id}/"))
+    rerun = Job.objects.get(rerun_of=job)
+    expect(page).to_have_url(re.compile(rf"/jobs/{rerun.id}/$"))
