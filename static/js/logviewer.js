@@ -48,7 +48,9 @@
     try { localStorage.setItem(NOTIFY_KEY, on ? "1" : "0"); } catch (e) { /* private mode */ }
   }
   function notifyOn() { return canNotify() && optedIn() && Notification.permission === "granted"; }
+  var noteText = "";  // what the last press of the button came to, until the next press
   function notifyButton(note) {
+    if (note !== undefined) noteText = note;
     var button = $("notify-toggle");
     if (!button) return;
     if (!canNotify()) { button.hidden = true; return; }
@@ -56,7 +58,7 @@
     button.hidden = false;
     button.setAttribute("aria-pressed", on ? "true" : "false");
     button.textContent = on ? "Notifying when it ends" : "Notify me when it ends";
-    var text = note || "";
+    var text = noteText;
     if (!text && optedIn() && Notification.permission === "denied") text = BLOCKED;
     $("notify-note").textContent = text;
   }
@@ -78,11 +80,11 @@
   }
   document.addEventListener("click", function (event) {
     if (event.target.id !== "notify-toggle" || !canNotify()) return;
-    if (notifyOn()) { optIn(false); notifyButton(); return; }
+    if (notifyOn()) { optIn(false); notifyButton(""); return; }
     if (Notification.permission === "denied") { notifyButton(BLOCKED); return; }
-    if (Notification.permission === "granted") { optIn(true); notifyButton(); return; }
+    if (Notification.permission === "granted") { optIn(true); notifyButton(""); return; }
     Promise.resolve(Notification.requestPermission()).then(function (answer) {
-      if (answer === "granted") { optIn(true); notifyButton(); return; }
+      if (answer === "granted") { optIn(true); notifyButton(""); return; }
       notifyButton(answer === "denied" ? BLOCKED :
         "Notifications were not allowed: press the button again to be asked once more.");
     });

@@ -94,6 +94,8 @@ def test_denied_a_clear_note_and_no_notification(page, live_server, owner, make_
     page.get_by_role("button", name="Notify me when it ends").click()
     note = page.locator("#notify-note")
     expect(note).to_contain_text(NOTE)
+    page.wait_for_timeout(1500)  # the log's polls (a swap each second) leave the note
+    expect(note).to_contain_text(NOTE)
     assert page.evaluate("Notification.permission") != "granted"
     expect(page.locator("#notify-toggle")).to_have_attribute("aria-pressed", "false")
     SCREENSHOTS.mkdir(exist_ok=True)
