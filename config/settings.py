@@ -94,6 +94,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "dashboard.middleware.HtmxVaryMiddleware",
     # After htmx and auth, so a refusal is answered as the face and the frame need.
     "config.middleware.RequestLimitsMiddleware",
     "dashboard.middleware.DomainErrorMiddleware",

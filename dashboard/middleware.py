@@ -10,6 +10,7 @@ page, or an alert for an htmx request). A view that shows such an error in a for
 
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
+from django.utils.cache import patch_vary_headers
 
 from dashboard.errors import error_page
 from services.errors import DomainError, Forbidden, Limited, NotFound, OverBudget
@@ -37,3 +38,18 @@ class DomainErrorMiddleware:
         if isinstance(exception, OverBudget):
             return error_page(request, 402, str(exception))
         return error_page(request, 400, str(exception))
+
+
+class HtmxVaryMiddleware:
+    """A page and its htmx partial share a URL (``hx-push-url``: the Jobs list's filters, a log
+    search): ``Vary: HX-Request, HX-History-Restore-Request`` keeps them apart in the browser's
+    cache, or the browser's Back to a filtered list shows the partial it cached as the page."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if request.method in ("GET", "HEAD"):
+            patch_vary_headers(response, ("HX-Request", "HX-History-Restore-Request"))
+        return response

@@ -127,8 +127,8 @@ def test_the_dashboard_caps_the_keys_a_user_creates_per_hour(
 ):
     settings.API_KEYS_PER_HOUR = 2
     page = signed_in(client, owner)
-    assert page.post(keys_url(workspace), {"name": "a"}).status_code == 200
-    assert page.post(keys_url(workspace), {"name": "b"}).status_code == 200
+    assert page.post(keys_url(workspace), {"name": "a"}).status_code == 302
+    assert page.post(keys_url(workspace), {"name": "b"}).status_code == 302
     r = page.post(keys_url(workspace), {"name": "c"})
     assert r.status_code == 429
     assert "at most 2 API keys an hour" in r.text
@@ -137,7 +137,7 @@ def test_the_dashboard_caps_the_keys_a_user_creates_per_hour(
     # Revoking does not give the hour's budget back; another member has their own.
     ApiKey.objects.update(revoked_at="2026-01-01T00:00Z")
     assert page.post(keys_url(workspace), {"name": "d"}).status_code == 429
-    assert signed_in(client, developer).post(keys_url(workspace), {"name": "e"}).status_code == 200
+    assert signed_in(client, developer).post(keys_url(workspace), {"name": "e"}).status_code == 302
     assert ApiKey.objects.filter(user=owner).count() == 2
 
 
@@ -154,7 +154,7 @@ def test_the_dashboard_caps_the_active_keys_of_a_workspace(
     assert ApiKey.objects.count() == 2
     # A revoked key frees its place.
     ApiKey.objects.filter(user=viewer).update(revoked_at="2026-01-01T00:00Z")
-    assert page.post(keys_url(workspace), {"name": "third"}).status_code == 200
+    assert page.post(keys_url(workspace), {"name": "third"}).status_code == 302
 
 
 def run_command(*args):

@@ -284,9 +284,7 @@ def usage_chart(job) -> dict | None:
 def _detail_context(service, job, q="", line=None) -> dict:
     context = {"service": service, "job": job, "q": q, "tab": "jobs", **_viewer(service, job)}
     context["usage"] = usage_chart(job)
-    retention = service.workspace.log_retention_days
-    context["logs_expire_at"] = (job.finished_at or job.created_at) + timedelta(days=retention)
-    context["retention_days"] = retention
+    context.update(_retention(service, job))
     if job.logs_purged_at:
         context.update(lines=[], has_earlier=False, poll=False)
         return context
@@ -319,6 +317,16 @@ def _detail_context(service, job, q="", line=None) -> dict:
         system_end=end_lines(job),
     )
     return context
+
+
+def _retention(service, job) -> dict:
+    """Until when the job's logs are kept: counted from its end, or from its creation while it
+    has not ended (the date moves when it ends: the status poll brings it again)."""
+    days = service.workspace.log_retention_days
+    return {
+        "retention_days": days,
+        "logs_expire_at": (job.finished_at or job.created_at) + timedelta(days=days),
+    }
 
 
 def _around(job, seq: int) -> dict | None:
@@ -442,6 +450,7 @@ def job_logs(request: HtmxHttpRequest, service_id: str, job_id: str) -> HttpResp
     )
     if context["status_changed"]:
         context["usage"] = usage_chart(job)  # the summary comes along: with what the job used
+        context.update(_retention(service, job))  # and the retention date, now from its end
         if not more:
             context["system_end"] = end_lines(job)
     return render(request, "jobs/detail.html#tail", context)

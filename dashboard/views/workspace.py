@@ -69,15 +69,43 @@ def _keys_context(request: HtmxHttpRequest, workspace, form=None, **extra):
     return {"keys": keys, "form": form or ApiKeyForm(), "tab": "api_keys", **extra}
 
 
+# The new key's secret between the POST that made it and the GET that shows it (post/redirect/
+# get): kept in the creator's session for that one display, then gone.
+SESSION_NEW_KEY = "oneoff.new_api_key"
+
+
+def _shown_once(request: HtmxHttpRequest, workspace) -> tuple[ApiKey | None, str]:
+    """The key this session just created in ``workspace`` and its secret, taken out of the
+    session (a reload shows it no more); (None, "") when there is none. Only the key's own
+    creator, in its own workspace, while it is not revoked."""
+    assert request.user.is_authenticated  # @signed_in
+    held = request.session.pop(SESSION_NEW_KEY, None)
+    if not isinstance(held, dict) or held.get("workspace") != workspace.id:
+        return None, ""
+    if not isinstance(held.get("key"), int):
+        return None, ""
+    key = ApiKey.objects.filter(
+        pk=held["key"], workspace=workspace, user=request.user, revoked_at__isnull=True
+    ).first()
+    return (key, str(held.get("secret", ""))) if key else (None, "")
+
+
 @signed_in
 @require_http_methods(["GET", "POST"])
 def api_keys(request: HtmxHttpRequest, workspace_id: str) -> HttpResponse:
     """Every member may hold keys of their own; a viewer's keys are read-only. Admins see and
     revoke everyone's keys in the workspace. Creation is capped (``services.apikeys``): a 429
-    past the keys a user may create in an hour, a 400 when the workspace holds its most."""
+    past the keys a user may create in an hour, a 400 when the workspace holds its most.
+    A created key is shown once, on the GET the POST redirects to (a reload neither shows it
+    again nor creates another)."""
     workspace, request.membership = get_workspace(request.user, workspace_id)
     if request.method == "GET":
-        return render(request, "services/api_keys.html", _keys_context(request, workspace))
+        key, secret = _shown_once(request, workspace)
+        context = _keys_context(request, workspace, new_key=key, secret=secret)
+        response = render(request, "services/api_keys.html", context)
+        if secret:
+            response["Cache-Control"] = "no-store"
+        return response
     form = ApiKeyForm(request.POST)
     if not form.is_valid():
         context = _keys_context(request, workspace, form)
@@ -99,10 +127,8 @@ def api_keys(request: HtmxHttpRequest, workspace_id: str) -> HttpResponse:
         response = render(request, "services/api_keys.html", context, status=429)
         response["Retry-After"] = str(error.retry_after)
         return response
-    context = _keys_context(request, workspace, new_key=key, secret=secret)
-    response = render(request, "services/api_keys.html", context)
-    response["Cache-Control"] = "no-store"
-    return response
+    request.session[SESSION_NEW_KEY] = {"workspace": workspace.id, "key": key.pk, "secret": secret}
+    return redirect("api_keys", workspace.id)
 
 
 @signed_in

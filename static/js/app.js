@@ -117,6 +117,48 @@
     }
   });
 
+  // Copy buttons on any page: data-copy holds the text (an id, a command, a new API key);
+  // data-copy-curl builds a "run this again" API call from the job page's data.
+  function shellQuote(text) { return "'" + String(text).replace(/'/g, "'\\''") + "'"; }
+  function curlFor(button) {
+    var body = JSON.stringify({ startCommand: button.dataset.command, planId: button.dataset.plan });
+    return "curl -X POST " + shellQuote(location.origin + "/v1/services/" + button.dataset.service + "/jobs") +
+      " \\\n  -H \"Authorization: Bearer $ONEOFF_API_KEY\" \\\n  -H 'Content-Type: application/json' \\\n  -d " +
+      shellQuote(body);
+  }
+  function copied(button, ok) {
+    var label = button.dataset.label || button.textContent;
+    button.dataset.label = label;
+    button.textContent = ok ? "Copied" : "Copy failed";
+    setTimeout(function () { button.textContent = label; }, 1500);
+  }
+  function copyText(text, button) {
+    function fallback() {
+      var area = document.createElement("textarea");
+      area.value = text;
+      area.setAttribute("readonly", "");
+      area.style.position = "fixed"; area.style.opacity = "0";
+      document.body.appendChild(area);
+      area.select();
+      var ok = false;
+      try { ok = document.execCommand("copy"); } catch (e) { ok = false; }
+      area.remove();
+      copied(button, ok);
+    }
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(text).then(function () { copied(button, true); }, fallback);
+    } else {
+      fallback();
+    }
+  }
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest("button.copy");
+    if (!button) return;
+    var text = button.hasAttribute("data-copy-curl") ? curlFor(button) : button.dataset.copy;
+    button.dataset.copied = text;  // what was copied, for tests and for a reader's check
+    copyText(text, button);
+  });
+
   document.addEventListener("focusin", function (event) {
     if (event.target.classList && event.target.classList.contains("secret-value")) {
       event.target.select();

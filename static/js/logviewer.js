@@ -1,5 +1,6 @@
 // The job page's log viewer: the log fills the viewport, permalinks to any line, find in the
-// log, toggles, copy buttons and the job's status in the tab. The page works without it.
+// log, toggles, the job's status in the tab and an opt-in notification when it ends (its copy
+// buttons: static/js/app.js). The page works without it.
 (function () {
   "use strict";
 
@@ -14,47 +15,6 @@
     document.documentElement.style.setProperty("--log-top", Math.max(0, Math.round(top) + 16) + "px");
   }
 
-  // Copy buttons: data-copy holds the text; data-copy-curl builds a "run this again" API call.
-  function shellQuote(text) { return "'" + String(text).replace(/'/g, "'\\''") + "'"; }
-  function curlFor(button) {
-    var body = JSON.stringify({ startCommand: button.dataset.command, planId: button.dataset.plan });
-    return "curl -X POST " + shellQuote(location.origin + "/v1/services/" + button.dataset.service + "/jobs") +
-      " \\\n  -H \"Authorization: Bearer $ONEOFF_API_KEY\" \\\n  -H 'Content-Type: application/json' \\\n  -d " +
-      shellQuote(body);
-  }
-  function copied(button, ok) {
-    var label = button.dataset.label || button.textContent;
-    button.dataset.label = label;
-    button.textContent = ok ? "Copied" : "Copy failed";
-    setTimeout(function () { button.textContent = label; }, 1500);
-  }
-  function copyText(text, button) {
-    function fallback() {
-      var area = document.createElement("textarea");
-      area.value = text;
-      area.setAttribute("readonly", "");
-      area.style.position = "fixed"; area.style.opacity = "0";
-      document.body.appendChild(area);
-      area.select();
-      var ok = false;
-      try { ok = document.execCommand("copy"); } catch (e) { ok = false; }
-      area.remove();
-      copied(button, ok);
-    }
-    if (navigator.clipboard && window.isSecureContext) {
-      navigator.clipboard.writeText(text).then(function () { copied(button, true); }, fallback);
-    } else {
-      fallback();
-    }
-  }
-  document.addEventListener("click", function (event) {
-    var button = event.target.closest && event.target.closest("button.copy");
-    if (!button) return;
-    var text = button.hasAttribute("data-copy-curl") ? curlFor(button) : button.dataset.copy;
-    button.dataset.copied = text;  // what was copied, for tests and for a reader's check
-    copyText(text, button);
-  });
-
   // The job's status in the tab: the title and a coloured dot as the favicon.
   var COLOURS = { pending: "#c48a00", running: "#1c5fcf", succeeded: "#1b7a3d", failed: "#b4232c", canceled: "#5d6679" };
   function showStatus() {
@@ -68,7 +28,67 @@
     var link = document.querySelector("link[rel=icon]");
     if (link) link.href = "data:image/svg+xml," + encodeURIComponent(svg);
     document.documentElement.dataset.jobStatus = status;
+    notifyIfEnded(summary);
+    notifyButton();
   }
+
+  // An opt-in browser notification when a job the reader started ends. The server marks the
+  // reader's own job (data-mine) and offers the button only there, while it runs; the opt-in is
+  // remembered in this browser, so the next job pages offer it as on.
+  var FINISHED = { succeeded: 1, failed: 1, canceled: 1 };
+  var NOTIFY_KEY = "oneoff.notify";
+  var BLOCKED = "Notifications are blocked for this site: allow them in the browser's site " +
+    "settings to be told when the job ends.";
+  var seenStatus = null, notified = false;
+  function canNotify() { return typeof window.Notification === "function"; }
+  function optedIn() {
+    try { return localStorage.getItem(NOTIFY_KEY) === "1"; } catch (e) { return false; }
+  }
+  function optIn(on) {
+    try { localStorage.setItem(NOTIFY_KEY, on ? "1" : "0"); } catch (e) { /* private mode */ }
+  }
+  function notifyOn() { return canNotify() && optedIn() && Notification.permission === "granted"; }
+  var noteText = "";  // what the last press of the button came to, until the next press
+  function notifyButton(note) {
+    if (note !== undefined) noteText = note;
+    var button = $("notify-toggle");
+    if (!button) return;
+    if (!canNotify()) { button.hidden = true; return; }
+    var on = notifyOn();
+    button.hidden = false;
+    button.setAttribute("aria-pressed", on ? "true" : "false");
+    button.textContent = on ? "Notifying when it ends" : "Notify me when it ends";
+    var text = noteText;
+    if (!text && optedIn() && Notification.permission === "denied") text = BLOCKED;
+    $("notify-note").textContent = text;
+  }
+  function notifyIfEnded(summary) {
+    var status = summary.dataset.status, before = seenStatus;
+    seenStatus = status;
+    if (notified || before === null || FINISHED[before] || !FINISHED[status]) return;
+    if (!summary.hasAttribute("data-mine") || !notifyOn()) return;
+    notified = true;
+    var command = summary.querySelector("code.command");
+    var id = summary.querySelector("code.job-id");
+    try {
+      var note = new Notification("Job " + status + (id ? " · " + id.textContent : ""), {
+        body: command ? command.textContent.slice(0, 300) : "",
+        tag: id ? id.textContent : "oneoff-job",
+      });
+      note.onclick = function () { window.focus(); note.close(); };
+    } catch (e) { /* a browser that shows them only from a service worker */ }
+  }
+  document.addEventListener("click", function (event) {
+    if (event.target.id !== "notify-toggle" || !canNotify()) return;
+    if (notifyOn()) { optIn(false); notifyButton(""); return; }
+    if (Notification.permission === "denied") { notifyButton(BLOCKED); return; }
+    if (Notification.permission === "granted") { optIn(true); notifyButton(""); return; }
+    Promise.resolve(Notification.requestPermission()).then(function (answer) {
+      if (answer === "granted") { optIn(true); notifyButton(""); return; }
+      notifyButton(answer === "denied" ? BLOCKED :
+        "Notifications were not allowed: press the button again to be asked once more.");
+    });
+  });
 
   // Permalinks: #L2500 shows line 2,500 whatever page holds it. A line this page does not hold
   // loads the page around it (?line=2500#L2500); a line it holds is scrolled to and highlighted

@@ -5,19 +5,66 @@ def url(workspace):
     return f"/workspaces/{workspace.id}/api-keys/"
 
 
+def secret_in(body: str) -> str:
+    return body.split('class="secret-value" type="text" readonly value="')[1].split('"')[0]
+
+
 def test_create_shows_the_secret_once(owner, workspace, login):
     client = login(owner)
     r = client.post(url(workspace), {"name": "ci"})
+    # Post/redirect/get: the POST answers with a redirect, the secret nowhere in it.
+    assert r.status_code == 302
+    assert r["Location"] == url(workspace)
     key = ApiKey.objects.get()
-    body = r.content.decode()
-    assert r["Cache-Control"] == "no-store"
+    shown = client.get(url(workspace))
+    body = shown.content.decode()
+    assert shown["Cache-Control"] == "no-store"
     assert "shown this once" in body
-    secret = body.split('class="secret-value" type="text" readonly value="')[1].split('"')[0]
+    secret = secret_in(body)
     assert ApiKey.authenticate(secret) == key
+    assert f'data-copy="{secret}"' in body  # the copy button
     assert not key.read_only
+    # A reload shows it no more, and creates no other key.
     again = client.get(url(workspace)).content.decode()
     assert secret not in again
+    assert "shown this once" not in again
     assert key.prefix in again
+    assert ApiKey.objects.count() == 1
+
+
+def test_the_secret_is_only_in_the_creators_session_until_shown(owner, developer, workspace, login):
+    creator = login(owner)
+    creator.post(url(workspace), {"name": "ci"})
+    held = creator.session["oneoff.new_api_key"]
+    assert held["key"] == ApiKey.objects.get().pk
+    # Another session of the same user, and another member (an admin sees the key's prefix):
+    # never the secret.
+    for other in (login(owner), login(developer)):
+        body = other.get(url(workspace)).content.decode()
+        assert held["secret"] not in body
+        assert "shown this once" not in body
+    assert secret_in(creator.get(url(workspace)).content.decode()) == held["secret"]
+    assert "oneoff.new_api_key" not in creator.session
+
+
+def test_the_secret_shows_only_in_its_own_workspace(owner, workspace, other_workspace, login):
+    from services.models import Membership, Role
+
+    Membership.objects.create(user=owner, workspace=other_workspace, role=Role.ADMIN)
+    client = login(owner)
+    client.post(url(workspace), {"name": "ci"})
+    secret = client.session["oneoff.new_api_key"]["secret"]
+    body = client.get(url(other_workspace)).content.decode()
+    assert secret not in body
+    assert "oneoff.new_api_key" not in client.session  # dropped, not kept for later
+
+
+def test_a_key_revoked_before_its_display_is_not_shown(owner, workspace, login):
+    client = login(owner)
+    client.post(url(workspace), {"name": "ci"})
+    secret = client.session["oneoff.new_api_key"]["secret"]
+    ApiKey.objects.update(revoked_at="2026-01-01T00:00Z")
+    assert secret not in client.get(url(workspace)).content.decode()
 
 
 def test_read_only_keys(owner, workspace, login):

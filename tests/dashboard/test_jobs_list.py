@@ -223,3 +223,16 @@ def test_it_costs_a_few_queries_whatever_the_page(
     with django_assert_max_num_queries(12):
         client.get(url(service))
     assert Job.objects.count() == 30
+
+
+def test_the_page_and_its_partial_tell_caches_they_differ(owner, service, make_job, login):
+    """The filters push the partial's URL: without Vary the browser's Back to it shows the
+    partial it cached (tests/e2e/test_jobs_list.py, Clear filters)."""
+    make_job()
+    client = login(owner)
+    for response in (
+        client.get(url(service) + "?status=failed"),
+        client.get(url(service) + "?status=failed", **htmx()),
+    ):
+        vary = {v.strip().lower() for v in response["Vary"].split(",")}
+        assert {"hx-request", "hx-history-restore-request"} <= vary, response["Vary"]

@@ -272,3 +272,75 @@ def test_at_390_px_the_first_screen_shows_jobs(browser_in, live_server, owner, s
     # The run form is still there, below the list, and actions are reachable in each card.
     expect(page.get_by_role("button", name="Run job", exact=True)).to_be_attached()
     expect(rows.first.get_by_role("button", name="Cancel", exact=False)).to_be_visible()
+
+
+def test_clear_filters_stays_in_step_with_the_filters(
+    browser_in, live_server, owner, service, make_job
+):
+    """ "Clear filters" shows whenever a filter is set (however it was set: the search, a chip, a
+    date, a shared link, the browser's Back) and hides when none is; clearing empties every
+    field, the zone stays the reader's."""
+    failed = make_job(status=JobStatus.FAILED, command="python manage.py migrate", exit_code=1)
+    other = make_job(command="echo hi")
+    page = browser_in(timezone_id="Asia/Tokyo")
+    jobs = f"/services/{service.id}/jobs/"
+    sign_in(page, live_server, "alice@acme.test", jobs)
+    clear = page.locator("#clear-filters").get_by_role("link", name="Clear filters")
+    expect(page.locator(f"#row-{other.id}")).to_be_visible()
+    expect(clear).to_have_count(0)
+
+    # Each filter alone shows it; taking that filter off again (through htmx) hides it.
+    page.get_by_label("Search").fill("migrate")
+    expect(page.locator(f"#row-{other.id}")).to_have_count(0)
+    expect(clear).to_be_visible()
+    page.get_by_label("Search").fill("")
+    expect(page.locator(f"#row-{other.id}")).to_be_visible()
+    expect(clear).to_have_count(0)
+    chip = page.locator('.chip input[value="failed"]')
+    chip.check()
+    expect(page.locator(f"#row-{other.id}")).to_have_count(0)
+    expect(clear).to_be_visible()
+    chip.uncheck()
+    expect(page.locator(f"#row-{other.id}")).to_be_visible()
+    expect(clear).to_have_count(0)
+    page.locator('input[name="created_to"]').fill("2099-01-01")
+    expect(clear).to_be_visible()
+    expect(page).to_have_url(re.compile(r"tz=Asia%2FTokyo"))
+    page.locator('input[name="created_to"]').fill("")
+    expect(clear).to_have_count(0)
+    expect(page).to_have_url(f"{live_server.url}{jobs}")
+
+    # All of them at once, then cleared: every field empty, the zone the reader's, no query.
+    page.get_by_label("Search").fill("manage")
+    chip.check()
+    page.locator('input[name="created_from"]').fill("2020-01-01")
+    expect(page).to_have_url(re.compile(r"created_from=2020-01-01"))
+    expect(page.locator(f"#row-{failed.id}")).to_be_visible()
+    expect(page.locator(f"#row-{other.id}")).to_have_count(0)
+    clear.click()
+    expect(page).to_have_url(f"{live_server.url}{jobs}")
+    expect(page.locator(f"#row-{other.id}")).to_be_visible()
+    expect(clear).to_have_count(0)
+    expect(page.get_by_label("Search")).to_have_value("")
+    expect(chip).not_to_be_checked()
+    expect(page.locator('input[name="created_from"]')).to_have_value("")
+    expect(page.locator('input[name="created_to"]')).to_have_value("")
+    expect(page.locator('input[name="tz"]')).to_have_value("Asia/Tokyo")
+    expect(page.locator("#tz-label")).to_have_text("(Asia/Tokyo)")
+    expect(page.locator('.chip .count[data-status="succeeded"]')).to_have_text("1")
+
+    # Back to the filtered list: the filters, the rows and "Clear filters" come back together.
+    page.go_back()
+    expect(page).to_have_url(re.compile(r"created_from=2020-01-01"))
+    expect(page.get_by_label("Search")).to_have_value("manage")
+    expect(chip).to_be_checked()
+    expect(page.locator(f"#row-{other.id}")).to_have_count(0)
+    expect(clear).to_be_visible()
+    # The empty list's own "Clear the filters" link clears the same way.
+    page.get_by_label("Search").fill("no such command")
+    expect(page.get_by_text("No jobs match these filters.")).to_be_visible()
+    page.get_by_role("link", name="Clear the filters").click()
+    expect(page).to_have_url(f"{live_server.url}{jobs}")
+    expect(page.get_by_label("Search")).to_have_value("")
+    expect(chip).not_to_be_checked()
+    expect(clear).to_have_count(0)

@@ -245,3 +245,185 @@ def test_the_page_keeps_at_most_its_cap_of_lines(page, live_server, owner, make_
     page.get_by_role("button", name="Load earlier lines").click()
     expect(page.locator("#L1")).to_be_attached()
     expect(page.locator("#log-lines li.line")).to_have_count(60)
+
+
+def test_the_retention_date_moves_to_the_jobs_end(page, live_server, owner, make_job):
+    """While the job runs its logs are kept from its creation; when the status poll brings the
+    finished summary, the date is counted from its end."""
+    from datetime import UTC, datetime, timedelta
+
+    created = datetime.now(UTC) - timedelta(days=2)
+    job = make_job(status=JobStatus.RUNNING, created_at=created, lines=["working"])
+    sign_in(page, live_server, "alice@acme.test", job_url(job))
+    date = page.locator("#log-retention time")
+    running = (created + timedelta(days=7)).isoformat(timespec="milliseconds")
+    expect(date).to_have_attribute("datetime", running.replace("+00:00", "Z"))
+    expect(page.locator("#log-retention")).to_contain_text("counted from the job's end")
+    local = date.inner_text()
+    finished = datetime.now(UTC).replace(microsecond=0)
+    Job.objects.filter(pk=job.pk).update(
+        status=JobStatus.SUCCEEDED, exit_code=0, finished_at=finished
+    )
+    expect(page.locator("#job-summary .badge")).to_have_text("succeeded")
+    ended = (finished + timedelta(days=7)).isoformat(timespec="milliseconds")
+    expect(date).to_have_attribute("datetime", ended.replace("+00:00", "Z"))
+    expect(page.locator("#log-retention")).not_to_contain_text("counted from")
+    expect(date).not_to_have_text(local)
+    expect(date).not_to_have_text(re.compile("UTC$"))  # shown in the reader's zone, as before
+
+
+def test_at_390_px_the_log_is_readable(page, live_server, owner, make_job):
+    """A phone: the log takes the width, long lines wrap (or, unwrapped, scroll inside the log,
+    never the page), and the header's facts and actions are all reachable."""
+    job = make_job(
+        status=JobStatus.RUNNING,
+        command="python manage.py migrate --database=default --verbosity=2",
+    )
+    long_token = "x" * 300
+    add_lines(
+        job,
+        [
+            "Operations to perform:",
+            f"  Apply all migrations: {long_token}",
+            "  Applying shop.0042_order_index_with_a_rather_long_name_for_a_phone... OK",
+            "\x1b[31mwarning\x1b[0m: " + "word " * 60,
+        ]
+        + [f"line {n}" for n in range(5, 60)],
+        start=0,
+    )
+    page.set_viewport_size({"width": 390, "height": 844})
+    sign_in(page, live_server, "alice@acme.test", job_url(job))
+    log = page.locator("#log-lines")
+    expect(page.locator("#L59")).to_be_attached()
+    shot(page, "job-page-390")
+    width = page.evaluate("document.documentElement.clientWidth")
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    box = log.bounding_box()
+    assert box
+    assert box["x"] >= 0
+    assert box["x"] + box["width"] <= width
+    assert box["width"] >= 0.85 * width, box  # the log takes the width
+    assert box["height"] >= 0.9 * 844, box  # scrolled to, it fills the screen to read
+    # Wrapped (the default): no line is wider than the log.
+    assert log.evaluate("e => e.scrollWidth <= e.clientWidth"), "the log scrolls sideways"
+    long_line = page.locator("#L2")
+    assert long_line.evaluate("e => e.scrollWidth <= e.clientWidth")
+    assert long_line.bounding_box()["height"] > 40  # it wrapped onto several lines
+    # The header: status, id, command, and every action within the screen's width.
+    for element in page.locator(
+        "#job-summary .badge, #job-summary code.job-id, #job-summary code.command,"
+        " #job-summary .actions button, #job-summary .actions a, #job-summary .copy"
+    ).all():
+        element.scroll_into_view_if_needed()
+        expect(element).to_be_visible()
+        b = element.bounding_box()
+        assert b
+        assert b["x"] >= 0
+        assert b["x"] + b["width"] <= width, (element.evaluate("e => e.outerHTML"), b)
+    log.evaluate("e => { e.scrollIntoView(); e.scrollTop = 0; }")  # the reader scrolls to it
+    shot(page, "job-page-390-log")
+    page.evaluate("window.scrollTo(0, 0)")
+    # Unwrapped: the long line scrolls inside the log; the page itself never scrolls sideways.
+    page.get_by_label("Wrap lines").uncheck()
+    assert log.evaluate("e => e.scrollWidth > e.clientWidth")
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    log.evaluate("e => { e.scrollIntoView(); e.scrollTop = 0; e.scrollLeft = 120; }")
+    assert log.evaluate("e => e.scrollLeft") > 0
+    shot(page, "job-page-390-nowrap")
+
+
+FOCUSED = """() => {
+  const e = document.activeElement, s = getComputedStyle(e);
+  const name = e.getAttribute("aria-label") || (e.labels && e.labels[0] && e.labels[0].textContent)
+    || e.getAttribute("placeholder") || e.textContent;
+  return { id: e.id, tag: e.tagName, name: (name || "").trim().slice(0, 40),
+           ring: e.matches(":focus-visible") && s.outlineStyle !== "none"
+                 && parseFloat(s.outlineWidth) >= 2 };
+}"""
+
+
+def test_keyboard_only_use_of_the_job_page(page, live_server, owner, make_job):
+    """From the top of the page with Tab alone: every control of the header and the log is
+    reached in order with a visible focus ring, and works from the keyboard."""
+    job = make_job(status=JobStatus.RUNNING, command="./manage.py migrate")
+    add_lines(job, ["boot", "error: disk", "ok", "error again"], start=0)
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    sign_in(page, live_server, "alice@acme.test", job_url(job))
+    expect(page.locator("#L4")).to_be_attached()
+    page.evaluate("document.activeElement.blur()")
+    reached = []
+    for _ in range(80):
+        page.keyboard.press("Tab")
+        focused = page.evaluate(FOCUSED)
+        reached.append(focused)
+        if focused["id"] == "log-lines":
+            break
+    names = [f["name"] for f in reached]
+    expected = [
+        "Copy job ID",
+        "Copy command",
+        "Notify me when it ends",
+        "Copy as API call",
+        "Rerun on latest",
+        "Rerun exactly",
+        "Rerun with changes",
+        "Cancel job",
+        "Details: build, image, plan, timestamps",
+        "Search this job's logs",
+        "Search",
+        "Download",
+        "Find in the lines shown",
+        "Previous match",
+        "Next match",
+        "Timestamps",
+        "Wrap lines",
+        "Raw",
+    ]
+    at = [names.index(name) for name in expected]  # each reached ...
+    assert at == sorted(at), names  # ... in the order they are shown
+    assert reached[-1]["id"] == "log-lines", names  # and the log itself (it scrolls by keys)
+    assert all(f["ring"] for f in reached), [f for f in reached if not f["ring"]]
+
+    # The shortcuts: / to find, Enter / Shift+Enter for next and previous, Escape to leave.
+    page.keyboard.press("/")
+    expect(page.locator("#log-find")).to_be_focused()
+    page.keyboard.type("error")
+    expect(page.locator("#log-find-count")).to_have_text("1 of 2")
+    page.keyboard.press("Enter")
+    expect(page.locator("#log-find-count")).to_have_text("2 of 2")
+    page.keyboard.press("Shift+Enter")
+    expect(page.locator("#log-find-count")).to_have_text("1 of 2")
+    page.keyboard.press("Escape")
+    expect(page.locator("#log-find")).not_to_be_focused()
+
+    # A copy button, pressed with Enter.
+    copy = page.get_by_role("button", name="Copy command")
+    copy.focus()
+    page.keyboard.press("Enter")
+    expect(copy).to_have_text("Copied")
+    assert page.evaluate("navigator.clipboard.readText()") == "./manage.py migrate"
+
+    # The server's search: type and Enter, from the search field reached with Shift+Tab.
+    page.get_by_role("button", name="Search", exact=True).focus()
+    page.keyboard.press("Shift+Tab")
+    expect(page.get_by_label("Search this job's logs")).to_be_focused()
+    page.keyboard.type("again")
+    page.keyboard.press("Enter")
+    expect(page.locator(".search-status")).to_contain_text("Lines matching")
+    expect(page.locator("#log-lines li.line")).to_have_count(1)
+
+    # Cancel with Space, confirmed with the keyboard (the dialog's OK).
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Cancel job").focus()
+    page.keyboard.press("Space")
+    expect(page.get_by_role("button", name="Canceling…")).to_be_disabled()
+    job.refresh_from_db()
+    assert job.cancel_requested_at is not None
+
+    # Rerun on latest with Enter: the new job's page.
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Rerun on latest").focus()
+    page.keyboard.press("Enter")
+    expect(page).not_to_have_url(re.compile(rf"/jobs/{job.id}/"))
+    rerun = Job.objects.get(rerun_of=job)
+    expect(page).to_have_url(re.compile(rf"/jobs/{rerun.id}/$"))
