@@ -1,5 +1,6 @@
 """A workspace's pages: home (the workspace used last), its services list and its API keys."""
 
+from cryptography.fernet import InvalidToken
 from django.db import transaction
 from django.db.models import OuterRef, Subquery
 from django.http import Http404, HttpResponse
@@ -13,6 +14,7 @@ from dashboard.context_processors import SESSION_WORKSPACE
 from dashboard.forms.services import ApiKeyForm
 from dashboard.http import HtmxHttpRequest
 from jobs.models import Job
+from services import crypto
 from services.apikeys import create_key
 from services.errors import Limited, Refused
 from services.models import ApiKey, Build, Workspace
@@ -72,6 +74,7 @@ def _keys_context(request: HtmxHttpRequest, workspace, form=None, **extra):
 # The new key's secret between the POST that made it and the GET that shows it (post/redirect/
 # get): kept in the creator's session for that one display, then gone.
 SESSION_NEW_KEY = "oneoff.new_api_key"
+NEW_KEY_TTL = 300  # seconds a created key waits in the session for its one display
 
 
 def _shown_once(request: HtmxHttpRequest, workspace) -> tuple[ApiKey | None, str]:
@@ -87,7 +90,13 @@ def _shown_once(request: HtmxHttpRequest, workspace) -> tuple[ApiKey | None, str
     key = ApiKey.objects.filter(
         pk=held["key"], workspace=workspace, user=request.user, revoked_at__isnull=True
     ).first()
-    return (key, str(held.get("secret", ""))) if key else (None, "")
+    if key is None:
+        return None, ""
+    try:  # kept encrypted in the session row, and only for a few minutes
+        secret = crypto.fernet().decrypt(str(held.get("secret", "")).encode(), ttl=NEW_KEY_TTL)
+    except InvalidToken:
+        return None, ""
+    return key, secret.decode()
 
 
 @signed_in
@@ -127,7 +136,11 @@ def api_keys(request: HtmxHttpRequest, workspace_id: str) -> HttpResponse:
         response = render(request, "services/api_keys.html", context, status=429)
         response["Retry-After"] = str(error.retry_after)
         return response
-    request.session[SESSION_NEW_KEY] = {"workspace": workspace.id, "key": key.pk, "secret": secret}
+    request.session[SESSION_NEW_KEY] = {
+        "workspace": workspace.id,
+        "key": key.pk,
+        "secret": crypto.encrypt(secret),  # the session row never holds it in the clear
+    }
     return redirect("api_keys", workspace.id)
 
 

@@ -1,3 +1,4 @@
+from services import crypto
 from services.models import ApiKey
 
 
@@ -37,13 +38,15 @@ def test_the_secret_is_only_in_the_creators_session_until_shown(owner, developer
     creator.post(url(workspace), {"name": "ci"})
     held = creator.session["oneoff.new_api_key"]
     assert held["key"] == ApiKey.objects.get().pk
+    secret = crypto.decrypt(held["secret"])
+    assert ApiKey.authenticate(secret) == ApiKey.objects.get()
     # Another session of the same user, and another member (an admin sees the key's prefix):
     # never the secret.
     for other in (login(owner), login(developer)):
         body = other.get(url(workspace)).content.decode()
-        assert held["secret"] not in body
+        assert secret not in body
         assert "shown this once" not in body
-    assert secret_in(creator.get(url(workspace)).content.decode()) == held["secret"]
+    assert secret_in(creator.get(url(workspace)).content.decode()) == secret
     assert "oneoff.new_api_key" not in creator.session
 
 
@@ -53,7 +56,7 @@ def test_the_secret_shows_only_in_its_own_workspace(owner, workspace, other_work
     Membership.objects.create(user=owner, workspace=other_workspace, role=Role.ADMIN)
     client = login(owner)
     client.post(url(workspace), {"name": "ci"})
-    secret = client.session["oneoff.new_api_key"]["secret"]
+    secret = crypto.decrypt(client.session["oneoff.new_api_key"]["secret"])
     body = client.get(url(other_workspace)).content.decode()
     assert secret not in body
     assert "oneoff.new_api_key" not in client.session  # dropped, not kept for later
@@ -62,9 +65,33 @@ def test_the_secret_shows_only_in_its_own_workspace(owner, workspace, other_work
 def test_a_key_revoked_before_its_display_is_not_shown(owner, workspace, login):
     client = login(owner)
     client.post(url(workspace), {"name": "ci"})
-    secret = client.session["oneoff.new_api_key"]["secret"]
+    secret = crypto.decrypt(client.session["oneoff.new_api_key"]["secret"])
     ApiKey.objects.update(revoked_at="2026-01-01T00:00Z")
     assert secret not in client.get(url(workspace)).content.decode()
+
+
+def test_the_waiting_secret_is_encrypted_and_expires(owner, workspace, login):
+    """The session row (the database's) never holds the secret in the clear, and a key not
+    displayed within NEW_KEY_TTL seconds never is."""
+    import time
+
+    from django.contrib.sessions.models import Session
+
+    from dashboard.views.workspace import NEW_KEY_TTL
+
+    client = login(owner)
+    client.post(url(workspace), {"name": "ci"})
+    secret = crypto.decrypt(client.session["oneoff.new_api_key"]["secret"])
+    rows = [s.get_decoded() for s in Session.objects.all()]
+    assert rows
+    assert all(secret not in repr(row) for row in rows)
+    session = client.session
+    stale = crypto.fernet().encrypt_at_time(secret.encode(), int(time.time()) - NEW_KEY_TTL - 1)
+    session["oneoff.new_api_key"] = {**session["oneoff.new_api_key"], "secret": stale.decode()}
+    session.save()
+    body = client.get(url(workspace)).content.decode()
+    assert secret not in body
+    assert "shown this once" not in body
 
 
 def test_read_only_keys(owner, workspace, login):
