@@ -18,7 +18,7 @@ from api.schemas.jobs import JobCreateIn, JobListQuery, JobOut, JobWithCursor, j
 from audit.trail import actor_of
 from jobs.launch import cancel_job, create_job
 from jobs.models import Job
-from services.access import job_of, service_in
+from services.access import JOB_JOINS, job_of, service_in, with_relations
 from services.models import Service
 
 log = logging.getLogger(__name__)
@@ -152,7 +152,7 @@ def list_jobs(request: ApiRequest, serviceId: str, filters: Query[JobListQuery])
     service = service_in(request.auth.workspace, serviceId)
     jobs = (
         Job.objects.filter(service=service)
-        .select_related("plan", "build", "env_snapshot", "workspace", "created_by", "canceled_by")
+        .select_related(*JOB_JOINS)
         .defer("env_snapshot__data")  # only the digest is shown: decrypt nothing
     )
     if filters.status:
@@ -161,7 +161,7 @@ def list_jobs(request: ApiRequest, serviceId: str, filters: Query[JobListQuery])
         value = getattr(filters, name)
         if value is not None:
             jobs = jobs.filter(**{lookup: aware(value, name)})
-    page = paginate(jobs, filters, "job")
+    page = with_relations(paginate(jobs, filters, "job"), service.workspace)
     return [{"job": job_dict(job), "cursor": encode_cursor(job.created_at, job.id)} for job in page]
 
 

@@ -25,8 +25,9 @@ DATETIME: JsonDict = {"format": "date-time"}
 def job_dict(job: Job) -> dict:
     """Render's job object: ``startedAt``/``finishedAt`` and the extensions appear only once set
     (no ``null``s). Timestamps are UTC with microseconds. Needs ``plan``, ``build``,
-    ``env_snapshot``, ``workspace``, ``created_by`` and ``canceled_by`` loaded (``select_related``)
-    to stay one query per page (and one more per job with a ``usageHint``, for the next plan)."""
+    ``env_snapshot``, ``workspace``, ``created_by`` and ``canceled_by`` loaded
+    (``services.access.JOB_JOINS`` and ``with_relations``) to stay two queries per page (and one
+    more per job with a ``usageHint``, for the next plan)."""
     data: dict[str, object] = {
         "id": job.id,
         "serviceId": job.service_id,

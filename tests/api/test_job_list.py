@@ -196,3 +196,22 @@ def test_bad_query_values_are_400s_naming_the_field(viewer_api, built_service, p
 
 def test_list_is_404_for_a_missing_service(viewer_api):
     assert_error(viewer_api.get("/v1/services/srv-00000000000000000000/jobs"), 404)
+
+
+def test_a_page_is_cheap_to_plan(viewer_api, built_service, add_job):
+    """The page's query joins four small tables, not seven: PostgreSQL took about 10 ms to plan a
+    join of the job with its plan, workspace, build, snapshot and two users, for 0.3 ms of work
+    (issue 20's breakdown, bench/bench_api_list.py). The plan comes from one lookup of its own,
+    the workspace from the request; the answer is the same."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    for minutes in range(3):
+        add_job(minutes, peak_memory_bytes=500 * 1024 * 1024)  # a usage hint reads the plan
+    with CaptureQueriesContext(connection) as queries:
+        body = viewer_api.get(url(built_service)).json()
+    [page] = [q["sql"] for q in queries if 'FROM "jobs_job"' in q["sql"]]
+    assert page.count(" JOIN ") <= 4
+    assert len(queries) <= 8  # key, rate limit (cache), service, page, plans, usage hints' plans
+    assert all("usageHint" in item["job"] for item in body)
+    assert all("logsExpireAt" in item["job"] for item in body)
