@@ -56,6 +56,11 @@ def enabled() -> bool:
     return connection.vendor == "postgresql" and settings.LOG_INDEX_MIN_LINES > 0
 
 
+def has_chunks(job: Job) -> bool:
+    """Whether a search of ``job``'s log can use chunks (else it scans)."""
+    return enabled() and job.log_indexed_through is not None
+
+
 # --- writing chunks ----------------------------------------------------------------------------
 
 
@@ -248,13 +253,14 @@ def matching_seqs(
     (forward), read directly, so a frequent term fills its page without the index; then the
     chunked lines, ``WALK_CHUNKS`` chunks a query, where the index picks the chunks that may
     match and the lines are read off their text with the same conditions."""
-    if not enabled() or not terms or job.log_indexed_through is None:
+    indexed = job.log_indexed_through
+    if not terms or indexed is None or not has_chunks(job):
         return None
     predicates = _predicates(terms)
     if predicates is None:
         return None
     where, chunk_params, line_params = predicates
-    through = min(job.log_indexed_through, last)
+    through = min(indexed, last)
     order = "seq" if forward else "-seq"
     found: list[int] = []
 
@@ -324,7 +330,7 @@ def matching_seqs(
         walk(window_end + 1, through)
         read(max(first, through + 1), last)
     else:
-        read(max(first, job.log_indexed_through + 1), last)
+        read(max(first, indexed + 1), last)
         window_start = max(first, through - SCAN_WINDOW + 1)
         read(window_start, through)
         walk(first, window_start - 1)

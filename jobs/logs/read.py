@@ -124,7 +124,7 @@ def _sort_key(line: tuple) -> tuple:
 
 
 def _fetch(source: _Source, rows: QuerySet, forward: bool, limit: int | None) -> list[tuple]:
-    if source.searched is not None and limit is not None:
+    if source.searched is not None and limit is not None and index.has_chunks(source.searched[0]):
         job, terms, start, end = source.searched
         # A job's timestamps increase with its seqs: the window is a range of seqs.
         times = JobLogLine.objects.filter(job_id=job.pk).values_list("seq", flat=True)
