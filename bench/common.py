@@ -137,3 +137,38 @@ def insert_jobs(service, build, snapshot, count: int) -> None:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         cursor.execute(f"ANALYZE {Job._meta.db_table}")
+
+
+# Long-lived processes whose CPU a run's breakdown shows; a process's exited children count
+# through its own cutime/cstime (PostgreSQL's backends through the postmaster).
+CPU_PARTS = {"postgres": "PostgreSQL", "dockerd": "dockerd", "containerd": "containerd"}
+
+
+def cpu_seconds(pids: dict[str, int] | None = None) -> dict[str, float]:
+    """CPU seconds (user + system, children waited for included) used so far, by part: the
+    processes named in CPU_PARTS, plus ``pids`` (a name for each pid, e.g. the worker's)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    named = {pid: name for name, pid in (pids or {}).items()}
+    totals: dict[str, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+        part = named.get(int(entry)) or CPU_PARTS.get(comm)
+        if part is None:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        used = sum(int(value) for value in fields[11:15]) / tick
+        totals[part] = totals.get(part, 0.0) + used
+    return totals
+
+
+def cpu_used(before: dict[str, float], after: dict[str, float]) -> str:
+    """``part 1.2 s, …`` for what each part used between two ``cpu_seconds`` readings."""
+    return ", ".join(
+        f"{part} {after[part] - before.get(part, 0.0):.1f} s" for part in sorted(after)
+    )

@@ -44,6 +44,10 @@ def job(make_job, tiny_plan):
 @pytest.fixture(autouse=True)
 def _forget_engines(monkeypatch):
     monkeypatch.setattr(runner, "_size_support", {})
+    # The fake takes the SDK's high-level keyword arguments, as container_config makes them.
+    monkeypatch.setattr(
+        runner, "_create", lambda client, config: client.containers.create(**config)
+    )
 
 
 def test_overlay_on_extfs_gets_a_read_only_root_and_tmpfs_scratch(job, settings):

@@ -5,8 +5,8 @@ import threading
 
 import pytest
 from django.db import connection, transaction
+from docker import APIClient
 from docker.errors import APIError
-from docker.models.containers import ContainerCollection
 
 from jobs import runner
 from jobs.launch import create_job
@@ -111,8 +111,8 @@ def test_a_create_error_is_scrubbed_of_the_snapshots_values(
     def refuse(*args, **kwargs):
         raise APIError("500", explanation="bad env: API_TOKEN=hunter2-secret SHORT=abc")
 
-    # client.containers is a new collection on every access: patch the class.
-    monkeypatch.setattr(ContainerCollection, "create", refuse)
+    # The engine's answer to the create (runner._create calls the low-level API).
+    monkeypatch.setattr(APIClient, "create_container", refuse)
     assert runner.start(job.id) == runner.StartOutcome.FAILED
     job.refresh_from_db()
     assert job.reason == {
