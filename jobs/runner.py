@@ -26,7 +26,10 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 from docker import DockerClient
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
-from docker.models.containers import Container, _create_container_args
+from docker.models.containers import (  # type: ignore[attr-defined] # not in the stubs
+    Container,
+    _create_container_args,
+)
 from docker.types import LogConfig
 
 from jobs import reasons
@@ -518,7 +521,7 @@ def _create(client: DockerClient, config: dict) -> Container:
     ``containers.create`` inspects what it made; the start inspects it again once it runs, so
     that first inspect is left out (one engine call less a job: ``bench_runner.py``'s 100 jobs
     at once). The model holds the id only, which ``start`` needs."""
-    config = {**config, "version": client.api._version}
+    config = {**config, "version": client.api.api_version}
     created = client.api.create_container(**_create_container_args(config))
     return client.containers.prepare_model({"Id": created["Id"]})
 
