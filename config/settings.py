@@ -240,6 +240,9 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "processed_folder": str(BROKER_DIR / "processed"),
         "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
+        # How often a worker looks in the folder for messages (kombu's default, 1 s, was most
+        # of a job's create -> running on the embedded default: bench_embedded.py).
+        "polling_interval": env.float("BROKER_POLLING_INTERVAL", default=0.1),
     }
     for sub in ("out", "processed", "control"):
         (BROKER_DIR / sub).mkdir(parents=True, exist_ok=True)
