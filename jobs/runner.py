@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -60,9 +61,21 @@ on_starting: Callable[[str], None] | None = None
 on_started: Callable[[str, DockerClient, dict], None] | None = None
 
 
+# The API version each engine (by DOCKER_HOST) answered this process first. The SDK asks for it
+# (GET /version) with every client it makes otherwise: one round trip more for every log
+# follower, exit waiter and stopper, that is per job. An engine answers older API versions
+# than its own, so one restarted or upgraded meanwhile still takes the version asked first.
+_api_versions: dict[str, str] = {}
+
+
 def new_client(timeout: int = DOCKER_TIMEOUT) -> DockerClient:
     """A Docker client from the environment (DOCKER_HOST etc.)."""
-    return docker.from_env(timeout=timeout)
+    host = os.environ.get("DOCKER_HOST", "")
+    version = _api_versions.get(host)
+    client = docker.from_env(timeout=timeout, version=version)
+    if version is None:
+        _api_versions[host] = client.api.api_version
+    return client
 
 
 def get_client() -> DockerClient:

@@ -149,3 +149,47 @@ def test_an_engine_error_becomes_dockers_error(docker_client):
         pytest.raises(docker.errors.NotFound),
     ):
         open_log_stream(docker_client, "oneoff-no-such-container", None, follow=False)
+
+
+def test_the_create_arguments_helper_takes_the_high_level_arguments():
+    """jobs.runner._create builds the engine's create body with the SDK's own helper."""
+    from docker.models.containers import _create_container_args
+
+    with relied_on("docker.models.containers._create_container_args"):
+        args = _create_container_args(
+            {
+                "image": "x",
+                "command": ["true"],
+                "mem_limit": "8m",
+                "read_only": True,
+                "version": "1.41",
+            }
+        )
+        assert args["image"] == "x"
+        assert args["host_config"]["Memory"] == 8 * 1024 * 1024
+        assert args["host_config"]["ReadonlyRootfs"] is True
+
+
+@pytest.mark.docker
+def test_a_process_asks_an_engine_its_api_version_once(monkeypatch):
+    """Every follower, exit waiter and stopper makes a client: only the first asks the engine
+    for its API version (a GET /version each otherwise)."""
+    from jobs import runner
+
+    asked = []
+    real = APIClient._retrieve_server_version
+
+    def counted(self):
+        asked.append(self.base_url)
+        return real(self)
+
+    monkeypatch.setattr(APIClient, "_retrieve_server_version", counted)
+    monkeypatch.setattr(runner, "_api_versions", {})
+    clients = [runner.new_client() for _ in range(3)]
+    try:
+        assert len(asked) == 1
+        assert {c.api.api_version for c in clients} == {clients[0].version()["ApiVersion"]}
+        assert clients[2].ping()
+    finally:
+        for client in clients:
+            client.close()
