@@ -30,6 +30,11 @@ def main() -> int:
         print(f"--- {script.stem}: exit {result.returncode} in {time.monotonic() - started:.1f}s")
         if result.returncode:
             failed.append(script.stem)
+    from chart import draw
+
+    drawn = draw()
+    if drawn:
+        print(f"\nscaling curves drawn in {drawn.relative_to(HERE.parent)}")
     if failed:
         print(f"benchmarks failed: {', '.join(failed)}")
         return 1
