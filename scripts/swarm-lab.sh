@@ -24,7 +24,8 @@
 # CELERY_BROKER_URL / CACHE_URL (taken from the environment) pointed at the bridge address.
 #
 # Settings (environment): ONEOFF_LAB_ID (1-250, default 19) picks the subnet, the names and the
-# folders, so two labs can run side by side; ONEOFF_LAB_WORKERS=1 is the same as --workers.
+# folders, so two labs can run side by side; ONEOFF_LAB_WORKERS=1 is the same as --workers;
+# ONEOFF_LAB_QUEUES (default "jobs builds") the workers each node runs.
 # Runs as root. Needs iproute2, docker.io, docker-registry, socat, busybox-static.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,6 +45,8 @@ REGISTRY=${NET}.11:5000
 IMAGE_REPO=${REGISTRY}/oneoff/busybox
 NODES=(1 2 3)
 START_TIMEOUT=30
+WORKER_TIMEOUT=90  # six Celery processes starting at once on a busy 2-core machine
+QUEUES=${ONEOFF_LAB_QUEUES:-jobs builds}  # the Celery queues each node's workers take
 
 ns() { echo "olab${ID}-n$1"; }
 addr() { echo "${NET}.1$1"; }
@@ -67,20 +70,31 @@ need() {
     fi
 }
 
-# kill_pidfile FILE [SIGNAL-WAIT-SECONDS]: TERM the process, wait, then KILL it.
-kill_pidfile() {
-    local file=$1 wait=${2:-10} pid
-    [ -f "$file" ] || return 0
-    pid=$(cat "$file" 2>/dev/null || true)
-    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-        kill -TERM "$pid" 2>/dev/null || true
-        for _ in $(seq 1 $((wait * 10))); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    rm -f "$file"
+# stop_all SECONDS PIDFILE...: TERM every process at once, wait up to SECONDS for them all,
+# KILL what is left, remove the pid files.
+stop_all() {
+    local wait=$1 file pid pids=()
+    shift
+    for file in "$@"; do
+        [ -f "$file" ] || continue
+        pid=$(cat "$file" 2>/dev/null || true)
+        rm -f "$file"
+        [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null && pids+=("$pid")
+    done
+    [ ${#pids[@]} -gt 0 ] || return 0
+    for _ in $(seq 1 $((wait * 10))); do
+        local left=()
+        for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && left+=("$pid"); done
+        [ ${#left[@]} -gt 0 ] || return 0
+        pids=("${left[@]}")
+        sleep 0.1
+    done
+    kill -KILL "${pids[@]}" 2>/dev/null || true
+}
+
+worker_pidfiles() {
+    local n
+    for n in "${NODES[@]}"; do echo "${RUN}/node${n}/worker-jobs.pid ${RUN}/node${n}/worker-builds.pid"; done
 }
 
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
@@ -88,12 +102,9 @@ alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 # --------------------------------------------------------------------------------------------
 down() {
     local n pids
-    for n in "${NODES[@]}"; do
-        for queue in jobs builds; do kill_pidfile "${RUN}/node${n}/worker-${queue}.pid" 15; done
-    done
-    kill_pidfile "${RUN}/registry.pid" 5
-    kill_pidfile "${RUN}/forward-postgres.pid" 2
-    kill_pidfile "${RUN}/forward-redis.pid" 2
+    # shellcheck disable=SC2046
+    stop_all 10 $(worker_pidfiles) "${RUN}/registry.pid" "${RUN}/forward-postgres.pid" \
+        "${RUN}/forward-redis.pid"
     for n in "${NODES[@]}"; do
         # Containers first (the engine stops them; a killed engine would leave them running).
         if [ -S "$(sock "$n")" ] && timeout 5 docker -H "unix://$(sock "$n")" version >/dev/null 2>&1; then
@@ -101,12 +112,9 @@ down() {
             [ -z "$ids" ] || timeout 20 docker -H "unix://$(sock "$n")" rm -f $ids >/dev/null 2>&1 || true
         fi
     done
-    local stops=()
-    for n in "${NODES[@]}"; do
-        kill_pidfile "${RUN}/node${n}/dockerd.pid.outer" 5 &
-        stops+=($!)
-    done
-    for pid in "${stops[@]}"; do wait "$pid"; done
+    # Everything is thrown away next: the engines get 3 s to stop, then are killed.
+    stop_all 3 "${RUN}/node1/dockerd.pid.outer" "${RUN}/node2/dockerd.pid.outer" \
+        "${RUN}/node3/dockerd.pid.outer"
     for n in "${NODES[@]}"; do
         if ip netns list 2>/dev/null | grep -qw "$(ns "$n")"; then
             # Whatever is left in the namespace (containerd, shims, a worker's children).
@@ -264,7 +272,7 @@ workers() {
     broker=$(over_bridge "${CELERY_BROKER_URL:-redis://127.0.0.1:6379/0}")
     cache=$(over_bridge "${CACHE_URL:-}")
     for n in "${NODES[@]}"; do
-        for queue in jobs builds; do
+        for queue in $QUEUES; do
             nsenter --net="/run/netns/$(ns "$n")" env RUNNER_HOST="node${n}" DOCKER_HOST="unix://$(sock "$n")" \
                 DATABASE_URL="$url" CELERY_BROKER_URL="$broker" CACHE_URL="$cache" \
                 JOB_REGISTRY="${JOB_REGISTRY:-${REGISTRY}}" \
@@ -275,8 +283,8 @@ workers() {
         done
     done
     for n in "${NODES[@]}"; do
-        for queue in jobs builds; do
-            for _ in $(seq 1 $((START_TIMEOUT * 10))); do
+        for queue in $QUEUES; do
+            for _ in $(seq 1 $((WORKER_TIMEOUT * 10))); do
                 grep -q ' ready\.' "${RUN}/node${n}/worker-${queue}.log" 2>/dev/null && break
                 alive "${RUN}/node${n}/worker-${queue}.pid" || break
                 sleep 0.1
@@ -369,10 +377,8 @@ status() {
 case "${1:-}" in
     up) shift; up "$@" ;;
     workers) need; healthy || { say "the lab is not up"; exit 1; }; workers ;;
-    workers-down)
-        for n in "${NODES[@]}"; do
-            for queue in jobs builds; do kill_pidfile "${RUN}/node${n}/worker-${queue}.pid" 15; done
-        done ;;
+    # shellcheck disable=SC2046
+    workers-down) stop_all 15 $(worker_pidfiles) ;;
     down) need; down; say "down" ;;
     status) status ;;
     env) env_lines ;;

@@ -121,3 +121,41 @@ def test_every_node_has_its_own_engine(swarm_lab, node):
     assert info["Name"] == f"node{node}"
     assert info["Swarm"]["LocalNodeState"] == "active"
     assert f"/oneoff-lab-{swarm_lab.id}/node{node}" in info["DockerRootDir"]
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_worker_per_node_reaches_postgres_redis_and_its_own_engine(swarm_lab):
+    from django.conf import settings
+    from django.db import connection
+
+    from jobs.models import RunnerHost
+
+    db = connection.settings_dict
+    user, port = db["USER"] or "postgres", db["PORT"] or 5432
+    swarm_lab.start_workers(
+        DATABASE_URL=f"postgres://{user}@127.0.0.1:{port}/{db['NAME']}",
+        CELERY_BROKER_URL=settings.CELERY_BROKER_URL,
+        ONEOFF_LAB_QUEUES="jobs",  # the supervisor heart-beats; no builds worker needed
+    )
+    try:
+        # Each node's supervisor heart-beats its host, with whether its engine answers: over the
+        # bridge to PostgreSQL, and to the node's own socket.
+        hosts = wait_for(
+            lambda: (
+                rows
+                if len(rows := list(RunnerHost.objects.filter(name__startswith="node"))) == 3
+                else None
+            ),
+            60,
+            0.2,
+            "the three nodes' workers to heart-beat",
+        )
+        assert sorted((h.name, h.docker_ok) for h in hosts) == [
+            ("node1", True),
+            ("node2", True),
+            ("node3", True),
+        ]
+        for node in (1, 2, 3):
+            assert f"@{swarm_lab.host_addr}:" in swarm_lab.worker_log(node)
+    finally:
+        swarm_lab.stop_workers()
