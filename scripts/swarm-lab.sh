@@ -84,7 +84,7 @@ stop_all() {
     [ ${#pids[@]} -gt 0 ] || return 0
     for _ in $(seq 1 $((wait * 10))); do
         local left=()
-        for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && left+=("$pid"); done
+        for pid in "${pids[@]}"; do running "$pid" && left+=("$pid"); done
         [ ${#left[@]} -gt 0 ] || return 0
         pids=("${left[@]}")
         sleep 0.1
@@ -97,7 +97,16 @@ worker_pidfiles() {
     for n in "${NODES[@]}"; do echo "${RUN}/node${n}/worker-jobs.pid ${RUN}/node${n}/worker-builds.pid"; done
 }
 
-alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+# running PID: the process runs (a zombie nobody reaped does not count: PID 1 may not reap).
+running() {
+    [ -r "/proc/$1/stat" ] && [ "$(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null)" != Z ]
+}
+
+# alive PIDFILE: the process of a pid file runs.
+alive() {
+    local pid
+    [ -f "$1" ] && pid=$(cat "$1" 2>/dev/null) && [ -n "$pid" ] && running "$pid"
+}
 
 # --------------------------------------------------------------------------------------------
 down() {
@@ -321,7 +330,10 @@ healthy() {
     [ -f "${RUN}/up" ] || return 1
     alive "${RUN}/registry.pid" && alive "${RUN}/forward-postgres.pid" \
         && alive "${RUN}/forward-redis.pid" || return 1
-    for n in "${NODES[@]}"; do alive "${RUN}/node${n}/dockerd.pid.outer" || return 1; done
+    for n in "${NODES[@]}"; do
+        alive "${RUN}/node${n}/dockerd.pid.outer" && timeout 5 docker -H "unix://$(sock "$n")" \
+            version >/dev/null 2>&1 || return 1
+    done
     [ "$(dk 1 node ls --format '{{.Status}} {{.Availability}}' 2>/dev/null | grep -c '^Ready')" = 3 ]
 }
 

@@ -159,3 +159,49 @@ def test_a_worker_per_node_reaches_postgres_redis_and_its_own_engine(swarm_lab):
             assert f"@{swarm_lab.host_addr}:" in swarm_lab.worker_log(node)
     finally:
         swarm_lab.stop_workers()
+
+
+def test_up_after_a_half_made_lab_and_down_twice(swarm_lab):
+    """A second lab (the next id, beside the session's): ``up`` over leftovers of a failed one
+    (a bridge, a namespace, a folder, an engine killed) makes a healthy lab; ``down`` removes
+    every trace, and may run again."""
+    import os
+    from pathlib import Path
+
+    from tests.plugins.swarm_lab import SCRIPT
+
+    lab_id = str(int(swarm_lab.id) + 1)
+    env = {**os.environ, "ONEOFF_LAB_ID": lab_id}
+
+    def script(*args):
+        return subprocess.run(
+            ["bash", str(SCRIPT), *args], env=env, capture_output=True, text=True, timeout=180
+        )
+
+    try:
+        script("down")
+        subprocess.run(["ip", "link", "add", f"olab{lab_id}", "type", "bridge"], check=True)
+        subprocess.run(["ip", "netns", "add", f"olab{lab_id}-n2"], check=True)
+        Path(f"/run/oneoff-lab-{lab_id}/node1").mkdir(parents=True)
+        made = script("up")
+        assert made.returncode == 0, made.stderr
+        assert "removing a previous (incomplete) lab" in made.stderr
+        assert script("status").returncode == 0
+        # An engine dies: the lab is no longer healthy, and up makes it again.
+        pid = Path(f"/run/oneoff-lab-{lab_id}/node3/dockerd.pid.outer").read_text().strip()
+        subprocess.run(["kill", "-KILL", pid], check=True)
+        wait_for(lambda: script("status").returncode != 0, 10, 0.2, "the lab to be unhealthy")
+        again = script("up")
+        assert again.returncode == 0, again.stderr
+        assert script("status").returncode == 0
+    finally:
+        assert script("down").returncode == 0
+    assert script("down").returncode == 0
+    namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    assert f"olab{lab_id}" not in namespaces
+    assert f"olab{lab_id}" not in links
+    assert not Path(f"/run/oneoff-lab-{lab_id}").exists()
+    assert not Path(f"/var/lib/oneoff-lab-{lab_id}").exists()
+    with open("/proc/mounts") as mounts:
+        assert f"oneoff-lab-{lab_id}/" not in mounts.read()
