@@ -162,11 +162,15 @@ network() {
 }
 
 forwarders() {
-    # PostgreSQL and Redis listen on 127.0.0.1; these relay the bridge address (and only it).
-    socat "TCP-LISTEN:5432,bind=${HOST_ADDR},reuseaddr,fork" TCP:127.0.0.1:5432 \
+    # PostgreSQL and Redis listen on 127.0.0.1; these relay the bridge address, and only for
+    # connections that come in over the bridge (SO_BINDTODEVICE): Linux would otherwise take a
+    # packet for 198.18.<ID>.1 on any interface, eth0 included.
+    socat "TCP-LISTEN:5432,bind=${HOST_ADDR},so-bindtodevice=${BRIDGE},reuseaddr,fork" \
+        TCP:127.0.0.1:5432 \
         >/dev/null 2>"${RUN}/forward-postgres.log" </dev/null &
     echo $! >"${RUN}/forward-postgres.pid"
-    socat "TCP-LISTEN:6379,bind=${HOST_ADDR},reuseaddr,fork" TCP:127.0.0.1:6379 \
+    socat "TCP-LISTEN:6379,bind=${HOST_ADDR},so-bindtodevice=${BRIDGE},reuseaddr,fork" \
+        TCP:127.0.0.1:6379 \
         >/dev/null 2>"${RUN}/forward-redis.log" </dev/null &
     echo $! >"${RUN}/forward-redis.pid"
 }

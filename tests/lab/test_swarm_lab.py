@@ -2,6 +2,7 @@
 ``replicated-job`` with a memory reservation placed on a worker from the lab registry's image,
 and namespaces that reach the lab subnet and nothing else."""
 
+import re
 import socket
 import subprocess
 
@@ -107,12 +108,70 @@ def test_postgres_and_redis_are_opened_to_the_bridge_address_only(swarm_lab):
             for line in listening.splitlines()
             if line.split()[3].endswith(f":{port}")
         }
-        assert local <= {f"127.0.0.1:{port}", f"[::1]:{port}", f"{swarm_lab.host_addr}:{port}"}, (
-            local
-        )
-    # The bridge address is the root namespace's own: a connection from here works too.
-    with socket.create_connection((swarm_lab.host_addr, 6379), timeout=5):
-        pass
+        # PostgreSQL and Redis themselves on loopback; this lab's relays on its bridge address,
+        # bound to the bridge (``%olab<ID>``); nothing on a wildcard or any address but a lab
+        # bridge's (another lab may run beside this one).
+        assert f"{swarm_lab.host_addr}%olab{swarm_lab.id}:{port}" in local
+        for address in local - {f"127.0.0.1:{port}", f"[::1]:{port}"}:
+            assert re.fullmatch(rf"198\.18\.\d+\.1(%olab\d+)?:{port}", address), address
+    # The relays take connections that arrive over the lab bridge only. Linux accepts a packet
+    # for any of its addresses on any interface (eth0 too): a probe namespace outside the lab,
+    # joined by a veth of its own and routing the bridge address through it, is refused.
+    probe, outside, inside = f"olab-probe-{swarm_lab.id}", f"olabp{swarm_lab.id}", "eth0"
+    ip = ["ip", "netns", "exec", probe, "ip"]
+    try:
+        for command in (
+            ["ip", "netns", "add", probe],
+            ["ip", "link", "add", outside, "type", "veth", "peer", "name", f"{outside}x"],
+            ["ip", "link", "set", f"{outside}x", "netns", probe],
+            [*ip, "link", "set", f"{outside}x", "name", inside],
+            ["ip", "addr", "add", "198.18.254.1/30", "dev", outside],
+            ["ip", "link", "set", outside, "up"],
+            [*ip, "addr", "add", "198.18.254.2/30", "dev", inside],
+            [*ip, "link", "set", inside, "up"],
+            [*ip, "route", "add", f"{swarm_lab.host_addr}/32", "via", "198.18.254.1"],
+        ):
+            subprocess.run(command, check=True, capture_output=True)
+        for port in (5432, 6379):
+            tried = subprocess.run(
+                [
+                    "ip",
+                    "netns",
+                    "exec",
+                    probe,
+                    "bash",
+                    "-c",
+                    f"exec 3<>/dev/tcp/{swarm_lab.host_addr}/{port} && echo open",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=15,
+            )
+            assert tried.stdout.strip() != "open", port
+            assert "refused" in tried.stderr, tried.stderr
+        # The probe does reach the machine at that address: a port the root namespace
+        # listens on for every interface would answer (a listener made here, on the bridge
+        # address without a device).
+        with socket.create_server((swarm_lab.host_addr, 0)) as server:
+            port = server.getsockname()[1]
+            tried = subprocess.run(
+                [
+                    "ip",
+                    "netns",
+                    "exec",
+                    probe,
+                    "bash",
+                    "-c",
+                    f"exec 3<>/dev/tcp/{swarm_lab.host_addr}/{port} && echo open",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=15,
+            )
+            assert tried.stdout.strip() == "open", tried.stderr
+    finally:
+        subprocess.run(["ip", "link", "delete", outside], capture_output=True)
+        subprocess.run(["ip", "netns", "delete", probe], capture_output=True)
 
 
 @pytest.mark.parametrize("node", [1, 2, 3])
