@@ -20,8 +20,9 @@
 # namespaces at 198.18.<ID>.1:5432 / :6379 through two socat forwarders bound to the bridge
 # address alone (their own configuration is not touched: no address but the lab's is opened).
 # With --workers, each node also runs Oneoff's two Celery workers (jobs, builds) in its
-# namespace, with RUNNER_HOST=nodeN, DOCKER_HOST=its engine, and DATABASE_URL /
-# CELERY_BROKER_URL / CACHE_URL (taken from the environment) pointed at the bridge address.
+# namespace, with RUNNER_HOST=nodeN, DOCKER_HOST=its engine, JOB_REGISTRY=the lab registry, and
+# DATABASE_URL / CELERY_BROKER_URL / CACHE_URL (those set in the environment; 127.0.0.1 or
+# localhost in them becomes the bridge address).
 #
 # Settings (environment): ONEOFF_LAB_ID (1-250, default 19) picks the subnet, the names and the
 # folders, so two labs can run side by side; ONEOFF_LAB_WORKERS=1 is the same as --workers;
@@ -280,14 +281,16 @@ image() {
 over_bridge() { sed -E "s#@(127\.0\.0\.1|localhost)([:/])#@${HOST_ADDR}\2#; s#//(127\.0\.0\.1|localhost)([:/])#//${HOST_ADDR}\2#" <<<"$1"; }
 
 workers() {
-    local n queue url broker cache
-    url=$(over_bridge "${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/oneoff}")
-    broker=$(over_bridge "${CELERY_BROKER_URL:-redis://127.0.0.1:6379/0}")
-    cache=$(over_bridge "${CACHE_URL:-}")
+    local n queue name urls=()
+    # The database, broker and cache the environment names (the project's defaults otherwise),
+    # reached over the bridge when they are on this machine's loopback.
+    for name in DATABASE_URL CELERY_BROKER_URL CACHE_URL; do
+        [ -n "${!name:-}" ] && urls+=("${name}=$(over_bridge "${!name}")")
+    done
     for n in "${NODES[@]}"; do
         for queue in $QUEUES; do
-            nsenter --net="/run/netns/$(ns "$n")" env RUNNER_HOST="node${n}" DOCKER_HOST="unix://$(sock "$n")" \
-                DATABASE_URL="$url" CELERY_BROKER_URL="$broker" CACHE_URL="$cache" \
+            nsenter --net="/run/netns/$(ns "$n")" env RUNNER_HOST="node${n}" \
+                DOCKER_HOST="unix://$(sock "$n")" "${urls[@]}" \
                 JOB_REGISTRY="${JOB_REGISTRY:-${REGISTRY}}" \
                 "${ROOT}/.venv/bin/celery" -A config worker -Q "$queue" -n "${queue}-lab${ID}@node${n}" \
                 --loglevel="${LOG_LEVEL:-INFO}" --without-mingle --without-gossip \
