@@ -351,6 +351,16 @@ BUILD_PIDS = env.int("BUILD_PIDS", default=1024)  # processes per build
 # registry or from the workspace's own builds (services.image_refs).
 BUILD_BASE_IMAGES = env.list("BUILD_BASE_IMAGES", default=["oneoff/busybox:latest"])
 BUILD_LOG_MAX_BYTES = env.int("BUILD_LOG_MAX_BYTES", default=5 * 1024 * 1024)
+# A registry every runner host pulls job images from (host[:port][/path], e.g. the swarm lab's
+# 198.18.19.11:5000): each successful build is pushed there as
+# <JOB_REGISTRY>/ws-<workspace>/<service>:<build> and its job image recorded by digest
+# (Build.registry_image). Empty: images stay on the engine that built them (one host).
+# JOB_REGISTRY_USERNAME / JOB_REGISTRY_PASSWORD: the platform's login there, if it needs one
+# (never logged nor shown). Workspaces cannot name images in it (services.image_refs).
+JOB_REGISTRY = env.str("JOB_REGISTRY", default="").strip().rstrip("/")
+JOB_REGISTRY_USERNAME = env.str("JOB_REGISTRY_USERNAME", default="")
+JOB_REGISTRY_PASSWORD = env.str("JOB_REGISTRY_PASSWORD", default="")
+JOB_REGISTRY_PUSH_TIMEOUT = env.int("JOB_REGISTRY_PUSH_TIMEOUT", default=300)  # seconds
 # Builds of one workspace that may run at once (across all its services); more wait, queued, and
 # start as one of its builds ends. Below BUILD_WORKER_CONCURRENCY, no workspace can hold every
 # build thread.

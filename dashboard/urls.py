@@ -5,6 +5,7 @@ from dashboard.views import (
     audit,
     builds,
     env,
+    hosts,
     jobs,
     limits,
     logstreams,
@@ -15,6 +16,7 @@ from dashboard.views import (
 
 urlpatterns = [
     path("", workspace.home, name="home"),
+    path("hosts/", hosts.hosts, name="hosts"),
     path(
         "login/",
         auth_views.LoginView.as_view(

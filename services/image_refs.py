@@ -126,4 +126,34 @@ def classify(ref: str, workspace_id: str, *, field: str = "image.imagePath") -> 
                 "Oneoff's own builds",
             )
         return Source(ref=ref, kind="own", name=name, image_id=image_id)
+    if _in_job_registry(registry):
+        # Oneoff's job registry (JOB_REGISTRY) holds every workspace's builds: a workspace
+        # reaches its own by their oneoff/<service>:<build> name, or by the exact digest
+        # reference one of its builds recorded; never another path there.
+        image_id = (
+            Build.objects.filter(
+                registry_image=ref,
+                service__workspace_id=workspace_id,
+                service__deleted_at__isnull=True,
+                status=BuildStatus.SUCCEEDED,
+            )
+            .values_list("image_id", flat=True)
+            .first()
+        )
+        if not image_id:
+            raise Invalid(
+                field,
+                f"{ref!r} is in Oneoff's job registry, which holds builds; name one of this "
+                "workspace's builds as oneoff/<service>:<build>",
+            )
+        return Source(ref=ref, kind="own", name=name, image_id=image_id)
     return Source(ref=ref, kind="registry", name=name, registry=registry)
+
+
+def _in_job_registry(registry: str) -> bool:
+    """Whether a reference's registry host is JOB_REGISTRY's (any port spelling of the host is
+    refused too: the same registry may answer on several)."""
+    if not settings.JOB_REGISTRY:
+        return False
+    job_host = settings.JOB_REGISTRY.split("/", 1)[0].lower()
+    return registry.lower() == job_host or registry.lower().split(":")[0] == job_host.split(":")[0]

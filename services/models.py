@@ -495,6 +495,12 @@ class Build(RepoSource, models.Model):
     image_digest = models.CharField(
         max_length=100, blank=True, help_text="The registry's digest of a pulled image."
     )
+    registry_image = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="The image in JOB_REGISTRY by digest (<registry>/ws-<workspace>/<service>@"
+        "sha256:…), which every runner host pulls; empty without a job registry.",
+    )
     reason = models.TextField(blank=True, help_text="Why the build failed or was canceled.")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
@@ -521,6 +527,12 @@ class Build(RepoSource, models.Model):
     def save(self, *args: Any, **kwargs: Any) -> None:
         kwargs["update_fields"] = self.split_repo_url(kwargs.get("update_fields"))
         super().save(*args, **kwargs)
+
+    @property
+    def job_image(self) -> str:
+        """What a job of this build runs: the image in JOB_REGISTRY by digest when the build
+        was pushed there (any host can pull it), else the engine's image id."""
+        return self.registry_image or self.image_id
 
     @property
     def is_finished(self) -> bool:

@@ -166,13 +166,19 @@ class BuildRun(GitSteps, ImageSteps):
                 self.untag()
                 self.end_stopped()
             else:
-                self.end(BuildStatus.SUCCEEDED, image_id=image_id, image_tag=tag_for(build))
+                self.succeed(image_id)
         finally:
             if self.workdir:
                 shutil.rmtree(self.workdir, ignore_errors=True)
 
     def end(
-        self, status: str, reason: str = "", *, image_id: str = "", image_tag: str = ""
+        self,
+        status: str,
+        reason: str = "",
+        *,
+        image_id: str = "",
+        image_tag: str = "",
+        registry_image: str = "",
     ) -> None:
         # Git and engine errors are shown to viewers, who may not read the service's env values.
         reason = EnvVar.scrub(reason, self.service.env_dict().values()) if reason else reason
@@ -190,8 +196,40 @@ class BuildRun(GitSteps, ImageSteps):
             reason=reason,
             image_id=image_id,
             image_tag=image_tag,
+            registry_image=registry_image,
             finished_at=timezone.now(),
             heartbeat_at=timezone.now(),
+        )
+
+    def succeed(self, image_id: str) -> None:
+        """End a build that made ``image_id``: pushed to JOB_REGISTRY first when one is set (a
+        push that fails, times out or is canceled ends the build like any other step)."""
+        registry_image = ""
+        if settings.JOB_REGISTRY:
+            try:
+                registry_image = self.push_to_registry(image_id)
+            except BuildStopped:
+                self.untag()
+                self.end_stopped()
+                return
+            except BuildError as exc:
+                self.untag()
+                self.end(BuildStatus.FAILED, self.log.clean(str(exc)))
+                return
+            except Exception as exc:
+                logger.exception("build %s: the push to the job registry crashed", self.build.id)
+                self.untag()
+                self.end(
+                    BuildStatus.FAILED,
+                    "the push to the job registry stopped on an internal error: "
+                    + type(exc).__name__,
+                )
+                return
+        self.end(
+            BuildStatus.SUCCEEDED,
+            image_id=image_id,
+            image_tag=tag_for(self.build),
+            registry_image=registry_image,
         )
 
     def end_stopped(self) -> None:

@@ -45,6 +45,51 @@ def tag_for(build: Build) -> str:
     return f"oneoff/{build.service_id}:{build.id}"
 
 
+def registry_repository(build: Build) -> str:
+    """The build's repository in JOB_REGISTRY: one path per workspace, then the service."""
+    return f"{settings.JOB_REGISTRY}/ws-{build.service.workspace_id}/{build.service_id}".lower()
+
+
+def registry_auth() -> dict[str, str] | None:
+    """docker-py's ``auth_config`` for JOB_REGISTRY (None when it needs no login)."""
+    if not settings.JOB_REGISTRY_USERNAME:
+        return None
+    return {
+        "username": settings.JOB_REGISTRY_USERNAME,
+        "password": settings.JOB_REGISTRY_PASSWORD,
+    }
+
+
+def _scrub(text: str) -> str:
+    """An engine or registry message with the job registry's password taken out."""
+    password = settings.JOB_REGISTRY_PASSWORD
+    return text.replace(password, "***") if password else text
+
+
+def pull_job_image(client: docker.DockerClient, build: Build) -> str:
+    """Make sure ``client``'s engine has ``build``'s job image, pulling it from JOB_REGISTRY by
+    digest when the engine never built it; returns the reference a container is created from.
+    A build without a registry image is taken from the engine as before (its image id)."""
+    ref = build.job_image
+    if not build.registry_image:
+        return ref
+    try:
+        client.images.get(ref)
+        return ref
+    except ImageNotFound:
+        pass
+    repository, _, digest = ref.partition("@")
+    try:
+        client.api.pull(repository, tag=digest, auth_config=registry_auth())
+        client.images.get(ref)
+    except (DockerException, requests.RequestException) as exc:
+        raise BuildError(
+            f"the image of build {build.id} could not be pulled from the job registry: "
+            + _scrub(explain(exc))
+        ) from exc
+    return ref
+
+
 class _Response:
     """Captures the HTTP response of a streaming Docker call made in one thread, so another
     thread can close it (closing a pull's stream makes the engine stop the pull)."""
@@ -220,6 +265,75 @@ class ImageSteps:
     def tag(self, image_id: str) -> None:
         repository, tag = tag_for(self.build).split(":")
         self.client.api.tag(image_id, repository, tag)
+
+    def push_to_registry(self, image_id: str) -> str:
+        """Push the built image to JOB_REGISTRY as ``ws-<workspace>/<service>:<build>`` and
+        return its reference by the digest the registry gave (what jobs run)."""
+        build = self.build
+        repository = registry_repository(build)
+        api = self.client.api
+        self.log.line(
+            f"==> Pushing the image to the job registry ({settings.JOB_REGISTRY})", system=True
+        )
+        try:
+            api.tag(image_id, repository, build.id)
+        except DockerException as exc:
+            raise BuildError(
+                f"the image could not be tagged for the job registry: {explain(exc)}"
+            ) from exc
+        errors: list[str] = []
+        digests: list[str] = []
+
+        def consume(chunk: dict[str, Any]) -> None:
+            if chunk.get("error"):
+                errors.append(_scrub(str(chunk["error"])))
+            digest = (chunk.get("aux") or {}).get("Digest")
+            if digest:
+                digests.append(digest)
+
+        try:
+            with _Response(api) as response:
+
+                def produce() -> Iterator[dict[str, Any]]:
+                    response.thread = threading.current_thread()
+                    yield from api.push(
+                        repository,
+                        tag=build.id,
+                        auth_config=registry_auth(),
+                        stream=True,
+                        decode=True,
+                    )
+
+                try:
+                    self.pump(
+                        produce,
+                        consume,
+                        response.close,
+                        deadline=min(
+                            self.deadline, time.monotonic() + settings.JOB_REGISTRY_PUSH_TIMEOUT
+                        ),
+                    )
+                except BuildStopped:
+                    if self.stop_reason == "timeout" and time.monotonic() < self.deadline:
+                        raise BuildError(
+                            "the push to the job registry did not finish within "
+                            f"{settings.JOB_REGISTRY_PUSH_TIMEOUT} seconds"
+                        ) from None
+                    raise
+                except (requests.RequestException, DockerException, OSError, ValueError) as exc:
+                    errors.append(_scrub(explain(exc)))
+        finally:
+            with contextlib.suppress(DockerException):
+                api.remove_image(f"{repository}:{build.id}", noprune=True)
+        if errors or not digests:
+            logger.warning("push of build %s to the job registry failed: %s", build.id, errors)
+            raise BuildError(
+                "the image could not be pushed to the job registry: "
+                + (errors[-1] if errors else "the registry gave no digest")
+            )
+        ref = f"{repository}@{digests[-1]}"
+        self.log.line(f"==> Pushed: {ref}", system=True)
+        return ref
 
     def untag(self) -> None:
         with contextlib.suppress(DockerException, BuildError):
