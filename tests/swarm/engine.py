@@ -14,8 +14,10 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 from tests.helpers import missing_part
 
@@ -40,12 +42,14 @@ def _run(*args: str) -> None:
     subprocess.run(args, check=True, capture_output=True, timeout=30)
 
 
-def start() -> tuple[SwarmEngine, subprocess.Popen]:
+def start(fail: Callable[[str], NoReturn] = missing_part) -> tuple[SwarmEngine, subprocess.Popen]:
+    """Start the engine and init its swarm; ``fail(why)`` when a part is missing (a test fails
+    under ONEOFF_REQUIRE_PARTS=1, bench/bench_swarm.py exits)."""
     for tool in ("dockerd", "ip", "nsenter", "busybox"):
         if shutil.which(tool) is None and not (tool == "busybox" and Path("/bin/busybox").exists()):
-            missing_part(f"a swarm test engine needs {tool}")
+            fail(f"a swarm test engine needs {tool}")
     if os.geteuid() != 0:
-        missing_part("a swarm test engine needs root (network namespace, dockerd)")
+        fail("a swarm test engine needs root (network namespace, dockerd)")
     import docker
 
     shutil.rmtree(ROOT, ignore_errors=True)
@@ -56,7 +60,7 @@ def start() -> tuple[SwarmEngine, subprocess.Popen]:
         _run("ip", "-n", NAMESPACE, "addr", "add", f"{ADDRESS}/32", "dev", "lo")
     except (subprocess.SubprocessError, OSError) as exc:
         stop(None)
-        missing_part(f"could not make the swarm engine's network namespace: {exc}")
+        fail(f"could not make the swarm engine's network namespace: {exc}")
     log = ROOT / "dockerd.log"
     with open(log, "wb") as out:
         process = subprocess.Popen(
@@ -86,7 +90,7 @@ def start() -> tuple[SwarmEngine, subprocess.Popen]:
             if process.poll() is not None or time.monotonic() > deadline:
                 tail = log.read_text(errors="replace")[-2000:]
                 stop(process)
-                missing_part(f"the swarm test engine did not start ({exc}):\n{tail}")
+                fail(f"the swarm test engine did not start ({exc}):\n{tail}")
             time.sleep(0.1)
     try:
         client.swarm.init(advertise_addr=ADDRESS, listen_addr=f"{ADDRESS}:2377")
@@ -96,7 +100,7 @@ def start() -> tuple[SwarmEngine, subprocess.Popen]:
         image_id = client.images.get(tag).id
     except Exception as exc:
         stop(process)
-        missing_part(f"the swarm test engine could not init a swarm or make its image: {exc}")
+        fail(f"the swarm test engine could not init a swarm or make its image: {exc}")
     return SwarmEngine(DOCKER_HOST, image_id, client, log), process
 
 
