@@ -22,6 +22,7 @@ pytest_plugins = [
     "tests.plugins.engine",
     "tests.plugins.jobs",
     "tests.plugins.registry",
+    "tests.plugins.swarm_lab",
     "tests.plugins.syslog",
     "tests.plugins.webhooks",
     "tests.plugins.worker",
