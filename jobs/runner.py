@@ -96,7 +96,8 @@ def is_own(job_id: str, job: Job | None, item: dict) -> bool:
     if job is not None and job.container_id:
         return bool(item.get("Id") == job.container_id)
     name = job.container_name if job is not None else Job(id=job_id).container_name
-    if f"/{name}" not in (item.get("Names") or []) and not is_swarm_task(name, item):
+    swarm_task = settings.JOB_BACKEND == "swarm" and is_swarm_task(name, item)
+    if f"/{name}" not in (item.get("Names") or []) and not swarm_task:
         return False
     return job is None or item.get("ImageID") == job.build.image_id
 
