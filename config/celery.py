@@ -25,7 +25,9 @@ logger = logging.getLogger(__name__)
 JOBS_QUEUE = "jobs"
 BUILDS_QUEUE = "builds"
 # JOB_BACKEND=swarm: job starts go here, and only a jobs worker whose engine is a swarm manager
-# consumes it (SwarmManagerQueue): only a manager can create the job's service.
+# consumes it (SwarmManagerQueue): only a manager can create the job's service. Not one of
+# task_queues, so that a worker started without -Q never consumes it (Celery declares it from
+# the route when a start is sent).
 SWARM_QUEUE = "swarm"
 
 app = Celery("oneoff")
@@ -38,7 +40,7 @@ app.conf.worker_pool = os.environ.get("CELERY_WORKER_POOL", "threads")
 
 app.conf.task_queues = tuple(
     Queue(name, Exchange(name, type="direct"), routing_key=name)
-    for name in (JOBS_QUEUE, BUILDS_QUEUE, SWARM_QUEUE)
+    for name in (JOBS_QUEUE, BUILDS_QUEUE)
 )
 app.conf.task_default_queue = JOBS_QUEUE
 app.conf.task_routes = {
