@@ -410,7 +410,6 @@ class ManagerPass:
 
     def __init__(self) -> None:
         self.last_refresh = 0.0
-        self.removing: set[str] = set()
 
     def run(self, client: DockerClient) -> None:
         if not is_manager(client):
@@ -434,9 +433,7 @@ class ManagerPass:
 
     def _one(self, client: DockerClient, cluster: Cluster, task: Task, job: Job | None) -> None:
         if job is None or job.status in FINISHED:
-            if task.service_id not in self.removing:
-                self.removing.add(task.service_id)
-                _remove_service(client, task.service_id)
+            _remove_service(client, task.service_id)
             return
         node = cluster.nodes.get(task.node_id)
         if job.status == JobStatus.RUNNING:

@@ -16,6 +16,7 @@ from api.schemas.jobs import job_dict
 from jobs import reasons
 from jobs.launch import cancel_job, create_job
 from jobs.models import Job, JobStatus
+from services.models import Build
 from tests.helpers import wait_finished, wait_for
 from tests.swarm import engine
 
@@ -230,3 +231,14 @@ def test_a_start_message_sent_again_makes_no_second_service(
     time.sleep(0.1)
     wait_gone(swarm_engine, job)
     assert backend.observe(job).state == "absent"
+
+
+def test_a_task_swarm_cannot_start_fails_the_job_with_a_start_error(
+    swarm_engine, swarm_service, swarm_plan
+):
+    Build.objects.filter(service=swarm_service).update(image_id="sha256:" + "0" * 64)
+    job = wait_finished(run(swarm_service, "echo never", swarm_plan(64, "0.5")), 30)
+    assert job.status == JobStatus.FAILED
+    assert job.started_at is None
+    assert job.reason["startError"].startswith("Swarm could not run the job's task (rejected)")
+    wait_gone(swarm_engine, job)
