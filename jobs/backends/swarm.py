@@ -292,10 +292,18 @@ class SwarmBackend:
             .filter(note__startswith=CAPACITY_NOTE, cancel_requested_at__isnull=True)
             .count()
         )
+        # Older jobs whose start is under way elsewhere (claimed, not handed to Swarm yet): two
+        # starts racing for the lock must not reverse their order.
+        in_flight = (
+            Job.objects.filter(earlier, status=JobStatus.PENDING, cancel_requested_at__isnull=True)
+            .filter(claimed_at__gte=timezone.now() - runner.CLAIM_STALE)
+            .exclude(pk__in=list(cluster.tasks))
+            .count()
+        )
         pending = Job.objects.select_related("plan").in_bulk(list(cluster.tasks))
         waiting = cluster.waiting_in_swarm(pending, besides=job.pk)
-        if (queued or waiting) and cluster.fits_some_node(job):
-            ahead = queued + len(waiting)
+        if (queued or waiting or in_flight) and cluster.fits_some_node(job):
+            ahead = queued + len(waiting) + in_flight
             note = capacity_note(
                 job,
                 f"{ahead} job{'s' if ahead != 1 else ''} created before this one "
@@ -406,7 +414,7 @@ class ManagerPass:
     """What only a swarm manager sees, once per supervisor pass on a manager's worker."""
 
     REFRESH_EVERY = 30.0  # seconds between refreshes of queued jobs' ``slot_waited_at``
-    RESEND_AFTER = timedelta(seconds=2)  # a queued job's start message this old may be resent
+    RESEND_AFTER = timedelta(seconds=1)  # a queued job's start message this old may be resent
 
     def __init__(self) -> None:
         self.last_refresh = 0.0
@@ -471,8 +479,8 @@ class ManagerPass:
             )
 
     def _admit_next(self, cluster: Cluster, jobs: dict[str, Job]) -> None:
-        """No job waits inside Swarm for room: hand it the oldest queued ones (each start
-        waits its turn under the admission lock; one that does not fit queues again)."""
+        """No job waits inside Swarm for room: hand it the oldest queued job (one a pass, so
+        that they go in creation order; one that does not fit waits inside Swarm)."""
         from jobs.launch import enqueue_start
 
         if cluster.waiting_in_swarm(jobs):
@@ -486,7 +494,7 @@ class ManagerPass:
             )
             .filter(Q(start_enqueued_at__isnull=True) | Q(start_enqueued_at__lt=stale))
             .order_by("created_at", "id")
-            .values_list("pk", flat=True)[:5]
+            .values_list("pk", flat=True)[:1]
         )
         for job_id in queued:
             enqueue_start(job_id)

@@ -201,13 +201,16 @@ def test_jobs_that_do_not_fit_together_run_one_after_the_other_in_creation_order
     assert "insufficient resources on 1 node" in others[0].note
     # Three before it, unless the first ended meanwhile (a loaded machine): then two.
     assert re.search(r"[23] jobs created before this one wait", canceled.note), canceled.note
+    assert "created before this one wait" in others[1].note, others[1].note
     cancel_job(canceled)  # waiting its turn in the database: canceled at once
     canceled.refresh_from_db()
     assert canceled.status == JobStatus.CANCELED
     ended = [wait_finished(job, 40) for job in [first, *others]]
     assert [job.status for job in ended] == [JobStatus.SUCCEEDED] * 4
     for before, after in itertools.pairwise(ended):
-        assert after.started_at >= before.finished_at, (before.id, after.id)
+        assert after.started_at >= before.finished_at, [
+            (j.id, j.start_command, j.started_at.time(), j.finished_at.time()) for j in ended
+        ]
     assert not services_of(swarm_engine, canceled)
     for job in ended:
         wait_gone(swarm_engine, job)
