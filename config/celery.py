@@ -9,6 +9,7 @@ queues on shared threads (as one worker did before the split): fine for a laptop
 shared installation.
 """
 
+import logging
 import os
 
 from celery import Celery, bootsteps, signals
@@ -19,8 +20,15 @@ from config import broker  # noqa: F401 (names the Redis transport that CELERY_B
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
+logger = logging.getLogger(__name__)
+
 JOBS_QUEUE = "jobs"
 BUILDS_QUEUE = "builds"
+# JOB_BACKEND=swarm: job starts go here, and only a jobs worker whose engine is a swarm manager
+# consumes it (SwarmManagerQueue): only a manager can create the job's service. Not one of
+# task_queues, so that a worker started without -Q never consumes it (Celery declares it from
+# the route when a start is sent).
+SWARM_QUEUE = "swarm"
 
 app = Celery("oneoff")
 app.config_from_object("django.conf:settings", namespace="CELERY")
@@ -39,6 +47,8 @@ app.conf.task_routes = {
     "services.tasks.run_build": {"queue": BUILDS_QUEUE},
     "services.tasks.cleanup_images": {"queue": BUILDS_QUEUE},
 }
+if settings.JOB_BACKEND == "swarm":
+    app.conf.task_routes["jobs.tasks.start_job"] = {"queue": SWARM_QUEUE}
 
 
 def consumes_only_builds(queues) -> bool:
@@ -91,6 +101,35 @@ class JobSupervisorStep(bootsteps.StartStopStep):
 
 
 app.steps["worker"].add(JobSupervisorStep)
+
+
+class SwarmManagerQueue(bootsteps.StartStopStep):
+    """JOB_BACKEND=swarm: a jobs worker whose Docker Engine is a swarm manager also consumes
+    the ``swarm`` queue (the job starts), whatever its ``-Q`` says; other workers never do."""
+
+    requires = ("celery.worker.consumer.tasks:Tasks",)
+
+    def start(self, c):
+        if settings.JOB_BACKEND != "swarm" or consumes_only_builds(c.app.amqp.queues.consume_from):
+            return
+        from jobs import runner
+        from jobs.backends.swarm import is_manager
+
+        try:
+            client = runner.new_client()
+            try:
+                manager = is_manager(client)
+            finally:
+                client.close()
+        except Exception as exc:  # no engine yet: this worker starts no jobs until restarted
+            logger.warning("JOB_BACKEND=swarm: could not ask the Docker Engine its role: %s", exc)
+            return
+        if manager:
+            c.add_task_queue(SWARM_QUEUE, exchange=SWARM_QUEUE, routing_key=SWARM_QUEUE)
+            logger.info("this worker's engine is a swarm manager: it starts jobs (queue swarm)")
+
+
+app.steps["consumer"].add(SwarmManagerQueue)
 
 app.conf.beat_schedule = {
     "heartbeat": {"task": "jobs.tasks.heartbeat", "schedule": 5.0},

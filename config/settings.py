@@ -277,6 +277,13 @@ ONEOFF_INSTANCE = env.str(
     "ONEOFF_INSTANCE", default=hashlib.sha256(DATABASE_URL.encode()).hexdigest()[:12]
 )
 RUNNER_HOST = env.str("RUNNER_HOST", default=socket.gethostname())
+# Where jobs run (jobs/backends/): "docker" starts each job's container on the worker's own engine;
+# "swarm" makes each job a replicated-job service that Docker Swarm places by the plan's CPU and
+# memory (the worker whose engine is a swarm manager creates it; every node's worker follows the
+# containers that land on its engine, as with "docker").
+JOB_BACKEND = env.str("JOB_BACKEND", default="docker")
+if JOB_BACKEND not in ("docker", "swarm"):
+    raise ImproperlyConfigured(f"JOB_BACKEND must be docker or swarm, not {JOB_BACKEND!r}")
 JOB_NETWORK = env.str("JOB_NETWORK", default="none")
 JOB_MAX_RUNTIME = env.int("JOB_MAX_RUNTIME", default=30 * 24 * 3600)  # seconds
 JOB_STOP_GRACE = env.int("JOB_STOP_GRACE", default=10)  # seconds between SIGTERM and SIGKILL

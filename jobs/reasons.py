@@ -58,6 +58,16 @@ def engine_lost_text(host: str, exit_code: int) -> str:
     )
 
 
+def host_lost_text(host: str, detail: str) -> str:
+    """The ``evictionReason`` of a job whose runner host was lost (its node died)."""
+    return f"runner host {host or '?'} was lost: {detail}"
+
+
+def memory_words(memory_mb: int) -> str:
+    """A plan's memory in words: "512 MB", "2 GB"."""
+    return _memory(f"{memory_mb}Mi")
+
+
 def memory_limit_label(memory_mb: int) -> str:
     """A plan's memory as the reason records it (Kubernetes-style, like Render's: ``512Mi``)."""
     return f"{memory_mb}Mi"

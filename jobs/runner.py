@@ -112,9 +112,22 @@ def is_own(job_id: str, job: Job | None, item: dict) -> bool:
     if job is not None and job.container_id:
         return bool(item.get("Id") == job.container_id)
     name = job.container_name if job is not None else Job(id=job_id).container_name
-    if f"/{name}" not in (item.get("Names") or []):
+    swarm_task = settings.JOB_BACKEND == "swarm" and is_swarm_task(name, item)
+    if f"/{name}" not in (item.get("Names") or []) and not swarm_task:
         return False
     return job is None or item.get("ImageID") == job.build.image_id
+
+
+SWARM_SERVICE_LABEL = "com.docker.swarm.service.name"
+
+
+def is_swarm_task(name: str, item: dict) -> bool:
+    """Whether a listed container is the task of the swarm service ``name`` (JOB_BACKEND=swarm:
+    a job's service has the job's container name, and Swarm names its task's container
+    ``<service>.<node id>.<task id>``)."""
+    labels = item.get("Labels") or {}
+    names = item.get("Names") or []
+    return labels.get(SWARM_SERVICE_LABEL) == name and any(n.startswith(f"/{name}.") for n in names)
 
 
 LOG_FILES = 4  # json-file pieces a job's on-host log is rotated through (Docker's max-file)
@@ -427,8 +440,10 @@ def _carry_out_cancel(job: Job, client: DockerClient | None) -> StartOutcome:
     return StartOutcome.SKIPPED
 
 
-def start(job_id: str, client: DockerClient | None = None) -> StartOutcome:
-    """Start a pending job's container and mark it running. Safe to call any number of times."""
+def prepare_start(job_id: str, cancel: Callable[[Job], StartOutcome]) -> Job | StartOutcome:
+    """The part of a start every backend shares: the pending job, claimed (within its service's
+    ``max_concurrent_jobs``), or the outcome that ends the start here. A job asked to cancel is
+    handed to ``cancel`` once claimed; one waiting past JOB_START_TIMEOUT fails."""
     job = (
         Job.objects.select_related("plan", "build", "env_snapshot", "service")
         .filter(pk=job_id)
@@ -439,7 +454,7 @@ def start(job_id: str, client: DockerClient | None = None) -> StartOutcome:
     if job.cancel_requested_at is not None:
         if not claim(job_id):
             return StartOutcome.SKIPPED  # its holder (or the supervisor) carries the cancel out
-        return _carry_out_cancel(job, client)
+        return cancel(job)
     if timezone.now() - job.start_waits_since > timedelta(seconds=settings.JOB_START_TIMEOUT):
         fail_start(
             job_id,
@@ -455,6 +470,14 @@ def start(job_id: str, client: DockerClient | None = None) -> StartOutcome:
         claimed = claim(job_id)
     if not claimed:
         return StartOutcome.SKIPPED
+    return job
+
+
+def start(job_id: str, client: DockerClient | None = None) -> StartOutcome:
+    """Start a pending job's container and mark it running. Safe to call any number of times."""
+    job = prepare_start(job_id, lambda job: _carry_out_cancel(job, client))
+    if isinstance(job, StartOutcome):
+        return job
     try:
         client = client or get_client()
     except (DockerException, OSError) as exc:

@@ -19,6 +19,9 @@ image; a label alone, which any Dockerfile can set, is never enough), and:
   container with SIGTERM, then SIGKILL) from the job's own failure: a container that died by a
   signal while the engine did not answer ends ``failed`` with an ``evicted`` reason saying so,
   never ``nonZeroExit`` 137 or 143 (``_lost_to_engine``);
+- with JOB_BACKEND=swarm, marks a job running as soon as the container Swarm placed on this
+  engine runs (``runner.adopt``), and on a swarm manager runs ``jobs.backends.swarm.ManagerPass``
+  (capacity notes, cancels before a task started, nodes down, services of recorded jobs);
 - adopts a container whose start was not recorded (its ``start_job`` died between the Docker
   start and the database update), at once when the job was asked to cancel meanwhile, so that
   it is stopped, its logs stored and its time billed before it ends ``canceled``.
@@ -47,6 +50,7 @@ from docker import DockerClient
 from docker.errors import DockerException, NotFound
 
 from jobs import reasons, runner
+from jobs.backends.swarm import ManagerPass
 from jobs.logs.follow import LogFollower, open_from_start
 from jobs.models import FINISHED, Job, JobStatus, RunnerHost
 from jobs.usage import UsageSampler
@@ -98,6 +102,8 @@ class Supervisor(threading.Thread):
         self.database_down_since: float | None = None  # monotonic time of an outage's start
         # What each running job uses (jobs/usage.py): a thread of its own, off the ingest path.
         self.usage = UsageSampler(client_factory)
+        # JOB_BACKEND=swarm: what only a swarm manager sees (it does nothing on other engines).
+        self.swarm: ManagerPass | None = ManagerPass() if settings.JOB_BACKEND == "swarm" else None
 
     # --- life ----------------------------------------------------------------------------------
 
@@ -258,6 +264,12 @@ class Supervisor(threading.Thread):
         self.usage.keep_only(running | self._announced())
         for job_id in [j for j in self.followers if j not in by_job]:
             self.followers.pop(job_id).stop()
+        if self.swarm is not None:
+            assert self.client is not None  # tick listed the containers with it
+            try:
+                self.swarm.run(self.client)
+            except (DockerException, OSError) as exc:
+                logger.warning("swarm manager pass: Docker error %r", exc)
 
     def _list_containers(self) -> list[dict] | None:
         try:
@@ -368,6 +380,15 @@ class Supervisor(threading.Thread):
             self._remove(container_id)
 
     def _handle_pending(self, job: Job, item: dict) -> None:
+        if runner.is_swarm_task(job.container_name, item):
+            # JOB_BACKEND=swarm: Swarm made and starts this container; the manager's start
+            # recorded nothing of it. Running (or already over): the job runs here, now.
+            if item.get("State") in ("running", "exited", "dead"):
+                assert self.client is not None  # tick listed the containers with it
+                attrs = self.client.api.inspect_container(item["Id"])
+                if runner.adopt(job, attrs):
+                    logger.info("job %s started on %s (swarm task)", job.id, settings.RUNNER_HOST)
+            return
         claimed_at = job.claimed_at or job.created_at
         since_claim = timezone.now() - claimed_at
         canceling = job.cancel_requested_at is not None

@@ -9,6 +9,7 @@ from django.db import DatabaseError, connection
 from django.utils import timezone
 
 from jobs import runner
+from jobs.backends import get_backend
 from jobs.models import IdempotencyKey, Job, JobStatus, RunnerHost
 from services import events
 from services.outage import quiet_while_database_down
@@ -31,7 +32,7 @@ def start_backoff(retries: int) -> int:
 def start_job(self: Task[[str], str], job_id: str) -> str:
     """Start a pending job's container. Short: the per-host supervisor follows it afterwards."""
     try:
-        outcome = runner.start(job_id)
+        outcome = get_backend().start(job_id)
     except DatabaseError as exc:
         # Retried here, not left to the sweep: the job starts once the database answers.
         logger.warning("job %s: database error during its start, trying again: %s", job_id, exc)
