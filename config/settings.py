@@ -368,6 +368,13 @@ JOB_REGISTRY = env.str("JOB_REGISTRY", default="").strip().rstrip("/")
 JOB_REGISTRY_USERNAME = env.str("JOB_REGISTRY_USERNAME", default="")
 JOB_REGISTRY_PASSWORD = env.str("JOB_REGISTRY_PASSWORD", default="")
 JOB_REGISTRY_PUSH_TIMEOUT = env.int("JOB_REGISTRY_PUSH_TIMEOUT", default=300)  # seconds
+if JOB_BACKEND == "swarm" and JOB_REGISTRY_USERNAME:
+    # Swarm's nodes pull with the credentials the service is created with, which Oneoff does not
+    # send yet: refused here rather than every job failing to pull on the nodes.
+    raise ImproperlyConfigured(
+        "JOB_BACKEND=swarm does not support a JOB_REGISTRY that needs a login yet: use a "
+        "registry the nodes reach without one (on a private network), or JOB_BACKEND=docker"
+    )
 # Builds of one workspace that may run at once (across all its services); more wait, queued, and
 # start as one of its builds ends. Below BUILD_WORKER_CONCURRENCY, no workspace can hold every
 # build thread.

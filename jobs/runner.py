@@ -35,6 +35,8 @@ from docker.types import LogConfig
 
 from jobs import reasons
 from jobs.models import EnvSnapshot, Job, JobStatus
+from services.builds.errors import BuildError
+from services.builds.images import pull_job_image
 from services.models import EnvVar, Service
 from services.transitions import transition
 
@@ -200,7 +202,9 @@ def container_config(job: Job, disk: Disk) -> dict:
     plan = job.plan
     memory = f"{plan.memory_mb}m"
     config = {
-        "image": job.build.image_id,
+        # The build's image in JOB_REGISTRY by digest when it was pushed there (``start`` pulls
+        # it onto an engine that never built it), else the engine's image id.
+        "image": job.build.job_image,
         "command": ["/bin/sh", "-c", job.start_command],
         # Exactly the snapshot: the image's own ENV (e.g. PATH) still applies underneath.
         "environment": job.env_snapshot.values,
@@ -485,6 +489,13 @@ def start(job_id: str, client: DockerClient | None = None) -> StartOutcome:
     if not job.build.image_id:
         fail_start(job_id, f"build {job.build_id} has no image")
         return StartOutcome.FAILED
+    if job.build.registry_image:
+        try:
+            pull_job_image(client, job.build)
+        except BuildError as exc:
+            # The registry (or the engine) did not give the image: the job waits, tried again
+            # with backoff, and fails with this note past JOB_START_TIMEOUT.
+            return _wait_for_registry(job_id, exc)
     try:
         container = _create_or_get(client, job)
     except ContainerRace:
@@ -549,6 +560,14 @@ def _wait_for_docker(job_id: str, exc: Exception, *, keep_claim: bool = False) -
     if not keep_claim:
         fields["claimed_at"] = None
     Job.objects.filter(pk=job_id, status=JobStatus.PENDING).update(**fields)
+    return StartOutcome.WAITING
+
+
+def _wait_for_registry(job_id: str, exc: Exception) -> StartOutcome:
+    note = f"Waiting for the job's image on {settings.RUNNER_HOST}: {exc}"
+    Job.objects.filter(pk=job_id, status=JobStatus.PENDING).update(
+        host="", claimed_at=None, note=note[:500]
+    )
     return StartOutcome.WAITING
 
 

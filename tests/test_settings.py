@@ -51,3 +51,13 @@ def test_a_bad_log_source_names_the_variable():
     result = run_check(JOB_LOG_SOURCE="file")
     assert result.returncode != 0
     assert "JOB_LOG_SOURCE must be auto or api" in result.stderr
+
+
+def test_swarm_with_a_registry_login_is_refused_at_start():
+    """Swarm's nodes would pull without the login: refused with the reason, not jobs failing."""
+    result = run_check(
+        JOB_BACKEND="swarm", JOB_REGISTRY="registry.example:5000", JOB_REGISTRY_USERNAME="ci"
+    )
+    assert result.returncode != 0
+    assert "JOB_BACKEND=swarm does not support a JOB_REGISTRY that needs a login" in result.stderr
+    assert run_check(JOB_BACKEND="swarm", JOB_REGISTRY="registry.example:5000").returncode == 0

@@ -70,9 +70,10 @@ def needs(job: Job) -> str:
 
 
 def image_reference(job: Job) -> str:
-    """The image a node runs: the build's image id (point 3 of issue 19 puts a registry
-    reference with its digest here, so that a node that never built it can pull it)."""
-    return job.build.image_id
+    """The image a node runs: the build's image in JOB_REGISTRY by digest, which a node that
+    never built it pulls (``Build.job_image``); without a registry, the engine's image id, which
+    only nodes that have the image can run."""
+    return job.build.job_image
 
 
 def task_template(job: Job) -> types.TaskTemplate:

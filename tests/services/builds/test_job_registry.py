@@ -129,3 +129,53 @@ def test_without_a_job_registry_jobs_run_the_engines_image(
     assert build.registry_image == ""
     assert build.job_image == build.image_id == busybox_image
     assert pull_job_image(docker_client, build) == busybox_image
+
+
+def test_a_job_of_a_pushed_build_runs_on_an_engine_that_never_built_it(
+    swarm_lab, lab_engine, make_service, settings
+):
+    """The runner pulls the job's image by digest before it creates the container."""
+    from jobs import runner
+    from jobs.launch import create_job
+    from jobs.models import Job, JobStatus
+
+    service = make_service(name="pulled", image_ref=BASE)
+    build = builds.run_build(builds.request_build(service).id, client=lab_engine)
+    assert build.status == BuildStatus.SUCCEEDED, build.reason
+    node3 = swarm_lab.client(3)
+    with contextlib.suppress(docker.errors.ImageNotFound):
+        node3.images.remove(build.registry_image, force=True)
+    settings.JOB_NETWORK = "none"
+    job = create_job(service, "echo ran")
+    try:
+        assert runner.start(job.id, client=node3) == runner.StartOutcome.STARTED
+        job = Job.objects.get(pk=job.pk)
+        assert job.status == JobStatus.RUNNING
+        container = node3.api.inspect_container(job.container_id)
+        assert container["Config"]["Image"] == build.registry_image  # by digest
+        assert container["Image"] == build.image_id  # the very image that was built
+    finally:
+        with contextlib.suppress(docker.errors.NotFound):
+            node3.api.remove_container(job.container_id or job.container_name, force=True)
+
+
+def test_a_job_whose_image_cannot_be_pulled_waits_with_a_note(
+    swarm_lab, lab_engine, make_service, docker_client, settings
+):
+    """A registry that does not answer (here: an engine that does not trust it) holds the job
+    pending with the reason, to be tried again, rather than failing it at once."""
+    from jobs import runner
+    from jobs.launch import create_job
+    from jobs.models import Job, JobStatus
+
+    service = make_service(name="unpullable", image_ref=BASE)
+    build = builds.run_build(builds.request_build(service).id, client=lab_engine)
+    assert build.status == BuildStatus.SUCCEEDED, build.reason
+    job = create_job(service, "echo never")
+    # The machine's own engine cannot reach the lab's registry (it lives in the lab's network).
+    assert runner.start(job.id, client=docker_client) == runner.StartOutcome.WAITING
+    job = Job.objects.get(pk=job.pk)
+    assert job.status == JobStatus.PENDING
+    assert job.note.startswith("Waiting for the job's image on ")
+    assert "could not be pulled from the job registry" in job.note
+    assert job.claimed_at is None
