@@ -8,6 +8,7 @@ nodes (name, state, availability, total CPU and memory) and the tasks that hold 
 totals of the one engine this process reaches (on the row of its own ``RUNNER_HOST``).
 """
 
+import contextlib
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -17,6 +18,8 @@ from django.conf import settings
 from django.db.models import Count, Sum
 from django.utils import timezone
 from docker.errors import DockerException
+
+from jobs.runner import LABEL_INSTANCE
 
 # Task states that hold a node's reserved resources (Swarm's scheduler counts them as taken).
 HOLDING = {"assigned", "accepted", "preparing", "ready", "starting", "running"}
@@ -49,7 +52,8 @@ def hosts() -> tuple[list[Host], str]:
     """The hosts and an error to show (the engine did not answer), or ""."""
     try:
         if backend() == "swarm":
-            return swarm_hosts(docker.from_env(timeout=5)), ""
+            with contextlib.closing(docker.from_env(timeout=5)) as client:
+                return swarm_hosts(client), ""
         return docker_hosts(), ""
     except (DockerException, OSError) as exc:
         return ([] if backend() == "swarm" else docker_hosts(engine=False)), (
@@ -73,6 +77,13 @@ def swarm_hosts(client: docker.DockerClient) -> list[Host]:
             memory_total_mb=resources.get("MemoryBytes", 0) // MB,
             note=(attrs.get("Status") or {}).get("Message", ""),
         )
+    # Reservations count whatever holds them; running jobs only this installation's services.
+    ours = {
+        service["ID"]
+        for service in client.api.services(
+            filters={"label": f"{LABEL_INSTANCE}={settings.ONEOFF_INSTANCE}"}
+        )
+    }
     for task in client.api.tasks():
         row = rows.get(task.get("NodeID", ""))
         state = (task.get("Status") or {}).get("State", "")
@@ -81,7 +92,7 @@ def swarm_hosts(client: docker.DockerClient) -> list[Host]:
         reserved = ((task.get("Spec") or {}).get("Resources") or {}).get("Reservations") or {}
         row.cpu_reserved += reserved.get("NanoCPUs", 0) / 1e9
         row.memory_reserved_mb += reserved.get("MemoryBytes", 0) // MB
-        row.running += state == "running"
+        row.running += state == "running" and task.get("ServiceID") in ours
     return sorted(rows.values(), key=lambda h: (h.role != "manager", h.name))
 
 
@@ -95,7 +106,10 @@ def docker_hosts(*, engine: bool = True) -> list[Host]:
         .values("host")
         .annotate(count=Count("id"), cpu=Sum("plan__cpu"), memory=Sum("plan__memory_mb"))
     }
-    info = docker.from_env(timeout=5).info() if engine else {}
+    info = {}
+    if engine:
+        with contextlib.closing(docker.from_env(timeout=5)) as client:
+            info = client.info()
     rows = []
     for runner in RunnerHost.objects.order_by("name"):
         used: dict = usage.get(runner.name, {})

@@ -4,9 +4,11 @@ engine. Names come from outside (a node's name, a host's RUNNER_HOST) and are es
 
 import docker.types
 import pytest
+from django.conf import settings as django_settings
 from django.utils import timezone
 
 from jobs.models import JobStatus, RunnerHost
+from jobs.runner import LABEL_INSTANCE
 from tests.helpers import wait_for
 
 XSS = '<img src=x onerror="alert(1)">'
@@ -62,30 +64,42 @@ def test_swarm_mode_shows_the_nodes_and_what_their_tasks_reserve(
     settings.JOB_BACKEND = "swarm"
     monkeypatch.setenv("DOCKER_HOST", swarm_lab.manager)
     manager = swarm_lab.client(1)
-    service = manager.services.create(
-        swarm_lab.image,
-        command=["sleep", "60"],
-        name="hosts-page",
-        mode=docker.types.ServiceMode("replicated-job"),
-        restart_policy=docker.types.RestartPolicy(condition="none"),
-        resources=docker.types.Resources(
-            mem_reservation=48 * 1024 * 1024, cpu_reservation=250_000_000
-        ),
-        constraints=["node.hostname==node2"],
+
+    def service_on_node2(name, memory_mb, cpu, labels):
+        return manager.services.create(
+            swarm_lab.image,
+            command=["sleep", "60"],
+            name=name,
+            mode=docker.types.ServiceMode("replicated-job"),
+            restart_policy=docker.types.RestartPolicy(condition="none"),
+            resources=docker.types.Resources(
+                mem_reservation=memory_mb * 1024 * 1024, cpu_reservation=int(cpu * 1e9)
+            ),
+            constraints=["node.hostname==node2"],
+            labels=labels,
+        )
+
+    # A job of this installation's, and a service that is not Oneoff's: both reserve room, only
+    # the job counts as a running job.
+    service = service_on_node2(
+        "hosts-page", 48, 0.25, {LABEL_INSTANCE: django_settings.ONEOFF_INSTANCE}
     )
+    foreign = service_on_node2("not-a-job", 16, 0.1, {})
     node3 = next(n for n in manager.nodes.list() if n.attrs["Description"]["Hostname"] == "node3")
     spec = node3.attrs["Spec"]
     try:
-        wait_for(
-            lambda: any(t["Status"]["State"] == "running" for t in service.tasks()),
-            60,
-            0.2,
-            "the task to run",
-        )
+        for each in (service, foreign):
+            wait_for(
+                lambda each=each: any(t["Status"]["State"] == "running" for t in each.tasks()),
+                60,
+                0.2,
+                "the tasks to run",
+            )
         node3.update({**spec, "Name": XSS})
         page = login(staff).get("/hosts/").content.decode()
     finally:
         service.remove()
+        foreign.remove()
         node3.reload()
         node3.update({**node3.attrs["Spec"], "Name": ""})
 
@@ -94,8 +108,8 @@ def test_swarm_mode_shows_the_nodes_and_what_their_tasks_reserve(
     rows = {row.split("<", 1)[0].strip(): row for row in page.split('<th scope="row">')[1:]}
     total = manager.nodes.list(filters={"name": "node2"})[0].attrs["Description"]["Resources"]
     node2 = rows["node2"]
-    assert f"48 MB / {total['MemoryBytes'] // (1024 * 1024)} MB" in node2
-    assert f"0.25 / {total['NanoCPUs'] / 1e9:g}" in node2
+    assert f"64 MB / {total['MemoryBytes'] // (1024 * 1024)} MB" in node2
+    assert f"0.35 / {total['NanoCPUs'] / 1e9:g}" in node2
     assert "<td>ready</td>" in node2
     assert "<td>active</td>" in node2
     assert '<td class="num">1</td>' in node2
