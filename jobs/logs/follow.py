@@ -8,6 +8,7 @@ cursor.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
@@ -30,7 +31,7 @@ from jobs.logs.engine import (
 )
 from jobs.logs.files import LogFiles
 from jobs.logs.parse import FrameParser, JsonBlock, JsonFileParser
-from jobs.logs.store import LogWriter
+from jobs.logs.store import FLUSH_RETRY_FOR, Batch, LogWriter
 
 logger = logging.getLogger(__name__)
 
@@ -394,9 +395,30 @@ class LogFollower(threading.Thread):
                 logger.debug("closing the log stream of %s", self.job_id, exc_info=True)
 
     def _write(self, writer: LogWriter | None) -> None:
+        """Make batches of the parsed chunks (``LogWriter.add_batch``: cleaning, masking, COPY
+        rows) and hand each to a third thread that stores it (``LogWriter.store``), so that the
+        next batch is made while the database works on this one. At most one batch is stored
+        while one is made: memory stays bounded."""
+        batches: queue.Queue[Batch | None] = queue.Queue(maxsize=1)
+        failed: list[BaseException] = []  # the storer's error, if it stopped
+        storer: threading.Thread | None = None
         try:
             if writer is None:
                 writer = LogWriter.for_job(self.job_id)
+            storer = threading.Thread(
+                target=self._store_batches,
+                args=(writer, batches, failed),
+                name=f"logdb-{self.job_id}",
+                daemon=True,
+            )
+            storer.start()
+
+            def hand(batch: Batch | None) -> None:
+                batches.join()  # the batch before is stored (or the storer stopped)
+                if failed:
+                    raise StorerStopped
+                batches.put(batch)
+
             deadline = time.monotonic() + FLUSH_INTERVAL
             while True:
                 timeout = max(0.0, deadline - time.monotonic())
@@ -405,19 +427,60 @@ class LogFollower(threading.Thread):
                 except queue.Empty:
                     item = []
                 if item is None:
-                    writer.finish()
+                    writer.release()
+                    last = writer.take()
+                    if last is not None:
+                        hand(last)
+                    hand(None)
+                    storer.join()
+                    if failed:
+                        raise StorerStopped
                     return
                 writer.add_batch(item)
-                if writer.should_flush:
-                    writer.flush()
-                    deadline = time.monotonic() + FLUSH_INTERVAL
-                if time.monotonic() >= deadline:
-                    writer.flush()
+                if writer.should_flush or time.monotonic() >= deadline:
+                    batch = writer.take()
+                    if batch is not None:
+                        hand(batch)
                     deadline = time.monotonic() + FLUSH_INTERVAL
         except BaseException as exc:
-            self.error = exc
+            if self.error is None:
+                self.error = exc
             self.stop()
-            # Unblock the reader if it waits on a full queue.
+            # Unblock the reader if it waits on a full queue, and the storer.
             self._drain_queue()
+            if storer is not None and storer.is_alive():
+                with contextlib.suppress(queue.Full):
+                    batches.put(None, timeout=FLUSH_RETRY_FOR + 10)
         finally:
             connection.close()
+
+    def _store_batches(
+        self,
+        writer: LogWriter,
+        batches: queue.Queue[Batch | None],
+        failed: list[BaseException],
+    ) -> None:
+        """The storing thread: stores each batch handed to it, in order, until None."""
+        try:
+            while True:
+                batch = batches.get()
+                try:
+                    if batch is None:
+                        return
+                    writer.store(batch)
+                except BaseException as exc:
+                    # The writer sees it before it hands another batch (none is waiting:
+                    # it hands one only once the one before is stored).
+                    failed.append(exc)
+                    if self.error is None:
+                        self.error = exc
+                    self.stop()
+                    return
+                finally:
+                    batches.task_done()
+        finally:
+            connection.close()
+
+
+class StorerStopped(Exception):
+    """The follower's storing thread stopped (its error is the follower's)."""

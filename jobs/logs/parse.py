@@ -119,6 +119,15 @@ _USUAL_LINES = re.compile(
     rb'(?:\{"log":"[^"\\\n]*\\n","stream":"std(?:out|err)",'
     rb'"time":"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z"\}\n)+'
 )
+# Docker writes the time as RFC 3339 with nanoseconds, trailing zeros cut (one line in ten has 8
+# digits or fewer): those are padded back to 9 first, in one pass over the read.
+_SHORT_TIME = re.compile(rb'("time":"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,8}))?Z"\}\n')
+
+
+def _nine_digits(match: re.Match[bytes]) -> bytes:
+    return b'%s.%sZ"}\n' % (match[1], (match[2] or b"").ljust(9, b"0"))
+
+
 # Offsets in such a line, from its end: the payload ends 62 bytes before it (``\n","stream":"``
 # and the rest), the time's microseconds 6 bytes before it, and 45 before it is the ``o`` of
 # ``stdout`` or the ``e`` of ``stderr``.
@@ -170,8 +179,12 @@ class JsonFileParser:
             self.rest = b""
         if not end:
             return []
+        if end < len(buf):
+            buf = buf[:end]
+        buf = _SHORT_TIME.sub(_nine_digits, buf)
+        end = len(buf)
         if _USUAL_LINES.fullmatch(buf, 0, end) and (buf.isascii() or _is_utf8(buf, end)):
-            return [JsonBlock(buf[:end] if end < len(buf) else buf)]
+            return [JsonBlock(buf)]
         out: list[JsonBlock | list[tuple[int, int, bytes]]] = []
         pos = 0
         while pos < end:

@@ -234,6 +234,26 @@ class StoredBatch(Sequence[StoredLine]):
         return min(firsts) if firsts else None
 
 
+@dataclass(slots=True)
+class Batch:
+    """What one flush stores, taken from the writer at once (``LogWriter.take``): its lines and
+    the job's counters after them. ``LogWriter.store`` stores it, on another thread if need be:
+    it reads nothing of the writer that ``add_batch`` changes."""
+
+    lines: StoredBatch
+    expected: int  # the job's log_line_count before these lines
+    line_count: int
+    cursor_ns: int
+    cursor_count: int
+    stored_bytes: int
+    dropped_bytes: int
+    truncation_seq: int | None
+    truncation_text: str | None  # the truncation marker's new text, when it changed
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+
 def insert_lines(job_id: str, lines: Sequence[StoredLine], blocks: Sequence[RowBlock] = ()) -> None:
     """One COPY on PostgreSQL, multi-row INSERTs elsewhere. Call inside a transaction."""
     if not lines and not blocks:
@@ -413,9 +433,13 @@ class LogWriter:
 
     def finish(self) -> StoredBatch:
         """At the end of the log: store what the masker still holds, and flush."""
+        self.release()
+        return self.flush()
+
+    def release(self) -> None:
+        """At the end of the log: add what the masker still holds."""
         if self.masker is not None:
             self._add_batch(self.masker.release())
-        return self.flush()
 
     def _add_batch(self, messages: list[tuple[int, int, bytes]]) -> None:
         """``_add`` for each message, with the usual case inlined (this runs for every line):
@@ -543,30 +567,64 @@ class LogWriter:
         )
 
     def flush(self) -> StoredBatch:
-        """Store the pending lines and the cursor in one transaction; returns what was stored.
+        """Store the pending lines and the cursor in one transaction; returns what was stored
+        (``take`` then ``store``)."""
+        batch = self.take()
+        if batch is None:
+            return StoredBatch([], [])
+        return self.store(batch)
+
+    def take(self) -> Batch | None:
+        """The pending lines and the cursor as they are now, to store (None: nothing new); the
+        writer goes on with an empty batch."""
+        lines = StoredBatch(self.pending, self.blocks)
+        if not lines and not self.truncation_dirty and not self.dirty:
+            return None
+        batch = Batch(
+            lines=lines,
+            expected=self.line_count - len(lines),
+            line_count=self.line_count,
+            cursor_ns=self.cursor_ns,
+            cursor_count=self.cursor_count,
+            stored_bytes=self.stored_bytes,
+            dropped_bytes=self.dropped_bytes,
+            truncation_seq=self.truncation_seq,
+            truncation_text=(
+                truncation_text(self.max_bytes, self.dropped_bytes)
+                if self.truncation_dirty and self.truncation_seq is not None
+                else None
+            ),
+        )
+        self.truncation_dirty = False
+        self.pending = []
+        self.blocks = []
+        self.block_lines = 0
+        self.pending_bytes = 0
+        self.dirty = False
+        return batch
+
+    def store(self, batch: Batch) -> StoredBatch:
+        """Store a batch (``take``) and its cursor in one transaction; returns its lines.
 
         A database error (a restart, a lost connection) is retried with backoff, for up to
         FLUSH_RETRY_FOR seconds, on a new connection: the lines stay pending meanwhile (the
         follower's bounded queue holds the rest back). The transaction stores lines and cursor
         together, and the compare-and-set on ``log_line_count`` tells a commit whose answer was
         lost (the count moved to ours: stored once, not again) from one that never happened."""
-        lines = StoredBatch(self.pending, self.blocks)
-        if not lines and not self.truncation_dirty and not self.dirty:
-            return lines
-        expected = self.line_count - len(lines)
+        lines = batch.lines
         began = time.monotonic()
         delay = FLUSH_RETRY_FIRST
         deadline = time.monotonic() + FLUSH_RETRY_FOR
         failing_since: float | None = None
         while True:
             try:
-                self._store(lines, expected)
+                self._store(batch, batch.expected)
                 break
             except (OperationalError, InterfaceError) as exc:
                 if connection.in_atomic_block:
                     raise  # inside a caller's transaction: not ours to retry
                 connection.close()
-                if lines and self._stored_already():
+                if lines and self._stored_already(batch):
                     break
                 if time.monotonic() >= deadline:
                     raise
@@ -583,12 +641,6 @@ class LogWriter:
                 self.job_id,
                 time.monotonic() - failing_since,
             )
-        self.truncation_dirty = False
-        self.pending = []
-        self.blocks = []
-        self.block_lines = 0
-        self.pending_bytes = 0
-        self.dirty = False
         if connection.vendor == "sqlite":
             # A lower priority than the web's writes: leave the lock free a while (see above).
             held = time.monotonic() - began
@@ -597,7 +649,7 @@ class LogWriter:
             notify(self.job_id, lines)
         return lines
 
-    def _stored_already(self) -> bool:
+    def _stored_already(self, batch: Batch) -> bool:
         """After an error: whether the batch committed anyway (LogConflict if another writer
         moved the job's count elsewhere)."""
         try:
@@ -606,13 +658,14 @@ class LogWriter:
         except (OperationalError, InterfaceError):
             connection.close()
             return False
-        if now == self.line_count:
+        if now == batch.line_count:
             return True
-        if now != self.line_count - len(self.pending) - self.block_lines:
+        if now != batch.expected:
             raise LogConflict(self.job_id)
         return False
 
-    def _store(self, lines: StoredBatch, expected: int) -> None:
+    def _store(self, batch: Batch, expected: int) -> None:
+        lines = batch.lines
         with transaction.atomic():
             if connection.vendor == "postgresql":
                 # Not waiting for this commit's WAL flush is safe: lines and cursor commit
@@ -621,11 +674,11 @@ class LogWriter:
                 with connection.cursor() as cursor:
                     cursor.execute("SET LOCAL synchronous_commit = off")
             updated = Job.objects.filter(pk=self.job_id, log_line_count=expected).update(
-                log_cursor_ns=self.cursor_ns,
-                log_cursor_count=self.cursor_count,
-                log_line_count=self.line_count,
-                log_bytes=self.stored_bytes,
-                log_dropped_bytes=self.dropped_bytes,
+                log_cursor_ns=batch.cursor_ns,
+                log_cursor_count=batch.cursor_count,
+                log_line_count=batch.line_count,
+                log_bytes=batch.stored_bytes,
+                log_dropped_bytes=batch.dropped_bytes,
             )
             if not updated:
                 raise LogConflict(self.job_id)
@@ -637,13 +690,13 @@ class LogWriter:
                 # startedAt (as Render's CLI does) misses none.
                 moment = EPOCH + timedelta(microseconds=first[1])
                 Job.objects.filter(pk=self.job_id, started_at__gt=moment).update(started_at=moment)
-            if self.truncation_dirty and self.truncation_seq is not None:
-                text = truncation_text(self.max_bytes, self.dropped_bytes)
-                JobLogLine.objects.filter(job_id=self.job_id, seq=self.truncation_seq).update(
+            text = batch.truncation_text
+            if text is not None and batch.truncation_seq is not None:
+                JobLogLine.objects.filter(job_id=self.job_id, seq=batch.truncation_seq).update(
                     text=text
                 )
                 for line in lines.loose:  # the marker is never in a block
-                    if line.seq == self.truncation_seq:
+                    if line.seq == batch.truncation_seq:
                         line.text = text
 
 

@@ -17,7 +17,9 @@ SECOND = 1_780_000_000
 
 def json_line(ts_ns: int, stream: str, text: str) -> bytes:
     seconds, nanos = divmod(ts_ns, 10**9)
-    stamp = f"{_iso(seconds)}.{nanos:09d}Z"
+    # RFC 3339 with nanoseconds, trailing zeros cut, as Docker writes it.
+    fraction = f"{nanos:09d}".rstrip("0")
+    stamp = f"{_iso(seconds)}{'.' if fraction else ''}{fraction}Z"
     return (
         json.dumps(
             {"log": text, "stream": stream, "time": stamp},
@@ -127,7 +129,10 @@ def test_blocks_store_what_the_per_line_way_stores(two_jobs, seed):
 
 
 def test_a_clean_log_is_read_as_blocks(two_jobs):
-    data = b"".join(json_line(SECOND * 10**9 + i, "stdout", f"{i}\n") for i in range(2000))
+    # Times with 9 digits, fewer (trailing zeros cut) and none.
+    data = b"".join(json_line(SECOND * 10**9 + i * 10, "stdout", f"{i}\n") for i in range(2000))
+    assert b':40Z"' in data
+    assert b'.00001Z"' in data
     items = JsonFileParser().feed_blocks(data)
     assert len(items) == 1
     assert isinstance(items[0], JsonBlock)
@@ -187,3 +192,28 @@ def test_the_queue_budget_bounds_all_followers_but_never_stops_one_alone():
     assert budget.take(60, 0.01, alone=False)
     budget.give(90)
     assert budget.used == 0
+
+
+def test_an_error_of_the_storing_thread_stops_the_follower(two_jobs, monkeypatch):
+    import threading
+
+    from jobs.logs.follow import LogFollower
+    from jobs.logs.store import LogConflict
+
+    job, _ = two_jobs
+
+    def conflict(self, batch):
+        raise LogConflict(job.id)
+
+    monkeypatch.setattr(LogWriter, "store", conflict)
+    follower = LogFollower(job.id, "no-container", lambda: None)  # type: ignore[arg-type,return-value]
+    writer = LogWriter.for_job(job.id)
+    thread = threading.Thread(target=follower._write, args=(writer,), daemon=True)
+    thread.start()
+    for i in range(5):
+        follower._put([(SECOND * 10**9 + i, 1, b"line\n")])
+    follower._put(None)
+    thread.join(10)
+    assert not thread.is_alive()
+    assert isinstance(follower.error, LogConflict)
+    assert follower.stopping.is_set()
