@@ -9,6 +9,9 @@
     memory and CPU costs the ingest;
 (d) the usage sampler's own cost: one reading of a running container's memory and CPU from its
     cgroup files, beside one call of the engine's stats endpoint (one_shot, and the default);
+(f) many chatty jobs at once: ingest lines/s with 1, 4 and 16 jobs printing at the same moment
+    (a table, and bench/out/ingest_scaling.json for the chart), and the worker's peak RSS with 50
+    jobs each printing 100,000 lines;
 (e) the same ingest with log masking on (a service with 20 env values of 10-40 characters) vs
     off (the same env, ``mask_secrets`` off), alternating, in one worker: masking must cost
     under 20% of ingest throughput.
@@ -18,6 +21,7 @@ labels its containers with an instance of its own. `--quick` uses tiny sizes.
 """
 
 import argparse
+import json
 import os
 import shutil
 import signal
@@ -389,16 +393,17 @@ def bench_ingest(service, lines, runs, image, env):
     print(
         f"    stored lines/s, from startedAt: median {rate:,.0f} (runs "
         f"{', '.join(f'{r:,.0f}' for r in rates)}); Docker stamped them over "
-        f"{statistics.median(spans):.2f} s (median) (target >= 100,000)"
+        f"{statistics.median(spans):.2f} s (median)"
     )
-    print(f"    worker peak RSS (VmHWM): {rss:.0f} MB (target < 200 MB)")
+    print(f"    worker peak RSS (VmHWM): {rss:.0f} MB (target < 150 MB)")
     print(
         f"    baseline, JOB_LOG_SOURCE=api (the engine's logs endpoint): median "
         f"{api_rate:,.0f} lines/s; ratio {rate / api_rate:.2f}x"
     )
     print(
         f"    baseline, bare `docker logs` to /dev/null (reads, stores nothing): median "
-        f"{statistics.median(bare):,.0f} lines/s; ratio {rate / statistics.median(bare):.2f}x"
+        f"{statistics.median(bare):,.0f} lines/s; ratio {rate / statistics.median(bare):.2f}x "
+        "(target >= 0.8x)"
     )
     unsampled = statistics.median(results["unsampled"][0])
     print(
@@ -407,10 +412,130 @@ def bench_ingest(service, lines, runs, image, env):
         f"{', '.join(f'{r:,.0f}' for r in results['unsampled'][0])}); ratio on/off "
         f"{rate / unsampled:.2f}x (target >= 0.8x: within the noise of two medians)"
     )
-    missed = [f"ingest {rate:,.0f} lines/s < 100,000"] if rate < 100_000 else []
+    bare_rate = statistics.median(bare)
+    missed = []
+    if rate < 0.8 * bare_rate:
+        missed.append(f"ingest {rate / bare_rate:.2f}x the bare read (< 0.8x)")
     if rate < 0.8 * unsampled:
         missed.append(f"ingest with usage sampling {rate / unsampled:.2f}x of without (< 0.8x)")
-    return missed + ([f"worker peak RSS {rss:.0f} MB >= 200 MB"] if rss >= 200 else [])
+    return missed + ([f"worker peak RSS {rss:.0f} MB >= 150 MB"] if rss >= 150 else [])
+
+
+def ingest_together(service, jobs: int, lines: int) -> tuple[float, int]:
+    """``jobs`` jobs that each print ``lines`` lines, all from the same moment (they sleep until
+    it, so that their starts one after another do not spread them): (stored lines/s of all of
+    them from the first line Docker stamped to the last line stored, lines Docker dropped). On
+    a busy machine Docker's own logger may fall behind by more than it waits for at a
+    container's exit (12 s) and drop the rest ("Logger didn't exit in time: logs may be
+    truncated" in the engine's log): the jobs then end with fewer lines stored."""
+    from django.db.models import Min, Sum
+
+    from jobs.launch import create_job
+    from jobs.models import Job, JobLogLine
+
+    start_at = int(time.time()) + 3 + jobs // 2  # each start takes a while on a busy machine
+    command = f"d=$(({start_at} - $(date +%s))); [ $d -gt 0 ] && sleep $d; seq 1 {lines}"
+    created = [create_job(service, command) for _ in range(jobs)]
+    ids = [job.pk for job in created]
+    total = jobs * lines
+    deadline = time.monotonic() + 600
+    while True:
+        stored = Job.objects.filter(pk__in=ids).aggregate(n=Sum("log_line_count"))["n"] or 0
+        if stored >= total:
+            break
+        if not Job.objects.filter(pk__in=ids, finished_at__isnull=True).exists():
+            stored = Job.objects.filter(pk__in=ids).aggregate(n=Sum("log_line_count"))["n"]
+            break  # every follower stored all Docker had: it dropped the rest
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{stored} of {total} lines stored in 600 s")
+        time.sleep(0.01)
+    from django.utils import timezone
+
+    stored_at = timezone.now()
+    wait_all(created, "finished", 120)
+    first = JobLogLine.objects.filter(job_id__in=ids, seq=0).aggregate(t=Min("timestamp"))["t"]
+    assert Job.objects.filter(pk__in=ids, status="succeeded").count() == jobs
+    return stored / max((stored_at - first).total_seconds(), 1e-6), total - stored
+
+
+def bench_scaling(service, counts, lines, runs, chatty, chatty_lines, env):
+    """(f) stored lines/s with 1, 4 and 16 chatty jobs at once (a fresh worker for each count),
+    and the worker's peak RSS with ``chatty`` jobs of ``chatty_lines`` lines each."""
+    os.environ["JOB_LOG_SOURCE"] = "auto"
+    table = []
+    try:
+        for jobs in counts:
+            rates, rss, dropped = [], 0.0, 0
+            for _ in range(runs):
+                worker = start_worker(env["ONEOFF_VAR_DIR"])
+                try:
+                    rate, lost = ingest_together(service, jobs, lines)
+                    rates.append(rate)
+                    dropped += lost
+                    rss = max(rss, peak_rss_mb(worker.pid))
+                finally:
+                    stop_worker(worker, env["ONEOFF_INSTANCE"])
+            table.append(
+                {
+                    "jobs": jobs,
+                    "lines_per_job": lines,
+                    "lines_per_s": rates,
+                    "rss_mb": rss,
+                    "lines_docker_dropped": dropped,
+                }
+            )
+        worker = start_worker(env["ONEOFF_VAR_DIR"])
+        try:
+            chatty_rate, chatty_dropped = ingest_together(service, chatty, chatty_lines)
+            chatty_rss = peak_rss_mb(worker.pid)
+        finally:
+            stop_worker(worker, env["ONEOFF_INSTANCE"])
+    finally:
+        os.environ.pop("JOB_LOG_SOURCE")
+    load = os.getloadavg()
+    print(
+        f"(f) ingest with concurrent chatty jobs ({runs} run(s) each, load average {load[0]:.1f})"
+    )
+    print(
+        "    | jobs at once | lines each | stored lines/s (median, all jobs) | per job | RSS "
+        "| lines Docker dropped |"
+    )
+    for row in table:
+        rate = statistics.median(row["lines_per_s"])
+        print(
+            f"    | {row['jobs']} | {row['lines_per_job']:,} | {rate:,.0f} | "
+            f"{rate / row['jobs']:,.0f} | {row['rss_mb']:.0f} MB | {row['lines_docker_dropped']} |"
+        )
+    print(
+        f"    {chatty} jobs x {chatty_lines:,} lines at once: {chatty_rate:,.0f} lines/s stored, "
+        f"worker peak RSS (VmHWM) {chatty_rss:.0f} MB (target < 300 MB); lines Docker dropped: "
+        f"{chatty_dropped}"
+    )
+    out = ROOT / "bench" / "out"
+    out.mkdir(exist_ok=True)
+    (out / "ingest_scaling.json").write_text(
+        json.dumps(
+            {
+                "what": "stored log lines/s of N jobs printing at once, one worker",
+                "load_average": load[0],
+                "rows": table,
+                "chatty": {
+                    "jobs": chatty,
+                    "lines_per_job": chatty_lines,
+                    "lines_per_s": chatty_rate,
+                    "rss_mb": chatty_rss,
+                    "lines_docker_dropped": chatty_dropped,
+                },
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    return (
+        [f"{chatty} chatty jobs: peak RSS {chatty_rss:.0f} MB >= 300 MB"]
+        if chatty_rss >= 300
+        else []
+    )
 
 
 def masking_services(image_id: str):
@@ -603,7 +728,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument(
         "--only",
-        choices=["latency", "throughput", "ingest", "sampler", "masking"],
+        choices=["latency", "throughput", "ingest", "scaling", "sampler", "masking"],
         help="run one part only",
     )
     args = parser.parse_args()
@@ -637,6 +762,13 @@ def main() -> int:
             stop_worker(worker, env["ONEOFF_INSTANCE"])
     if args.only in (None, "ingest"):
         missed += bench_ingest(service, n_lines, n_runs, image, env)
+    if args.only in (None, "scaling"):
+        missed += bench_scaling(
+            service,
+            (1, 4, 16),
+            *((5_000, 1, 5, 5_000) if args.quick else (100_000, 3, 50, 100_000)),
+            env,
+        )
     if args.only in (None, "masking"):
         missed += bench_masking(image, n_lines, n_runs, env)
     if args.only in (None, "sampler"):

@@ -8,6 +8,7 @@ cursor.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
@@ -29,8 +30,8 @@ from jobs.logs.engine import (
     raw_chunks,
 )
 from jobs.logs.files import LogFiles
-from jobs.logs.parse import FrameParser, JsonFileParser
-from jobs.logs.store import LogWriter
+from jobs.logs.parse import FrameParser, JsonBlock, JsonFileParser
+from jobs.logs.store import FLUSH_RETRY_FOR, Batch, LogWriter
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +39,47 @@ FLUSH_INTERVAL = 0.25  # seconds: stored lines are at most this old (plus one IN
 # Parsed chunks between a follower's reader and writer: each from a 64 KiB file read, or up to
 # 256 KiB of the endpoint's stream.
 QUEUE_CHUNKS = 64
+# … and the bytes of all of them in one process: with many chatty jobs at once (the database
+# behind them all) every follower's queue would fill, 50 jobs holding 50 x 64 chunks.
+QUEUE_BYTES = 24 * 1024 * 1024
+
+
+class QueueBudget:
+    """Bytes of log data waiting in the queues of this process's followers, bounded: a reader
+    waits for room, except when its own queue is empty (each follower always moves on)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self.changed = threading.Condition()
+
+    def take(self, size: int, timeout: float, alone: bool) -> bool:
+        with self.changed:
+            if self.used + size > self.limit and not alone:
+                self.changed.wait(timeout)
+                if self.used + size > self.limit:
+                    return False
+            self.used += size
+            return True
+
+    def give(self, size: int) -> None:
+        if size:
+            with self.changed:
+                self.used -= size
+                self.changed.notify_all()
+
+
+BUDGET = QueueBudget(QUEUE_BYTES)
+
+
+def item_bytes(item: list[tuple[int, int, bytes]] | JsonBlock | None) -> int:
+    """About what a queued item holds in memory."""
+    if item is None:
+        return 0
+    if isinstance(item, JsonBlock):
+        return len(item.data)
+    return sum(len(payload) + 100 for _, _, payload in item)
+
 
 RESUME_MARGIN_NS = 1_000_000_000  # stdout and stderr are stamped apart: a little disorder
 # Seconds between attempts to reach an engine that went away (restarting) while a job runs.
@@ -83,7 +125,8 @@ class LogFollower(threading.Thread):
     """Follows one container's logs into the database until the container exited.
 
     Two threads: this one reads and parses the log into a bounded queue (back-pressure keeps
-    memory bounded when the database is slower than the job); a writer drains it and flushes at
+    memory bounded when the database is slower than the job, and ``BUDGET`` bounds the queues of
+    all followers in the process together); a writer drains it and flushes at
     least every FLUSH_INTERVAL. ``done`` is set when everything Docker had was stored, ``error``
     when it stopped early (the supervisor then starts a new follower, which resumes).
 
@@ -113,6 +156,8 @@ class LogFollower(threading.Thread):
         self.container_id = container_id
         self.client_factory = client_factory
         self.queue: queue.Queue = queue.Queue(maxsize=QUEUE_CHUNKS)
+        self.queued = 0  # bytes of this follower in its queue (and in BUDGET)
+        self.queued_lock = threading.Lock()
         self.done = False
         self.error: BaseException | None = None
         self.stopping = threading.Event()
@@ -177,6 +222,8 @@ class LogFollower(threading.Thread):
             if writer_thread is not None:
                 writer_thread.join(timeout=10)
         finally:
+            if writer_thread is None or not writer_thread.is_alive():
+                self._drain_queue()  # what a writer that stopped early left: back to BUDGET
             if self.opened is not None:
                 self.opened.close()  # unless _follow_file already did
             if self.response is not None:
@@ -256,9 +303,8 @@ class LogFollower(threading.Thread):
             while not self.stopping.is_set() and self.error is None:
                 data = files.read(self.FILE_BLOCK)
                 if data:
-                    messages = parser.feed(data)
-                    if messages:
-                        self._put(messages)
+                    for item in parser.feed_blocks(data):
+                        self._put(item)
                     files.scan()  # a stat when nothing rotated: cheap next to parsing a block
                     poll = min(self.FILE_POLL_MIN, longest_poll)
                     continue
@@ -272,9 +318,8 @@ class LogFollower(threading.Thread):
                     files.scan()
                     while True:
                         while data := files.read(self.FILE_BLOCK):
-                            messages = parser.feed(data)
-                            if messages:
-                                self._put(messages)
+                            for item in parser.feed_blocks(data):
+                                self._put(item)
                         if not files.advance():
                             return
                         parser = JsonFileParser()
@@ -299,18 +344,47 @@ class LogFollower(threading.Thread):
         finally:
             response.close()
 
-    def _put(self, item: list[tuple[int, int, bytes]] | None) -> None:
+    def _put(self, item: list[tuple[int, int, bytes]] | JsonBlock | None) -> None:
+        size = item_bytes(item)
+        while size and not BUDGET.take(size, self.put_wait, alone=self.queued == 0):
+            if self.error is not None or self.stopping.is_set():
+                return
+            files = self.files
+            if files is not None:
+                files.scan()  # the writers are behind: keep hold of the pieces Docker rotates
+        with self.queued_lock:
+            self.queued += size
         while True:
             try:
-                self.queue.put(item, timeout=self.put_wait)
+                self.queue.put((item, size), timeout=self.put_wait)
                 return
             except queue.Full:
                 if self.error is not None or self.stopping.is_set():
+                    self._gave(size)
                     return
                 files = self.files
                 if files is not None:
                     # The writer is behind: keep hold of the pieces Docker rotates meanwhile.
                     files.scan()
+
+    def _get(self, timeout: float) -> list[tuple[int, int, bytes]] | JsonBlock | None:
+        item, size = self.queue.get(timeout=timeout)
+        self._gave(size)
+        return item
+
+    def _gave(self, size: int) -> None:
+        if size:
+            with self.queued_lock:
+                self.queued -= size
+            BUDGET.give(size)
+
+    def _drain_queue(self) -> None:
+        """Empty the queue (its bytes back to BUDGET): the writer stopped."""
+        while True:
+            try:
+                self._get(0)
+            except queue.Empty:
+                return
 
     def stop(self) -> None:
         self.stopping.set()
@@ -321,34 +395,92 @@ class LogFollower(threading.Thread):
                 logger.debug("closing the log stream of %s", self.job_id, exc_info=True)
 
     def _write(self, writer: LogWriter | None) -> None:
+        """Make batches of the parsed chunks (``LogWriter.add_batch``: cleaning, masking, COPY
+        rows) and hand each to a third thread that stores it (``LogWriter.store``), so that the
+        next batch is made while the database works on this one. At most one batch is stored
+        while one is made: memory stays bounded."""
+        batches: queue.Queue[Batch | None] = queue.Queue(maxsize=1)
+        failed: list[BaseException] = []  # the storer's error, if it stopped
+        storer: threading.Thread | None = None
         try:
             if writer is None:
                 writer = LogWriter.for_job(self.job_id)
+            storer = threading.Thread(
+                target=self._store_batches,
+                args=(writer, batches, failed),
+                name=f"logdb-{self.job_id}",
+                daemon=True,
+            )
+            storer.start()
+
+            def hand(batch: Batch | None) -> None:
+                batches.join()  # the batch before is stored (or the storer stopped)
+                if failed:
+                    raise StorerStopped
+                batches.put(batch)
+
             deadline = time.monotonic() + FLUSH_INTERVAL
             while True:
                 timeout = max(0.0, deadline - time.monotonic())
                 try:
-                    item = self.queue.get(timeout=timeout)
+                    item = self._get(timeout)
                 except queue.Empty:
-                    item = ()
+                    item = []
                 if item is None:
-                    writer.finish()
+                    writer.release()
+                    last = writer.take()
+                    if last is not None:
+                        hand(last)
+                    hand(None)
+                    storer.join()
+                    if failed:
+                        raise StorerStopped
                     return
                 writer.add_batch(item)
-                if writer.should_flush:
-                    writer.flush()
-                    deadline = time.monotonic() + FLUSH_INTERVAL
-                if time.monotonic() >= deadline:
-                    writer.flush()
+                if writer.should_flush or time.monotonic() >= deadline:
+                    batch = writer.take()
+                    if batch is not None:
+                        hand(batch)
                     deadline = time.monotonic() + FLUSH_INTERVAL
         except BaseException as exc:
-            self.error = exc
+            if self.error is None:
+                self.error = exc
             self.stop()
-            # Unblock the reader if it waits on a full queue.
-            while True:
-                try:
-                    self.queue.get_nowait()
-                except queue.Empty:
-                    break
+            # Unblock the reader if it waits on a full queue, and the storer.
+            self._drain_queue()
+            if storer is not None and storer.is_alive():
+                with contextlib.suppress(queue.Full):
+                    batches.put(None, timeout=FLUSH_RETRY_FOR + 10)
         finally:
             connection.close()
+
+    def _store_batches(
+        self,
+        writer: LogWriter,
+        batches: queue.Queue[Batch | None],
+        failed: list[BaseException],
+    ) -> None:
+        """The storing thread: stores each batch handed to it, in order, until None."""
+        try:
+            while True:
+                batch = batches.get()
+                try:
+                    if batch is None:
+                        return
+                    writer.store(batch)
+                except BaseException as exc:
+                    # The writer sees it before it hands another batch (none is waiting:
+                    # it hands one only once the one before is stored).
+                    failed.append(exc)
+                    if self.error is None:
+                        self.error = exc
+                    self.stop()
+                    return
+                finally:
+                    batches.task_done()
+        finally:
+            connection.close()
+
+
+class StorerStopped(Exception):
+    """The follower's storing thread stopped (its error is the follower's)."""

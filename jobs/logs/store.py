@@ -7,18 +7,23 @@ what was stored.
 
 ``lines_stored``, the ingest hook: a Django signal sent after each batch of log lines commits,
 in the follower's thread, with ``sender=LogWriter`` and the keywords ``job_id`` (str) and
-``lines`` (list[StoredLine]). Receivers must be cheap and never block (hand the lines to a queue
-of your own); it is sent with ``send_robust``, so an exception in one is logged (by
-``django.dispatch``) and ignored. The log-stream forwarder connects to it (``logstreams.apps``)
-as a wake-up hint: it reads the lines to send from the table, after its cursors.
+``lines`` (a sequence of StoredLine, made only when read: ``StoredBatch``). Receivers must be
+cheap and never block (hand the lines to a queue of your own); it is sent with ``send_robust``,
+so an exception in one is logged (by ``django.dispatch``) and ignored. The log-stream forwarder
+connects to it (``logstreams.apps``) as a wake-up hint: it reads the lines to send from the
+table, after its cursors.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from itertools import chain, compress, repeat
+from operator import ge, itemgetter
+from typing import overload
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
@@ -26,7 +31,14 @@ from django.dispatch import Signal
 
 from jobs.logs.clean import clean_text, split_bytes, truncation_text
 from jobs.logs.mask import LogMasker
-from jobs.logs.parse import EPOCH, StoredLine
+from jobs.logs.parse import (
+    EPOCH,
+    USUAL_OVERHEAD,
+    JsonBlock,
+    StoredLine,
+    _cache_seconds,
+    _second_cache,
+)
 from jobs.models import Job, JobLogLine, LogStream
 
 FLUSH_LINES = 5000
@@ -48,7 +60,7 @@ FLUSH_RETRY_FOR = 300.0
 
 logger = logging.getLogger(__name__)
 
-lines_stored = Signal()  # job_id: str, lines: list[StoredLine]; see the module's docstring
+lines_stored = Signal()  # job_id: str, lines: StoredBatch; see the module's docstring
 
 
 class LogConflict(Exception):
@@ -89,31 +101,185 @@ def copy_rows(job_id: str, lines: list[StoredLine]) -> str:
     return "".join(rows)
 
 
-def insert_lines(job_id: str, lines: list[StoredLine]) -> None:
+# -- lines of the usual form, stored as COPY rows made in bulk -------------------------------------
+
+_PAYLOAD = itemgetter(slice(8, -62))  # a usual json-file line's payload, without its newline
+_TIME_NS = itemgetter(slice(-32, -3))  # … its time to the nanosecond (fixed width: ordered)
+_TIME_US = itemgetter(slice(-32, -6))  # … and to the microsecond, as stored
+_STREAM = itemgetter(-45)  # the "o" of stdout or the "e" of stderr
+_STREAM_FIELDS = {111: b"+00\t1\t", 101: b"+00\t2\t"}
+_us_heads: dict[int, bytes] = {}
+
+
+def _time_us(text: bytes) -> int:
+    """Microseconds since the epoch of ``2026-11-29T12:17:29.042672`` (UTC; more digits after
+    the sixth are cut off)."""
+    seconds = _second_cache.get(text[:19])
+    if seconds is None:
+        seconds = _cache_seconds(text[:19])
+    return seconds * 1_000_000 + int(text[20:26])
+
+
+def _time_ns(text: bytes) -> int:
+    """Nanoseconds since the epoch of ``2026-11-29T12:17:29.042672859`` (UTC)."""
+    seconds = _second_cache.get(text[:19])
+    if seconds is None:
+        seconds = _cache_seconds(text[:19])
+    return seconds * 1_000_000_000 + int(text[20:29])
+
+
+def _us_text(us: int) -> bytes:
+    seconds, micro = divmod(us, 1_000_000)
+    head = _us_heads.get(seconds)
+    if head is None:
+        if len(_us_heads) > 4096:
+            _us_heads.clear()
+        head = _us_heads[seconds] = (
+            (EPOCH + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S").encode()
+        )
+    return b"%s.%06d" % (head, micro)
+
+
+def _unique_times(stamps: list[bytes], last_us: int) -> int:
+    """Make the microsecond times ``stamps`` (``_TIME_US``) increase strictly, after
+    ``last_us``, as the per-line way does (a time not after the one before becomes that one
+    plus a microsecond), changing only the ones that need it; returns the last time."""
+    size = len(stamps)
+    # Where a time is not after the one before it: usually nowhere.
+    bad = list(compress(range(1, size), map(ge, stamps, stamps[1:])))
+    if _time_us(stamps[0]) <= last_us:
+        bad.insert(0, 0)
+    done = 0
+    for index in bad:
+        if index < done:
+            continue  # already put right with the run before it
+        prev = last_us if index == 0 else _time_us(stamps[index - 1])
+        while index < size:
+            now = _time_us(stamps[index])
+            if now > prev:
+                break
+            prev += 1
+            stamps[index] = _us_text(prev)
+            index += 1
+        done = index
+    return _time_us(stamps[-1])
+
+
+@dataclass(slots=True)
+class RowBlock:
+    """Consecutive lines of a job as COPY rows (text format, each row ending in a newline),
+    made from usual json-file lines at once: no backslash, tab or control character in them."""
+
+    first_seq: int
+    count: int
+    first_us: int
+    rows: bytes
+
+    def lines(self) -> list[StoredLine]:
+        out = []
+        for row in self.rows.split(b"\n")[:-1]:
+            _job, seq, stamp, stream, text = row.split(b"\t", 4)
+            out.append(StoredLine(int(seq), _time_us(stamp), int(stream), text.decode()))
+        return out
+
+
+class StoredBatch(Sequence[StoredLine]):
+    """The lines of one flush, in order: ``StoredLine`` objects, and the ``RowBlock`` rows made
+    into ``StoredLine`` objects only when something reads them (the log-stream forwarder's hook
+    does not)."""
+
+    def __init__(self, lines: list[StoredLine], blocks: list[RowBlock]) -> None:
+        self.loose = lines
+        self.blocks = blocks
+        self.size = len(lines) + sum(block.count for block in blocks)
+        self._all: list[StoredLine] | None = None if blocks else lines
+
+    def all(self) -> list[StoredLine]:
+        if self._all is None:
+            lines = list(self.loose)
+            for block in self.blocks:
+                lines.extend(block.lines())
+            lines.sort(key=lambda line: line.seq)
+            self._all = lines
+        return self._all
+
+    def __len__(self) -> int:
+        return self.size
+
+    @overload
+    def __getitem__(self, index: int) -> StoredLine: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[StoredLine]: ...
+    def __getitem__(self, index: int | slice) -> StoredLine | list[StoredLine]:
+        return self.all()[index]
+
+    def __iter__(self) -> Iterator[StoredLine]:
+        return iter(self.all())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, StoredBatch):
+            other = other.all()
+        return self.all() == other
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"<StoredBatch of {self.size} lines>"
+
+    @property
+    def first(self) -> tuple[int, int] | None:
+        """(seq, timestamp_us) of the first line, without making the others."""
+        firsts = [(line.seq, line.timestamp_us) for line in self.loose[:1]]
+        firsts += [(block.first_seq, block.first_us) for block in self.blocks[:1]]
+        return min(firsts) if firsts else None
+
+
+@dataclass(slots=True)
+class Batch:
+    """What one flush stores, taken from the writer at once (``LogWriter.take``): its lines and
+    the job's counters after them. ``LogWriter.store`` stores it, on another thread if need be:
+    it reads nothing of the writer that ``add_batch`` changes."""
+
+    lines: StoredBatch
+    expected: int  # the job's log_line_count before these lines
+    line_count: int
+    cursor_ns: int
+    cursor_count: int
+    stored_bytes: int
+    dropped_bytes: int
+    truncation_seq: int | None
+    truncation_text: str | None  # the truncation marker's new text, when it changed
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+
+def insert_lines(job_id: str, lines: Sequence[StoredLine], blocks: Sequence[RowBlock] = ()) -> None:
     """One COPY on PostgreSQL, multi-row INSERTs elsewhere. Call inside a transaction."""
-    if not lines:
+    if not lines and not blocks:
         return
     if connection.vendor == "postgresql":
         table = connection.ops.quote_name(JobLogLine._meta.db_table)
         sql = f"COPY {table} (job_id, seq, timestamp, stream, text) FROM STDIN"
         with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
             for start in range(0, len(lines), 5000):
-                copy.write(copy_rows(job_id, lines[start : start + 5000]))
-    else:
-        # One prepared INSERT run for every row (sqlite3's executemany), with the timestamps as
-        # Django writes them: about 40 times faster than bulk_create's model instances and
-        # 500-row statements, so a batch holds SQLite's one write lock that much less.
-        table = connection.ops.quote_name(JobLogLine._meta.db_table)
-        adapt = connection.ops.adapt_datetimefield_value
-        sql = f"INSERT INTO {table} (job_id, seq, timestamp, stream, text) VALUES "  # noqa: S608
-        with connection.cursor() as cursor:
-            cursor.executemany(
-                sql + "(%s, %s, %s, %s, %s)",
-                [
-                    (job_id, line.seq, adapt(line.timestamp), line.stream, line.text)
-                    for line in lines
-                ],
-            )
+                copy.write(copy_rows(job_id, list(lines[start : start + 5000])))
+            for block in blocks:
+                copy.write(block.rows)
+        return
+    if blocks:
+        lines = [*lines, *chain.from_iterable(block.lines() for block in blocks)]
+    # One prepared INSERT run for every row (sqlite3's executemany), with the timestamps as
+    # Django writes them: about 6 times faster than bulk_create's model instances and 500-row
+    # statements, so a batch holds SQLite's one write lock that much less.
+    table = connection.ops.quote_name(JobLogLine._meta.db_table)
+    adapt = connection.ops.adapt_datetimefield_value
+    sql = f"INSERT INTO {table} (job_id, seq, timestamp, stream, text) VALUES "  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            sql + "(%s, %s, %s, %s, %s)",
+            [(job_id, line.seq, adapt(line.timestamp), line.stream, line.text) for line in lines],
+        )
 
 
 @dataclass
@@ -136,6 +302,9 @@ class LogWriter:
     skip_ns: int = 0
     skip_count: int = 0
     pending: list[StoredLine] = field(default_factory=list)
+    # Lines of the usual form, already COPY rows (``add_block``), and how many lines they hold.
+    blocks: list[RowBlock] = field(default_factory=list)
+    block_lines: int = 0
     pending_bytes: int = 0
     truncation_dirty: bool = False
     dirty: bool = False
@@ -246,18 +415,29 @@ class LogWriter:
             self.stored_bytes += size
             self.pending_bytes += size
 
-    def add_batch(self, messages: list[tuple[int, int, bytes]]) -> None:
+    def add_batch(self, messages: list[tuple[int, int, bytes]] | JsonBlock) -> None:
         """Store the messages (at the next flush), masked first when the job has values to
-        mask: the masker may hold back the pieces of an unfinished line (``finish``)."""
+        mask: the masker may hold back the pieces of an unfinished line (``finish``).
+
+        A ``JsonBlock`` (usual json-file lines) becomes COPY rows at once (``add_block``) when
+        nothing in it needs a look line by line; else its messages go the per-line way."""
+        if isinstance(messages, JsonBlock):
+            if self.add_block(messages):
+                return
+            messages = messages.messages()
         if self.masker is not None:
             messages = self.masker.feed(messages)
         self._add_batch(messages)
 
-    def finish(self) -> list[StoredLine]:
+    def finish(self) -> StoredBatch:
         """At the end of the log: store what the masker still holds, and flush."""
+        self.release()
+        return self.flush()
+
+    def release(self) -> None:
+        """At the end of the log: add what the masker still holds."""
         if self.masker is not None:
             self._add_batch(self.masker.release())
-        return self.flush()
 
     def _add_batch(self, messages: list[tuple[int, int, bytes]]) -> None:
         """``_add`` for each message, with the usual case inlined (this runs for every line):
@@ -305,6 +485,59 @@ class LogWriter:
         if fast:
             self.dirty = True
 
+    def add_block(self, block: JsonBlock) -> bool:
+        """Store usual json-file lines as COPY rows made in bulk (no Python work per line but
+        for the rare times that need a nudge), when that gives exactly what the per-line way
+        would: on PostgreSQL, nothing to mask in them (nor held by the masker), past the resume
+        point, under both caps. False (nothing done) otherwise."""
+        data = block.data
+        if self.truncation_seq is not None or connection.vendor != "postgresql":
+            return False
+        masker = self.masker
+        if masker is not None and (masker.held or masker.carry or masker.contains(data)):
+            return False
+        lines = block.lines
+        count = len(lines)
+        if not count:
+            return True
+        size = len(data) - USUAL_OVERHEAD * count  # as printed: each payload and its newline
+        if self.stored_bytes + size > self.max_bytes:
+            return False
+        if max(map(len, lines)) - USUAL_OVERHEAD - 1 >= self.line_max:
+            return False
+        stamps_ns = list(map(_TIME_NS, lines))
+        if self.skip_ns and _time_ns(min(stamps_ns)) <= self.skip_ns:
+            return False
+        newest = max(stamps_ns)
+        newest_ns = _time_ns(newest)
+        if newest_ns > self.cursor_ns:
+            self.cursor_ns, self.cursor_count = newest_ns, stamps_ns.count(newest)
+        elif newest_ns == self.cursor_ns:
+            self.cursor_count += stamps_ns.count(newest)
+        stamps = list(map(_TIME_US, lines))
+        self.last_us = _unique_times(stamps, self.last_us)
+        first_us = _time_us(stamps[0])
+        if b'"stream":"stderr"' not in data:
+            streams: Iterator[bytes] = repeat(_STREAM_FIELDS[111], count)
+        elif b'"stream":"stdout"' not in data:
+            streams = repeat(_STREAM_FIELDS[101], count)
+        else:
+            streams = map(_STREAM_FIELDS.__getitem__, map(_STREAM, lines))
+        seq = self.line_count
+        heads = map((self.job_id.encode() + b"\t%d\t").__mod__, range(seq, seq + count))
+        rows = b"".join(
+            chain.from_iterable(
+                zip(heads, stamps, streams, map(_PAYLOAD, lines), repeat(b"\n", count), strict=True)
+            )
+        )
+        self.blocks.append(RowBlock(seq, count, first_us, rows))
+        self.block_lines += count
+        self.line_count += count
+        self.stored_bytes += size
+        self.pending_bytes += size
+        self.dirty = True
+        return True
+
     def _truncate(self, ts_us: int, dropped: int) -> None:
         if ts_us <= self.last_us:
             ts_us = self.last_us + 1
@@ -327,33 +560,69 @@ class LogWriter:
             return (
                 len(self.pending) >= SQLITE_FLUSH_LINES or self.pending_bytes >= SQLITE_FLUSH_BYTES
             )
-        return len(self.pending) >= FLUSH_LINES or self.pending_bytes >= FLUSH_BYTES
+        return (
+            len(self.pending) + self.block_lines >= FLUSH_LINES or self.pending_bytes >= FLUSH_BYTES
+        )
 
-    def flush(self) -> list[StoredLine]:
-        """Store the pending lines and the cursor in one transaction; returns what was stored.
+    def flush(self) -> StoredBatch:
+        """Store the pending lines and the cursor in one transaction; returns what was stored
+        (``take`` then ``store``)."""
+        batch = self.take()
+        if batch is None:
+            return StoredBatch([], [])
+        return self.store(batch)
+
+    def take(self) -> Batch | None:
+        """The pending lines and the cursor as they are now, to store (None: nothing new); the
+        writer goes on with an empty batch."""
+        lines = StoredBatch(self.pending, self.blocks)
+        if not lines and not self.truncation_dirty and not self.dirty:
+            return None
+        batch = Batch(
+            lines=lines,
+            expected=self.line_count - len(lines),
+            line_count=self.line_count,
+            cursor_ns=self.cursor_ns,
+            cursor_count=self.cursor_count,
+            stored_bytes=self.stored_bytes,
+            dropped_bytes=self.dropped_bytes,
+            truncation_seq=self.truncation_seq,
+            truncation_text=(
+                truncation_text(self.max_bytes, self.dropped_bytes)
+                if self.truncation_dirty and self.truncation_seq is not None
+                else None
+            ),
+        )
+        self.truncation_dirty = False
+        self.pending = []
+        self.blocks = []
+        self.block_lines = 0
+        self.pending_bytes = 0
+        self.dirty = False
+        return batch
+
+    def store(self, batch: Batch) -> StoredBatch:
+        """Store a batch (``take``) and its cursor in one transaction; returns its lines.
 
         A database error (a restart, a lost connection) is retried with backoff, for up to
         FLUSH_RETRY_FOR seconds, on a new connection: the lines stay pending meanwhile (the
         follower's bounded queue holds the rest back). The transaction stores lines and cursor
         together, and the compare-and-set on ``log_line_count`` tells a commit whose answer was
         lost (the count moved to ours: stored once, not again) from one that never happened."""
-        lines = self.pending
-        if not lines and not self.truncation_dirty and not self.dirty:
-            return []
-        expected = self.line_count - len(lines)
+        lines = batch.lines
         began = time.monotonic()
         delay = FLUSH_RETRY_FIRST
         deadline = time.monotonic() + FLUSH_RETRY_FOR
         failing_since: float | None = None
         while True:
             try:
-                self._store(lines, expected)
+                self._store(batch, batch.expected)
                 break
             except (OperationalError, InterfaceError) as exc:
                 if connection.in_atomic_block:
                     raise  # inside a caller's transaction: not ours to retry
                 connection.close()
-                if lines and self._stored_already():
+                if lines and self._stored_already(batch):
                     break
                 if time.monotonic() >= deadline:
                     raise
@@ -370,10 +639,6 @@ class LogWriter:
                 self.job_id,
                 time.monotonic() - failing_since,
             )
-        self.truncation_dirty = False
-        self.pending = []
-        self.pending_bytes = 0
-        self.dirty = False
         if connection.vendor == "sqlite":
             # A lower priority than the web's writes: leave the lock free a while (see above).
             held = time.monotonic() - began
@@ -382,7 +647,7 @@ class LogWriter:
             notify(self.job_id, lines)
         return lines
 
-    def _stored_already(self) -> bool:
+    def _stored_already(self, batch: Batch) -> bool:
         """After an error: whether the batch committed anyway (LogConflict if another writer
         moved the job's count elsewhere)."""
         try:
@@ -391,13 +656,14 @@ class LogWriter:
         except (OperationalError, InterfaceError):
             connection.close()
             return False
-        if now == self.line_count:
+        if now == batch.line_count:
             return True
-        if now != self.line_count - len(self.pending):
+        if now != batch.expected:
             raise LogConflict(self.job_id)
         return False
 
-    def _store(self, lines: list[StoredLine], expected: int) -> None:
+    def _store(self, batch: Batch, expected: int) -> None:
+        lines = batch.lines
         with transaction.atomic():
             if connection.vendor == "postgresql":
                 # Not waiting for this commit's WAL flush is safe: lines and cursor commit
@@ -406,32 +672,32 @@ class LogWriter:
                 with connection.cursor() as cursor:
                     cursor.execute("SET LOCAL synchronous_commit = off")
             updated = Job.objects.filter(pk=self.job_id, log_line_count=expected).update(
-                log_cursor_ns=self.cursor_ns,
-                log_cursor_count=self.cursor_count,
-                log_line_count=self.line_count,
-                log_bytes=self.stored_bytes,
-                log_dropped_bytes=self.dropped_bytes,
+                log_cursor_ns=batch.cursor_ns,
+                log_cursor_count=batch.cursor_count,
+                log_line_count=batch.line_count,
+                log_bytes=batch.stored_bytes,
+                log_dropped_bytes=batch.dropped_bytes,
             )
             if not updated:
                 raise LogConflict(self.job_id)
-            insert_lines(self.job_id, lines)
-            if lines and lines[0].seq == 0:
+            insert_lines(self.job_id, lines.loose, lines.blocks)
+            first = lines.first
+            if first is not None and first[0] == 0:
                 # Docker stamps a job's first lines before the StartedAt it reports: keep
                 # startedAt no later than the first line, so a client reading the logs from
                 # startedAt (as Render's CLI does) misses none.
-                Job.objects.filter(pk=self.job_id, started_at__gt=lines[0].timestamp).update(
-                    started_at=lines[0].timestamp
-                )
-            if self.truncation_dirty and self.truncation_seq is not None:
-                text = truncation_text(self.max_bytes, self.dropped_bytes)
-                JobLogLine.objects.filter(job_id=self.job_id, seq=self.truncation_seq).update(
+                moment = EPOCH + timedelta(microseconds=first[1])
+                Job.objects.filter(pk=self.job_id, started_at__gt=moment).update(started_at=moment)
+            text = batch.truncation_text
+            if text is not None and batch.truncation_seq is not None:
+                JobLogLine.objects.filter(job_id=self.job_id, seq=batch.truncation_seq).update(
                     text=text
                 )
-                for line in lines:
-                    if line.seq == self.truncation_seq:
+                for line in lines.loose:  # the marker is never in a block
+                    if line.seq == batch.truncation_seq:
                         line.text = text
 
 
-def notify(job_id: str, lines: list[StoredLine]) -> None:
+def notify(job_id: str, lines: Sequence[StoredLine]) -> None:
     """Tell ``lines_stored``'s receivers about a committed batch; a failing one is ignored."""
     lines_stored.send_robust(sender=LogWriter, job_id=job_id, lines=lines)
