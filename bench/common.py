@@ -33,7 +33,9 @@ def admin_sql(url: str, *statements: str) -> None:
 
 def with_own_database(name: str, run):
     """Point DATABASE_URL at a fresh database ``name`` on the server of DATABASE_URL, call
-    ``run()``, and drop the database afterwards whatever happened."""
+    ``run()``, and drop the database afterwards whatever happened. ``BENCH_DB_SUFFIX`` is appended
+    to the name, so runs from two checkouts on one server do not drop each other's database."""
+    name += os.environ.get("BENCH_DB_SUFFIX", "")
     server = server_url()
     os.environ["DATABASE_URL"] = with_db(server, name)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
