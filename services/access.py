@@ -65,11 +65,22 @@ def registry_credential_in(workspace: Workspace, credential_id: str) -> Registry
 def service_for(user: User | AnonymousUser, service_id: str) -> Service:
     """A service of a workspace ``user`` is a member of, with ``member_role``, their role there,
     in one query (every dashboard page and every log poll starts here)."""
-    # for_user joins the reader's membership; the annotation reads its role from that same join.
-    services = Service.objects.for_user(user).annotate(
-        member_role=F("workspace__memberships__role")
-    )
-    return _one(services.select_related("plan", "workspace"), service_id, "service")
+    if not user.is_authenticated:
+        raise NotFound("service")
+    found = _SERVICE_FOR.run(user_id=user.pk, service_id=service_id)
+    if not found:
+        raise NotFound("service")
+    return found[0]
+
+
+def _service_for(shape: object, user_id: int, service_id: str) -> QuerySet[Service]:
+    # The reader's membership joined; the annotation reads its role from that same join.
+    services = Service.objects.filter(workspace__memberships__user_id=user_id, pk=service_id)
+    services = services.annotate(member_role=F("workspace__memberships__role"))  # type: ignore[no-redef]
+    return services.select_related("plan", "workspace").order_by()[:1]
+
+
+_SERVICE_FOR = Prepared(_service_for)
 
 
 # Any: a ``jobs.Job``, which services may not import (not even for the type checker).

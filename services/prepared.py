@@ -44,7 +44,13 @@ enabled = True
 class _Compiled:
     """One shape's SQL, where each value goes in its parameters, and how to build the rows."""
 
-    def __init__(self, queryset: QuerySet, markers: dict[str, Any], alias: str):
+    def __init__(
+        self,
+        queryset: QuerySet,
+        markers: dict[str, Any],
+        alias: str,
+        wrap: Callable[[str], str] | None = None,
+    ):
         compiler = queryset.query.get_compiler(using=alias)
         sql, params = compiler.as_sql()
         where: dict[Any, tuple[str, int | None]] = {}
@@ -65,8 +71,10 @@ class _Compiled:
                 f"{queryset.model.__name__}: a value did not reach the SQL unchanged; "
                 "leave this query an ordinary queryset"
             )
-        self.sql = sql
+        self.sql = wrap(sql) if wrap else sql
         self.compiler = compiler
+        if wrap is not None:
+            return  # rows as they come (Prepared.rows)
         self.fetch_mode = queryset._fetch_mode  # type: ignore[attr-defined]
         klass_info = compiler.klass_info
         assert klass_info is not None, "a Prepared query selects model instances"
@@ -127,27 +135,57 @@ class Prepared[M: Model]:
         self._lock = threading.Lock()
 
     def run(self, shape: Hashable = (), *, using: str = "default", **values: Any) -> list[M]:
+        """The model instances the queryset of ``shape`` and ``values`` would give."""
         connection = connections[using]
         if not enabled or connection.vendor != "postgresql":
             return list(self.build(shape, **values))
+        compiled = self._compile(shape, using, values, None)
+        return compiled.objects(self._execute(connection, compiled, values), using)  # type: ignore[return-value]
+
+    def rows(
+        self,
+        shape: Hashable = (),
+        *,
+        wrap: Callable[[str], str],
+        using: str = "default",
+        **values: Any,
+    ) -> list[tuple]:
+        """The rows of ``wrap(sql)``, the queryset's SQL inside a statement of the caller's
+        (``SELECT … FROM (sql) AS t GROUP BY …``), as the database gives them: for a query whose
+        rows are no model instances. ``wrap`` must be the same for a shape."""
+        connection = connections[using]
+        if not enabled or connection.vendor != "postgresql":
+            sql, params = self.build(shape, **values).query.sql_with_params()
+            with connection.cursor() as cursor:
+                cursor.execute(wrap(sql), params)
+                return cursor.fetchall()
+        compiled = self._compile(shape, using, values, wrap)
+        return self._execute(connection, compiled, values)
+
+    def _compile(
+        self, shape: Hashable, using: str, values: dict, wrap: Callable[[str], str] | None
+    ) -> _Compiled:
         compiled = self._compiled.get((using, shape))
         if compiled is None:
             markers = {
                 name: _marker(name, value, n) for n, (name, value) in enumerate(values.items())
             }
-            compiled = _Compiled(self.build(shape, **markers), markers, using)
+            compiled = _Compiled(self.build(shape, **markers), markers, using, wrap)
             with self._lock:
                 if len(self._compiled) >= MAX_SHAPES:
                     self._compiled.clear()
                 self._compiled[(using, shape)] = compiled
+        return compiled
+
+    @staticmethod
+    def _execute(connection: Any, compiled: _Compiled, values: dict) -> list:
         with connection.cursor() as cursor:
             # Django's wrapper (query logging, execute_wrapper hooks, error translation) around
             # a cursor that binds on the server, which is what lets psycopg prepare it.
             client_side, cursor.cursor = cursor.cursor, _server_binding_cursor(connection)
             client_side.close()
             cursor.execute(compiled.sql, compiled.params(values))
-            rows = cursor.fetchall()
-        return compiled.objects(rows, using)  # type: ignore[return-value]
+            return cursor.fetchall()
 
 
 def _server_binding_cursor(connection: Any) -> Any:
