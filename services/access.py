@@ -128,9 +128,9 @@ def job_of(service: Service, job_id: str) -> Any:
 
 
 def _job_of(shape: object, service_id: str, job_id: str) -> QuerySet:
-    from jobs.models import Job
-
-    return jobs_with_joins(Job.objects.filter(service_id=service_id, pk=job_id)).order_by()[:1]
+    # The Job model through the relation (services imports no other app).
+    jobs = Service._meta.get_field("jobs").related_model._default_manager
+    return jobs_with_joins(jobs.filter(service_id=service_id, pk=job_id)).order_by()[:1]
 
 
 # Every job page, API read of a job and log poll starts here: compiled once (issue 20).

@@ -129,8 +129,11 @@ def _marker(name: str, value: Any, index: int) -> Any:
 class Prepared[M: Model]:
     """A query whose SQL is compiled once per shape (see the module's docstring)."""
 
-    def __init__(self, build: Callable[..., QuerySet[M]]):
+    def __init__(self, build: Callable[..., QuerySet[M]], *, prepare: bool = True):
         self.build = build
+        # False: the SQL is still compiled once, but sent with its values inlined (PostgreSQL
+        # plans each run for its values): for a query whose generic plan is bad.
+        self.prepare = prepare
         self._compiled: dict[tuple[str, Hashable], _Compiled] = {}
         self._lock = threading.Lock()
 
@@ -177,13 +180,13 @@ class Prepared[M: Model]:
                 self._compiled[(using, shape)] = compiled
         return compiled
 
-    @staticmethod
-    def _execute(connection: Any, compiled: _Compiled, values: dict) -> list:
+    def _execute(self, connection: Any, compiled: _Compiled, values: dict) -> list:
         with connection.cursor() as cursor:
-            # Django's wrapper (query logging, execute_wrapper hooks, error translation) around
-            # a cursor that binds on the server, which is what lets psycopg prepare it.
-            client_side, cursor.cursor = cursor.cursor, _server_binding_cursor(connection)
-            client_side.close()
+            if self.prepare:
+                # Django's wrapper (query logging, execute_wrapper hooks, error translation)
+                # around a cursor that binds on the server, which lets psycopg prepare it.
+                client_side, cursor.cursor = cursor.cursor, _server_binding_cursor(connection)
+                client_side.close()
             cursor.execute(compiled.sql, compiled.params(values))
             return cursor.fetchall()
 

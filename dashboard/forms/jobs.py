@@ -253,7 +253,11 @@ def _page(shape: tuple, **values):
 
 
 # The Jobs page's two queries, compiled once per shape of its filters (issue 20).
-_COUNTS = Prepared(lambda shape, **values: _capped(_filtered(shape, values).order_by()))
+# The counts are not prepared: PostgreSQL's generic plan of the five capped selects read the
+# table (55 ms against 6 ms planned for the values, at 100,000 jobs).
+_COUNTS = Prepared(
+    lambda shape, **values: _capped(_filtered(shape, values).order_by()), prepare=False
+)
 _PAGE = Prepared(_page)
 
 
