@@ -33,7 +33,9 @@ def admin_sql(url: str, *statements: str) -> None:
 
 def with_own_database(name: str, run):
     """Point DATABASE_URL at a fresh database ``name`` on the server of DATABASE_URL, call
-    ``run()``, and drop the database afterwards whatever happened."""
+    ``run()``, and drop the database afterwards whatever happened. ``BENCH_DB_SUFFIX`` is appended
+    to the name, so runs from two checkouts on one server do not drop each other's database."""
+    name += os.environ.get("BENCH_DB_SUFFIX", "")
     server = server_url()
     os.environ["DATABASE_URL"] = with_db(server, name)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -80,9 +82,10 @@ def percentile(values: list[float], pct: float) -> float:
     return ordered[index]
 
 
-def insert_jobs(service, build, snapshot, count: int) -> None:
+def insert_jobs(service, build, snapshot, count: int, first: int = 1) -> None:
     """Bulk-insert ``count`` jobs, one a second, 10% failed, 10% canceled, 1% running, the
-    rest succeeded; ids sort like created_at (``job-`` + 20 hex digits)."""
+    rest succeeded; ids sort like created_at (``job-`` + 20 hex digits). ``first``: the number
+    of the first (more jobs after earlier ones: ``first`` is one past the last)."""
     from django.db import connection
 
     from jobs.models import Job
@@ -116,7 +119,8 @@ def insert_jobs(service, build, snapshot, count: int) -> None:
         "build": build.id,
         "snapshot": snapshot.id,
         "t0": "2026-01-01T00:00:00+00:00",
-        "count": count,
+        "first": first,
+        "last": first + count - 1,
     }
     columns, values = [], []
     # Every other NOT NULL column gets its model default, so new fields need no change here.
@@ -132,7 +136,7 @@ def insert_jobs(service, build, snapshot, count: int) -> None:
             values.append(f"%({key})s")
     sql = (
         f"INSERT INTO {Job._meta.db_table} ({', '.join(columns)}) "
-        f"SELECT {', '.join(values)} FROM generate_series(1, %(count)s) AS i"
+        f"SELECT {', '.join(values)} FROM generate_series(%(first)s, %(last)s) AS i"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)

@@ -47,6 +47,13 @@ def _database(url: str) -> dict:
     else:
         config.setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
         config["CONN_HEALTH_CHECKS"] = True
+        # psycopg prepares a statement bound on the server after this many runs on a connection:
+        # only the hot queries of services/prepared.py are (Django's own bind on the client).
+        # Empty: never (a pooler in transaction mode older than PgBouncer 1.21).
+        threshold = env.str("DB_PREPARE_THRESHOLD", default="5")
+        config.setdefault("OPTIONS", {})["prepare_threshold"] = (
+            int(threshold) if threshold.strip() else None
+        )
     config["TEST"] = {"NAME": env.str("TEST_DATABASE_NAME", default=None)}
     return config
 

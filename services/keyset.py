@@ -16,10 +16,17 @@ def keyset_page[M: Model](
     """Up to ``limit`` rows of ``queryset``, newest first by ``(created_at, id)``, starting just
     after the row keyed ``after`` (from the newest without it). Ask for one more row than a page
     shows to learn whether another page follows."""
+    return list(keyset_queryset(queryset, after, limit))
+
+
+def keyset_queryset[M: Model](
+    queryset: QuerySet[M], after: tuple[datetime, str] | None = None, limit: int = 20
+) -> QuerySet[M]:
+    """``keyset_page``'s query, not yet run."""
     if after is not None:
         created_at, pk = after
         # The redundant `created_at <= …` bounds the index range scan; the exclude breaks ties.
         queryset = queryset.filter(created_at__lte=created_at).exclude(
             created_at=created_at, pk__gte=pk
         )
-    return list(queryset.order_by("-created_at", "-pk")[:limit])
+    return queryset.order_by("-created_at", "-pk")[:limit]

@@ -19,6 +19,7 @@ from django.utils.text import slugify
 
 from services.crypto import EncryptedTextField
 from services.ids import new_id
+from services.prepared import Prepared
 from services.repo_urls import shown_url, split_credential
 
 SECONDS_PER_MONTH = 30 * 24 * 3600  # prices are per 30-day month, billed per second
@@ -690,18 +691,8 @@ class ApiKey(models.Model):
         in the same query. The lookup is by a hash of the secret, and the stored hash is
         compared again in constant time."""
         digest = cls.hash(secret)
-        role = Membership.objects.filter(
-            user_id=models.OuterRef("user_id"), workspace_id=models.OuterRef("workspace_id")
-        ).values("role")[:1]
-        # django-stubs takes an annotation of the declared ``member_role`` for a clash
-        # (typeddjango/django-stubs#2818); it is exactly what fills it.
-        key = (
-            cls.objects.active()  # type: ignore[no-redef]
-            .select_related("user", "workspace")
-            .annotate(member_role=models.Subquery(role))
-            .filter(key_hash=digest)
-            .first()
-        )
+        found = _KEY_BY_HASH.run(digest=digest)  # every API request: compiled once
+        key = found[0] if found else None
         if key is None or not hmac.compare_digest(key.key_hash, digest):
             return None
         if not key.user.is_active:
@@ -714,3 +705,23 @@ class ApiKey(models.Model):
         if self.last_used_at is None or now - self.last_used_at > timedelta(minutes=1):
             ApiKey.objects.filter(pk=self.pk).update(last_used_at=now)
             self.last_used_at = now
+
+
+def _key_by_hash(shape: object, digest: str) -> models.QuerySet[ApiKey]:
+    """``ApiKey.authenticate``'s query: the live key of a hash, its user and workspace, and the
+    user's role in that workspace (``member_role``, None once they left it)."""
+    role = Membership.objects.filter(
+        user_id=models.OuterRef("user_id"), workspace_id=models.OuterRef("workspace_id")
+    ).values("role")[:1]
+    # django-stubs takes an annotation of the declared ``member_role`` for a clash
+    # (typeddjango/django-stubs#2818); it is exactly what fills it.
+    return (
+        ApiKey.objects.active()
+        .select_related("user", "workspace")
+        .annotate(member_role=models.Subquery(role))  # type: ignore[no-redef]
+        .filter(key_hash=digest)
+        .order_by()[:1]
+    )
+
+
+_KEY_BY_HASH = Prepared(_key_by_hash)

@@ -13,8 +13,9 @@ from django.db.models import Count
 from jobs.logs import search
 from jobs.models import Job, JobStatus
 from services.errors import Invalid
-from services.keyset import keyset_page
+from services.keyset import keyset_page, keyset_queryset
 from services.models import Service
+from services.prepared import Prepared
 
 PAGE_SIZE = 25
 LOG_PAGE = 1000
@@ -148,34 +149,58 @@ class JobFilterForm(forms.Form):
             jobs = jobs.filter(status__in=self.cleaned_data["status"])
         return jobs
 
+    def _bound(self) -> tuple[tuple, dict] | None:
+        """The filters as a compiled query's shape and values (``services.prepared``), or None
+        for a search by command (its ``icontains`` pattern stays an ordinary queryset)."""
+        data = self.cleaned_data
+        if data.get("q"):
+            return None
+        values: dict = {"service_id": self.service.pk}
+        zone = self.zone
+        if data.get("created_from"):
+            values["start"] = datetime.combine(data["created_from"], time(), zone)
+        if data.get("created_to"):
+            values["end"] = datetime.combine(data["created_to"] + timedelta(days=1), time(), zone)
+        shape = ("start" in values, "end" in values)
+        return shape, values
+
     def counts(self) -> dict[str, int]:
         """How many jobs each status chip would show with the other filters as they are, up to
         COUNT_CAP (a chip then says "200+"): each status's count reads at most COUNT_CAP
         entries of the (service, status, created_at) index, so the chips cost the same at
         100,000 jobs as at 100. One query on PostgreSQL (a UNION ALL of the capped selects)."""
         jobs = self._unfiltered_by_status().order_by()
-        parts = [
-            jobs.filter(status=value).values_list("status", flat=True)[:COUNT_CAP]
-            for value, _ in JobStatus.choices
-        ]
         counts = dict.fromkeys(JobStatus.values, 0)
         if not connection.features.supports_slicing_ordering_in_compound:
             # SQLite (small installations): one GROUP BY, capped the same way.
             for row in jobs.values("status").annotate(n=Count("pk")):
                 counts[row["status"]] = min(row["n"], COUNT_CAP)
             return counts
-        capped = parts[0].union(*parts[1:], all=True).order_by()
-        sql, params = capped.query.sql_with_params()
-        # Django's own SQL with its parameters, grouped.
-        query = "SELECT status, COUNT(*) FROM (" + sql + ") AS capped GROUP BY status"  # noqa: S608
-        with connection.cursor() as cursor:
-            cursor.execute(query, params)
-            counts.update(dict(cursor.fetchall()))
+        bound = self._bound()
+        if bound is None:
+            sql, params = _capped(jobs).query.sql_with_params()
+            with connection.cursor() as cursor:
+                cursor.execute(_grouped(sql), params)
+                counts.update(dict(cursor.fetchall()))
+        else:
+            counts.update(dict(_COUNTS.rows(bound[0], wrap=_grouped, **bound[1])))
         return counts
 
     def page(self) -> tuple[list[Job], str | None]:
         """One page of the service's jobs, newest first, and the cursor of the next page."""
-        rows = keyset_page(self.jobs(), after=self.cleaned_data["cursor"], limit=PAGE_SIZE + 1)
+        after = self.cleaned_data["cursor"]
+        bound = self._bound()
+        if bound is None:
+            rows = keyset_page(self.jobs(), after=after, limit=PAGE_SIZE + 1)
+        else:
+            shape, values = bound
+            statuses = list(self.cleaned_data.get("status") or ())
+            if statuses:
+                values["statuses"] = statuses
+            if after is not None:
+                values["after_at"], values["after_id"] = after
+            shape = (*shape, len(statuses), after is not None)
+            rows = _PAGE.run(shape, **values)
         next_cursor = rows[PAGE_SIZE - 1].id if len(rows) > PAGE_SIZE else None
         return rows[:PAGE_SIZE], next_cursor
 
@@ -191,6 +216,49 @@ class JobFilterForm(forms.Form):
                 created_at=created_at, pk__lte=pk
             )
         return list(jobs.order_by("-created_at", "-id")[:PAGE_SIZE])
+
+
+def _filtered(shape: tuple, values: dict):
+    """``JobFilterForm._unfiltered_by_status`` for a compiled query (no search by command)."""
+    has_start, has_end = shape[:2]
+    jobs = Job.objects.filter(service_id=values["service_id"])
+    if has_start:
+        jobs = jobs.filter(created_at__gte=values["start"])
+    if has_end:
+        jobs = jobs.filter(created_at__lt=values["end"])
+    return jobs
+
+
+def _capped(jobs):
+    """Each status's jobs, up to COUNT_CAP each, in one UNION ALL (what the chips count)."""
+    parts = [
+        jobs.filter(status=value).values_list("status", flat=True)[:COUNT_CAP]
+        for value, _ in JobStatus.choices
+    ]
+    return parts[0].union(*parts[1:], all=True).order_by()
+
+
+def _grouped(sql: str) -> str:
+    # Django's own SQL with its parameters, grouped.
+    return "SELECT status, COUNT(*) FROM (" + sql + ") AS capped GROUP BY status"  # noqa: S608
+
+
+def _page(shape: tuple, **values):
+    statuses, has_cursor = shape[2:]
+    jobs = _filtered(shape, values).select_related("plan", "created_by")
+    if statuses:
+        jobs = jobs.filter(status__in=values["statuses"])
+    after = (values["after_at"], values["after_id"]) if has_cursor else None
+    return keyset_queryset(jobs, after, PAGE_SIZE + 1)
+
+
+# The Jobs page's two queries, compiled once per shape of its filters (issue 20).
+# The counts are not prepared: PostgreSQL's generic plan of the five capped selects read the
+# table (55 ms against 6 ms planned for the values, at 100,000 jobs).
+_COUNTS = Prepared(
+    lambda shape, **values: _capped(_filtered(shape, values).order_by()), prepare=False
+)
+_PAGE = Prepared(_page)
 
 
 class ListHeadForm(forms.Form):
