@@ -205,6 +205,66 @@ def test_a_drained_node_finishes_its_jobs_and_takes_no_new_ones(lab, lab_service
     assert "node3" not in {by_id[j.pk].host for j in later}
 
 
+def test_a_node_that_joins_takes_work_without_a_restart(lab, lab_service):
+    """node3 leaves the swarm, then joins it again as a new node: with nothing restarted (its
+    engine and its Oneoff worker keep their processes), Swarm places new jobs on it and its
+    worker follows them to the end."""
+    manager = lab.client(1)
+    node3 = lab.client(3)
+    pid_file = f"/run/oneoff-lab-{lab.id}/node3/worker-jobs.pid"
+    with open(pid_file) as f:
+        worker_pid = f.read().strip()
+    prefix = lab.host_addr.rsplit(".", 1)[0]
+    node3.swarm.leave(force=True)
+    try:
+        wait_for(
+            lambda: (
+                {
+                    n["Status"]["State"]
+                    for n in manager.api.nodes()
+                    if n["Description"]["Hostname"] == "node3"
+                }
+                == {"down"}
+            ),
+            60,
+            0.5,
+            "the manager to see node3 gone",
+        )
+        small = plan(64, "0.1")
+        away = finished([run(lab_service, "echo away", small) for _ in range(3)], 60)
+        assert "node3" not in {j.host for j in away}
+    finally:
+        token = manager.swarm.attrs["JoinTokens"]["Worker"]
+        node3.swarm.join(
+            remote_addrs=[f"{prefix}.11:2377"],
+            join_token=token,
+            advertise_addr=f"{prefix}.13",
+            listen_addr=f"{prefix}.13:2377",
+        )
+    for old in manager.api.nodes():
+        if old["Description"]["Hostname"] == "node3" and old["Status"]["State"] == "down":
+            manager.api.remove_node(old["ID"], force=True)
+    wait_for(
+        lambda: any(
+            n["Description"]["Hostname"] == "node3" and n["Status"]["State"] == "ready"
+            for n in manager.api.nodes()
+        ),
+        60,
+        0.5,
+        "node3 to be ready again",
+    )
+    # Swarm spreads new tasks to the node with the fewest: the one that just joined.
+    jobs = finished([run(lab_service, "echo back; sleep 2", plan(64, "0.1")) for _ in range(6)], 90)
+    on_node3 = [j for j in jobs if j.host == "node3"]
+    assert on_node3, [j.host for j in jobs]
+    for job in on_node3:
+        assert job.status == JobStatus.SUCCEEDED, job.reason
+        assert list(job.log_lines.values_list("text", flat=True)) == ["back"]
+    with open(pid_file) as f:
+        assert f.read().strip() == worker_pid  # the same worker process throughout
+    os.kill(int(worker_pid), 0)
+
+
 def test_a_node_killed_mid_job_ends_its_jobs_host_lost_and_the_others_go_on(lab, lab_service):
     small = plan(64, "0.1")
     jobs = [run(lab_service, "echo start; sleep 30", small) for _ in range(6)]
