@@ -19,7 +19,9 @@ test: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	$(VENV)/bin/pytest $(PYTEST_ARGS) --deselect tests/swarm/test_swarm_lab_scenarios.py
+	# The three-node swarm scenarios in a session of their own (see the module's docstring).
+	$(VENV)/bin/pytest $(PYTEST_ARGS) tests/swarm/test_swarm_lab_scenarios.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff format .

@@ -2,10 +2,14 @@
 Oneoff's workers on every node (node1 is the manager and starts the jobs), PostgreSQL and Redis
 over the lab's bridge. Issue 19's scenarios: jobs adding up to about twice the cluster's memory
 all finish without a node's reservations ever above its memory, with their logs complete on
-every node; a drained node finishes its jobs and takes no new ones; a node whose engine and
-worker are killed ends its jobs ``failed`` with a host-lost reason while the others go on.
+every node; a drained node finishes its jobs and takes no new ones; a node that leaves and joins
+again takes work with nothing restarted; a node whose engine and worker are killed ends its jobs
+``failed`` with a host-lost reason while the others go on.
 
-The last test kills node 2: it runs last, and the lab is taken down at the session's end.
+The last test kills a worker node: it runs last, and the lab is taken down at the session's end.
+``make test`` runs this module in a pytest session of its own (a fresh database and lab): in the
+whole suite's session its jobs did not start in CI, for a reason not found yet (its failures now
+print the jobs' notes, the pending jobs left in the database and the nodes' worker logs).
 """
 
 import os
@@ -63,6 +67,8 @@ def lab(swarm_lab, swarm_routes, django_db_setup, runner_instance, tmp_path_fact
         **secrets.environment(settings),
     )
     swarm_lab.image_id = image_ids.pop()
+    global _LAB
+    _LAB = swarm_lab
     yield swarm_lab
     swarm_lab.stop_workers()
 
@@ -102,13 +108,29 @@ def run(service, command, size: Plan) -> Job:
         return create_job(service, command, size.id)
 
 
+def _waiting_for(ids, predicate, timeout, what):
+    """wait_for, failing with where the jobs are and the tail of every node's worker log."""
+    try:
+        wait_for(predicate, timeout, 0.2, what)
+    except pytest.fail.Exception as exc:
+        rows = Job.objects.filter(pk__in=ids).values_list("pk", "status", "host", "note")
+        others = Job.objects.filter(status=JobStatus.PENDING).exclude(pk__in=ids).count()
+        logs = "\n".join(f"--- node{n}\n" + _LAB.worker_log(n)[-1500:] for n in (1, 2, 3) if _LAB)
+        raise AssertionError(
+            f"{exc}\njobs: {list(rows)}\nother pending jobs in the database: {others}\n{logs}"
+        ) from None
+
+
+_LAB = None
+
+
 def finished(jobs, timeout):
     ids = [j.pk for j in jobs]
 
     def done():
         return Job.objects.filter(pk__in=ids, finished_at__isnull=False).count() == len(ids)
 
-    wait_for(done, timeout, 0.2, f"{len(ids)} jobs to finish")
+    _waiting_for(ids, done, timeout, f"{len(ids)} jobs to finish")
     return list(Job.objects.filter(pk__in=ids).order_by("created_at"))
 
 
@@ -118,7 +140,7 @@ def running_on(jobs, timeout=30):
     def running():
         return Job.objects.filter(pk__in=ids, status=JobStatus.RUNNING).count() == len(ids)
 
-    wait_for(running, timeout, 0.2, f"{len(ids)} jobs to run")
+    _waiting_for(ids, running, timeout, f"{len(ids)} jobs to run")
     return dict(Job.objects.filter(pk__in=ids).values_list("pk", "host"))
 
 
@@ -269,13 +291,19 @@ def test_a_node_killed_mid_job_ends_its_jobs_host_lost_and_the_others_go_on(lab,
     small = plan(64, "0.1")
     jobs = [run(lab_service, "echo start; sleep 30", small) for _ in range(6)]
     hosts = running_on(jobs)
-    lost = [job_id for job_id, host in hosts.items() if host == "node2"]
-    others = [job_id for job_id, host in hosts.items() if host != "node2"]
-    assert lost, hosts
+    # A worker node with some of the jobs (Swarm spreads them; which one depends on the tasks
+    # the earlier tests left on each node's count).
+    victim = next((n for n in ("node2", "node3") if n in hosts.values()), "")
+    assert victim, hosts
+    lost = [job_id for job_id, host in hosts.items() if host == victim]
+    others = [job_id for job_id, host in hosts.items() if host != victim]
     assert others, hosts
-    # node2's engine, containerd and Oneoff's workers: everything in its namespace, SIGKILL.
+    # The node's engine, containerd and Oneoff's workers: everything in its namespace, SIGKILL.
     pids = subprocess.run(
-        ["ip", "netns", "pids", lab.netns[2]], capture_output=True, text=True, check=True
+        ["ip", "netns", "pids", lab.netns[int(victim[-1])]],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split()
     subprocess.run(["kill", "-KILL", *pids], check=False)
     killed_at = time.monotonic()
@@ -283,14 +311,13 @@ def test_a_node_killed_mid_job_ends_its_jobs_host_lost_and_the_others_go_on(lab,
     def all_lost():
         return Job.objects.filter(pk__in=lost, status=JobStatus.FAILED).count() == len(lost)
 
-    wait_for(all_lost, HOST_TIMEOUT + 15, 0.5, "node2's jobs to end host-lost")
+    wait_for(all_lost, HOST_TIMEOUT + 15, 0.5, f"{victim}'s jobs to end host-lost")
     assert time.monotonic() - killed_at <= HOST_TIMEOUT + 15
     for job in Job.objects.filter(pk__in=lost):
         assert job.reason["evicted"] is True
-        assert "node2" in job.reason["evictionReason"], job.reason
-        # The manager's pass saw node2 down (no beat runs here, so not the heartbeat sweep).
+        # The manager's pass saw the node down (no beat runs here, so not the heartbeat sweep).
         assert job.reason["evictionReason"] == (
-            "runner host node2 was lost: the swarm manager reports node node2 down"
+            f"runner host {victim} was lost: the swarm manager reports node {victim} down"
         )
     assert Job.objects.filter(pk__in=others, status=JobStatus.RUNNING).count() == len(others)
     for job in Job.objects.filter(pk__in=others):
