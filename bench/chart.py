@@ -29,7 +29,9 @@ def ingest_curve(data: dict) -> dict:
 def list_curve(data: dict) -> dict:
     rows = data["rows"]
     return {
-        "title": "GET /v1/services/{id}/jobs, p95",
+        "title": "GET /v1/services/{id}/jobs, p95 (load average "
+        + " / ".join(f"{row.get('load_average', 0):.1f}" for row in rows)
+        + ")",
         "x_label": "jobs in the table",
         "y_label": "ms",
         "x": [row["jobs"] for row in rows],
