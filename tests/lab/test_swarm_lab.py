@@ -133,20 +133,7 @@ def test_postgres_and_redis_are_opened_to_the_bridge_address_only(swarm_lab):
         ):
             subprocess.run(command, check=True, capture_output=True)
         for port in (5432, 6379):
-            tried = subprocess.run(
-                [
-                    "ip",
-                    "netns",
-                    "exec",
-                    probe,
-                    "bash",
-                    "-c",
-                    f"exec 3<>/dev/tcp/{swarm_lab.host_addr}/{port} && echo open",
-                ],
-                capture_output=True,
-                text=True,
-                timeout=15,
-            )
+            tried = connect(probe, swarm_lab.host_addr, port)
             assert tried.stdout.strip() != "open", port
             assert "refused" in tried.stderr, tried.stderr
         # The probe does reach the machine at that address: a port the root namespace
@@ -154,20 +141,7 @@ def test_postgres_and_redis_are_opened_to_the_bridge_address_only(swarm_lab):
         # address without a device).
         with socket.create_server((swarm_lab.host_addr, 0)) as server:
             port = server.getsockname()[1]
-            tried = subprocess.run(
-                [
-                    "ip",
-                    "netns",
-                    "exec",
-                    probe,
-                    "bash",
-                    "-c",
-                    f"exec 3<>/dev/tcp/{swarm_lab.host_addr}/{port} && echo open",
-                ],
-                capture_output=True,
-                text=True,
-                timeout=15,
-            )
+            tried = connect(probe, swarm_lab.host_addr, port)
             assert tried.stdout.strip() == "open", tried.stderr
     finally:
         subprocess.run(["ip", "link", "delete", outside], capture_output=True)
@@ -264,3 +238,21 @@ def test_up_after_a_half_made_lab_and_down_twice(swarm_lab):
     assert not Path(f"/var/lib/oneoff-lab-{lab_id}").exists()
     with open("/proc/mounts") as mounts:
         assert f"oneoff-lab-{lab_id}/" not in mounts.read()
+
+
+def connect(netns: str, address: str, port: int) -> subprocess.CompletedProcess:
+    """A TCP connection from ``netns`` to ``address:port`` (stdout "open" when it was taken)."""
+    return subprocess.run(
+        [
+            "ip",
+            "netns",
+            "exec",
+            netns,
+            "bash",
+            "-c",
+            f"exec 3<>/dev/tcp/{address}/{port} && echo open",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=15,
+    )

@@ -89,20 +89,6 @@ def _times():
     return {"started_at": now, "finished_at": now}
 
 
-def plan(memory_mb: int, cpu: str) -> Plan:
-    row, _ = Plan.objects.update_or_create(
-        id=f"plan-srv-test-lab-{memory_mb}-{cpu.replace('.', '_')}",
-        defaults={
-            "name": f"Lab {memory_mb} MB",
-            "kind": "srv",
-            "memory_mb": memory_mb,
-            "cpu": cpu,
-            "price_monthly": "1.00",
-        },
-    )
-    return row
-
-
 def run(service, command, size: Plan) -> Job:
     with transaction.atomic():
         return create_job(service, command, size.id)
@@ -174,11 +160,11 @@ class ReservationSampler(threading.Thread):
 
 
 def test_jobs_of_twice_the_cluster_memory_all_finish_never_overcommitting_with_complete_logs(
-    lab, lab_service
+    lab, lab_service, swarm_plan
 ):
     client = lab.client(1)
     memory = min(n["Description"]["Resources"]["MemoryBytes"] for n in client.api.nodes())
-    size = plan(int(memory / 4.5) // (1 << 20), "0.1")  # four fit on a node: 30 is ~2.2x
+    size = swarm_plan(int(memory / 4.5) // (1 << 20), "0.1")  # four fit on a node: 30 is ~2.2x
     sampler = ReservationSampler(client)
     sampler.start()
     try:
@@ -202,10 +188,10 @@ def test_jobs_of_twice_the_cluster_memory_all_finish_never_overcommitting_with_c
     wait_for(lambda: not client.api.services(), 15, 0.2, "every job's service to be removed")
 
 
-def test_a_drained_node_finishes_its_jobs_and_takes_no_new_ones(lab, lab_service):
+def test_a_drained_node_finishes_its_jobs_and_takes_no_new_ones(lab, lab_service, swarm_plan):
     client = lab.client(1)
     node3 = next(n for n in client.nodes.list() if n.attrs["Description"]["Hostname"] == "node3")
-    small = plan(64, "0.1")
+    small = swarm_plan(64, "0.1")
     first = [run(lab_service, "echo start; sleep 4; echo end", small) for _ in range(6)]
     hosts = running_on(first)
     on_node3 = [job_id for job_id, host in hosts.items() if host == "node3"]
@@ -227,7 +213,7 @@ def test_a_drained_node_finishes_its_jobs_and_takes_no_new_ones(lab, lab_service
     assert "node3" not in {by_id[j.pk].host for j in later}
 
 
-def test_a_node_that_joins_takes_work_without_a_restart(lab, lab_service):
+def test_a_node_that_joins_takes_work_without_a_restart(lab, lab_service, swarm_plan):
     """node3 leaves the swarm, then joins it again as a new node: with nothing restarted (its
     engine and its Oneoff worker keep their processes), Swarm places new jobs on it and its
     worker follows them to the end."""
@@ -252,7 +238,7 @@ def test_a_node_that_joins_takes_work_without_a_restart(lab, lab_service):
             0.5,
             "the manager to see node3 gone",
         )
-        small = plan(64, "0.1")
+        small = swarm_plan(64, "0.1")
         away = finished([run(lab_service, "echo away", small) for _ in range(3)], 60)
         assert "node3" not in {j.host for j in away}
     finally:
@@ -276,7 +262,9 @@ def test_a_node_that_joins_takes_work_without_a_restart(lab, lab_service):
         "node3 to be ready again",
     )
     # Swarm spreads new tasks to the node with the fewest: the one that just joined.
-    jobs = finished([run(lab_service, "echo back; sleep 2", plan(64, "0.1")) for _ in range(6)], 90)
+    jobs = finished(
+        [run(lab_service, "echo back; sleep 2", swarm_plan(64, "0.1")) for _ in range(6)], 90
+    )
     on_node3 = [j for j in jobs if j.host == "node3"]
     assert on_node3, [j.host for j in jobs]
     for job in on_node3:
@@ -287,8 +275,10 @@ def test_a_node_that_joins_takes_work_without_a_restart(lab, lab_service):
     os.kill(int(worker_pid), 0)
 
 
-def test_a_node_killed_mid_job_ends_its_jobs_host_lost_and_the_others_go_on(lab, lab_service):
-    small = plan(64, "0.1")
+def test_a_node_killed_mid_job_ends_its_jobs_host_lost_and_the_others_go_on(
+    lab, lab_service, swarm_plan
+):
+    small = swarm_plan(64, "0.1")
     jobs = [run(lab_service, "echo start; sleep 30", small) for _ in range(6)]
     hosts = running_on(jobs)
     # A worker node with some of the jobs (Swarm spreads them; which one depends on the tasks
