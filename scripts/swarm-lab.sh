@@ -289,11 +289,13 @@ workers() {
     done
     for n in "${NODES[@]}"; do
         for queue in $QUEUES; do
+            # INFO whatever LOG_LEVEL says: the worker's " ready." line, which tells this script it
+            # started, is logged at INFO.
             nsenter --net="/run/netns/$(ns "$n")" env RUNNER_HOST="node${n}" \
                 DOCKER_HOST="unix://$(sock "$n")" "${urls[@]}" \
                 JOB_REGISTRY="${JOB_REGISTRY:-${REGISTRY}}" \
                 "${ROOT}/.venv/bin/celery" -A config worker -Q "$queue" -n "${queue}-lab${ID}@node${n}" \
-                --loglevel="${LOG_LEVEL:-INFO}" --without-mingle --without-gossip \
+                --loglevel=INFO --without-mingle --without-gossip \
                 >"${RUN}/node${n}/worker-${queue}.log" 2>&1 </dev/null &
             echo $! >"${RUN}/node${n}/worker-${queue}.pid"
         done

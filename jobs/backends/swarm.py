@@ -15,7 +15,9 @@ node the manager reports ``down`` (host lost), and the removal of every service 
 recorded.
 
 Creation order: at most one job at a time waits inside Swarm for room (the oldest); younger
-jobs wait in the database with a note, and are handed to Swarm in creation order as room frees.
+jobs wait in the database with a note, and are handed to Swarm in creation order as room frees:
+each manager pass hands over, oldest first, every queued job the nodes' unreserved CPU and memory
+can hold, and the first that does not fit (it then waits inside Swarm, holding the rest back).
 A job bigger than every node (it can run only on a node that joins later) waits without holding
 the others up.
 """
@@ -26,7 +28,6 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass
-from datetime import timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -38,6 +39,7 @@ from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 
 from jobs import reasons, runner
 from jobs.backends.base import Observation
+from jobs.hosts import HOLDING
 from jobs.models import FINISHED, Job, JobStatus
 from jobs.runner import StartOutcome
 
@@ -48,6 +50,7 @@ UNPLACED = ("new", "pending")  # a task Swarm has not put on a node yet
 NOT_STARTED = (*UNPLACED, "assigned", "accepted", "preparing", "ready")
 ENDED_UNSTARTED = ("failed", "rejected", "orphaned", "remove", "shutdown")
 PLACE_WAIT = 3.0  # seconds a start waits for Swarm's scheduler to place (or refuse) the task
+HAND_OVER_BATCH = 64  # queued jobs a manager pass looks at (and may hand to Swarm) at most
 MiB = 1024 * 1024
 _managers: dict[str, tuple[float, bool]] = {}  # engine -> (when asked, is a manager)
 
@@ -207,6 +210,24 @@ class Cluster:
             for n in self.nodes.values()
         )
 
+    def free_room(self, client: DockerClient) -> dict[str, list[int]]:
+        """Each ready, active node's unreserved [nano CPUs, memory bytes]: its total less the
+        reservations of every task holding them (this installation's or not), which is what
+        Swarm's scheduler places by. One more API call (every task of the swarm)."""
+        free = {
+            n.id: [n.nano_cpus, n.memory]
+            for n in self.nodes.values()
+            if n.state == "ready" and n.availability == "active"
+        }
+        for task in client.api.tasks():
+            room = free.get(task.get("NodeID", ""))
+            if room is None or (task.get("Status") or {}).get("State") not in HOLDING:
+                continue
+            reserved = ((task.get("Spec") or {}).get("Resources") or {}).get("Reservations") or {}
+            room[0] -= reserved.get("NanoCPUs", 0)
+            room[1] -= reserved.get("MemoryBytes", 0)
+        return free
+
     def largest(self) -> str:
         nodes = [
             n for n in self.nodes.values() if n.state == "ready" and n.availability == "active"
@@ -270,18 +291,35 @@ class SwarmBackend:
                 note=f"Waiting for the Docker Engine on {settings.RUNNER_HOST}: {exc}"[:500]
             )
             return StartOutcome.WAITING
-        job = runner.prepare_start(job_id, lambda job: self._cancel_unstarted(client, job))
+        job = self._claim(client, job_id)
         if isinstance(job, StartOutcome):
             return job
-        if not job.build.image_id:
-            runner.fail_start(job_id, f"build {job.build_id} has no image")
-            return StartOutcome.FAILED
         try:
             with transaction.atomic():
                 _admission_lock()
                 return self._admit(client, job)
         except (DockerException, OSError) as exc:
             return runner._wait_for_docker(job_id, exc, keep_claim=True)
+
+    def hand_over(self, client: DockerClient, job_id: str) -> StartOutcome:
+        """The manager pass's start of a queued job whose turn it is (it found room for it, or
+        it is the oldest): no queue checks, no wait for Swarm's placement."""
+        job = self._claim(client, job_id)
+        if isinstance(job, StartOutcome):
+            return job
+        try:
+            with transaction.atomic():
+                _admission_lock()
+                return self._create(client, job)
+        except (DockerException, OSError) as exc:
+            return runner._wait_for_docker(job_id, exc, keep_claim=True)
+
+    def _claim(self, client: DockerClient, job_id: str) -> Job | StartOutcome:
+        job = runner.prepare_start(job_id, lambda job: self._cancel_unstarted(client, job))
+        if isinstance(job, Job) and not job.build.image_id:
+            runner.fail_start(job_id, f"build {job.build_id} has no image")
+            return StartOutcome.FAILED
+        return job
 
     def _admit(self, client: DockerClient, job: Job) -> StartOutcome:
         cluster = Cluster(client)
@@ -314,6 +352,23 @@ class SwarmBackend:
                 claimed_at=None, host="", note=note, slot_waited_at=timezone.now()
             )
             return StartOutcome.QUEUED
+        outcome = self._create(client, job)
+        if outcome != StartOutcome.STARTED:
+            return outcome
+        # Wait for the scheduler's answer, so that the next admission sees this task placed or
+        # waiting (and room goes in creation order).
+        deadline = time.monotonic() + PLACE_WAIT
+        while time.monotonic() < deadline:
+            task = Cluster(client).tasks.get(job.pk)
+            if task is not None and (task.state not in ("", *UNPLACED) or task.err):
+                if task.state in UNPLACED and task.err:
+                    self._note_capacity(job, task, cluster)
+                break
+            time.sleep(0.03)
+        return StartOutcome.STARTED
+
+    def _create(self, client: DockerClient, job: Job) -> StartOutcome:
+        """Hand the claimed job to Swarm: its replicated-job service."""
         try:
             client.api.create_service(
                 task_template(job),
@@ -332,16 +387,6 @@ class SwarmBackend:
             )
             return StartOutcome.FAILED
         logger.info("job %s handed to Swarm (%s)", job.pk, needs(job))
-        # Wait for the scheduler's answer, so that the next admission sees this task placed or
-        # waiting (and room goes in creation order).
-        deadline = time.monotonic() + PLACE_WAIT
-        while time.monotonic() < deadline:
-            task = Cluster(client).tasks.get(job.pk)
-            if task is not None and (task.state not in ("", *UNPLACED) or task.err):
-                if task.state in UNPLACED and task.err:
-                    self._note_capacity(job, task, cluster)
-                break
-            time.sleep(0.03)
         return StartOutcome.STARTED
 
     def _note_capacity(self, job: Job, task: Task, cluster: Cluster) -> None:
@@ -415,10 +460,10 @@ class ManagerPass:
     """What only a swarm manager sees, once per supervisor pass on a manager's worker."""
 
     REFRESH_EVERY = 30.0  # seconds between refreshes of queued jobs' ``slot_waited_at``
-    RESEND_AFTER = timedelta(seconds=1)  # a queued job's start message this old may be resent
 
     def __init__(self) -> None:
         self.last_refresh = 0.0
+        self.backend = SwarmBackend()
 
     def run(self, client: DockerClient) -> None:
         if not is_manager(client):
@@ -430,7 +475,7 @@ class ManagerPass:
                 self._one(client, cluster, task, jobs.get(job_id))
             except (DockerException, OSError) as exc:
                 logger.warning("swarm: job %s: Docker error %r", job_id, exc)
-        self._admit_next(cluster, jobs)
+        self._hand_over_queued(client, cluster, jobs)
         now = time.monotonic()
         if now - self.last_refresh >= self.REFRESH_EVERY:
             self.last_refresh = now
@@ -479,23 +524,39 @@ class ManagerPass:
                 note=f"placed on {where}, starting"
             )
 
-    def _admit_next(self, cluster: Cluster, jobs: dict[str, Job]) -> None:
-        """No job waits inside Swarm for room: hand it the oldest queued job (one a pass, so
-        that they go in creation order; one that does not fit waits inside Swarm)."""
-        from jobs.launch import enqueue_start
-
+    def _hand_over_queued(
+        self, client: DockerClient, cluster: Cluster, jobs: dict[str, Job]
+    ) -> None:
+        """No job waits inside Swarm for room: hand it the queued jobs, oldest first, as long as
+        the nodes' unreserved room holds them (each counted on the node with the most free
+        memory that fits it, as Swarm's spread would), then the first that does not fit, which
+        waits inside Swarm and holds the younger ones back. A job bigger than every node is
+        handed over without holding anyone up (it waits for a node that big to join)."""
         if cluster.waiting_in_swarm(jobs):
             return
-        stale = timezone.now() - self.RESEND_AFTER
-        queued = (
+        queued = list(
             Job.objects.filter(
                 status=JobStatus.PENDING,
                 claimed_at__isnull=True,
                 note__startswith=CAPACITY_NOTE,
             )
-            .filter(Q(start_enqueued_at__isnull=True) | Q(start_enqueued_at__lt=stale))
-            .order_by("created_at", "id")
-            .values_list("pk", flat=True)[:1]
+            .select_related("plan")
+            .order_by("created_at", "id")[:HAND_OVER_BATCH]
         )
-        for job_id in queued:
-            enqueue_start(job_id)
+        if not queued:
+            return
+        room = cluster.free_room(client)
+        for job in queued:
+            last = False
+            if job.cancel_requested_at is None and cluster.fits_some_node(job):
+                memory, cpus = job.plan.memory_mb * MiB, int(job.plan.cpu * 1_000_000_000)
+                fitting = [free for free in room.values() if free[0] >= cpus and free[1] >= memory]
+                if fitting:
+                    free = max(fitting, key=lambda free: free[1])
+                    free[0] -= cpus
+                    free[1] -= memory
+                else:
+                    last = True
+            self.backend.hand_over(client, job.pk)
+            if last:
+                return
