@@ -95,6 +95,15 @@ class SwarmLab:
     def stop_workers(self) -> None:
         _script("workers-down", timeout=120)
 
+    def heal(self) -> None:
+        """Bring a lab a test broke (a node killed) back to health: ``up`` rebuilds a half-made
+        lab. Tests that break it call this when they end, so that the tests after them, which
+        pytest-django may order after them, find three ready nodes."""
+        result = _script("up")
+        if result.returncode != 0:
+            pytest.fail(f"the lab did not come back up:\n{result.stderr[-3000:]}")
+        self.env = _parse(result.stdout)
+
     def worker_log(self, node: int, queue: str = "jobs") -> str:
         path = Path(f"/run/oneoff-lab-{self.id}/node{node}/worker-{queue}.log")
         try:

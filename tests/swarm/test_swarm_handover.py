@@ -121,9 +121,7 @@ def hand_over(api: FakeManagerAPI) -> list[str]:
     return api.created
 
 
-def test_every_queued_job_that_fits_goes_in_one_pass_then_the_first_that_does_not(
-    queued, plans
-):
+def test_every_queued_job_that_fits_goes_in_one_pass_then_the_first_that_does_not(queued, plans):
     # Two nodes of 2 CPUs: eight jobs of 0.5 CPU fit, the ninth waits inside Swarm (handed
     # over as the head of the queue), the tenth stays queued in the database.
     jobs = queued(plans("0.5", 256), 10)
