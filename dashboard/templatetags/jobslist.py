@@ -69,6 +69,20 @@ def job_row(context: Context, job) -> SafeString:
     return render_job_row(job, context["service"], can_write=can_write, csrf=csrf)
 
 
+@register.simple_tag(takes_context=True)
+def job_rows(context: Context, jobs) -> SafeString:
+    """What ``{% for job in jobs %}{% partial row %}{% endfor %}`` writes, without the loop's
+    and the partial's cost for each of the 25 rows (about 40 µs a row: a third of a row)."""
+    can_write = bool(context.get("can_write"))
+    csrf = CsrfTokenNode().render(context) if can_write else ""
+    service = context["service"]
+    return mark_safe(  # noqa: S308 - rows of render_job_row
+        "".join(
+            f"\n\n{render_job_row(job, service, can_write=can_write, csrf=csrf)}\n" for job in jobs
+        )
+    )
+
+
 def truncatechars(text: str, length: int) -> str:
     """The ``truncatechars`` filter, without its lazy Truncator for the usual text that fits
     (the filter counts characters but combining ones: no text longer than ``length`` fits)."""

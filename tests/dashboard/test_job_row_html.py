@@ -68,3 +68,15 @@ def test_the_row_escapes_the_command(make_job, service):
     )
     assert '<code title="&lt;img src=x onerror=alert(1)&gt;">' in html
     assert 'hx-confirm="Run “&lt;img src=x onerror=alert(1)&gt;” again' in html
+
+
+def test_the_rows_tag_writes_the_row_partial_of_each_job(make_job, developer, service):
+    jobs = list(kinds(make_job, developer))
+    loop = engines["django"].from_string(
+        '{% for job in jobs %}{% include "jobs/list.html#row" %}{% endfor %}'
+    )
+    tag = engines["django"].from_string("{% load jobslist %}{% job_rows jobs %}")
+    for can_write in (True, False):
+        context = {"service": service, "jobs": jobs, "can_write": can_write, "csrf_token": "t"}
+        assert tag.render(context) == loop.render(context)
+    assert tag.render({"service": service, "jobs": []}) == ""
