@@ -4,6 +4,8 @@ Python wrote from the datetime, so a page's lines are the same HTML either way."
 from datetime import UTC, datetime, timedelta, timezone
 from types import SimpleNamespace
 
+from django.db import connection
+
 from dashboard.log_rows import stamped
 from dashboard.templatetags.dashboard import render_log_lines
 from jobs.models import JobLogLine
@@ -44,10 +46,11 @@ def test_the_database_writes_the_time_python_wrote(make_job):
         for i, (at, text) in enumerate(zip(TIMES, TEXTS, strict=True))
     )
     rows = list(stamped(JobLogLine.objects.filter(job=job), "stream", "text").order_by("seq"))
-    assert [row.stamp for row in rows] == [
-        at.astimezone(UTC).isoformat(timespec="milliseconds")[:23] for at in TIMES
-    ]
-    assert rows[0].stamp == "2026-02-01T12:30:45.999"
+    if connection.vendor == "postgresql":  # elsewhere the renderer formats the datetime
+        assert [row.stamp for row in rows] == [
+            at.astimezone(UTC).isoformat(timespec="milliseconds")[:23] for at in TIMES
+        ]
+        assert rows[0].stamp == "2026-02-01T12:30:45.999"
     for query in ("", "red", "<img"):
         html = render_log_lines(rows, query, 1)
         assert html == render_log_lines(as_datetimes(rows), query, 1)
