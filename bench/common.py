@@ -140,7 +140,15 @@ def insert_jobs(service, build, snapshot, count: int, first: int = 1) -> None:
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        cursor.execute(f"ANALYZE {Job._meta.db_table}")
+        vacuum(cursor, Job._meta.db_table)
+
+
+def vacuum(cursor, table: str) -> None:
+    """What autovacuum does to a table after a bulk insert (PostgreSQL 13 and later vacuum on
+    inserts too): statistics, and the visibility map set, so index-only scans read no heap. Left
+    at ``ANALYZE`` alone, the Jobs page's chip counts did 200 heap fetches per status (4 ms
+    against 1.3 ms), a state a real installation is not in for long."""
+    cursor.execute(f"VACUUM (ANALYZE) {table}")
 
 
 # Long-lived processes whose CPU a run's breakdown shows; a process's exited children count

@@ -8,7 +8,10 @@ and passes only its own context. Pages without a membership (sign-in, "no worksp
 admin) get no frame.
 """
 
+from functools import partial
+
 from services.models import Workspace
+from services.prepared import Prepared
 
 # The workspace the reader used last: the home page opens it.
 SESSION_WORKSPACE = "workspace"
@@ -26,5 +29,16 @@ def frame(request) -> dict:
         "membership": membership,
         "can_write": membership.can_write,
         "is_admin": membership.is_admin,
-        "workspaces": Workspace.objects.for_user(request.user).order_by("name"),
+        # Called by the template where it lists them (the full page; an htmx partial has no
+        # switcher and makes no query).
+        "workspaces": partial(_WORKSPACES.run, user_id=request.user.pk),
     }
+
+
+def _workspaces(shape, *, user_id: int):
+    """The switcher's workspaces: ``Workspace.objects.for_user`` of the user, by name."""
+    return Workspace.objects.filter(memberships__user_id=user_id).order_by("name")
+
+
+# Compiled once (services.prepared): every full page lists them.
+_WORKSPACES = Prepared(_workspaces)

@@ -14,7 +14,7 @@ from jobs.logs import search
 from jobs.models import Job, JobStatus
 from services.errors import Invalid
 from services.keyset import keyset_page, keyset_queryset
-from services.models import Service
+from services.models import Plan, Service
 from services.prepared import Prepared
 
 PAGE_SIZE = 25
@@ -306,6 +306,16 @@ def hourly_price(plan) -> str:
     return f"${hourly.quantize(Decimal('0.000001')).normalize():f}/h"
 
 
+def _plans(shape, *, kind: str):
+    """The plans a job of a service of ``kind`` can run on: ``Service.valid_plans`` but the
+    free ones."""
+    return Plan.objects.filter(kind=kind).exclude(price_monthly__lte=0)
+
+
+# Compiled once (services.prepared): the run form is on every Jobs page.
+_PLANS = Prepared(_plans)
+
+
 class RunJobForm(forms.Form):
     start_command = forms.CharField(
         label="Command",
@@ -347,7 +357,7 @@ class RunJobForm(forms.Form):
         super().__init__(*args, **kwargs)
         cast(forms.ChoiceField, self.fields["plan"]).choices = [
             (plan.id, f"{plan.name} — {plan.specs} — {hourly_price(plan)}")
-            for plan in service.valid_plans().exclude(price_monthly__lte=0)
+            for plan in _PLANS.run(kind=service.plan_kind)
         ]
 
     def clean_env_overrides(self) -> list[tuple[str, str]]:

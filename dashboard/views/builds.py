@@ -11,6 +11,7 @@ from audit.trail import actor_of, record_build
 from dashboard.access import get_service, signed_in
 from dashboard.forms.jobs import LOG_PAGE, LogQueryForm
 from dashboard.http import HtmxHttpRequest
+from dashboard.log_rows import stamped
 from dashboard.views import bad_request, is_partial
 from services.access import WRITE, build_of
 from services.builds import queue as builds
@@ -38,9 +39,7 @@ def trigger_build(request: HtmxHttpRequest, service_id: str) -> HttpResponse:
 
 
 def _build_lines(build):
-    return BuildLogLine.objects.filter(build=build).values_list(
-        "seq", "timestamp", "text", named=True
-    )
+    return stamped(BuildLogLine.objects.filter(build=build), "text")
 
 
 def _viewer(service, build) -> dict:

@@ -21,6 +21,7 @@ from dashboard.forms.jobs import (
     RunJobForm,
 )
 from dashboard.http import HtmxHttpRequest
+from dashboard.log_rows import stamped
 from dashboard.system_lines import end_lines, start_lines
 from dashboard.views import bad_request, is_partial
 from jobs.launch import cancel_job, create_job
@@ -371,9 +372,7 @@ def _matches(job, q: str, after: int | None) -> tuple[list, str | None]:
 
 def _lines(job):
     """A job's log lines as light rows (a page shows a thousand of them)."""
-    return JobLogLine.objects.filter(job=job).values_list(
-        "seq", "timestamp", "stream", "text", named=True
-    )
+    return stamped(JobLogLine.objects.filter(job=job), "stream", "text")
 
 
 def _keeps_polling(job) -> bool:
