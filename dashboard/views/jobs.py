@@ -446,6 +446,9 @@ def job_logs(request: HtmxHttpRequest, service_id: str, job_id: str) -> HttpResp
         poll=more or _keeps_polling(job),
         catch_up=more,
         status_changed=bool(data["status"]) and data["status"] != job.status,
+        # A pending job's summary comes along with every poll: why it waits (a runner, a slot,
+        # capacity) changes without its status changing.
+        refresh_summary=job.status == JobStatus.PENDING,
     )
     if context["status_changed"]:
         context["usage"] = usage_chart(job)  # the summary comes along: with what the job used

@@ -41,6 +41,26 @@ def test_a_status_change_refreshes_the_summary_out_of_band(owner, make_job, logi
     assert '<span id="log-live" hx-swap-oob="true"><span class="live"' in body
 
 
+def test_a_pending_jobs_poll_brings_its_summary_with_why_it_waits_now(owner, make_job, login):
+    # The page loaded before the worker took the start message ("Waiting for a runner"); the
+    # worker then found the service's one slot taken: the next poll shows that, though the
+    # status stayed pending.
+    job = make_job(status=JobStatus.PENDING)
+    client = login(owner)
+    page = client.get(f"/services/{job.service_id}/jobs/{job.id}/").content.decode()
+    assert "1 of 1 concurrent jobs" not in page
+    Job.objects.filter(pk=job.pk).update(
+        note="waiting: 1 of 1 concurrent jobs of this service are running"
+    )
+    body = client.get(url(job, "?after=0&status=pending"), **htmx()).content.decode()
+    assert '<section id="job-summary" class="card summary"' in body
+    assert 'hx-swap-oob="true"' in body
+    assert "waiting: 1 of 1 concurrent jobs of this service are running" in body
+    running = make_job(status=JobStatus.RUNNING, lines=["a"])
+    body = client.get(url(running, "?after=1&status=running"), **htmx()).content.decode()
+    assert "job-summary" not in body  # a running job's summary waits for its status to change
+
+
 def test_the_live_badge_goes_with_the_final_status_while_the_log_settles(owner, make_job, login):
     job = make_job(status=JobStatus.SUCCEEDED, finished_at=timezone.now(), lines=["a"])
     body = login(owner).get(url(job, "?after=0&status=running"), **htmx()).content.decode()
