@@ -46,6 +46,9 @@ from jobs.runner import StartOutcome
 logger = logging.getLogger(__name__)
 
 CAPACITY_NOTE = "waiting for capacity"
+# A start message a worker whose engine is not a manager took (the role moved, or a message went
+# astray): the job waits, unclaimed, for the manager's pass to hand it over.
+MANAGER_NOTE = "Waiting for a swarm manager"
 UNPLACED = ("new", "pending")  # a task Swarm has not put on a node yet
 NOT_STARTED = (*UNPLACED, "assigned", "accepted", "preparing", "ready")
 ENDED_UNSTARTED = ("failed", "rejected", "orphaned", "remove", "shutdown")
@@ -280,8 +283,8 @@ class SwarmBackend:
             client = self.client
             if not is_manager(client):
                 note = (
-                    f"Waiting for a swarm manager: the engine of {settings.RUNNER_HOST} is not "
-                    "one (start messages go to the swarm queue, which manager workers consume)"
+                    f"{MANAGER_NOTE}: the engine of {settings.RUNNER_HOST} is not one (start "
+                    "messages go to the swarm queue, which manager workers consume)"
                 )
                 Job.objects.filter(pk=job_id, status=JobStatus.PENDING).update(note=note[:500])
                 return StartOutcome.WAITING
@@ -527,19 +530,17 @@ class ManagerPass:
     def _hand_over_queued(
         self, client: DockerClient, cluster: Cluster, jobs: dict[str, Job]
     ) -> None:
-        """No job waits inside Swarm for room: hand it the queued jobs, oldest first, as long as
-        the nodes' unreserved room holds them (each counted on the node with the most free
-        memory that fits it, as Swarm's spread would), then the first that does not fit, which
-        waits inside Swarm and holds the younger ones back. A job bigger than every node is
-        handed over without holding anyone up (it waits for a node that big to join)."""
+        """No job waits inside Swarm for room: hand it the queued jobs (and those whose start
+        message a worker that is not a manager took), oldest first, as long as the nodes'
+        unreserved room holds them (each counted on the node with the most free memory that fits
+        it, as Swarm's spread would), then the first that does not fit, which waits inside Swarm
+        and holds the younger ones back. A job bigger than every node is handed over without
+        holding anyone up (it waits for a node that big to join)."""
         if cluster.waiting_in_swarm(jobs):
             return
         queued = list(
-            Job.objects.filter(
-                status=JobStatus.PENDING,
-                claimed_at__isnull=True,
-                note__startswith=CAPACITY_NOTE,
-            )
+            Job.objects.filter(status=JobStatus.PENDING, claimed_at__isnull=True)
+            .filter(Q(note__startswith=CAPACITY_NOTE) | Q(note__startswith=MANAGER_NOTE))
             .select_related("plan")
             .order_by("created_at", "id")[:HAND_OVER_BATCH]
         )

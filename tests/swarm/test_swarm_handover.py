@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import pytest
 from django.utils import timezone
 
-from jobs.backends.swarm import CAPACITY_NOTE, ManagerPass
+from jobs.backends.swarm import CAPACITY_NOTE, MANAGER_NOTE, ManagerPass
 from jobs.models import Job, JobStatus
 from services.models import Plan
 
@@ -91,7 +91,7 @@ def queued(make_job, settings):
     settings.JOB_BACKEND = "swarm"
     created = timezone.now() - timedelta(minutes=1)
 
-    def make(plan: Plan, count: int) -> list[Job]:
+    def make(plan: Plan, count: int, note: str = "") -> list[Job]:
         jobs = []
         for _ in range(count):
             nonlocal created
@@ -100,7 +100,7 @@ def queued(make_job, settings):
                 make_job(
                     status=JobStatus.PENDING,
                     plan=plan,
-                    note=f"{CAPACITY_NOTE}: needs … — 1 job created before this one waits",
+                    note=note or f"{CAPACITY_NOTE}: needs … — 1 job created before this one waits",
                     created_at=created,
                     slot_waited_at=timezone.now(),
                 )
@@ -164,3 +164,11 @@ def test_a_job_bigger_than_every_node_holds_no_one_up(queued, plans):
     after = queued(plans("0.5", 256), 2)
     api = FakeManagerAPI([("node1", 2, 8 * GB)], holding=[])
     assert hand_over(api) == [huge[0].id, *(job.id for job in after)]
+
+
+def test_a_job_whose_start_message_a_worker_node_took_is_handed_over(queued, plans):
+    # Without a beat (its sweep re-sends stale starts), nothing else would ever start it.
+    stray = queued(plans("0.5", 256), 1, note=f"{MANAGER_NOTE}: the engine of node3 is not one")
+    behind = queued(plans("0.5", 256), 1)
+    api = FakeManagerAPI([("node1", 2, 8 * GB)], holding=[])
+    assert hand_over(api) == [stray[0].id, behind[0].id]
