@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -86,9 +87,7 @@ def task_template(job: Job) -> types.TaskTemplate:
     """Today's hardening (runner.container_config) as far as Swarm expresses it; README,
     "Jobs on Docker Swarm", lists what it cannot (no-new-privileges, memory+swap, a bounded
     writable layer, network mode none, tmpfs mount options)."""
-    plan = job.plan
-    memory = plan.memory_mb * MiB
-    nano_cpus = int(plan.cpu * 1_000_000_000)
+    nano_cpus, memory = wants(job)
     read_only = settings.JOB_DISK_MODE != "off"
     mounts = []
     if read_only:  # Swarm cannot bound a writable layer: read-only root, tmpfs scratch
@@ -204,7 +203,7 @@ class Cluster:
 
     def fits_some_node(self, job: Job) -> bool:
         """Whether a ready, active node is big enough for the job when empty."""
-        memory, cpus = job.plan.memory_mb * MiB, int(job.plan.cpu * 1_000_000_000)
+        cpus, memory = wants(job)
         return any(
             n.state == "ready"
             and n.availability == "active"
@@ -254,6 +253,11 @@ class Cluster:
         ]
 
 
+def wants(job: Job) -> tuple[int, int]:
+    """The job's plan as Swarm reserves it: nano CPUs and memory bytes."""
+    return int(job.plan.cpu * 1_000_000_000), job.plan.memory_mb * MiB
+
+
 def capacity_note(job: Job, why: str) -> str:
     return f"{CAPACITY_NOTE}: needs {needs(job)} — {why}"[:500]
 
@@ -294,35 +298,33 @@ class SwarmBackend:
                 note=f"Waiting for the Docker Engine on {settings.RUNNER_HOST}: {exc}"[:500]
             )
             return StartOutcome.WAITING
-        job = self._claim(client, job_id)
-        if isinstance(job, StartOutcome):
-            return job
-        try:
-            with transaction.atomic():
-                _admission_lock()
-                return self._admit(client, job)
-        except (DockerException, OSError) as exc:
-            return runner._wait_for_docker(job_id, exc, keep_claim=True)
+        return self._claimed(client, job_id, self._admit)
 
     def hand_over(self, client: DockerClient, job_id: str) -> StartOutcome:
         """The manager pass's start of a queued job whose turn it is (it found room for it, or
         it is the oldest): no queue checks, no wait for Swarm's placement."""
-        job = self._claim(client, job_id)
+        return self._claimed(client, job_id, self._create)
+
+    def _claimed(
+        self,
+        client: DockerClient,
+        job_id: str,
+        step: Callable[[DockerClient, Job], StartOutcome],
+    ) -> StartOutcome:
+        """Claim the job (``runner.prepare_start``), then run ``step`` on it (admit it, or
+        create its service) under the admission lock."""
+        job = runner.prepare_start(job_id, lambda job: self._cancel_unstarted(client, job))
         if isinstance(job, StartOutcome):
             return job
+        if not job.build.image_id:
+            runner.fail_start(job_id, f"build {job.build_id} has no image")
+            return StartOutcome.FAILED
         try:
             with transaction.atomic():
                 _admission_lock()
-                return self._create(client, job)
+                return step(client, job)
         except (DockerException, OSError) as exc:
             return runner._wait_for_docker(job_id, exc, keep_claim=True)
-
-    def _claim(self, client: DockerClient, job_id: str) -> Job | StartOutcome:
-        job = runner.prepare_start(job_id, lambda job: self._cancel_unstarted(client, job))
-        if isinstance(job, Job) and not job.build.image_id:
-            runner.fail_start(job_id, f"build {job.build_id} has no image")
-            return StartOutcome.FAILED
-        return job
 
     def _admit(self, client: DockerClient, job: Job) -> StartOutcome:
         cluster = Cluster(client)
@@ -550,7 +552,7 @@ class ManagerPass:
         for job in queued:
             last = False
             if job.cancel_requested_at is None and cluster.fits_some_node(job):
-                memory, cpus = job.plan.memory_mb * MiB, int(job.plan.cpu * 1_000_000_000)
+                cpus, memory = wants(job)
                 fitting = [free for free in room.values() if free[0] >= cpus and free[1] >= memory]
                 if fitting:
                     free = max(fitting, key=lambda free: free[1])

@@ -69,24 +69,6 @@ class FakeManagerAPI:
 
 
 @pytest.fixture
-def plans(db):
-    def make(cpu: str, memory_mb: int) -> Plan:
-        plan, _ = Plan.objects.update_or_create(
-            id=f"plan-srv-test-handover-{memory_mb}-{cpu.replace('.', '_')}",
-            defaults={
-                "name": f"Handover {memory_mb} MB {cpu} CPU",
-                "kind": "srv",
-                "memory_mb": memory_mb,
-                "cpu": cpu,
-                "price_monthly": "1.00",
-            },
-        )
-        return plan
-
-    return make
-
-
-@pytest.fixture
 def queued(make_job, settings):
     settings.JOB_BACKEND = "swarm"
     created = timezone.now() - timedelta(minutes=1)
@@ -121,10 +103,12 @@ def hand_over(api: FakeManagerAPI) -> list[str]:
     return api.created
 
 
-def test_every_queued_job_that_fits_goes_in_one_pass_then_the_first_that_does_not(queued, plans):
+def test_every_queued_job_that_fits_goes_in_one_pass_then_the_first_that_does_not(
+    queued, swarm_plan
+):
     # Two nodes of 2 CPUs: eight jobs of 0.5 CPU fit, the ninth waits inside Swarm (handed
     # over as the head of the queue), the tenth stays queued in the database.
-    jobs = queued(plans("0.5", 256), 10)
+    jobs = queued(swarm_plan(256, "0.5"), 10)
     api = FakeManagerAPI([("node1", 2, 8 * GB), ("node2", 2, 8 * GB)], holding=[])
     assert hand_over(api) == [job.id for job in jobs[:9]]
     claimed = set(
@@ -135,10 +119,10 @@ def test_every_queued_job_that_fits_goes_in_one_pass_then_the_first_that_does_no
     assert claimed == {job.pk for job in jobs[:9]}
 
 
-def test_room_held_by_other_services_counts(queued, plans):
+def test_room_held_by_other_services_counts(queued, swarm_plan):
     # 1.5 of node1's 2 CPUs and 1 of node2's are held by services that are not jobs: 0.5 + 1
     # CPU free, so three jobs of 0.5 CPU fit and the fourth is the head.
-    jobs = queued(plans("0.5", 256), 6)
+    jobs = queued(swarm_plan(256, "0.5"), 6)
     api = FakeManagerAPI(
         [("node1", 2, 8 * GB), ("node2", 2, 8 * GB)],
         holding=[("node1", 1.5, GB), ("node2", 1, GB)],
@@ -146,11 +130,11 @@ def test_room_held_by_other_services_counts(queued, plans):
     assert hand_over(api) == [job.id for job in jobs[:4]]
 
 
-def test_memory_counts_per_node_not_summed(queued, plans):
+def test_memory_counts_per_node_not_summed(queued, swarm_plan):
     # Each node has 1 GB free; a 1.5 GB job fits neither (though 2 GB are free in all), so it
     # is the head at once and the small job behind it keeps its turn.
-    big = queued(plans("0.25", 1536), 1)
-    small = queued(plans("0.25", 256), 1)
+    big = queued(swarm_plan(1536, "0.25"), 1)
+    small = queued(swarm_plan(256, "0.25"), 1)
     api = FakeManagerAPI(
         [("node1", 2, 2 * GB), ("node2", 2, 2 * GB)],
         holding=[("node1", 0, GB), ("node2", 0, GB)],
@@ -159,16 +143,18 @@ def test_memory_counts_per_node_not_summed(queued, plans):
     assert Job.objects.get(pk=small[0].pk).claimed_at is None
 
 
-def test_a_job_bigger_than_every_node_holds_no_one_up(queued, plans):
-    huge = queued(plans("8", 256), 1)  # no node has 8 CPUs
-    after = queued(plans("0.5", 256), 2)
+def test_a_job_bigger_than_every_node_holds_no_one_up(queued, swarm_plan):
+    huge = queued(swarm_plan(256, "8"), 1)  # no node has 8 CPUs
+    after = queued(swarm_plan(256, "0.5"), 2)
     api = FakeManagerAPI([("node1", 2, 8 * GB)], holding=[])
     assert hand_over(api) == [huge[0].id, *(job.id for job in after)]
 
 
-def test_a_job_whose_start_message_a_worker_node_took_is_handed_over(queued, plans):
+def test_a_job_whose_start_message_a_worker_node_took_is_handed_over(queued, swarm_plan):
     # Without a beat (its sweep re-sends stale starts), nothing else would ever start it.
-    stray = queued(plans("0.5", 256), 1, note=f"{MANAGER_NOTE}: the engine of node3 is not one")
-    behind = queued(plans("0.5", 256), 1)
+    stray = queued(
+        swarm_plan(256, "0.5"), 1, note=f"{MANAGER_NOTE}: the engine of node3 is not one"
+    )
+    behind = queued(swarm_plan(256, "0.5"), 1)
     api = FakeManagerAPI([("node1", 2, 8 * GB)], holding=[])
     assert hand_over(api) == [stray[0].id, behind[0].id]
