@@ -83,3 +83,16 @@ def test_service_home_redirects_to_jobs(owner, service, login, outsider):
 def test_htmx_request_gets_the_page(owner, workspace, login):
     r = login(owner).get(url(workspace), **htmx())
     assert r.status_code == 200
+
+
+def test_the_switcher_never_lists_a_workspace_of_the_reader_before(
+    owner, outsider, workspace, other_workspace, login
+):
+    # The switcher's query is compiled once for every reader (services.prepared): the second
+    # reader must get their own workspaces, not the first one's.
+    first = login(owner).get(url(workspace)).content.decode()
+    assert f'href="/workspaces/{workspace.id}/"' in first
+    second = login(outsider).get(url(other_workspace)).content.decode()
+    assert f'href="/workspaces/{other_workspace.id}/"' in second
+    assert workspace.id not in second
+    assert workspace.name not in second
