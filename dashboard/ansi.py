@@ -221,9 +221,23 @@ def plain(text: str) -> str:
     return _SGR.sub("", text) if "\x1b" in text else text
 
 
-# ``render`` of a line without ESC and without a search (the usual line), called directly by a
-# caller that checked both (``render_log_lines``: a call less per line).
-escape_plain = _escape_text
+# What a page's lines joined by newlines may hold for ``escape_page``: ``_SPECIAL`` but the newline.
+_SPECIAL_BUT_NEWLINE = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]"
+)
+
+
+def escape_page(texts: list[str]) -> list[str] | None:
+    """``render`` of each of ``texts`` without a search, in one ``html.escape`` of them all
+    (a page of 1,000 usual lines: a third of the time of one call per line); None when one of
+    them needs more (ESC, a control or bidi character, a newline of its own), for a line by line
+    ``render``."""
+    if not texts:
+        return []
+    page = "\n".join(texts)
+    if "\x1b" in page or _SPECIAL_BUT_NEWLINE.search(page) or page.count("\n") != len(texts) - 1:
+        return None
+    return escape(page).split("\n")
 
 
 def render(text: str, query: str | None = None) -> str:

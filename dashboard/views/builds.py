@@ -8,6 +8,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from audit.trail import actor_of, record_build
+from dashboard import splice
 from dashboard.access import get_service, signed_in
 from dashboard.forms.jobs import LOG_PAGE, LogQueryForm
 from dashboard.http import HtmxHttpRequest
@@ -74,7 +75,7 @@ def build_detail(request: HtmxHttpRequest, service_id: str, build_id: str) -> Ht
     template = "services/build.html"
     if is_partial(request):
         template += "#summary"
-    return render(request, template, context)
+    return splice.render(request, template, context)
 
 
 @signed_in
@@ -91,7 +92,7 @@ def build_logs(request: HtmxHttpRequest, service_id: str, build_id: str) -> Http
     if data["before"] is not None:
         page = list(lines.filter(seq__lt=data["before"]).order_by("-seq")[: LOG_PAGE + 1])
         context.update(has_earlier=len(page) > LOG_PAGE, lines=page[:LOG_PAGE][::-1])
-        return render(request, "dashboard/_log_viewer.html#earlier", context)
+        return splice.render(request, "dashboard/_log_viewer.html#earlier", context)
     after = data["after"]
     if after is not None:
         lines = lines.filter(seq__gt=after)
@@ -99,7 +100,7 @@ def build_logs(request: HtmxHttpRequest, service_id: str, build_id: str) -> Http
     _build_log_context(build, page, after, context)
     context["poll"] = context["poll"] or len(page) > LOG_PAGE
     context["status_changed"] = bool(data["status"]) and data["status"] != build.status
-    return render(request, "services/build.html#tail", context)
+    return splice.render(request, "services/build.html#tail", context)
 
 
 @signed_in

@@ -11,6 +11,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from audit.trail import actor_of
+from dashboard import splice
 from dashboard.access import get_service, signed_in
 from dashboard.forms.jobs import (
     LOG_PAGE,
@@ -394,7 +395,7 @@ def job_detail(request: HtmxHttpRequest, service_id: str, job_id: str) -> HttpRe
     template = "jobs/detail.html"
     if is_partial(request):
         template += "#log_viewer" if request.htmx.target == "log-viewer" else "#summary"
-    return render(request, template, context)
+    return splice.render(request, template, context)
 
 
 @signed_in
@@ -415,7 +416,7 @@ def job_logs(request: HtmxHttpRequest, service_id: str, job_id: str) -> HttpResp
     if data["before"] is not None:
         page = list(lines.filter(seq__lt=data["before"]).order_by("-seq")[: LOG_PAGE + 1])
         context.update(has_earlier=len(page) > LOG_PAGE, lines=page[:LOG_PAGE][::-1])
-        return render(request, "dashboard/_log_viewer.html#earlier", context)
+        return splice.render(request, "dashboard/_log_viewer.html#earlier", context)
     # Sequence numbers start at 0; without ``after`` the request starts from the first line.
     after = data["after"]
     if after is not None:
@@ -431,12 +432,12 @@ def job_logs(request: HtmxHttpRequest, service_id: str, job_id: str) -> HttpResp
             last_seq=page[-1].seq if page else after,
             system_end=[] if has_later else end_lines(job),
         )
-        return render(request, "dashboard/_log_viewer.html#later", context)
+        return splice.render(request, "dashboard/_log_viewer.html#later", context)
     if data["q"].strip():
         page, problem = ([], None) if job.logs_purged_at else _matches(job, data["q"], after)
         context["search_problem"] = problem
         context.update(lines=page[:SEARCH_PAGE], more_matches=len(page) > SEARCH_PAGE, q=data["q"])
-        return render(request, "dashboard/_log_viewer.html#matches", context)
+        return splice.render(request, "dashboard/_log_viewer.html#matches", context)
     page = list(lines.order_by("seq")[: LOG_PAGE + 1])
     more = len(page) > LOG_PAGE
     page = page[:LOG_PAGE]
@@ -455,7 +456,7 @@ def job_logs(request: HtmxHttpRequest, service_id: str, job_id: str) -> HttpResp
         context.update(_retention(service, job))  # and the retention date, now from its end
         if not more:
             context["system_end"] = end_lines(job)
-    return render(request, "jobs/detail.html#tail", context)
+    return splice.render(request, "jobs/detail.html#tail", context)
 
 
 @signed_in
