@@ -25,10 +25,10 @@ def test_record_exit_costs_a_few_queries(service, make_build, django_assert_num_
     job = Job.objects.select_related("plan", "canceled_by").get(pk=job.pk)
     state = {"ExitCode": 0, "FinishedAt": None, "OOMKilled": False}
     # The start as stored and the last line's time, in one query; the compare-and-set
-    # (savepoint, lock, update, release) with its service event (savepoint, the job's row,
-    # insert, release) and the webhooks' look (savepoint, one query, release); the service's
-    # concurrency limit.
-    with django_assert_num_queries(13):
+    # (savepoint, UPDATE … RETURNING, release) with its service event (savepoint, the job's
+    # row, insert, release) and the webhooks' look (savepoint, one query, release); the
+    # service's concurrency limit.
+    with django_assert_num_queries(12):
         assert runner.record_exit(job, state)
     job.refresh_from_db()
     assert job.status == JobStatus.SUCCEEDED
