@@ -11,9 +11,11 @@ shared installation.
 
 import logging
 import os
+import sys
 
 from celery import Celery, bootsteps, signals
 from django.conf import settings
+from django.db import close_old_connections
 from kombu import Exchange, Queue
 
 from config import broker  # noqa: F401 (names the Redis transport that CELERY_BROKER_TRANSPORT uses)
@@ -38,6 +40,14 @@ app.autodiscover_tasks()
 # main process runs the job supervisor's threads, which must not be forked into pool children.
 app.conf.worker_pool = os.environ.get("CELERY_WORKER_POOL", "threads")
 
+# Celery's Django fixup closes every database connection of a task's thread before and after
+# each task (unless CELERY_DB_REUSE_MAX says otherwise): with the threads pool, every job start
+# opened a new PostgreSQL connection (a backend forked, its catalog caches cold, no statement
+# prepared), about a third of PostgreSQL's CPU with 100 jobs at once (``bench_runner.py --only
+# throughput``). A task's connections are kept as a request's are instead (``_tasks_connections``):
+# closed when they failed or are older than CONN_MAX_AGE, health-checked before their first use.
+app.conf["CELERY_DB_REUSE_MAX"] = sys.maxsize
+
 app.conf.task_queues = tuple(
     Queue(name, Exchange(name, type="direct"), routing_key=name)
     for name in (JOBS_QUEUE, BUILDS_QUEUE)
@@ -49,6 +59,18 @@ app.conf.task_routes = {
 }
 if settings.JOB_BACKEND == "swarm":
     app.conf.task_routes["jobs.tasks.start_job"] = {"queue": SWARM_QUEUE}
+
+
+@signals.task_prerun.connect
+@signals.task_postrun.connect
+def _tasks_connections(sender=None, **kwargs):
+    """Before and after each task, what Django does around each request (``close_old_connections``):
+    a connection that failed, or is older than CONN_MAX_AGE, is closed; the others are kept, and
+    checked before their next use (CONN_HEALTH_CHECKS). Not for an eager task: it runs inside its
+    caller's transaction."""
+    if getattr(getattr(sender, "request", None), "is_eager", False):
+        return
+    close_old_connections()
 
 
 def consumes_only_builds(queues) -> bool:

@@ -63,13 +63,13 @@ def check_env_overrides(pairs: Iterable[tuple[str, str]] | None) -> dict[str, st
 
 
 def resolve_plan(service: Service, plan_id: str | None) -> Plan:
-    valid = list(service.valid_plans().exclude(price_monthly__lte=0))
-    valid_ids = ", ".join(p.id for p in valid)
     if not plan_id:
         plan = service.plan
         if plan.is_free:
             raise Invalid("planId", "free tier plans are not supported for jobs")
         return plan
+    valid = list(service.valid_plans().exclude(price_monthly__lte=0))
+    valid_ids = ", ".join(p.id for p in valid)
     chosen = next((p for p in valid if p.id == plan_id), None)
     if chosen is None:
         kind = "cron job" if service.plan_kind == "cron" else service.get_type_display().lower()
@@ -127,7 +127,14 @@ def create_job(
     with transaction.atomic():
         # Lock the service row so a concurrent env change or build lands wholly before or after.
         # A service deleted meanwhile is gone (Service.objects never returns a deleted one).
-        locked = Service.objects.select_for_update().filter(pk=service.pk).first()
+        # Its plan and workspace come along, unlocked (``of``: other creates in the workspace
+        # never wait for this one).
+        locked = (
+            Service.objects.select_related("plan", "workspace")
+            .select_for_update(of=("self",))
+            .filter(pk=service.pk)
+            .first()
+        )
         if locked is None:
             raise NotFound("service")
         service = locked

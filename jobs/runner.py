@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 import docker
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 from docker import DockerClient
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
@@ -34,7 +34,7 @@ from docker.models.containers import (  # type: ignore[attr-defined] # not in th
 from docker.types import LogConfig
 
 from jobs import reasons
-from jobs.models import EnvSnapshot, Job, JobStatus
+from jobs.models import EnvSnapshot, Job, JobLogLine, JobStatus
 from services.builds.errors import BuildError
 from services.builds.images import pull_job_image
 from services.models import EnvVar, Service
@@ -645,12 +645,19 @@ def adopt(job: Job, attrs: dict) -> bool:
 def outcome(job: Job, state: dict) -> dict:
     """The fields that end a job, from its container's ``State``."""
     finished_at = docker_time(state.get("FinishedAt")) or timezone.now()
-    job.refresh_from_db(fields=["started_at"])  # the log writer may have moved it earlier
+    # The start as stored (the log writer may have moved it earlier) and the last stored line's
+    # time, in one query.
+    last_line = JobLogLine.objects.filter(job_id=OuterRef("pk")).order_by("-seq")
+    job.started_at, last_stamp = (
+        Job.objects.filter(pk=job.pk)
+        .annotate(last_line=Subquery(last_line.values("timestamp")[:1]))
+        .values_list("started_at", "last_line")
+        .get()
+    )
     started_at = job.started_at or finished_at
     # Never before the start, nor before the last stored line (Docker's clocks disagree by
     # a few microseconds for very short jobs).
-    last_line = job.log_lines.order_by("-seq").values_list("timestamp", flat=True).first()
-    finished_at = max(finished_at, started_at, last_line or started_at)
+    finished_at = max(finished_at, started_at, last_stamp or started_at)
     exit_code = state.get("ExitCode")
     runtime = (finished_at - started_at).total_seconds()
     if job.cancel_requested_at is not None:

@@ -357,6 +357,22 @@ class Service(RepoSource, models.Model):
         rollback, or Render's ``buildId`` / ``deployMode: deploy_only``) when it is made. The
         latest of these events wins: without such deploys this is ``latest_successful_build``,
         as before deploys existed."""
+        latest, redeploy = self._current()
+        if redeploy is not None:
+            return redeploy.build, redeploy
+        if latest is None:
+            return None, None
+        first = latest.deploys.filter(reuses_build=False).order_by("created_at", "id").first()
+        return latest, first
+
+    def current_build(self) -> "Build | None":
+        """The build new jobs run (``current_deploy``'s, without looking up its deploy)."""
+        latest, redeploy = self._current()
+        return redeploy.build if redeploy is not None else latest
+
+    def _current(self) -> "tuple[Build | None, Deploy | None]":
+        """The latest successful build, and the deploy of an existing build that came after it
+        (None when there is none, or the build came later): that deploy's build is current."""
         latest = self.latest_successful_build()
         redeploy = (
             self.deploys.filter(reuses_build=True, build__status=BuildStatus.SUCCEEDED)
@@ -367,15 +383,8 @@ class Service(RepoSource, models.Model):
         if redeploy is not None and (
             latest is None or latest.finished_at is None or redeploy.created_at > latest.finished_at
         ):
-            return redeploy.build, redeploy
-        if latest is None:
-            return None, None
-        first = latest.deploys.filter(reuses_build=False).order_by("created_at", "id").first()
-        return latest, first
-
-    def current_build(self) -> "Build | None":
-        """The build new jobs run (``current_deploy``)."""
-        return self.current_deploy()[0]
+            return latest, redeploy
+        return latest, None
 
     def env_dict(self) -> dict[str, str]:
         return {var.key: var.value for var in self.env_vars.order_by("key")}

@@ -403,15 +403,18 @@ class LogFollower(threading.Thread):
         failed: list[BaseException] = []  # the storer's error, if it stopped
         storer: threading.Thread | None = None
         try:
-            if writer is None:
-                writer = LogWriter.for_job(self.job_id)
-            storer = threading.Thread(
-                target=self._store_batches,
-                args=(writer, batches, failed),
-                name=f"logdb-{self.job_id}",
-                daemon=True,
-            )
-            storer.start()
+
+            def ready() -> tuple[LogWriter, threading.Thread]:
+                """The writer (None: made here, at the first lines) and the storing thread."""
+                made = writer if writer is not None else LogWriter.for_job(self.job_id)
+                thread = threading.Thread(
+                    target=self._store_batches,
+                    args=(made, batches, failed),
+                    name=f"logdb-{self.job_id}",
+                    daemon=True,
+                )
+                thread.start()
+                return made, thread
 
             def hand(batch: Batch | None) -> None:
                 batches.join()  # the batch before is stored (or the storer stopped)
@@ -419,6 +422,8 @@ class LogFollower(threading.Thread):
                     raise StorerStopped
                 batches.put(batch)
 
+            if writer is not None:
+                writer, storer = ready()
             deadline = time.monotonic() + FLUSH_INTERVAL
             while True:
                 timeout = max(0.0, deadline - time.monotonic())
@@ -426,6 +431,16 @@ class LogFollower(threading.Thread):
                     item = self._get(timeout)
                 except queue.Empty:
                     item = []
+                if writer is None or storer is None:
+                    # Followed from its start (``files``): no writer until there is something
+                    # to write. A job that prints nothing reads no cursor, opens no database
+                    # connection and starts no storing thread.
+                    if item is None:
+                        return  # the log ended with nothing in it
+                    if not isinstance(item, JsonBlock) and not item:
+                        deadline = time.monotonic() + FLUSH_INTERVAL
+                        continue
+                    writer, storer = ready()
                 if item is None:
                     writer.release()
                     last = writer.take()

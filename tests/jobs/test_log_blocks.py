@@ -217,3 +217,48 @@ def test_an_error_of_the_storing_thread_stops_the_follower(two_jobs, monkeypatch
     assert not thread.is_alive()
     assert isinstance(follower.error, LogConflict)
     assert follower.stopping.is_set()
+
+
+def test_a_follower_from_the_start_of_a_quiet_job_makes_no_writer(two_jobs, monkeypatch):
+    """Followed from its container's start (``files``), a job that prints nothing costs its
+    writer no cursor read, no database connection and no storing thread."""
+    import threading
+
+    from jobs.logs.follow import LogFollower
+
+    job, _ = two_jobs
+    made: list[str] = []
+    monkeypatch.setattr(LogWriter, "for_job", classmethod(lambda cls, job_id: made.append(job_id)))
+    follower = LogFollower(job.id, "no-container", lambda: None)  # type: ignore[arg-type,return-value]
+    thread = threading.Thread(target=follower._write, args=(None,), daemon=True)
+    thread.start()
+    follower._put([])  # nothing read yet (what a flush interval with no lines hands on)
+    follower._put(None)
+    thread.join(10)
+    assert not thread.is_alive()
+    assert follower.error is None
+    assert made == []
+    assert not [t for t in threading.enumerate() if t.name == f"logdb-{job.id}"]
+
+
+def test_a_follower_from_the_start_makes_its_writer_at_the_first_lines(two_jobs, monkeypatch):
+    import threading
+
+    from jobs.logs.follow import LogFollower
+
+    job, _ = two_jobs
+    writer = LogWriter.for_job(job.id)
+    monkeypatch.setattr(LogWriter, "for_job", classmethod(lambda cls, job_id: writer))
+    stored: list[list[str]] = []
+    monkeypatch.setattr(
+        LogWriter, "store", lambda self, batch: stored.append([x.text for x in batch.lines])
+    )
+    follower = LogFollower(job.id, "no-container", lambda: None)  # type: ignore[arg-type,return-value]
+    thread = threading.Thread(target=follower._write, args=(None,), daemon=True)
+    thread.start()
+    follower._put([(SECOND * 10**9 + i, 1, f"line {i}\n".encode()) for i in range(3)])
+    follower._put(None)
+    thread.join(10)
+    assert not thread.is_alive()
+    assert follower.error is None
+    assert [text for batch in stored for text in batch] == ["line 0", "line 1", "line 2"]
