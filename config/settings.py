@@ -127,6 +127,8 @@ TEMPLATES = [
         },
     },
 ]
+# Django's form renderer with the plain widgets written by Python (dashboard/forms/renderer.py).
+FORM_RENDERER = "dashboard.forms.renderer.Renderer"
 
 DATABASE_URL = env.str("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'oneoff.sqlite3'}")
 DATABASES = {"default": _database(DATABASE_URL)}
