@@ -2,11 +2,14 @@
 the row itself."""
 
 import html
+from collections.abc import Callable
+from urllib.parse import quote
 
 from django import template
 from django.template import Context, defaultfilters
 from django.template.defaulttags import CsrfTokenNode
 from django.urls import reverse
+from django.utils.http import RFC3986_SUBDELIMS
 from django.utils.safestring import SafeString, mark_safe
 
 from dashboard.templatetags.dashboard import duration, money, ts
@@ -76,11 +79,21 @@ def job_rows(context: Context, jobs) -> SafeString:
     can_write = bool(context.get("can_write"))
     csrf = CsrfTokenNode().render(context) if can_write else ""
     service = context["service"]
+    url_of = job_urls(service)
     return mark_safe(  # noqa: S308 - rows of render_job_row
         "".join(
-            f"\n\n{render_job_row(job, service, can_write=can_write, csrf=csrf)}\n" for job in jobs
+            f"\n\n{render_job_row(job, service, can_write=can_write, csrf=csrf, url_of=url_of)}\n"
+            for job in jobs
         )
     )
+
+
+def job_urls(service) -> Callable[[str], str]:
+    """``reverse("job", args=[service.id, job_id])`` for each job of a page, from the service's
+    Jobs URL reversed once (a reverse is 30 to 50 µs; a page has 25 rows), the id quoted as
+    ``reverse`` quotes it."""
+    prefix = reverse("jobs", args=[service.id])
+    return lambda job_id: f"{prefix}{quote(job_id, safe=RFC3986_SUBDELIMS + '/~:@')}/"
 
 
 def truncatechars(text: str, length: int) -> str:
@@ -97,7 +110,9 @@ def _escape(value) -> str:
     return html.escape(str(value))
 
 
-def render_job_row(job, service, *, can_write: bool, csrf: str) -> SafeString:
+def render_job_row(
+    job, service, *, can_write: bool, csrf: str, url_of: Callable[[str], str] | None = None
+) -> SafeString:
     """The ``<tr>`` of one job, the HTML the template's loop wrote (whitespace included).
 
     A page holds 25 rows of about 45 variables, filters, tags and two forms each: through the
@@ -106,7 +121,7 @@ def render_job_row(job, service, *, can_write: bool, csrf: str) -> SafeString:
     it (``_escape``); tests/dashboard/test_job_row_html.py renders the template's row beside
     this one for jobs of every kind, so the two cannot drift."""
     e = _escape
-    url = e(reverse("job", args=[service.id, job.id]))
+    url = e((url_of or job_urls(service))(job.id))
     pk = e(job.id)
     status = e(job.status)
     finished = job.is_finished

@@ -80,3 +80,21 @@ def test_the_rows_tag_writes_the_row_partial_of_each_job(make_job, developer, se
         context = {"service": service, "jobs": jobs, "can_write": can_write, "csrf_token": "t"}
         assert tag.render(context) == loop.render(context)
     assert tag.render({"service": service, "jobs": []}) == ""
+
+
+@pytest.mark.parametrize("prefix", ["/", "/oneoff/"])
+def test_a_rows_link_is_the_one_reverse_writes(service, prefix):
+    """``job_urls`` builds a page's 25 links from one reverse: the same URL, quoted alike, under
+    any script prefix."""
+    from django.urls import get_script_prefix, reverse, set_script_prefix
+
+    from dashboard.templatetags.jobslist import job_urls
+
+    before = get_script_prefix()
+    set_script_prefix(prefix)
+    try:
+        url_of = job_urls(service)
+        for job_id in ("job-abc123", "job-ünï", "job-a b", "job-%41", "job-~:@!$&'()*+,;="):
+            assert url_of(job_id) == reverse("job", args=[service.id, job_id]), job_id
+    finally:
+        set_script_prefix(before)
