@@ -124,6 +124,8 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "dashboard.context_processors.frame",
             ],
+            # ``{% url %}`` with its answers remembered (dashboard/templatetags/urlcache.py).
+            "builtins": ["dashboard.templatetags.urlcache"],
         },
     },
 ]
