@@ -43,8 +43,7 @@ class Splicer:
         parts = re.split(f"\x00{self.token}(\\d+)\x00", page)
         # re.split puts the captured numbers at the odd indices, the page's text around them.
         return b"".join(
-            self.pieces[int(part)].encode() if odd else part.encode()
-            for odd, part in ((i % 2, p) for i, p in enumerate(parts))
+            (self.pieces[int(part)] if i % 2 else part).encode() for i, part in enumerate(parts)
         )
 
 

@@ -36,14 +36,12 @@ class EnvSnapshot(models.Model):
         """The service's env vars now, with a job's ``overrides`` (added, or replacing the
         service's value of the same key) in the snapshot and its digest, never in the
         service's own env vars."""
-        env = list(service.env_vars.order_by("key").only("key", "value", "secret"))  # one query
-        values = {var.key: var.value for var in env}
+        values, secret_keys = service.env_with_secret_keys()
         values.update(overrides or {})
         canonical = json.dumps(values, sort_keys=True, separators=(",", ":"))
         digest = hmac.new(
             settings.ENV_DIGEST_KEY.encode(), canonical.encode(), hashlib.sha256
         ).hexdigest()
-        secret_keys = [var.key for var in env if var.secret]  # sorted, as Service.secret_keys
         return cls.objects.create(
             service=service, data=canonical, digest=digest, secret_keys=secret_keys
         )

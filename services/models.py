@@ -389,6 +389,11 @@ class Service(RepoSource, models.Model):
     def env_dict(self) -> dict[str, str]:
         return {var.key: var.value for var in self.env_vars.order_by("key")}
 
+    def env_with_secret_keys(self) -> tuple[dict[str, str], list[str]]:
+        """``env_dict`` and ``secret_keys`` from one query (a job's env snapshot takes both)."""
+        env = list(self.env_vars.order_by("key").only("key", "value", "secret"))
+        return {var.key: var.value for var in env}, [var.key for var in env if var.secret]
+
     def secret_keys(self) -> list[str]:
         """The keys of env vars marked secret, sorted."""
         return list(self.env_vars.filter(secret=True).order_by("key").values_list("key", flat=True))

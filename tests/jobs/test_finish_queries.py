@@ -4,24 +4,11 @@ thread (``runner.record_exit``), 100 of them when 100 jobs end together."""
 from django.utils import timezone
 
 from jobs import runner
-from jobs.models import EnvSnapshot, Job, JobLogLine, JobStatus
+from jobs.models import Job, JobLogLine, JobStatus
 
 
-def running_job(service, build) -> Job:
-    return Job.objects.create(
-        workspace=service.workspace,
-        service=service,
-        start_command="true",
-        plan=service.plan,
-        build=build,
-        env_snapshot=EnvSnapshot.capture(service),
-        status=JobStatus.RUNNING,
-        started_at=timezone.now(),
-    )
-
-
-def test_record_exit_costs_a_few_queries(service, make_build, django_assert_num_queries):
-    job = running_job(service, make_build(service))
+def test_record_exit_costs_a_few_queries(make_job, django_assert_num_queries):
+    job = make_job(status=JobStatus.RUNNING, started_at=timezone.now())
     job = Job.objects.select_related("plan", "canceled_by").get(pk=job.pk)
     state = {"ExitCode": 0, "FinishedAt": None, "OOMKilled": False}
     # The start as stored and the last line's time, in one query; the compare-and-set
@@ -35,8 +22,8 @@ def test_record_exit_costs_a_few_queries(service, make_build, django_assert_num_
     assert job.billed_seconds == 1
 
 
-def test_a_job_ends_no_earlier_than_its_start_or_last_line(service, make_build):
-    job = running_job(service, make_build(service))
+def test_a_job_ends_no_earlier_than_its_start_or_last_line(make_job):
+    job = make_job(status=JobStatus.RUNNING)
     started = timezone.now()
     last = started + timezone.timedelta(seconds=3)
     Job.objects.filter(pk=job.pk).update(started_at=started)  # as the log writer moves it
