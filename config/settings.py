@@ -173,7 +173,8 @@ AUTH_PASSWORD_VALIDATORS = [
 AUTHENTICATION_BACKENDS = [
     # First: refuses a sign-in while the account or the client address is locked out.
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    # Django's ModelBackend reading the user with a compiled query (config/sessions.py).
+    "config.sessions.ModelBackend",
 ]
 # Sign-in throttling (django-axes), for the dashboard and the admin alike: after
 # LOGIN_FAILURE_LIMIT wrong passwords for one account, or from one client address, sign-in is
@@ -215,6 +216,8 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = REQUEST_MAX_BYTES
 # Behind a TLS-terminating proxy (the production setup in the README), HTTPS=true turns on secure
 # cookies, HSTS, the redirect to https and trust in the proxy's X-Forwarded-Proto header.
 HTTPS = env.bool("HTTPS", default=False)
+# Django's database sessions, read with a compiled query (config/sessions.py).
+SESSION_ENGINE = "config.sessions"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=HTTPS)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE

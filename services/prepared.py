@@ -120,7 +120,9 @@ def _marker(name: str, value: Any, index: int) -> Any:
     if isinstance(value, datetime):
         return MARKER_EPOCH + timedelta(microseconds=index + 1)
     if isinstance(value, int) and not isinstance(value, bool):
-        return -(10**15) - index
+        # The least 32-bit integers: a larger one is out of an ``integer`` column's range,
+        # which Django compiles to no query at all (``EmptyResultSet``).
+        return -(2**31) + index
     if isinstance(value, (list, tuple)):
         return [_marker(name, item, index * 1000 + n) for n, item in enumerate(value)]
     raise TypeError(f"{name}: only str, int, datetime and lists of them can be bound")
