@@ -77,3 +77,27 @@ def test_an_object_argument_is_not_remembered(service):
         == f"/services/{service}/jobs/"
     )
     assert urlcache._reversed.cache_info().currsize == before + 1
+
+
+@pytest.mark.parametrize("current_app", [None, "", "admin"])
+def test_a_renders_reverser_writes_what_reverse_writes(service, current_app):
+    """``reverser``: the remembered URLs of one render (the top bar's), the same entries of the
+    same cache; an object argument goes through ``reverse``."""
+    from django.urls import reverse
+
+    url = urlcache.reverser(current_app)
+    for view_name, args in (
+        ("home", ()),
+        ("admin:index", ()),
+        ("jobs", ("srv-abc",)),
+        ("job", ("srv-abc", 'a b&<c>"ü?#%')),
+        ("jobs", (service,)),
+    ):
+        expected = reverse(view_name, args=args)
+        assert url(view_name, *args) == expected
+        assert urlcache.cached_reverse(view_name, list(args), {}, None) == expected
+    set_script_prefix("/under/")
+    try:
+        assert urlcache.reverser(current_app)("home") == "/under/"
+    finally:
+        set_script_prefix("/")
