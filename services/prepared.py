@@ -49,7 +49,6 @@ class _Compiled:
         queryset: QuerySet,
         markers: dict[str, Any],
         alias: str,
-        wrap: Callable[[str], str] | None = None,
     ):
         compiler = queryset.query.get_compiler(using=alias)
         sql, params = compiler.as_sql()
@@ -71,10 +70,8 @@ class _Compiled:
                 f"{queryset.model.__name__}: a value did not reach the SQL unchanged; "
                 "leave this query an ordinary queryset"
             )
-        self.sql = wrap(sql) if wrap else sql
+        self.sql = sql
         self.compiler = compiler
-        if wrap is not None:
-            return  # rows as they come (Prepared.rows)
         self.fetch_mode = queryset._fetch_mode  # type: ignore[attr-defined]
         klass_info = compiler.klass_info
         assert klass_info is not None, "a Prepared query selects model instances"
@@ -144,38 +141,16 @@ class Prepared[M: Model]:
         connection = connections[using]
         if not enabled or connection.vendor != "postgresql":
             return list(self.build(shape, **values))
-        compiled = self._compile(shape, using, values, None)
+        compiled = self._compile(shape, using, values)
         return compiled.objects(self._execute(connection, compiled, values), using)  # type: ignore[return-value]
 
-    def rows(
-        self,
-        shape: Hashable = (),
-        *,
-        wrap: Callable[[str], str],
-        using: str = "default",
-        **values: Any,
-    ) -> list[tuple]:
-        """The rows of ``wrap(sql)``, the queryset's SQL inside a statement of the caller's
-        (``SELECT … FROM (sql) AS t GROUP BY …``), as the database gives them: for a query whose
-        rows are no model instances. ``wrap`` must be the same for a shape."""
-        connection = connections[using]
-        if not enabled or connection.vendor != "postgresql":
-            sql, params = self.build(shape, **values).query.sql_with_params()
-            with connection.cursor() as cursor:
-                cursor.execute(wrap(sql), params)
-                return cursor.fetchall()
-        compiled = self._compile(shape, using, values, wrap)
-        return self._execute(connection, compiled, values)
-
-    def _compile(
-        self, shape: Hashable, using: str, values: dict, wrap: Callable[[str], str] | None
-    ) -> _Compiled:
+    def _compile(self, shape: Hashable, using: str, values: dict) -> _Compiled:
         compiled = self._compiled.get((using, shape))
         if compiled is None:
             markers = {
                 name: _marker(name, value, n) for n, (name, value) in enumerate(values.items())
             }
-            compiled = _Compiled(self.build(shape, **markers), markers, using, wrap)
+            compiled = _Compiled(self.build(shape, **markers), markers, using)
             with self._lock:
                 if len(self._compiled) >= MAX_SHAPES:
                     self._compiled.clear()
@@ -183,14 +158,20 @@ class Prepared[M: Model]:
         return compiled
 
     def _execute(self, connection: Any, compiled: _Compiled, values: dict) -> list:
-        with connection.cursor() as cursor:
-            if self.prepare:
-                # Django's wrapper (query logging, execute_wrapper hooks, error translation)
-                # around a cursor that binds on the server, which lets psycopg prepare it.
-                client_side, cursor.cursor = cursor.cursor, _server_binding_cursor(connection)
-                client_side.close()
-            cursor.execute(compiled.sql, compiled.params(values))
-            return cursor.fetchall()
+        return fetch(connection, compiled.sql, compiled.params(values), prepare=self.prepare)
+
+
+def fetch(connection: Any, sql: str, params: list, *, prepare: bool = True) -> list[tuple]:
+    """The rows of ``sql`` with ``params`` on a PostgreSQL ``connection``; with ``prepare``,
+    bound on the server, so psycopg prepares the statement after ``prepare_threshold`` runs."""
+    with connection.cursor() as cursor:
+        if prepare:
+            # Django's wrapper (query logging, execute_wrapper hooks, error translation)
+            # around a cursor that binds on the server, which lets psycopg prepare it.
+            client_side, cursor.cursor = cursor.cursor, _server_binding_cursor(connection)
+            client_side.close()
+        cursor.execute(sql, params)
+        return cursor.fetchall()
 
 
 def _server_binding_cursor(connection: Any) -> Any:

@@ -1,6 +1,7 @@
 """Forms of the Jobs pages: every query string and body is validated here; a bad field is a 400
 that names it."""
 
+import functools
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
 from typing import cast
@@ -12,6 +13,7 @@ from django.db.models import Count
 
 from jobs.logs import search
 from jobs.models import Job, JobStatus
+from services import prepared
 from services.errors import Invalid
 from services.keyset import keyset_page, keyset_queryset
 from services.models import Plan, Service
@@ -177,13 +179,21 @@ class JobFilterForm(forms.Form):
                 counts[row["status"]] = min(row["n"], COUNT_CAP)
             return counts
         bound = self._bound()
-        if bound is None:
+        if bound is None or connection.vendor != "postgresql":
             sql, params = _capped(jobs).query.sql_with_params()
             with connection.cursor() as cursor:
                 cursor.execute(_grouped(sql), params)
                 counts.update(dict(cursor.fetchall()))
         else:
-            counts.update(dict(_COUNTS.rows(bound[0], wrap=_grouped, **bound[1])))
+            (has_start, has_end), values = bound
+            params = [values["service_id"]]
+            params += [values["start"]] if has_start else []
+            params += [values["end"]] if has_end else []
+            sql = _counts_sql(has_start, has_end, COUNT_CAP)
+            rows = prepared.fetch(
+                connection, sql, [*params, list(counts)], prepare=prepared.enabled
+            )
+            counts.update(dict(rows))
         return counts
 
     def page(self) -> tuple[list[Job], str | None]:
@@ -238,6 +248,21 @@ def _capped(jobs):
     return parts[0].union(*parts[1:], all=True).order_by()
 
 
+@functools.cache
+def _counts_sql(has_start: bool, has_end: bool, cap: int) -> str:
+    """The chips' counts without a search by command, for PostgreSQL: per status, the capped
+    count of the (service, status, created_at) index's entries, in one statement whose generic
+    plan is those index-only scans, so it is prepared once a connection (0.25 ms to run, against
+    0.5 ms to plan and run the UNION ALL of ``_capped`` for its values)."""
+    bounds = " AND j.created_at >= %s" if has_start else ""
+    bounds += " AND j.created_at < %s" if has_end else ""
+    return (
+        "SELECT s.status, (SELECT COUNT(*) FROM (SELECT 1 FROM "  # noqa: S608 - constants only
+        f"{Job._meta.db_table} AS j WHERE j.service_id = %s{bounds} AND j.status = s.status "
+        f"LIMIT {int(cap)}) AS capped) FROM unnest(%s::text[]) AS s(status)"
+    )
+
+
 def _grouped(sql: str) -> str:
     # Django's own SQL with its parameters, grouped.
     return "SELECT status, COUNT(*) FROM (" + sql + ") AS capped GROUP BY status"  # noqa: S608
@@ -252,12 +277,7 @@ def _page(shape: tuple, **values):
     return keyset_queryset(jobs, after, PAGE_SIZE + 1)
 
 
-# The Jobs page's two queries, compiled once per shape of its filters (issue 20).
-# The counts are not prepared: PostgreSQL's generic plan of the five capped selects read the
-# table (55 ms against 6 ms planned for the values, at 100,000 jobs).
-_COUNTS = Prepared(
-    lambda shape, **values: _capped(_filtered(shape, values).order_by()), prepare=False
-)
+# The Jobs page's query, compiled once per shape of its filters (issue 20).
 _PAGE = Prepared(_page)
 
 

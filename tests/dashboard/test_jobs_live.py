@@ -4,6 +4,8 @@ run form's prices and "rerun with changes"."""
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from jobs.models import Job, JobStatus
 from tests.helpers import htmx
 
@@ -324,3 +326,46 @@ def test_a_chip_stops_counting_at_the_cap(owner, service, make_job, login, setti
     body = login(owner).get(url(service)).content.decode()
     assert '<span class="count" data-status="failed">3+</span>' in body
     assert '<span class="count" data-status="running">1</span>' in body
+
+
+@pytest.mark.parametrize(
+    "dates",
+    [
+        {},
+        {"created_from": "2026-03-02"},
+        {"created_to": "2026-03-02"},
+        {"created_from": "2026-03-02", "created_to": "2026-03-03"},
+    ],
+)
+def test_the_chip_counts_are_the_capped_counts_of_every_filter(
+    service, make_job, monkeypatch, dates
+):
+    """PostgreSQL's one prepared statement (``_counts_sql``) counts what the UNION ALL of the
+    capped selects counts, for every date filter, the cap included."""
+    from django.db import connection
+    from django.http import QueryDict
+
+    from dashboard.forms import jobs as forms
+
+    monkeypatch.setattr(forms, "COUNT_CAP", 3)
+    for day, status, n in [
+        (1, "failed", 5),
+        (2, "failed", 2),
+        (2, "running", 4),
+        (3, "canceled", 1),
+        (4, "succeeded", 3),
+    ]:
+        for _ in range(n):
+            job = make_job(status=status)
+            Job.objects.filter(pk=job.pk).update(created_at=datetime(2026, 3, day, 12, tzinfo=UTC))
+    query = QueryDict(mutable=True)
+    query.update({**dates, "tz": "UTC"})
+    filters = forms.JobFilterForm(query, service=service)
+    assert filters.is_valid(), filters.errors
+    counted = filters.counts()
+    sql, params = forms._capped(filters._unfiltered_by_status().order_by()).query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(forms._grouped(sql), params)
+        expected = dict.fromkeys(JobStatus.values, 0) | dict(cursor.fetchall())
+    assert counted == expected
+    assert max(counted.values()) <= 3
