@@ -1,7 +1,12 @@
+from datetime import UTC, datetime
 from decimal import Decimal
 from types import SimpleNamespace
+from zoneinfo import ZoneInfo
 
-from dashboard.templatetags.dashboard import highlight, human_seconds, money, reason_text
+import pytest
+from django.utils.safestring import SafeString
+
+from dashboard.templatetags.dashboard import highlight, human_seconds, money, reason_text, ts
 
 
 def job(status="failed", reason=None, memory=512, **extra):
@@ -67,3 +72,26 @@ def test_highlight_escapes_every_piece():
     assert highlight("a&b", "&") == "a<mark>&amp;</mark>b"
     assert highlight("a.b", ".") == "a<mark>.</mark>b"
     assert highlight("<x>", "") == "&lt;x&gt;"
+
+
+@pytest.mark.parametrize(
+    "dt",
+    [
+        datetime(2026, 3, 4, 5, 6, 7, 891234, tzinfo=UTC),
+        datetime(2026, 3, 4, 5, 6, 7, tzinfo=ZoneInfo("America/Los_Angeles")),
+        datetime(999, 1, 2, 3, 4, 5, 6, tzinfo=ZoneInfo("Asia/Kathmandu")),
+        datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+    ],
+)
+@pytest.mark.parametrize("fmt", ["datetime", "relative", '"><script>', SafeString("<b>")])
+def test_a_time_is_what_format_html_wrote(dt, fmt):
+    from django.utils.html import format_html
+
+    utc = dt.astimezone(UTC)
+    text = utc.strftime("%Y-%m-%d %H:%M:%S UTC")
+    iso = utc.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    expected = format_html(
+        '<time datetime="{}" title="{}" data-format="{}">{}</time>', iso, text, fmt, text
+    )
+    assert ts(dt, fmt) == expected
+    assert ts(None) == '<span class="muted">—</span>'
