@@ -7,6 +7,8 @@ converting and formatting 1,000 ``timestamptz`` values was about a fifth of the 
 (issue 20). Elsewhere (the embedded SQLite) it is the datetime, formatted by the renderer.
 """
 
+from collections import namedtuple
+
 from django.db import connections
 from django.db.models import CharField, F, Func, QuerySet
 
@@ -26,3 +28,7 @@ def stamped(lines: QuerySet, *fields: str) -> QuerySet:
     if connections[lines.db].vendor == "postgresql":
         stamp = UtcMillis("timestamp")
     return lines.annotate(stamp=stamp).values_list("seq", "stamp", *fields, named=True)
+
+
+# A job's log line as the viewer reads it (``stamped(…, "stream", "text")``).
+JobLogRow = namedtuple("JobLogRow", ["seq", "stamp", "stream", "text"])

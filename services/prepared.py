@@ -22,13 +22,14 @@ Only ``str``, ``int`` and ``datetime`` values, and lists of them, can be bound; 
 """
 
 import threading
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import connections
 from django.db.models import Model, QuerySet
 from django.db.models.query import (  # type: ignore[attr-defined]
+    ModelIterable,
     _get_from_db,
     get_related_populators,
 )
@@ -72,9 +73,14 @@ class _Compiled:
             )
         self.sql = sql
         self.compiler = compiler
-        self.fetch_mode = queryset._fetch_mode  # type: ignore[attr-defined]
+        columns = [column[0] for column in compiler.select[0 : compiler.col_count]]
+        assert not compiler.has_composite_fields(columns), "no composite keys here"
+        self.converters = compiler.get_converters(columns)
+        if queryset._iterable_class is not ModelIterable:
+            return  # a values_list() queryset: rows as tuples (Prepared.rows)
         klass_info = compiler.klass_info
-        assert klass_info is not None, "a Prepared query selects model instances"
+        assert klass_info is not None, "a Prepared query selects model instances or values"
+        self.fetch_mode = queryset._fetch_mode  # type: ignore[attr-defined]
         self.model = klass_info["model"]
         fields = klass_info["select_fields"]
         self.start, self.end = fields[0], fields[-1] + 1
@@ -84,9 +90,6 @@ class _Compiled:
             klass_info, compiler.select, alias, self.fetch_mode
         )
         self.from_db = _get_from_db(self.model, self.fetch_mode)
-        columns = [column[0] for column in compiler.select[0 : compiler.col_count]]
-        assert not compiler.has_composite_fields(columns), "no composite keys here"
-        self.converters = compiler.get_converters(columns)
 
     def params(self, values: dict[str, Any]) -> list:
         bound = []
@@ -96,6 +99,11 @@ class _Compiled:
             else:
                 bound.append(values[name] if extra is None else values[name][extra])
         return bound
+
+    def tuples(self, rows: list) -> list[tuple]:
+        if not self.converters:
+            return rows
+        return [tuple(row) for row in self.compiler.apply_converters(rows, self.converters)]
 
     def objects(self, rows: list, alias: str) -> list[Model]:
         found = []
@@ -143,6 +151,16 @@ class Prepared[M: Model]:
             return list(self.build(shape, **values))
         compiled = self._compile(shape, using, values)
         return compiled.objects(self._execute(connection, compiled, values), using)  # type: ignore[return-value]
+
+    def rows(self, shape: Hashable = (), *, using: str = "default", **values: Any) -> list[tuple]:
+        """The rows, as tuples, of the ``values_list()`` queryset of ``shape`` and ``values``:
+        for many light rows (a page of log lines), without the ORM's iterators."""
+        connection = connections[using]
+        if not enabled or connection.vendor != "postgresql":
+            rows: Iterable[Any] = self.build(shape, **values)
+            return [tuple(row) for row in rows]
+        compiled = self._compile(shape, using, values)
+        return compiled.tuples(self._execute(connection, compiled, values))
 
     def _compile(self, shape: Hashable, using: str, values: dict) -> _Compiled:
         compiled = self._compiled.get((using, shape))

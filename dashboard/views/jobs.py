@@ -22,7 +22,7 @@ from dashboard.forms.jobs import (
     RunJobForm,
 )
 from dashboard.http import HtmxHttpRequest
-from dashboard.log_rows import stamped
+from dashboard.log_rows import JobLogRow, stamped
 from dashboard.system_lines import end_lines, start_lines
 from dashboard.views import bad_request, is_partial
 from jobs.launch import cancel_job, create_job
@@ -33,6 +33,7 @@ from jobs.usage import MiB, usage_hint
 from services import limits
 from services.access import WRITE, job_of
 from services.errors import Invalid, OverBudget, Refused
+from services.prepared import Prepared
 
 # Keep polling a finished job's log a little while, in case its last lines land just after its
 # final status.
@@ -306,7 +307,7 @@ def _detail_context(service, job, q="", line=None) -> dict:
             context["system_start"] = [] if around["has_earlier"] else start_lines(job)
             context["system_end"] = [] if around["has_later"] else end_lines(job)
             return context
-    lines = list(_lines(job).order_by("-seq")[: LOG_PAGE + 1])
+    lines = list(map(JobLogRow._make, _LATEST.rows(job_id=job.pk)))
     lines.reverse()
     has_earlier = len(lines) > LOG_PAGE
     lines = lines[1:] if has_earlier else lines
@@ -373,7 +374,16 @@ def _matches(job, q: str, after: int | None) -> tuple[list, str | None]:
 
 def _lines(job):
     """A job's log lines as light rows (a page shows a thousand of them)."""
-    return stamped(JobLogLine.objects.filter(job=job), "stream", "text")
+    return _lines_of(job.pk)
+
+
+def _lines_of(job_id: str):
+    return stamped(JobLogLine.objects.filter(job_id=job_id), "stream", "text")
+
+
+# The job page's latest lines (and one more, to know there are earlier ones), newest first:
+# compiled once (services.prepared), as plain rows (issue 20).
+_LATEST = Prepared(lambda shape, *, job_id: _lines_of(job_id).order_by("-seq")[: LOG_PAGE + 1])
 
 
 def _keeps_polling(job) -> bool:

@@ -133,3 +133,26 @@ def test_switched_off_it_is_the_ordinary_queryset(jobs, built_service, monkeypat
     got = query.run((5, 0, False), service_id=built_service.pk)
     assert [j.pk for j in got] == [j.pk for j in page((5, 0, False), built_service.pk)]
     assert not query._compiled
+
+
+def test_rows_of_a_values_list_are_the_querysets_tuples(jobs, built_service, monkeypatch):
+    """``Prepared.rows``: a ``values_list()`` queryset's rows as tuples, JSON decoded as the
+    queryset decodes it, on the compiled path and on the ordinary one."""
+    rows = Prepared(
+        lambda shape, *, service_id: (
+            Job.objects.filter(service_id=service_id)
+            .order_by("-created_at", "-id")
+            .values_list("id", "status", "reason", "created_at")[:10]
+        )
+    )
+    expected = list(
+        Job.objects.filter(service_id=built_service.pk)
+        .order_by("-created_at", "-id")
+        .values_list("id", "status", "reason", "created_at")[:10]
+    )
+    assert any(row[2] for row in expected)  # a decoded reason among them
+    for _ in range(7):  # past psycopg's prepare threshold
+        assert rows.rows(service_id=built_service.pk) == expected
+    assert rows.rows(service_id="srv-nonesuch") == []
+    monkeypatch.setattr(prepared, "enabled", False)
+    assert rows.rows(service_id=built_service.pk) == expected
