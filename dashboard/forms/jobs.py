@@ -9,7 +9,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from django import forms
 from django.db import connection
-from django.db.models import Count
 
 from jobs.logs import search
 from jobs.models import Job, JobStatus
@@ -174,9 +173,11 @@ class JobFilterForm(forms.Form):
         jobs = self._unfiltered_by_status().order_by()
         counts = dict.fromkeys(JobStatus.values, 0)
         if not connection.features.supports_slicing_ordering_in_compound:
-            # SQLite (small installations): one GROUP BY, capped the same way.
-            for row in jobs.values("status").annotate(n=Count("pk")):
-                counts[row["status"]] = min(row["n"], COUNT_CAP)
+            # SQLite (the embedded default; no UNION of capped selects): a capped count a
+            # status, each reading at most COUNT_CAP index entries, where one GROUP BY counted
+            # every job of the service (160 ms a page at 1,000,000 jobs; bench_embedded.py).
+            for value in counts:
+                counts[value] = jobs.filter(status=value)[:COUNT_CAP].count()
             return counts
         bound = self._bound()
         if bound is None or connection.vendor != "postgresql":
