@@ -218,15 +218,33 @@ class JobFilterForm(forms.Form):
     def newer_than(self, key: tuple[datetime, str] | None) -> list[Job]:
         """The newest page of jobs created after ``key`` (the newest row a reader has), newest
         first; with no key, the first page."""
-        jobs = self.jobs()
+        bound = self._bound()
+        if bound is None:
+            return list(_newer(self.jobs(), key))
+        shape, values = bound
+        statuses = list(self.cleaned_data.get("status") or ())
+        if statuses:
+            values["statuses"] = statuses
         if key is not None:
-            created_at, pk = key
-            # The redundant `created_at >= …` bounds the index range scan (nothing newer reads
-            # nothing); the exclude breaks ties.
-            jobs = jobs.filter(created_at__gte=created_at).exclude(
-                created_at=created_at, pk__lte=pk
-            )
-        return list(jobs.order_by("-created_at", "-id")[:PAGE_SIZE])
+            values["newest_at"], values["newest_id"] = key
+        return _NEWER.run((*shape, len(statuses), key is not None), **values)
+
+
+def _newer(jobs, key: tuple[datetime, str] | None):
+    """``jobs`` created after ``key``, newest first, a page of them."""
+    if key is not None:
+        created_at, pk = key
+        # The redundant `created_at >= …` bounds the index range scan (nothing newer reads
+        # nothing); the exclude breaks ties.
+        jobs = jobs.filter(created_at__gte=created_at).exclude(created_at=created_at, pk__lte=pk)
+    return jobs.order_by("-created_at", "-id")[:PAGE_SIZE]
+
+
+def rows_by_id(service: Service, ids: list[str]) -> list[Job]:
+    """The jobs of ``service`` among ``ids`` (a list poll's unfinished rows), as list rows."""
+    if not ids:
+        return []
+    return _ROWS_BY_ID.run(len(ids), service_id=service.pk, ids=ids)
 
 
 def _filtered(shape: tuple, values: dict):
@@ -278,8 +296,23 @@ def _page(shape: tuple, **values):
     return keyset_queryset(jobs, after, PAGE_SIZE + 1)
 
 
-# The Jobs page's query, compiled once per shape of its filters (issue 20).
+def _newer_rows(shape: tuple, **values):
+    statuses, has_key = shape[2:]
+    jobs = _filtered(shape, values).select_related("plan", "created_by")
+    if statuses:
+        jobs = jobs.filter(status__in=values["statuses"])
+    key = (values["newest_at"], values["newest_id"]) if has_key else None
+    return _newer(jobs, key)
+
+
+# The Jobs page's query and its poll's two, compiled once per shape of the filters (issue 20).
 _PAGE = Prepared(_page)
+_NEWER = Prepared(_newer_rows)
+_ROWS_BY_ID = Prepared(
+    lambda count, *, service_id, ids: Job.objects.filter(
+        service_id=service_id, pk__in=ids
+    ).select_related("plan", "created_by")
+)
 
 
 class ListHeadForm(forms.Form):

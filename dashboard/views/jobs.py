@@ -20,6 +20,7 @@ from dashboard.forms.jobs import (
     ListHeadForm,
     LogQueryForm,
     RunJobForm,
+    rows_by_id,
 )
 from dashboard.http import HtmxHttpRequest
 from dashboard.log_rows import JobLogRow, stamped
@@ -150,9 +151,7 @@ def job_list_head(request: HtmxHttpRequest, service_id: str) -> HttpResponse:
     new = filters.newer_than(head.cleaned_data["newest"])
     seen = {job.id for job in new}
     wanted = [pk for pk in head.cleaned_data["ids"] if pk not in seen]
-    updated = list(
-        Job.objects.filter(service=service, pk__in=wanted).select_related("plan", "created_by")
-    )
+    updated = rows_by_id(service, wanted)
     with_queue_positions(service, new + updated)
     counts = filters.counts()
     context = {

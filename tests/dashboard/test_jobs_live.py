@@ -372,3 +372,45 @@ def test_the_chip_counts_are_the_capped_counts_of_every_filter(
     # The embedded default's way (SQLite has no UNION of capped selects): the same counts.
     monkeypatch.setattr(connection.features, "supports_slicing_ordering_in_compound", False)
     assert filters.counts() == expected
+
+
+@pytest.mark.parametrize(
+    "query",
+    [{}, {"status": ["failed"]}, {"status": ["failed", "running"]}, {"created_from": "2026-03-02"}],
+)
+def test_the_polls_compiled_queries_find_what_the_querysets_find(
+    service, make_job, monkeypatch, query
+):
+    """The poll's new rows (``newer_than``, ties on ``created_at`` broken by id) and its rows by
+    id (``rows_by_id``), compiled (services.prepared) and as ordinary querysets, are the same."""
+    from django.http import QueryDict
+
+    from dashboard.forms import jobs as forms
+    from services import prepared
+
+    jobs = []
+    for n, status in enumerate(["failed", "running", "succeeded", "failed", "running"] * 3):
+        job = make_job(status=status)
+        # Pairs share a created_at: the cursor's ties.
+        at = datetime(2026, 3, 1 + n // 5, 12, n // 2, tzinfo=UTC)
+        Job.objects.filter(pk=job.pk).update(created_at=at)
+        jobs.append(Job.objects.get(pk=job.pk))
+    data = QueryDict(mutable=True)
+    for name, value in {**query, "tz": "UTC"}.items():
+        data.setlist(name, value if isinstance(value, list) else [value])
+    filters = forms.JobFilterForm(data, service=service)
+    assert filters.is_valid(), filters.errors
+    ids = [job.pk for job in jobs[::2]]
+
+    def found():
+        keys = [None, *((job.created_at, job.pk) for job in jobs[::3])]
+        newer = [[row.pk for row in filters.newer_than(key)] for key in keys]
+        by_id = sorted(row.pk for row in forms.rows_by_id(service, ids))
+        return newer, by_id
+
+    for _ in range(6):  # past psycopg's prepare threshold
+        compiled = found()
+    monkeypatch.setattr(prepared, "enabled", False)
+    assert compiled == found()
+    assert any(compiled[0])
+    assert compiled[1] == sorted(ids)
