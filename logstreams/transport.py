@@ -24,12 +24,12 @@ import ssl
 import threading
 import time
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, NamedTuple
 
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection
-from django.db.models import F, Q
+from django.db.models import BigIntegerField, F, Func, Q, QuerySet
 from django.utils import timezone
 
 from jobs.models import FINISHED, Job, JobLogLine
@@ -37,6 +37,7 @@ from logstreams.models import LogCursor, LogDestination, WorkspaceLogStream
 from logstreams.syslog import frames
 from services import egress
 from services.egress import CaFileError, EgressRefused, allowed_addresses
+from services.prepared import Prepared
 
 if TYPE_CHECKING:
     from logstreams.forward import Forwarder, Route
@@ -59,6 +60,60 @@ class Line(NamedTuple):
     timestamp: datetime
     stream: int
     text: str
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class StampedLine(NamedTuple):
+    """A stored line read back with its time in microseconds since the epoch, as PostgreSQL
+    gives it (``syslog.LogLine``): no datetime made a line."""
+
+    seq: int
+    timestamp_us: int
+    stream: int
+    text: str
+
+    @property
+    def timestamp(self) -> datetime:
+        return EPOCH + timedelta(microseconds=self.timestamp_us)
+
+
+class EpochMicros(Func):
+    """A ``timestamptz`` as whole microseconds since the epoch, exact on any PostgreSQL (the
+    whole seconds, then the microseconds within the second)."""
+
+    template = (
+        "(EXTRACT(EPOCH FROM date_trunc('second', %(expressions)s))::bigint * 1000000"
+        " + mod(EXTRACT(MICROSECONDS FROM %(expressions)s)::bigint, 1000000))"
+    )
+    output_field = BigIntegerField()
+
+
+def _unsent(shape: tuple, *, job_id: str, start: int, end: int) -> QuerySet:
+    return (
+        JobLogLine.objects.filter(job_id=job_id, seq__gte=start, seq__lt=end)
+        .order_by("seq")
+        .annotate(timestamp_us=EpochMicros("timestamp"))
+        .values_list("seq", "timestamp_us", "stream", "text")[:SEND_BATCH]
+    )
+
+
+# A batch of a job's lines to send, compiled once (services.prepared): the forwarder reads every
+# line it sends, and the ORM's compile, iterators and a datetime a line were half its work.
+_UNSENT = Prepared(_unsent)
+
+
+def lines_to_send(job_id: str, start: int, end: int) -> list[StampedLine] | list[Line]:
+    """Up to ``SEND_BATCH`` stored lines of ``job_id`` from seq ``start``, before ``end``."""
+    if connection.vendor == "postgresql":
+        return list(map(StampedLine._make, _UNSENT.rows(job_id=job_id, start=start, end=end)))
+    return [
+        Line(*row)
+        for row in JobLogLine.objects.filter(job_id=job_id, seq__gte=start, seq__lt=end)
+        .order_by("seq")
+        .values_list("seq", "timestamp", "stream", "text")[:SEND_BATCH]
+    ]
 
 
 # TLS.
@@ -284,11 +339,7 @@ class Destination:
         return sent
 
     def _send_job(self, job_id: str, route: "Route", start: int, count: int) -> int:
-        lines = list(
-            JobLogLine.objects.filter(job_id=job_id, seq__gte=start, seq__lt=count)
-            .order_by("seq")
-            .values_list("seq", "timestamp", "stream", "text")[:SEND_BATCH]
-        )
+        lines = lines_to_send(job_id, start, count)
         # Lines stored (``count`` was read first, and lines commit with it) but gone: purged
         # by log retention before they could be sent.
         first = lines[0][0] if lines else count
@@ -297,7 +348,7 @@ class Destination:
             if self._sock is None or self._peer_closed():
                 self._connect()
             assert self._sock is not None  # _connect opened it, or raised
-            self._sock.sendall(frames(route.prefix_for(job_id), [Line(*line) for line in lines]))
+            self._sock.sendall(frames(route.prefix_for(job_id), lines))
             # Read what the receiver sent (TLS session tickets): unread input would make a
             # close, or this process's death, reset the connection and discard lines already
             # handed to the kernel. And a receiver that closed meanwhile may not have them all.

@@ -14,11 +14,11 @@ any other database (the embedded SQLite), and while ``enabled`` is off, it is th
 queryset.
 
 ``build(shape, **values)`` makes the queryset. The first run of a shape calls it with markers
-instead of the values (unique strings, negative integers, datetimes far in the past, lists of
-them), finds each marker among the compiled parameters, and refuses a queryset whose lookup
-changed a value (``icontains`` wraps it in ``%``): such a query must stay an ordinary queryset.
-Only ``str``, ``int`` and ``datetime`` values, and lists of them, can be bound; anything else (a
-``LIMIT``, a flag) belongs in the shape, which ``build`` reads.
+instead of the values (unique strings, integers near 2,000,000,000, datetimes far in the past,
+lists of them), finds each marker among the compiled parameters, and refuses a queryset whose
+lookup changed a value (``icontains`` wraps it in ``%``): such a query must stay an ordinary
+queryset. Only ``str``, ``int`` and ``datetime`` values, and lists of them, can be bound;
+anything else (a ``LIMIT``, a flag) belongs in the shape, which ``build`` reads.
 """
 
 import threading
@@ -125,9 +125,9 @@ def _marker(name: str, value: Any, index: int) -> Any:
     if isinstance(value, datetime):
         return MARKER_EPOCH + timedelta(microseconds=index + 1)
     if isinstance(value, int) and not isinstance(value, bool):
-        # The least 32-bit integers: a larger one is out of an ``integer`` column's range,
-        # which Django compiles to no query at all (``EmptyResultSet``).
-        return -(2**31) + index
+        # Within the range of every integer column, 32-bit and positive ones included: Django
+        # compiles a value out of a column's range to no query at all (``EmptyResultSet``).
+        return 2_000_000_000 + index
     if isinstance(value, (list, tuple)):
         return [_marker(name, item, index * 1000 + n) for n, item in enumerate(value)]
     raise TypeError(f"{name}: only str, int, datetime and lists of them can be bound")

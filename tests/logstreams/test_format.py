@@ -101,3 +101,33 @@ def test_it_parses_endpoints(value, expected):
 def test_it_rejects_bad_endpoints(value):
     with pytest.raises(ValueError, match=r"HOST:PORT|invalid|port between"):
         parse_endpoint(value)
+
+
+@pytest.mark.django_db
+def test_lines_read_back_for_sending_keep_their_exact_microsecond(service, make_job):
+    """The forwarder's batch (``transport.lines_to_send``): each stored time to the microsecond
+    as PostgreSQL gives it (no datetime made a line), and the same messages as the datetimes."""
+    from datetime import timedelta
+
+    from logstreams import transport
+    from tests.logstreams.conftest import store
+
+    job = make_job(service)
+    times = [
+        datetime(2026, 11, 29, 23, 59, 59, 999_999, tzinfo=UTC),
+        datetime(2038, 1, 19, 3, 14, 8, 1, tzinfo=UTC),
+        datetime(1999, 12, 31, 23, 59, 59, 500_000, tzinfo=UTC),
+    ]
+    for at in times:
+        store(job, 3, at=at, text="naïve <b>{seq}</b> ✓")
+    batch = transport.lines_to_send(job.id, 0, 9)
+    expected = [
+        transport.Line(*row)
+        for row in job.log_lines.order_by("seq").values_list("seq", "timestamp", "stream", "text")
+    ]
+    assert [line.seq for line in batch] == list(range(9))
+    assert [line.timestamp for line in batch] == [line.timestamp for line in expected]
+    assert batch[0].timestamp_us == int(times[0].timestamp()) * 1_000_000 + 999_999
+    assert batch[3].timestamp == times[1] + timedelta(microseconds=3)  # store adds the seq
+    assert syslog.frames(" p", batch) == syslog.frames(" p", expected)
+    assert transport.lines_to_send(job.id, 3, 5) == batch[3:5]
