@@ -14,6 +14,8 @@ One module a concern, in the order a line goes through them:
   ``lines_stored``, the ingest hook (a signal sent after each committed batch).
 - ``follow``: ``LogFollower``, the threads that follow a container into the database and resume
   without gap or duplicate.
+- ``marks``: a time window as a range of seqs (``JobLogMark``, about one a thousand lines, in
+  place of an index on every line's time).
 - ``read``: Render's ``GET /v1/logs`` pages (``query_logs``) over job and build lines, the
   values of a label (``label_values``), and a whole log for downloads.
 - ``search``: Render's wildcards and regular expressions in log filters, bounded in cost.

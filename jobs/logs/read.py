@@ -9,7 +9,7 @@ from typing import Any
 from django.db import DataError, connection, transaction
 from django.db.models import Q, QuerySet
 
-from jobs.logs import index, search
+from jobs.logs import index, marks, search
 from jobs.models import Job, JobLogLine, LogStream
 from services.errors import Invalid
 from services.models import Build, BuildLogLine, Service
@@ -51,9 +51,10 @@ class _Source:
     kind: str
     rows: QuerySet
     owner: str  # the column naming the job or build
-    single: bool  # one job only: its timestamps are unique, they alone give the order
-    # One job's lines searched by ``text``: its search chunks narrow where to look.
-    searched: tuple[Job, list[search.Term], datetime, datetime] | None = None
+    single: bool  # one job only: its times are unique and increase with its seqs
+    # One job's lines searched by ``text``: its search chunks narrow where to look, in the range
+    # of seqs that holds the window (``marks.lines_filter``).
+    searched: tuple[Job, list[search.Term], datetime, datetime, Q] | None = None
 
     def columns(self) -> tuple[str, ...]:
         if self.kind == "app":
@@ -61,7 +62,8 @@ class _Source:
         return ("build_id", "seq", "timestamp", "seq", "text", "build__service_id")
 
     def order(self, forward: bool) -> tuple[str, ...]:
-        names = ("timestamp",) if self.single else ("timestamp", self.owner, "seq")
+        # One job's seqs are in the order of its times, and the primary key yields them so.
+        names = ("seq",) if self.single else ("timestamp", self.owner, "seq")
         return names if forward else tuple(f"-{name}" for name in names)
 
 
@@ -91,16 +93,19 @@ def _sources(q: LogQuery) -> list[_Source]:
     streams = [stream for stream, name in LEVELS.items() if want_level(name)]
     if want_type("app") and streams and (q.jobs or q.services):
         ids = _owner_ids([job.pk for job in q.jobs], q.services, Job, instances)
-        rows = JobLogLine.objects.filter(
-            job_id__in=ids, timestamp__gte=q.start, timestamp__lte=q.end
-        )
+        in_window = Q(timestamp__gte=q.start, timestamp__lte=q.end)
         if len(streams) < len(LEVELS):
-            rows = rows.filter(stream__in=streams)
-        single = len(q.jobs) == 1 and not q.services and not instances
-        # Chunks hold text only: a search that also filters by level reads the lines.
-        text_only = single and text and len(streams) == len(LEVELS)
-        searched = (q.jobs[0], text, q.start, q.end) if text_only else None
-        sources.append(_Source("app", rows, "job_id", single, searched))
+            in_window &= Q(stream__in=streams)
+        if len(q.jobs) == 1 and not q.services and not instances:
+            job = q.jobs[0]
+            span = marks.lines_filter(job.pk, marks.ranges([job.pk], q.start, q.end).get(job.pk))
+            rows = JobLogLine.objects.filter(span, in_window)
+            # Chunks hold text only: a search that also filters by level reads the lines.
+            text_only = text and len(streams) == len(LEVELS)
+            searched = (job, text, q.start, q.end, span) if text_only else None
+            sources.append(_Source("app", rows, "job_id", True, searched))
+        else:
+            sources += _job_sources(ids, q.start, q.end, in_window)
     if want_type("build") and want_level("info") and (q.builds or q.services):
         ids = _owner_ids([build.pk for build in q.builds], q.services, Build, instances)
         build_rows = BuildLogLine.objects.filter(
@@ -111,6 +116,40 @@ def _sources(q: LogQuery) -> list[_Source]:
         for lookup in search.text_lookups(text):
             source.rows = source.rows.filter(**lookup)
     return sources
+
+
+def _job_sources(ids: Any, start: datetime, end: datetime, in_window: Q) -> list[_Source]:
+    """The window's lines of several jobs (``ids``: a list, or a subquery): those of the jobs
+    with marks, each through its own range of seqs, and those of the others (small logs) whole;
+    two queries, so that an ``IN (subquery)`` never sits under an ``OR``."""
+    spans = marks.ranges(ids, start, end)
+    found = [
+        _Source(
+            "app",
+            JobLogLine.objects.filter(in_window, job_id__in=_without(ids, spans)),
+            "job_id",
+            False,
+        )
+    ]
+    wanted = [
+        marks.lines_filter(job_id, (first, stop))
+        for job_id, (first, stop) in spans.items()
+        if stop is None or first < stop
+    ]
+    if wanted:
+        either = wanted[0]
+        for span in wanted[1:]:
+            either |= span
+        found.append(_Source("app", JobLogLine.objects.filter(either, in_window), "job_id", False))
+    return found
+
+
+def _without(ids: Any, spans: dict) -> Any:
+    if not spans:
+        return ids
+    if isinstance(ids, QuerySet):
+        return ids.exclude(pk__in=list(spans))
+    return [job_id for job_id in ids if job_id not in spans]
 
 
 def check(q: LogQuery) -> None:
@@ -125,11 +164,11 @@ def _sort_key(line: tuple) -> tuple:
 
 def _fetch(source: _Source, rows: QuerySet, forward: bool, limit: int | None) -> list[tuple]:
     if source.searched is not None and limit is not None and index.has_chunks(source.searched[0]):
-        job, terms, start, end = source.searched
+        job, terms, start, end, span = source.searched
         # A job's timestamps increase with its seqs: the window is a range of seqs.
-        times = JobLogLine.objects.filter(job_id=job.pk).values_list("seq", flat=True)
-        first = times.filter(timestamp__gte=start).order_by("timestamp").first()
-        last = times.filter(timestamp__lte=end).order_by("-timestamp").first()
+        times = JobLogLine.objects.filter(span).values_list("seq", flat=True)
+        first = times.filter(timestamp__gte=start).order_by("seq").first()
+        last = times.filter(timestamp__lte=end).order_by("-seq").first()
         if first is None or last is None:
             return []
         seqs = index.matching_seqs(
@@ -143,21 +182,29 @@ def _fetch(source: _Source, rows: QuerySet, forward: bool, limit: int | None) ->
     return [(source.kind, *row) for row in found]
 
 
-def _run(callable_: Any) -> Any:
+def _run(callable_: Any, sources: list[_Source] | None = None) -> Any:
     """``callable_()`` in one transaction, bounded in time (``search.bounded``); PostgreSQL
     refusing an expression RE2 accepted (a construct its engine lacks, such as a named group) is
-    a 400 naming ``text``."""
+    a 400 naming ``text``. ``sources``: what it reads (None: one job's lines)."""
+    postgres = connection.vendor == "postgresql"
     try:
         with transaction.atomic():
-            if connection.vendor == "postgresql":
+            if postgres:
                 # A job's lines arrive faster than autovacuum's statistics: with stale estimates
                 # the planner prefers a bitmap scan that sorts every line in the window for each
-                # page. The (job, timestamp) index already yields them in order; make it take
-                # that.
+                # page. The primary key already yields one job's lines in order; make it take
+                # that. Several jobs' lines are sorted anyway, and their ranges of seqs are
+                # ORed in a bitmap: there it stays on (SET LOCAL outlives a savepoint, so say
+                # which each time, and put it back after).
+                bitmaps = "off" if all(s.single for s in sources or ()) else "on"
                 with connection.cursor() as cursor:
-                    cursor.execute("SET LOCAL enable_bitmapscan = off")
+                    cursor.execute(f"SET LOCAL enable_bitmapscan = {bitmaps}")
             with search.bounded():
-                return callable_()
+                result = callable_()
+            if postgres:
+                with connection.cursor() as cursor:
+                    cursor.execute("SET LOCAL enable_bitmapscan TO DEFAULT")
+            return result
     except DataError as exc:
         if type(exc.__cause__).__name__ == "InvalidRegularExpression":
             raise Invalid(
@@ -223,7 +270,7 @@ def query_logs(q: LogQuery) -> dict:
                 page.sort(key=_sort_key, reverse=not forward)
         return page, has_more
 
-    page, has_more = _run(page_of_lines) if sources else ([], False)
+    page, has_more = _run(page_of_lines, sources) if sources else ([], False)
     if forward:
         next_start = page[-1][3] + ONE_US if page else q.start
         next_end = q.end
@@ -289,7 +336,7 @@ def label_values(q: LogQuery, label: str, limit: int) -> list[str]:
                 )
         return sorted(found)[:limit]
 
-    return _run(values) if sources else []
+    return _run(values, sources) if sources else []
 
 
 def line_batches(job_pk: str, batch: int = 5000) -> Iterator[list[tuple]]:

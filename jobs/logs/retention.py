@@ -27,7 +27,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from jobs.logs import index
+from jobs.logs import index, marks
 from jobs.models import Job, JobLogLine
 from services.models import Build, BuildLogLine, Workspace
 
@@ -108,6 +108,7 @@ def _purge(
                 break
         if purged_here and line_model is JobLogLine:
             index.forget(chunk)  # search chunks hold the purged lines' text too
+            marks.forget(chunk, cutoff)
         # Finished before the cutoff: every line has expired (a job that printed nothing is
         # marked too: its logs, such as they were, expired).
         expired += owners.model.objects.filter(

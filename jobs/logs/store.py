@@ -29,6 +29,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.dispatch import Signal
 
+from jobs.logs import marks
 from jobs.logs.clean import clean_text, split_bytes, truncation_text
 from jobs.logs.mask import LogMasker
 from jobs.logs.parse import (
@@ -249,6 +250,8 @@ class Batch:
     dropped_bytes: int
     truncation_seq: int | None
     truncation_text: str | None  # the truncation marker's new text, when it changed
+    # The (seq, microseconds) of its lines to mark (``jobs.logs.marks``), chosen by ``store``.
+    marks: list[tuple[int, int]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.lines)
@@ -313,6 +316,9 @@ class LogWriter:
     # The job's env values masked before anything is stored (jobs.logs.mask); None: nothing to
     # mask, or the service's ``mask_secrets`` is off.
     masker: LogMasker | None = field(default=None, repr=False)
+    # The first seq the next ``JobLogMark`` may take (``jobs.logs.marks``); touched by ``store``
+    # only. A new writer marks its first batch.
+    next_mark: int = 0
 
     @classmethod
     def for_job(cls, job_id: str) -> LogWriter:
@@ -610,6 +616,7 @@ class LogWriter:
         together, and the compare-and-set on ``log_line_count`` tells a commit whose answer was
         lost (the count moved to ours: stored once, not again) from one that never happened."""
         lines = batch.lines
+        batch.marks, next_mark = marks.choose(lines.loose, lines.blocks, self.next_mark)
         began = time.monotonic()
         delay = FLUSH_RETRY_FIRST
         deadline = time.monotonic() + FLUSH_RETRY_FOR
@@ -633,6 +640,7 @@ class LogWriter:
                     )
                 time.sleep(delay)
                 delay = min(delay * 2, FLUSH_RETRY_MAX_DELAY)
+        self.next_mark = next_mark
         if failing_since is not None:
             logger.warning(
                 "stored the log of %s after %.1f s of database errors",
@@ -681,6 +689,7 @@ class LogWriter:
             if not updated:
                 raise LogConflict(self.job_id)
             insert_lines(self.job_id, lines.loose, lines.blocks)
+            marks.add(self.job_id, batch.marks)
             first = lines.first
             if first is not None and first[0] == 0:
                 # Docker stamps a job's first lines before the StartedAt it reports: keep

@@ -50,3 +50,30 @@ def test_the_key_change_keeps_every_line_both_ways(job_service):
         assert len(set(old.objects.values_list("id", flat=True))) == 50
     finally:
         migrate(latest())  # not only AFTER: later migrations (jobs 0005…) were unapplied too
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_the_log_marks_migration_marks_the_lines_already_stored(job_service):
+    """jobs 0012 puts marks in place of the (job, timestamp) index: every thousandth line of
+    the logs stored before it is marked, so their windows stay narrow."""
+    from datetime import timedelta
+
+    from jobs.launch import create_job
+
+    job = create_job(job_service, "true")
+    at = [job.created_at + timedelta(microseconds=7 * i) for i in range(2_500)]
+    try:
+        old = migrate([("jobs", "0011_log_chunks")]).get_model("jobs", "JobLogLine")
+        old.objects.bulk_create(
+            old(job_id=job.id, seq=i, timestamp=at[i], stream=1, text=f"l{i}") for i in range(2_500)
+        )
+        new = migrate([("jobs", "0012_log_marks")])
+        marks = new.get_model("jobs", "JobLogMark").objects.order_by("seq")
+        assert list(marks.values_list("job_id", "seq", "timestamp")) == [
+            (job.id, seq, at[seq]) for seq in (0, 1000, 2000)
+        ]
+        with connection.cursor() as cursor:
+            constraints = connection.introspection.get_constraints(cursor, "jobs_joblogline")
+        assert "job_log_time" not in constraints
+    finally:
+        migrate(latest())
