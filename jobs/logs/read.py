@@ -84,7 +84,9 @@ def _owner_ids(
     return [pk for pk in [*explicit, *(by_service if services else [])] if matches(pk)]
 
 
-def _sources(q: LogQuery) -> list[_Source]:
+def _sources(q: LogQuery, *, narrow: bool = True) -> list[_Source]:
+    """The tables and rows ``q`` reads; ``narrow``: job lines by their marks' ranges of seqs
+    (a query), else by their times alone (for ``check``, which runs no query)."""
     text = search.parse("text", q.text)
     want_level = search.label_matcher(search.parse("level", q.levels))
     want_type = search.label_matcher(search.parse("type", q.types))
@@ -96,7 +98,9 @@ def _sources(q: LogQuery) -> list[_Source]:
         in_window = Q(timestamp__gte=q.start, timestamp__lte=q.end)
         if len(streams) < len(LEVELS):
             in_window &= Q(stream__in=streams)
-        if len(q.jobs) == 1 and not q.services and not instances:
+        if not narrow:
+            sources.append(_Source("app", JobLogLine.objects.filter(in_window), "job_id", False))
+        elif len(q.jobs) == 1 and not q.services and not instances:
             job = q.jobs[0]
             span = marks.lines_filter(job.pk, marks.ranges([job.pk], q.start, q.end).get(job.pk))
             rows = JobLogLine.objects.filter(span, in_window)
@@ -154,7 +158,7 @@ def _without(ids: Any, spans: dict) -> Any:
 
 def check(q: LogQuery) -> None:
     """Raise ``Invalid`` naming the filter if one of ``q``'s is bad (no query runs)."""
-    _sources(q)
+    _sources(q, narrow=False)
 
 
 def _sort_key(line: tuple) -> tuple:
