@@ -28,11 +28,13 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from jobs.logs import index, marks
+from jobs.logs.parse import EPOCH
 from jobs.models import Job, JobLogLine
 from services.models import Build, BuildLogLine, Workspace
 
 log = logging.getLogger(__name__)
 
+ONE_US = timedelta(microseconds=1)
 CHUNK = 500  # jobs (or builds) whose lines one batch may cover
 
 
@@ -93,19 +95,31 @@ def _purge(
             break
         last_id = chunk[-1]
         purged_here = 0
-        while True:
-            with transaction.atomic():
-                ids = list(
-                    line_model.objects.filter(
-                        **{f"{owner_field}__in": chunk}, timestamp__lt=cutoff
-                    ).values_list("pk", flat=True)[:batch_size]
-                )
-                if ids:
-                    line_model.objects.filter(pk__in=ids).delete()
-            deleted += len(ids)
-            purged_here += len(ids)
-            if len(ids) < batch_size:
-                break
+        spans = marks.ranges(chunk, EPOCH, cutoff - ONE_US) if line_model is JobLogLine else {}
+        for owner_id in chunk:
+            # One owner's lines in seq order, which is their time order: the expired ones come
+            # first, read through the primary key (job lines have no index on their time), and
+            # a job's marks say where the ones kept begin.
+            expired_lines = line_model.objects.filter(
+                **{owner_field: owner_id}, timestamp__lt=cutoff
+            ).order_by("seq")
+            stop = spans.get(owner_id, (0, None))[1]
+            if stop is not None:
+                expired_lines = expired_lines.filter(seq__lt=stop)
+            after = -1
+            while True:
+                with transaction.atomic():
+                    batch = expired_lines.filter(seq__gt=after)
+                    seqs = list(batch.values_list("seq", flat=True)[:batch_size])
+                    if seqs:
+                        # A range of the key: a list of thousands of (owner, seq) pairs was
+                        # planned as a scan of the whole table.
+                        batch.filter(seq__lte=seqs[-1]).delete()
+                        after = seqs[-1]
+                deleted += len(seqs)
+                purged_here += len(seqs)
+                if len(seqs) < batch_size:
+                    break
         if purged_here and line_model is JobLogLine:
             index.forget(chunk)  # search chunks hold the purged lines' text too
             marks.forget(chunk, cutoff)

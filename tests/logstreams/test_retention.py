@@ -5,13 +5,13 @@ import time
 from datetime import timedelta
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from jobs.logs import retention
 from jobs.logs.parse import StoredLine
 from jobs.logs.store import LogWriter, insert_lines
-from jobs.models import Job, JobLogLine
+from jobs.models import Job, JobLogLine, JobLogMark
 from services.models import Build, BuildLogLine
 from tests.helpers import missing_part
 
@@ -198,3 +198,37 @@ def test_the_beat_task_purges(workspace, make_service, make_job):
 
     assert not JobLogLine.objects.exists()
     assert Job.objects.get(pk=job.pk).logs_purged_at is not None
+
+
+def test_purging_a_long_log_reads_its_expired_lines_and_few_more(make_service, make_job):
+    """A job running across the cutoff with a big log: the purge reads the expired lines and,
+    by the job's marks, about a thousand of the ones kept, not all of them (job lines have no
+    index on their time)."""
+    from jobs.logs import marks
+    from tests.jobs.test_log_marks import lines_read
+
+    now = timezone.now()
+    job = make_job(
+        make_service(), status="running", created_at=now - timedelta(days=9), started_at=now
+    )
+    writer = LogWriter.for_job(job.id)
+    for i in range(20_000):
+        at = now - timedelta(days=8 if i < 8_000 else 1) + timedelta(microseconds=i)
+        writer.add(int(at.timestamp() * 10**9), 1, f"line {i}\n".encode())
+        if i % 5_000 == 4_999:
+            writer.flush()
+    writer.flush()
+    with transaction.atomic():
+        before = lines_read()
+        assert retention.purge_expired_logs(batch_size=3_000).job_lines == 8_000
+        read = lines_read() - before
+    # Each expired line read at most three times (the planner may read the whole range for the
+    # first batch's search, each batch finds its lines and deletes them by a range of the key)
+    # and at most a stretch between two marks of the kept ones. Without marks the searches read
+    # on through the 12,000 kept lines (59,000 read); a delete by a list of (job, seq) pairs
+    # was planned as a scan of the whole table (71,000).
+    assert read <= 3 * 8_000 + marks.MARK_EVERY, read
+    seqs = JobLogLine.objects.filter(job=job).order_by("seq").values_list("seq", flat=True)
+    assert list(seqs) == list(range(8_000, 20_000))
+    # The expired lines' marks went with them; the kept lines' stay.
+    assert min(JobLogMark.objects.filter(job=job).values_list("seq", flat=True)) == 8_000
