@@ -250,7 +250,7 @@ def stage_medians(jobs) -> str:
     )
 
 
-def bench_throughput(service, n, image, worker, rounds):
+def bench_throughput(service, n, image, worker, rounds=1):
     """(b) ``n`` jobs created at once, ``rounds`` times, each round taking turns with ``n`` bare
     runs and ``n`` bare runs with a job's container settings, so that the machine's noise falls
     on all three alike; the ratio is of the medians."""
