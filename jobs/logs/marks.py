@@ -9,10 +9,10 @@ job, ``JobLogMark`` rows, bound that range: every line before the last mark at o
 newer. The lines are then read through their primary key (job, seq) with the times checked
 row by row: at most the lines between two marks are read in vain at each end.
 
-The log writer marks the first line of a batch (or of a block in it) once ``MARK_EVERY`` seqs
-have passed since its last mark, in the transaction that stores the lines. Marks are only ever a
-hint: lines stored without them (a log written before marks existed, a test's rows) read as one
-wide range, which is slower and still exact.
+The log writer marks a line (one stored on its own, or the first of a block of COPY rows) once
+``MARK_EVERY`` seqs have passed since its last mark, in the transaction that stores the lines.
+Marks are only ever a hint: lines stored without them (a log written before marks existed, a
+test's rows) read as one wide range, which is slower and still exact.
 """
 
 from __future__ import annotations

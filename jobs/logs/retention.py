@@ -35,7 +35,7 @@ from services.models import Build, BuildLogLine, Workspace
 log = logging.getLogger(__name__)
 
 ONE_US = timedelta(microseconds=1)
-CHUNK = 500  # jobs (or builds) whose lines one batch may cover
+CHUNK = 500  # jobs (or builds) read at a time (their lines are then purged one owner at a time)
 
 
 @dataclass
