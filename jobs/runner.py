@@ -56,10 +56,12 @@ START_MESSAGE_LIVE = timedelta(seconds=60)
 _local = threading.local()
 
 # This process's supervisor, if it has one, follows a job's log from the moment its container
-# runs (``jobs.supervisor.Supervisor.starting`` and ``follow_now``): ``on_starting(job id)`` is
-# called once the container runs, ``on_started(job id, Docker client, the container's attrs)``
-# once the job's row says so too.
+# runs (``jobs.supervisor.Supervisor.starting``, ``launched`` and ``follow_now``):
+# ``on_starting(job id)`` is called once the container runs; ``on_launched(job, container id)``
+# may take the rest of the start (``mark_running``) off start_job's thread, saying so with True;
+# ``on_started(job id, Docker client, the container's attrs)`` once the job's row says it runs.
 on_starting: Callable[[str], None] | None = None
+on_launched: Callable[[Job, str], bool] | None = None
 on_started: Callable[[str, DockerClient, dict], None] | None = None
 
 
@@ -508,10 +510,10 @@ def start(job_id: str, client: DockerClient | None = None) -> StartOutcome:
         return StartOutcome.FAILED
     except (DockerException, OSError) as exc:
         return _wait_for_docker(job_id, exc)
+    assert container.id is not None  # docker types Model.id as optional; the engine sets it
     try:
         if container.attrs.get("State", {}).get("Status", "created") == "created":
             container.start()
-        container.reload()
     except NotFound:
         return StartOutcome.SKIPPED  # removed meanwhile (canceled and cleaned up)
     except APIError as exc:
@@ -520,29 +522,53 @@ def start(job_id: str, client: DockerClient | None = None) -> StartOutcome:
         return StartOutcome.FAILED
     except (DockerException, OSError) as exc:
         return _wait_for_docker(job_id, exc, keep_claim=True)  # it may have started
-    started_at = docker_time(container.attrs["State"].get("StartedAt")) or timezone.now()
-    assert container.id is not None  # docker types Model.id as optional; the engine sets it
     announce = on_starting
     if announce is not None:
         announce(job_id)
+    launched = on_launched
+    if launched is not None and launched(job, container.id):
+        # The supervisor's own threads finish the start: this worker thread takes the next
+        # job's start now, not after an inspect, the row and the follower's start (about
+        # 90 ms a job: ``bench_runner.py``'s 100 jobs at once, four at a time). A crash
+        # before the row is written leaves a pending job with a running container, which
+        # the supervisor adopts (``Supervisor._handle_pending``) as after any crash here.
+        return StartOutcome.STARTED
+    return mark_running(job, client, container.id)
+
+
+def mark_running(job: Job, client: DockerClient, container_id: str) -> StartOutcome:
+    """The end of a start, once the job's container runs: its inspect (Docker's StartedAt and
+    the log's path), the running row, and the log followed from its first line."""
+    job_id = job.pk
+    try:
+        attrs = client.api.inspect_container(container_id)
+    except NotFound:
+        return StartOutcome.SKIPPED  # removed meanwhile (canceled and cleaned up)
+    except APIError as exc:
+        _remove_quietly(client, job.container_name)
+        fail_start(job_id, f"Docker could not start the container: {_explain(exc)}")
+        return StartOutcome.FAILED
+    except (DockerException, OSError) as exc:
+        return _wait_for_docker(job_id, exc, keep_claim=True)  # it has started
+    started_at = docker_time(attrs["State"].get("StartedAt")) or timezone.now()
     moved = Job.objects.filter(pk=job_id, status=JobStatus.PENDING).update(
         status=JobStatus.RUNNING,
         started_at=started_at,
-        container_id=container.id,
+        container_id=container_id,
         host=settings.RUNNER_HOST,
         note="",
     )
     if not moved:
         # Canceled while we were starting it: it must never run. (Unless the supervisor adopted
         # this very container meanwhile: then it is running and stays.)
-        if not Job.objects.filter(pk=job_id, container_id=container.id).exists():
-            _remove_quietly(client, container.id)
+        if not Job.objects.filter(pk=job_id, container_id=container_id).exists():
+            _remove_quietly(client, container_id)
         return StartOutcome.SKIPPED
     logger.info("job %s started on %s (%s)", job_id, settings.RUNNER_HOST, job.plan.name)
     hook = on_started
     if hook is not None:
         try:
-            hook(job_id, client, container.attrs)
+            hook(job_id, client, attrs)
         except Exception:
             logger.exception("following %s from its start", job_id)  # the next pass will
     return StartOutcome.STARTED

@@ -162,7 +162,7 @@ def test_the_supervisor_puts_the_startup_heap_out_of_the_collectors_reach(monkey
     from jobs import runner, supervisor
 
     class Idle:
-        starting = follow_now = None
+        starting = launched = follow_now = None
 
         def __init__(self, interval: float) -> None:
             pass
@@ -176,6 +176,7 @@ def test_the_supervisor_puts_the_startup_heap_out_of_the_collectors_reach(monkey
     monkeypatch.setattr(supervisor, "Supervisor", Idle)
     monkeypatch.setattr(supervisor, "_supervisor", None)
     monkeypatch.setattr(runner, "on_starting", None)
+    monkeypatch.setattr(runner, "on_launched", None)
     monkeypatch.setattr(runner, "on_started", None)
     gc.unfreeze()
     try:
