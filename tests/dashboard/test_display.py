@@ -80,6 +80,8 @@ def test_highlight_escapes_every_piece():
         datetime(2026, 3, 4, 5, 6, 7, 891234, tzinfo=UTC),
         datetime(2026, 3, 4, 5, 6, 7, tzinfo=ZoneInfo("America/Los_Angeles")),
         datetime(999, 1, 2, 3, 4, 5, 6, tzinfo=ZoneInfo("Asia/Kathmandu")),
+        datetime(1000, 1, 1, 0, 0, 0, tzinfo=UTC),
+        datetime(1000, 1, 1, 5, 0, 0, tzinfo=ZoneInfo("Asia/Kathmandu")),  # 999 in UTC
         datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
     ],
 )

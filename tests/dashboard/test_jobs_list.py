@@ -152,6 +152,22 @@ def test_it_paginates_with_a_cursor(owner, service, make_job, login):
     assert 'id="load-more"' not in page
 
 
+def test_load_more_keeps_the_filters_in_both_its_links(owner, service, make_job, login):
+    """The link's query string (``{% querystring %}``, written once for href and hx-get) is the
+    page's own with the cursor set, escaped as the tag escapes it."""
+    base = timezone.now()
+    jobs = [
+        make_job(status=JobStatus.FAILED, created_at=base - timedelta(seconds=i))
+        for i in range(PAGE_SIZE + 1)
+    ]
+    body = login(owner).get(url(service) + "?status=failed&q=&tz=UTC").content.decode()
+    more = f"?status=failed&amp;q=&amp;tz=UTC&amp;cursor={jobs[PAGE_SIZE - 1].id}"
+    assert (
+        f'<a class="button" href="{more}" hx-get="{url(service)}{more}" hx-target="#load-more" '
+        'hx-swap="outerHTML">Load more</a>'
+    ) in body
+
+
 def test_cursor_breaks_ties_on_equal_timestamps(owner, service, make_job, login):
     same = timezone.now()
     jobs = sorted(
