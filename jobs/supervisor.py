@@ -238,9 +238,10 @@ class Supervisor(threading.Thread):
 
     def follow_now(self, job_id: str, client: DockerClient, attrs: dict) -> None:
         """Start following a job's log the moment its container runs (``runner.on_started``, in
-        the thread that started it), not at the next pass: Docker rotates a job's on-host log
-        (``runner.log_config``), and a job printing flat out from its first millisecond could
-        otherwise have a small log's first pieces rotated away before anyone read them."""
+        the thread that finished its start), not at the next pass: Docker rotates a job's
+        on-host log (``runner.log_config``), and a job printing flat out from its first
+        millisecond could otherwise have a small log's first pieces rotated away before anyone
+        read them."""
         if not self.active or self.stopped.is_set():
             with self.handoff_lock:
                 self.announced.pop(job_id, None)
