@@ -68,6 +68,10 @@ OUTAGES_KEPT = 20  # engine outages remembered (the exits of a lost container ar
 # Threads finishing starts (``launched``): an inspect and a row each, about 90 ms, for starts
 # that come a few a second at most (each takes the engine half a second, four at a time).
 LAUNCH_THREADS = 2
+# A container killed (exit 137) without OOMKilled is inspected again this many times, this
+# many seconds apart, before its exit is recorded (``Supervisor._exit_state``).
+OOM_SETTLE_TRIES = 3
+OOM_SETTLE_WAIT = 0.1
 OUTAGE_SLACK = timedelta(seconds=2)  # the engine's clock and ours, and a listing's own time
 
 
@@ -414,7 +418,7 @@ class Supervisor(threading.Thread):
                 self._stop_job(job_id, container_id)
         elif state in ("exited", "dead") and follower.done:
             assert self.client is not None  # tick listed the containers with it
-            attrs = self.client.api.inspect_container(container_id)
+            attrs = self._exit_state(container_id, job)
             why = self._lost_to_engine(attrs["State"])
             used = self.usage.finish(
                 job_id,
@@ -428,6 +432,23 @@ class Supervisor(threading.Thread):
             self.followers.pop(job_id, None)
             self.stoppers.pop(job_id, None)
             self._remove(container_id)
+
+    def _exit_state(self, container_id: str, job: Job) -> dict:
+        """The exited container's inspect. Killed (exit 137) without the engine saying it was
+        for memory, it is asked again a few times: the engine records the kernel's OOM kill
+        from an event of its own, which can come a moment after the exit (a job of an 8 MB
+        plan ended ``nonZeroExit: 137`` instead of ``oomKilled`` in CI)."""
+        assert self.client is not None  # tick listed the containers with it
+        attrs = self.client.api.inspect_container(container_id)
+        for _ in range(OOM_SETTLE_TRIES):
+            state = attrs["State"]
+            if state.get("ExitCode") != 137 or state.get("OOMKilled"):
+                break
+            if job.cancel_requested_at is not None:
+                break  # stopped on request: the cancel is its reason whatever the engine says
+            time.sleep(OOM_SETTLE_WAIT)
+            attrs = self.client.api.inspect_container(container_id)
+        return attrs
 
     def _handle_pending(self, job: Job, item: dict) -> None:
         if runner.is_swarm_task(job.container_name, item):
