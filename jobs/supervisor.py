@@ -68,10 +68,9 @@ OUTAGES_KEPT = 20  # engine outages remembered (the exits of a lost container ar
 # Threads finishing starts (``launched``): an inspect and a row each, about 90 ms, for starts
 # that come a few a second at most (each takes the engine half a second, four at a time).
 LAUNCH_THREADS = 2
-# A container killed (exit 137) without OOMKilled is inspected again this many times, this
-# many seconds apart, before its exit is recorded (``Supervisor._exit_state``).
-OOM_SETTLE_TRIES = 3
-OOM_SETTLE_WAIT = 0.1
+# A container killed (exit 137) without OOMKilled has its exit recorded once it ended this long
+# ago; until then the passes look again (``Supervisor._exit_state``).
+OOM_SETTLE = timedelta(seconds=1)
 OUTAGE_SLACK = timedelta(seconds=2)  # the engine's clock and ours, and a listing's own time
 
 
@@ -419,6 +418,8 @@ class Supervisor(threading.Thread):
         elif state in ("exited", "dead") and follower.done:
             assert self.client is not None  # tick listed the containers with it
             attrs = self._exit_state(container_id, job)
+            if attrs is None:
+                return  # the engine may still say it was for memory: the next pass looks again
             why = self._lost_to_engine(attrs["State"])
             used = self.usage.finish(
                 job_id,
@@ -433,21 +434,23 @@ class Supervisor(threading.Thread):
             self.stoppers.pop(job_id, None)
             self._remove(container_id)
 
-    def _exit_state(self, container_id: str, job: Job) -> dict:
-        """The exited container's inspect. Killed (exit 137) without the engine saying it was
-        for memory, it is asked again a few times: the engine records the kernel's OOM kill
-        from an event of its own, which can come a moment after the exit (a job of an 8 MB
-        plan ended ``nonZeroExit: 137`` instead of ``oomKilled`` in CI)."""
+    def _exit_state(self, container_id: str, job: Job) -> dict | None:
+        """The exited container's inspect, or None while its exit may not be final: killed (exit
+        137) less than OOM_SETTLE ago without the engine saying it was for memory. The engine
+        records the kernel's OOM kill from an event of its own, which can come a moment after
+        the exit (a job of an 8 MB plan ended ``nonZeroExit: 137`` instead of ``oomKilled`` in
+        CI). The pass never waits for it: a job that exits 137 on purpose delays only its own
+        end, never another's (the first fix slept here, 0.3 s a job, on the one loop)."""
         assert self.client is not None  # tick listed the containers with it
         attrs = self.client.api.inspect_container(container_id)
-        for _ in range(OOM_SETTLE_TRIES):
-            state = attrs["State"]
-            if state.get("ExitCode") != 137 or state.get("OOMKilled"):
-                break
-            if job.cancel_requested_at is not None:
-                break  # stopped on request: the cancel is its reason whatever the engine says
-            time.sleep(OOM_SETTLE_WAIT)
-            attrs = self.client.api.inspect_container(container_id)
+        state = attrs["State"]
+        if state.get("ExitCode") != 137 or state.get("OOMKilled"):
+            return attrs
+        if job.cancel_requested_at is not None:
+            return attrs  # stopped on request: the cancel is its reason whatever the engine says
+        finished = runner.docker_time(state.get("FinishedAt"))
+        if finished is not None and timezone.now() - finished < OOM_SETTLE:
+            return None
         return attrs
 
     def _handle_pending(self, job: Job, item: dict) -> None:
