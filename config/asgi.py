@@ -16,10 +16,17 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 django_wsgi = get_wsgi_application()
 
 from a2wsgi import WSGIMiddleware  # noqa: E402
+from django.urls import get_resolver  # noqa: E402
 
 from api import logtail  # noqa: E402
+from services.startup import freeze_startup_objects  # noqa: E402
 
 http = WSGIMiddleware(django_wsgi, workers=int(os.environ.get("WEB_THREADS", "8")))  # type: ignore[arg-type]
+
+# Every view is imported now rather than on the first request, and what is loaded by then stays
+# out of the garbage collector's full passes (services.startup).
+get_resolver().url_patterns  # noqa: B018 - imports the URLconf and its views
+freeze_startup_objects()
 
 
 async def application(scope, receive, send):

@@ -33,7 +33,6 @@ keeps a second worker on the same host waiting as a standby.
 from __future__ import annotations
 
 import fcntl
-import gc
 import logging
 import os
 import queue
@@ -55,6 +54,7 @@ from jobs.backends.swarm import ManagerPass
 from jobs.logs.follow import LogFollower, open_from_start
 from jobs.models import FINISHED, Job, JobStatus, RunnerHost
 from jobs.usage import UsageSampler
+from services.startup import freeze_startup_objects
 
 logger = logging.getLogger(__name__)
 
@@ -569,17 +569,6 @@ def start_supervisor() -> Supervisor | None:
         runner.on_launched = _supervisor.launched
         runner.on_started = _supervisor.follow_now
     return _supervisor
-
-
-def freeze_startup_objects() -> None:
-    """Move everything the worker made to start up (Django, Celery, the Docker SDK: some 150,000
-    objects) out of the garbage collector's reach, for good. A full collection walks every tracked
-    object while holding the GIL, which stops every thread: with that heap it took 0.2 s, and over
-    1 s on a loaded machine, long enough for Docker to rotate a busy job's small log (16 MB in 4
-    pieces) past the follower before it looked again (``jobs.logs.files``). What the threads make
-    later is collected as before."""
-    gc.collect()
-    gc.freeze()
 
 
 def stop_supervisor() -> None:
