@@ -514,14 +514,8 @@ def start(job_id: str, client: DockerClient | None = None) -> StartOutcome:
     try:
         if container.attrs.get("State", {}).get("Status", "created") == "created":
             container.start()
-    except NotFound:
-        return StartOutcome.SKIPPED  # removed meanwhile (canceled and cleaned up)
-    except APIError as exc:
-        _remove_quietly(client, job.container_name)
-        fail_start(job_id, f"Docker could not start the container: {_explain(exc)}")
-        return StartOutcome.FAILED
     except (DockerException, OSError) as exc:
-        return _wait_for_docker(job_id, exc, keep_claim=True)  # it may have started
+        return _start_failed(job, client, exc)
     announce = on_starting
     if announce is not None:
         announce(job_id)
@@ -542,14 +536,8 @@ def mark_running(job: Job, client: DockerClient, container_id: str) -> StartOutc
     job_id = job.pk
     try:
         attrs = client.api.inspect_container(container_id)
-    except NotFound:
-        return StartOutcome.SKIPPED  # removed meanwhile (canceled and cleaned up)
-    except APIError as exc:
-        _remove_quietly(client, job.container_name)
-        fail_start(job_id, f"Docker could not start the container: {_explain(exc)}")
-        return StartOutcome.FAILED
     except (DockerException, OSError) as exc:
-        return _wait_for_docker(job_id, exc, keep_claim=True)  # it has started
+        return _start_failed(job, client, exc)
     started_at = docker_time(attrs["State"].get("StartedAt")) or timezone.now()
     moved = Job.objects.filter(pk=job_id, status=JobStatus.PENDING).update(
         status=JobStatus.RUNNING,
@@ -572,6 +560,20 @@ def mark_running(job: Job, client: DockerClient, container_id: str) -> StartOutc
         except Exception:
             logger.exception("following %s from its start", job_id)  # the next pass will
     return StartOutcome.STARTED
+
+
+def _start_failed(job: Job, client: DockerClient, exc: DockerException | OSError) -> StartOutcome:
+    """The engine's answer to the start of the job's container, or to the inspect right after
+    it, was an error: the container is gone (canceled and cleaned up meanwhile), the engine
+    refused (the job fails), or it did not answer (the job waits for it with its claim: the
+    container may have started)."""
+    if isinstance(exc, NotFound):
+        return StartOutcome.SKIPPED
+    if isinstance(exc, APIError):
+        _remove_quietly(client, job.container_name)
+        fail_start(job.pk, f"Docker could not start the container: {_explain(exc)}")
+        return StartOutcome.FAILED
+    return _wait_for_docker(job.pk, exc, keep_claim=True)
 
 
 def _wait_for_docker(job_id: str, exc: Exception, *, keep_claim: bool = False) -> StartOutcome:
