@@ -4,9 +4,10 @@ import json
 import threading
 
 import pytest
+import requests
 from django.db import connection, transaction
 from docker import APIClient
-from docker.errors import APIError
+from docker.errors import APIError, NotFound
 
 from jobs import runner
 from jobs.launch import create_job
@@ -118,3 +119,46 @@ def test_a_create_error_is_scrubbed_of_the_snapshots_values(
     assert job.reason == {
         "startError": "Docker could not create the container: bad env: API_TOKEN=**** SHORT=abc"
     }
+
+
+@pytest.mark.parametrize(
+    ("error", "outcome", "status"),
+    [
+        (APIError("500", explanation="inspect <refused>"), "FAILED", JobStatus.FAILED),
+        (NotFound("gone"), "SKIPPED", JobStatus.PENDING),
+        (requests.ConnectionError("engine away"), "WAITING", JobStatus.PENDING),
+    ],
+)
+def test_an_error_from_the_inspect_after_the_start_is_handled_as_one_from_the_start(
+    runner_instance, job_service, docker_client, monkeypatch, error, outcome, status
+):
+    """``runner._start_failed``: the engine started the container, then its inspect failed.
+    Refused: the job fails with the engine's words and its container goes; gone: someone else
+    removed it (a cancel), nothing is recorded; no answer: the job keeps its claim and waits."""
+    with transaction.atomic():
+        job = create_job(job_service, "sleep 30")
+
+    def fail(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(runner, "on_launched", None)  # this thread finishes the start itself
+    monkeypatch.setattr(APIClient, "inspect_container", fail)
+    try:
+        assert runner.start(job.id) == getattr(runner.StartOutcome, outcome)
+        monkeypatch.undo()
+        job.refresh_from_db()
+        assert job.status == status
+        left = docker_client.containers.list(all=True, filters={"label": f"oneoff.job={job.id}"})
+        if outcome == "FAILED":
+            assert job.reason == {
+                "startError": "Docker could not start the container: inspect <refused>"
+            }
+            assert left == []
+        else:
+            assert len(left) == 1  # running; the supervisor adopts or removes it
+        if outcome == "WAITING":
+            assert job.claimed_at is not None  # kept: the container may run
+            assert job.note.startswith("Waiting for the Docker Engine")
+    finally:
+        for c in docker_client.containers.list(all=True, filters={"label": f"oneoff.job={job.id}"}):
+            c.remove(force=True)
