@@ -16,6 +16,7 @@ from jobs.models import UNFINISHED, EnvSnapshot, Job, JobStatus
 from services.builds.queue import cancel_build
 from services.errors import Invalid, NotFound, Refused
 from services.models import Build, BuildStatus, EnvVar, Plan, Service, Workspace
+from services.prepared import Prepared
 from services.transitions import transition
 
 logger = logging.getLogger(__name__)
@@ -79,6 +80,19 @@ def resolve_plan(service: Service, plan_id: str | None) -> Plan:
     return chosen
 
 
+# A job create's first read, compiled once (``services.prepared``): the service, locked so a
+# concurrent env change or build lands wholly before or after the create, with its plan and
+# workspace (unlocked: other creates in the workspace never wait for this one). A deleted
+# service is gone (``Service.objects`` never returns one).
+_LOCKED_SERVICE = Prepared(
+    lambda shape, *, pk: (
+        Service.objects.select_related("plan", "workspace")
+        .select_for_update(of=("self",))
+        .filter(pk=pk)[:1]
+    )
+)
+
+
 def create_job(
     service: Service,
     start_command: str,
@@ -125,19 +139,10 @@ def create_job(
             "rerun on latest",
         )
     with transaction.atomic():
-        # Lock the service row so a concurrent env change or build lands wholly before or after.
-        # A service deleted meanwhile is gone (Service.objects never returns a deleted one).
-        # Its plan and workspace come along, unlocked (``of``: other creates in the workspace
-        # never wait for this one).
-        locked = (
-            Service.objects.select_related("plan", "workspace")
-            .select_for_update(of=("self",))
-            .filter(pk=service.pk)
-            .first()
-        )
-        if locked is None:
+        found = _LOCKED_SERVICE.run(pk=service.pk)  # locked till the create commits
+        if not found:
             raise NotFound("service")
-        service = locked
+        service = found[0]
         plan = resolve_plan(service, plan_id)
         if service.workspace.monthly_budget is not None:
             # The workspace's row lock makes "what is spent" and this create one step: two

@@ -345,9 +345,8 @@ class Service(RepoSource, models.Model):
         return Plan.objects.filter(kind=self.plan_kind)
 
     def latest_successful_build(self) -> "Build | None":
-        return (
-            self.builds.filter(status=BuildStatus.SUCCEEDED).order_by("-finished_at", "-id").first()
-        )
+        found = _LATEST_BUILD.run(service_id=self.pk)  # every job create: compiled once
+        return found[0] if found else None
 
     def current_deploy(self) -> "tuple[Build | None, Deploy | None]":
         """What new jobs run: the service's current artifact, and the deploy that made it
@@ -374,12 +373,8 @@ class Service(RepoSource, models.Model):
         """The latest successful build, and the deploy of an existing build that came after it
         (None when there is none, or the build came later): that deploy's build is current."""
         latest = self.latest_successful_build()
-        redeploy = (
-            self.deploys.filter(reuses_build=True, build__status=BuildStatus.SUCCEEDED)
-            .select_related("build")
-            .order_by("-created_at", "-id")
-            .first()
-        )
+        found = _LATEST_REDEPLOY.run(service_id=self.pk)
+        redeploy = found[0] if found else None
         if redeploy is not None and (
             latest is None or latest.finished_at is None or redeploy.created_at > latest.finished_at
         ):
@@ -739,3 +734,19 @@ def _key_by_hash(shape: object, digest: str) -> models.QuerySet[ApiKey]:
 
 
 _KEY_BY_HASH = Prepared(_key_by_hash)
+
+# What a job create reads to find the build it runs (``Service._current``), compiled once.
+_LATEST_BUILD = Prepared(
+    lambda shape, *, service_id: Build.objects.filter(
+        service_id=service_id, status=BuildStatus.SUCCEEDED
+    ).order_by("-finished_at", "-id")[:1]
+)
+_LATEST_REDEPLOY = Prepared(
+    lambda shape, *, service_id: (
+        Deploy.objects.filter(
+            service_id=service_id, reuses_build=True, build__status=BuildStatus.SUCCEEDED
+        )
+        .select_related("build")
+        .order_by("-created_at", "-id")[:1]
+    )
+)
