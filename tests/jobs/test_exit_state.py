@@ -71,7 +71,7 @@ def test_other_exits_and_canceled_jobs_are_recorded_at_once(no_waiting):
         assert engine.inspects == 1, code
 
 
-def test_jobs_exiting_137_on_purpose_do_not_hold_up_the_pass():
+def test_jobs_exiting_137_on_purpose_do_not_hold_up_the_pass(no_waiting):
     """A hostile workspace's 100 jobs that `exit 137` at once: the pass that sees them all
     spends no time waiting on them (0.3 s each, 30 s, with the first fix)."""
     started = time.monotonic()

@@ -73,3 +73,31 @@ def test_latest_successful_build_skips_failed_ones(service, make_build):
     make_build(service, status="failed")
     make_build(service, status="building")
     assert service.latest_successful_build() == good
+
+
+@pytest.mark.django_db
+def test_a_services_current_build_is_never_another_workspaces(
+    service, make_build, make_service, other_workspace
+):
+    """``current_build`` reads through queries compiled once a process (``_LATEST_BUILD``,
+    ``_LATEST_REDEPLOY``) and reused with each service's id: another workspace's newer build
+    and newer redeploy never become this service's, whichever service asks first; its job
+    creates snapshot its own build."""
+    from services.models import Deploy, DeployTrigger
+
+    ours = make_build(service)
+    theirs_service = make_service(other_workspace, name="theirs")
+    theirs_old = make_build(theirs_service)
+    theirs_new = make_build(theirs_service)
+    Deploy.objects.create(
+        service=theirs_service, build=theirs_old, trigger=DeployTrigger.ROLLBACK, reuses_build=True
+    )
+    for _ in range(2):  # each order, the compiled queries warm
+        assert service.current_build() == ours
+        assert theirs_service.current_build() == theirs_old  # its rollback wins over theirs_new
+        assert theirs_service.latest_successful_build() == theirs_new
+        assert service.latest_successful_build() == ours
+    from jobs.launch import create_job
+
+    assert create_job(service, "true").build_id == ours.id
+    assert create_job(theirs_service, "true").build_id == theirs_old.id
